@@ -1,0 +1,164 @@
+"""Sequential workflows of 0, 1 and 10 no-op steps: dbos_typed against the official dbos.
+
+Usage: python -m benchmarks.steps [--url postgresql://...] [--workflows N]
+
+Both libraries run against the same Postgres server in the same run, each in its own
+process and its own fresh database. Prints ms per workflow, the per-step overhead
+((t10 - t0) / 10, p50 over repeated rounds) and the ratio between the two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+
+import psycopg
+from psycopg import sql
+
+STEP_COUNTS = (0, 1, 10)
+
+
+def _fresh_database(url: str) -> str:
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return psycopg.conninfo.make_conninfo(url, dbname=name)
+
+
+def _drop_database(url: str, target: str) -> None:
+    name = psycopg.conninfo.conninfo_to_dict(target)["dbname"]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(name)))
+        )
+
+
+def _as_url(conninfo: str) -> str:
+    params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    user = params.get("user", "postgres")
+    host = params.get("host", "127.0.0.1")
+    port = params.get("port", "5432")
+    password = params.get("password")
+    auth = f"{user}:{password}" if password else f"{user}"
+    if str(host).startswith("/"):
+        return f"postgresql://{auth}@/{params['dbname']}?host={host}&port={port}"
+    return f"postgresql://{auth}@{host}:{port}/{params['dbname']}"
+
+
+def _time_rounds(run: Callable[[int], None], workflows: int, rounds: int) -> dict[int, list[float]]:
+    """ms per workflow for each step count, one sample per round."""
+    samples: dict[int, list[float]] = {n: [] for n in STEP_COUNTS}
+    for n in STEP_COUNTS:  # warm up connections, prepared statements and caches
+        for _ in range(20):
+            run(n)
+    for _ in range(rounds):
+        for n in STEP_COUNTS:
+            start = time.perf_counter()
+            for _ in range(workflows):
+                run(n)
+            samples[n].append((time.perf_counter() - start) * 1000 / workflows)
+    return samples
+
+
+def run_ours(url: str, workflows: int, rounds: int) -> dict[int, list[float]]:
+    import dbos_typed as dbos
+
+    def noop() -> None:
+        return None
+
+    def wf(ctx: dbos.WorkflowContext, steps: int) -> int:
+        for _ in range(steps):
+            dbos.run_as_step(ctx, noop, name="noop")
+        return steps
+
+    ctx = dbos.new_context(dbos.Config(app_name="bench", database_url=url))
+    dbos.register_workflow(ctx, wf)
+    ctx.launch()
+    try:
+        return _time_rounds(lambda n: dbos.run_workflow(ctx, wf, n).get_result(), workflows, rounds)
+    finally:
+        ctx.shutdown()
+
+
+def run_official(url: str, workflows: int, rounds: int) -> dict[int, list[float]]:
+    from dbos import DBOS
+
+    DBOS(config={"name": "bench", "system_database_url": url, "log_level": "WARNING"})
+
+    @DBOS.step()
+    def noop() -> None:
+        return None
+
+    @DBOS.workflow()
+    def wf(steps: int) -> int:
+        for _ in range(steps):
+            noop()
+        return steps
+
+    DBOS.launch()
+    try:
+        return _time_rounds(lambda n: DBOS.start_workflow(wf, n).get_result(), workflows, rounds)
+    finally:
+        DBOS.destroy()
+
+
+def _child(impl: str, url: str, workflows: int, rounds: int) -> None:
+    runner = run_ours if impl == "dbos_typed" else run_official
+    print(json.dumps(runner(url, workflows, rounds)))
+
+
+def _measure(impl: str, admin_url: str, workflows: int, rounds: int) -> dict[int, list[float]]:
+    target = _fresh_database(admin_url)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.steps", "--child", impl, "--url", _as_url(target),
+             "--workflows", str(workflows), "--rounds", str(rounds)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    finally:
+        _drop_database(admin_url, target)
+    raw = json.loads(out.strip().splitlines()[-1])
+    return {int(k): v for k, v in raw.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("DBOS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
+    parser.add_argument("--workflows", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--child", choices=["dbos_typed", "dbos"])
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child, args.url, args.workflows, args.rounds)
+        return
+    results = {impl: _measure(impl, args.url, args.workflows, args.rounds) for impl in ("dbos_typed", "dbos")}
+    print(f"{args.workflows} sequential workflows per sample, {args.rounds} rounds, p50 of rounds\n")
+    print(f"{'':24}{'dbos_typed':>12}{'dbos 3.4.0':>12}{'ratio':>8}")
+    medians = {impl: {n: statistics.median(v) for n, v in r.items()} for impl, r in results.items()}
+    for n in STEP_COUNTS:
+        ours, theirs = medians["dbos_typed"][n], medians["dbos"][n]
+        print(f"{f'ms/workflow, {n} steps':24}{ours:12.3f}{theirs:12.3f}{theirs / ours:7.1f}x")
+    per_step = {
+        impl: statistics.median(
+            (r[10][i] - r[0][i]) / 10 for i in range(len(r[0]))
+        )
+        for impl, r in results.items()
+    }
+    ours, theirs = per_step["dbos_typed"], per_step["dbos"]
+    print(f"{'ms/step (10-step - 0)':24}{ours:12.3f}{theirs:12.3f}{theirs / ours:7.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""The checkpoint protocol shared by every durable operation inside a workflow.
+
+Each operation takes the next step ID. On replay the recorded row at that ID is returned
+(after checking its name: a different name means the code is no longer deterministic); on a
+first run the operation executes and its result is written in one round trip. The errors
+dbos_typed itself records (a child's failure, a step's exhausted retries, a timed-out wait)
+are rebuilt from their stored fields, never from a class name looked up at run time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from dbos_typed._context import WorkflowContext
+from dbos_typed._runtime import now_ms
+from dbos_typed._serialization import ErrorRecord
+from dbos_typed._sysdb._rows import RecordResult, StatusName, StepRecord
+from dbos_typed.errors import (
+    AwaitedWorkflowCancelledError,
+    DeadLetterError,
+    MaxStepRetriesExceededError,
+    NonDeterminismError,
+    NonExistentWorkflowError,
+    StepFailedError,
+    WaitTimeoutError,
+    WorkflowCancelled,
+    WorkflowDeadlineExceededError,
+    WorkflowFailedError,
+)
+
+
+class Superseded(WorkflowCancelled):  # noqa: N818 - a WorkflowCancelled variant
+    """This execution lost its workflow to another one (resumed elsewhere, finished, or
+    dead-lettered), so it stops without writing anything more."""
+
+
+def begin_operation(ctx: WorkflowContext, name: str) -> tuple[int, StepRecord | None]:
+    """Take the next step ID; return it with the recorded row to replay, if any.
+
+    Raises:
+        WorkflowCancelled: the workflow was cancelled or the context is shutting down.
+        NonDeterminismError: a different operation is recorded at this step.
+    """
+    state = ctx._state
+    state.check_cancelled()
+    step_id = state.next_step
+    state.next_step += 1
+    recorded = state.recorded.pop(step_id, None) if state.recorded else None
+    if recorded is not None and recorded.name != name:
+        raise NonDeterminismError(
+            state.workflow_id, step_id=step_id, expected=name, recorded=recorded.name
+        )
+    return step_id, recorded
+
+
+def record_operation(ctx: WorkflowContext, step: StepRecord) -> None:
+    """Write a step's checkpoint, telling apart our own retried write and a rival's.
+
+    Raises:
+        WorkflowCancelled: the workflow is no longer PENDING (cancelled, or taken over).
+        NonDeterminismError: another execution recorded a different operation here.
+    """
+    runtime = ctx._runtime
+    state = ctx._state
+    result = runtime.store.record_step(state.workflow_id, step, runtime.app_name)
+    if result is RecordResult.WRITTEN:
+        return
+    if result is RecordResult.ALREADY_RECORDED:
+        existing = runtime.store.get_step(state.workflow_id, step.step_id)
+        if existing is not None and existing.name != step.name:
+            raise NonDeterminismError(
+                state.workflow_id, step_id=step.step_id, expected=step.name, recorded=existing.name
+            )
+        if existing is not None and (existing.output, existing.error) == (step.output, step.error):
+            return  # our own write, retried after a lost reply
+        raise Superseded(state.workflow_id, "superseded by another execution")
+    status = runtime.store.workflow_status(state.workflow_id)
+    if status is StatusName.CANCELLED:
+        state.execution.cancel("cancelled")
+        raise WorkflowCancelled(state.workflow_id)
+    raise Superseded(state.workflow_id, f"no longer running here (status {status})")
+
+
+def run_durably(
+    ctx: WorkflowContext,
+    name: str,
+    execute: Callable[[], tuple[str | None, str | None, Any, BaseException | None]],
+    replay: Callable[[StepRecord], Any],
+    *,
+    child_workflow_id: str | None = None,
+) -> Any:
+    """Run one durable operation: replay it if recorded, else execute and checkpoint it.
+
+    `execute` returns (output JSON, error JSON, value to return, exception to raise).
+    """
+    step_id, recorded = begin_operation(ctx, name)
+    if recorded is not None:
+        return replay(recorded)
+    started = now_ms()
+    output, error, value, failure = execute()
+    record_operation(
+        ctx,
+        StepRecord(
+            step_id=step_id,
+            name=name,
+            output=output,
+            error=error,
+            child_workflow_id=child_workflow_id,
+            started_at_ms=started,
+            completed_at_ms=now_ms(),
+        ),
+    )
+    if failure is not None:
+        raise failure
+    return value
+
+
+# -- errors dbos_typed records and rebuilds ------------------------------------------------
+
+
+def record_of(exc: BaseException) -> ErrorRecord:
+    """What to store of an exception; dbos_typed's own errors keep their fields in `data`."""
+    if isinstance(exc, MaxStepRetriesExceededError):
+        return ErrorRecord(
+            name="MaxStepRetriesExceededError",
+            message=str(exc),
+            data={
+                "step_name": exc.step_name,
+                "attempts": exc.attempts,
+                "error_name": exc.error_name,
+                "error_message": exc.error_message,
+                "error_code": exc.error_code,
+                "data": exc.data,
+            },
+        )
+    if isinstance(exc, StepFailedError):
+        # Replay raises StepFailedError again from the original exception's fields.
+        return ErrorRecord(
+            name=exc.error_name, message=exc.error_message, code=exc.error_code, data=exc.data
+        )
+    if isinstance(exc, WorkflowFailedError):
+        return ErrorRecord(
+            name="WorkflowFailedError",
+            message=str(exc),
+            data={
+                "workflow_id": exc.workflow_id,
+                "error_name": exc.error_name,
+                "error_message": exc.error_message,
+                "error_code": exc.error_code,
+                "data": exc.data,
+            },
+        )
+    if isinstance(
+        exc, AwaitedWorkflowCancelledError | DeadLetterError | NonExistentWorkflowError
+    ):
+        return ErrorRecord(
+            name=type(exc).__name__, message=str(exc), data={"workflow_id": exc.workflow_id}
+        )
+    if isinstance(exc, WaitTimeoutError):
+        return ErrorRecord(
+            name="WaitTimeoutError",
+            message=str(exc),
+            data={"timeout_seconds": exc.timeout.total_seconds()},
+        )
+    return ErrorRecord.of(exc)
+
+
+def _field(data: Any, key: str, default: Any = None) -> Any:
+    return data.get(key, default) if isinstance(data, dict) else default
+
+
+def _rebuild_own(record: ErrorRecord) -> BaseException | None:
+    data = record.data
+    workflow_id = str(_field(data, "workflow_id", ""))
+    if record.name == "WorkflowFailedError":
+        return WorkflowFailedError(
+            workflow_id,
+            error_name=str(_field(data, "error_name", "Error")),
+            error_message=str(_field(data, "error_message", "")),
+            error_code=_field(data, "error_code"),
+            data=_field(data, "data"),
+        )
+    simple: dict[str, Callable[[str], BaseException]] = {
+        "AwaitedWorkflowCancelledError": AwaitedWorkflowCancelledError,
+        "WorkflowDeadlineExceededError": WorkflowDeadlineExceededError,
+        "DeadLetterError": DeadLetterError,
+        "NonExistentWorkflowError": NonExistentWorkflowError,
+    }
+    if record.name in simple:
+        return simple[record.name](workflow_id)
+    if record.name == "WaitTimeoutError":
+        seconds = _field(data, "timeout_seconds", 0.0)
+        return WaitTimeoutError("a result", timedelta(seconds=float(seconds or 0.0)))
+    return None
+
+
+def rebuild_error(record: ErrorRecord, *, step_name: str) -> BaseException:
+    """The exception a recorded operation error raises on replay."""
+    if record.name == "MaxStepRetriesExceededError":
+        data = record.data
+        return MaxStepRetriesExceededError(
+            str(_field(data, "step_name", step_name)),
+            attempts=int(_field(data, "attempts", 0) or 0),
+            error_name=str(_field(data, "error_name", "Error")),
+            error_message=str(_field(data, "error_message", "")),
+            error_code=_field(data, "error_code"),
+            data=_field(data, "data"),
+        )
+    own = _rebuild_own(record)
+    if own is not None:
+        return own
+    return StepFailedError(
+        step_name,
+        error_name=record.name,
+        error_message=record.message,
+        error_code=record.code,
+        data=record.data,
+    )

@@ -1,0 +1,251 @@
+"""`WorkflowHandle[R]` and `retrieve_workflow[R]`: waiting for a workflow's outcome.
+
+A handle to a workflow running in this process waits on it in memory; any other handle
+reads the database with a backoff that starts at a few milliseconds. Inside a workflow,
+awaiting a result is itself a durable operation, so replay does not wait again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Generic, TypeVar, overload
+
+from pydantic import TypeAdapter
+
+from dbos_typed._context import DBOSContext, WorkflowContext
+from dbos_typed._durable import rebuild_error, record_of, run_durably
+from dbos_typed._runtime import Execution, Runtime, now_ms
+from dbos_typed._serialization import Codec, ErrorRecord, codec_for, decode_any, encode_any
+from dbos_typed._status import WorkflowStatus, status_from_record
+from dbos_typed._sysdb._rows import Outcome, StatusName, StepRecord
+from dbos_typed.errors import (
+    AwaitedWorkflowCancelledError,
+    DBOSError,
+    DeadLetterError,
+    InvalidOptionError,
+    NonExistentWorkflowError,
+    WaitTimeoutError,
+    WorkflowDeadlineExceededError,
+    WorkflowFailedError,
+)
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+_FIRST_POLL = 0.005
+_MAX_POLL = 1.0
+
+_UNFINISHED = frozenset({StatusName.PENDING, StatusName.ENQUEUED, StatusName.DELAYED})
+
+
+class WorkflowHandle(Generic[R]):
+    """A reference to a workflow, typed by its result.
+
+    Obtained from `run_workflow` or `retrieve_workflow`. Handles are cheap and may be
+    created for any workflow ID, from any process.
+    """
+
+    __slots__ = ("_codec", "_ctx", "_execution", "_runtime", "workflow_id")
+
+    def __init__(
+        self,
+        ctx: DBOSContext,
+        workflow_id: str,
+        codec: Codec[Any] | None,
+        execution: Execution | None = None,
+    ) -> None:
+        self.workflow_id = workflow_id
+        self._ctx = ctx
+        self._runtime: Runtime = ctx._runtime
+        self._codec = codec
+        self._execution = execution
+
+    def __repr__(self) -> str:
+        return f"WorkflowHandle(workflow_id={self.workflow_id!r})"
+
+    def get_result(self, timeout: timedelta | None = None) -> R:
+        """Wait for the workflow to finish and return its result.
+
+        Durability: called inside a workflow, the outcome is checkpointed as a step
+        (`DBOS.getResult`), so a replay returns it at once and raises the same errors.
+
+        Args:
+            timeout: How long to wait; None waits as long as it takes.
+
+        Raises:
+            WorkflowFailedError: the workflow raised.
+            AwaitedWorkflowCancelledError: it was cancelled (`WorkflowDeadlineExceededError`
+                when its deadline passed).
+            DeadLetterError: it exceeded its recovery attempts.
+            NonExistentWorkflowError: there is no such workflow.
+            WaitTimeoutError: `timeout` passed first.
+        """
+        if timeout is not None and (not isinstance(timeout, timedelta) or timeout < timedelta(0)):
+            raise InvalidOptionError("timeout", "expected a non-negative timedelta or None")
+        ctx = self._ctx
+        if isinstance(ctx, WorkflowContext) and not ctx._state.in_step:
+            return self._durable_result(ctx, timeout)  # type: ignore[no-any-return]
+        return self._wait(timeout, None)
+
+    def _durable_result(self, ctx: WorkflowContext, timeout: timedelta | None) -> Any:
+        def execute() -> tuple[str | None, str | None, Any, BaseException | None]:
+            try:
+                value = self._wait(timeout, ctx)
+            except (
+                WorkflowFailedError,
+                AwaitedWorkflowCancelledError,
+                DeadLetterError,
+                NonExistentWorkflowError,
+                WaitTimeoutError,
+            ) as exc:
+                return None, record_of(exc).encode(), None, exc
+            return self._encode(value), None, value, None
+
+        def replay(recorded: StepRecord) -> Any:
+            if recorded.error is not None:
+                raise rebuild_error(ErrorRecord.decode(recorded.error), step_name="DBOS.getResult")
+            return self._decode(recorded.output or "null")
+
+        return run_durably(
+            ctx, "DBOS.getResult", execute, replay, child_workflow_id=self.workflow_id
+        )
+
+    def _encode(self, value: Any) -> str:
+        return self._codec.encode(value) if self._codec is not None else encode_any(value)
+
+    def _decode(self, text: str) -> Any:
+        return self._codec.decode(text) if self._codec is not None else decode_any(text)
+
+    def _wait(self, timeout: timedelta | None, waiter_ctx: WorkflowContext | None) -> R:
+        runtime = self._runtime
+        give_up = None if timeout is None else time.monotonic() + timeout.total_seconds()
+        waker = threading.Event()
+        interrupt = waiter_ctx._state.execution if waiter_ctx is not None else None
+        if interrupt is not None:
+            interrupt.add_waker(waker)
+        watched: Execution | None = None
+        poll = _FIRST_POLL
+        try:
+            while True:
+                execution = self._execution or runtime.running_execution(self.workflow_id)
+                local_pending = False
+                if execution is not None:
+                    if execution is not watched:
+                        watched = execution
+                        execution.future.add_done_callback(lambda _: waker.set())
+                    if execution.future.done():
+                        kind, value = execution.future.result()
+                        if kind == "ok":
+                            return value  # type: ignore[no-any-return]
+                        if kind == "error":
+                            raise value
+                        self._execution = None
+                    else:
+                        local_pending = True
+                if not local_pending:
+                    outcome = runtime.store.get_outcome(self.workflow_id)
+                    if outcome is None:
+                        raise NonExistentWorkflowError(self.workflow_id)
+                    if outcome.status not in _UNFINISHED:
+                        return self._resolve(outcome)  # type: ignore[no-any-return]
+                    if runtime.shutting_down.is_set() and execution is not None:
+                        raise DBOSError(
+                            f"the context shut down before workflow {self.workflow_id!r} finished"
+                        )
+                if waiter_ctx is not None:
+                    waiter_ctx._state.check_cancelled()
+                wait = None if local_pending else poll
+                if give_up is not None:
+                    remaining = give_up - time.monotonic()
+                    if remaining <= 0:
+                        raise WaitTimeoutError(f"workflow {self.workflow_id!r}", timeout or timedelta())
+                    wait = remaining if wait is None else min(wait, remaining)
+                waker.wait(wait)
+                waker.clear()
+                if not local_pending:
+                    poll = min(poll * 1.5, _MAX_POLL)
+        finally:
+            if interrupt is not None:
+                interrupt.remove_waker(waker)
+
+    def _resolve(self, outcome: Outcome) -> Any:
+        workflow_id = self.workflow_id
+        if outcome.status is StatusName.SUCCESS:
+            return self._decode(outcome.output or "null")
+        if outcome.status is StatusName.ERROR:
+            record = ErrorRecord.decode(outcome.error or "")
+            raise WorkflowFailedError(
+                workflow_id,
+                error_name=record.name,
+                error_message=record.message,
+                error_code=record.code,
+                data=record.data,
+            )
+        if outcome.status is StatusName.MAX_RECOVERY_ATTEMPTS_EXCEEDED:
+            raise DeadLetterError(workflow_id)
+        if outcome.deadline_ms is not None and outcome.deadline_ms <= now_ms():
+            raise WorkflowDeadlineExceededError(workflow_id)
+        raise AwaitedWorkflowCancelledError(workflow_id)
+
+    def get_status(self) -> WorkflowStatus:
+        """Read the workflow's current status.
+
+        Raises:
+            NonExistentWorkflowError: there is no such workflow.
+        """
+        record = self._runtime.store.get_status(self.workflow_id)
+        if record is None:
+            raise NonExistentWorkflowError(self.workflow_id)
+        return status_from_record(record, self._runtime.registry.by_name(record.name))
+
+
+class _Retriever:
+    """`retrieve_workflow(ctx, id)`, or `retrieve_workflow[T](ctx, id)` for a typed result."""
+
+    @overload
+    def __getitem__(self, tp: type[T]) -> Callable[[DBOSContext, str], WorkflowHandle[T]]: ...
+
+    @overload
+    def __getitem__(
+        self, tp: TypeAdapter[T]
+    ) -> Callable[[DBOSContext, str], WorkflowHandle[T]]: ...
+
+    def __getitem__(self, tp: Any) -> Callable[[DBOSContext, str], WorkflowHandle[Any]]:
+        codec = codec_for(tp)
+
+        def retrieve(ctx: DBOSContext, workflow_id: str, /) -> WorkflowHandle[Any]:
+            return _retrieve(ctx, workflow_id, codec)
+
+        return retrieve
+
+    def __call__(self, ctx: DBOSContext, workflow_id: str, /) -> WorkflowHandle[Any]:
+        """Retrieve a handle whose result is decoded with the registered workflow's type."""
+        return _retrieve(ctx, workflow_id, None)
+
+
+def _retrieve(ctx: DBOSContext, workflow_id: str, codec: Codec[Any] | None) -> WorkflowHandle[Any]:
+    if not isinstance(workflow_id, str) or not workflow_id:
+        raise InvalidOptionError("workflow_id", "expected a non-empty string")
+    runtime = ctx._runtime
+    record = runtime.store.get_status(workflow_id)
+    if record is None:
+        raise NonExistentWorkflowError(workflow_id)
+    if codec is None:
+        spec = runtime.registry.by_name(record.name)
+        codec = spec.output_codec if spec is not None else None
+    return WorkflowHandle(ctx, workflow_id, codec, runtime.running_execution(workflow_id))
+
+
+retrieve_workflow = _Retriever()
+"""Get a handle to an existing workflow by ID.
+
+`retrieve_workflow(ctx, id)` decodes the result with the registered workflow's return type
+(plain JSON if this process does not know the workflow); `retrieve_workflow[T](ctx, id)`
+validates it as `T` and is typed `WorkflowHandle[T]`.
+
+Raises:
+    NonExistentWorkflowError: there is no such workflow.
+"""

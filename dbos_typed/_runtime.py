@@ -1,0 +1,190 @@
+"""The state one context owns: store, registry, worker threads, running executions, timers.
+
+This module holds no workflow logic; `_lifecycle` wires the pieces together and
+`_workflow` runs workflows on them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbos_typed._config import Config
+from dbos_typed._registry import Registry
+from dbos_typed._sysdb._store import SystemStore
+
+logger = logging.getLogger("dbos_typed")
+
+
+def now_ms() -> int:
+    """Wall-clock time in epoch milliseconds, the unit every timestamp column uses."""
+    return time.time_ns() // 1_000_000
+
+
+class WorkerPool:
+    """Daemon threads that run workflows, reused when idle and added when all are busy.
+
+    Workflows block (on steps, sleeps, children), so the pool is unbounded; concurrency
+    limits belong to queues. Daemon threads never hold the interpreter open at exit: an
+    unfinished workflow is recovered by the next process.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, task: Callable[[], None]) -> None:
+        """Run `task` on an idle thread, or on a new one."""
+        with self._lock:
+            if self._idle > 0:
+                self._idle -= 1
+            else:
+                thread = threading.Thread(
+                    target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+        self._tasks.put(task)
+
+    def _work(self) -> None:
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            try:
+                task()
+            except BaseException:  # a task must never kill the worker silently
+                logger.exception("unexpected error in a workflow thread")
+            with self._lock:
+                self._idle += 1
+
+    def stop(self) -> None:
+        """Let idle threads exit; busy ones finish their task first."""
+        with self._lock:
+            count = len(self._threads)
+        for _ in range(count):
+            self._tasks.put(None)
+
+
+class DeadlineWatcher:
+    """One thread that fires callbacks when workflow deadlines pass."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, Callable[[], None]]] = []
+        self._counter = 0
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline_ms: int, callback: Callable[[], None]) -> None:
+        """Call `callback` once, at or shortly after `deadline_ms`."""
+        with self._cond:
+            self._counter += 1
+            heapq.heappush(self._heap, (deadline_ms, self._counter, callback))
+            if self._thread is None and not self._stopped:
+                self._thread = threading.Thread(
+                    target=self._run, name="dbos-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and (
+                    not self._heap or self._heap[0][0] > now_ms()
+                ):
+                    wait = None if not self._heap else (self._heap[0][0] - now_ms()) / 1000
+                    self._cond.wait(wait)
+                if self._stopped:
+                    return
+                _, _, callback = heapq.heappop(self._heap)
+            try:
+                callback()
+            except Exception:
+                logger.exception("error while enforcing a workflow deadline")
+
+    def stop(self) -> None:
+        """Stop firing."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+
+@dataclass(eq=False)
+class Execution:
+    """A workflow running in this process.
+
+    `future` resolves to ("ok", value) or ("error", exception) when the outcome was written
+    here, or ("database", None) when the caller must read the outcome from the database
+    (the run was cancelled, superseded, or interrupted by shutdown).
+    """
+
+    workflow_id: str
+    future: Future[tuple[str, Any]] = field(default_factory=Future)
+    cancel_reason: str | None = None
+    wakers: list[threading.Event] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cancel(self, reason: str) -> None:
+        """Ask the workflow to stop at its next durable operation, and wake its waits."""
+        with self.lock:
+            if self.cancel_reason is None:
+                self.cancel_reason = reason
+            wakers = list(self.wakers)
+        for waker in wakers:
+            waker.set()
+
+    def add_waker(self, waker: threading.Event) -> None:
+        """Register an event to set when the workflow is cancelled."""
+        with self.lock:
+            self.wakers.append(waker)
+            if self.cancel_reason is not None:
+                waker.set()
+
+    def remove_waker(self, waker: threading.Event) -> None:
+        """Forget an event registered with `add_waker`."""
+        with self.lock:
+            if waker in self.wakers:
+                self.wakers.remove(waker)
+
+
+class Runtime:
+    """Everything a context owns. Shared by a `DBOSContext` and its `WorkflowContext`s."""
+
+    def __init__(self, config: Config, store: SystemStore) -> None:
+        self.config = config
+        self.store = store
+        self.registry = Registry()
+        self.executor_id = config.resolved_executor_id()
+        self.application_version: str = config.pinned_application_version() or ""
+        self.workers = WorkerPool(f"dbos-{config.app_name}"[:40])
+        self.deadlines = DeadlineWatcher()
+        self.running: dict[str, Execution] = {}
+        self.running_lock = threading.Lock()
+        self.queue_wakeup = threading.Event()
+        self.launched = False
+        self.shutting_down = threading.Event()
+        self.lifecycle_lock = threading.Lock()
+        self.on_launch: list[Callable[[], None]] = []
+        self.on_shutdown: list[Callable[[float], None]] = []
+
+    @property
+    def app_name(self) -> str:
+        """The application's name."""
+        return self.config.app_name
+
+    def running_execution(self, workflow_id: str) -> Execution | None:
+        """The local execution of a workflow, if it runs in this process."""
+        with self.running_lock:
+            return self.running.get(workflow_id)

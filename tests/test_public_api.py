@@ -1,0 +1,125 @@
+"""The public surface is deliberate: the exported names, their docs, and picklable errors."""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+from datetime import timedelta
+
+import pytest
+
+import dbos_typed as dbos
+from dbos_typed import errors
+
+EXPECTED_EXPORTS = [
+    "AwaitedWorkflowCancelledError",
+    "Config",
+    "ConflictingWorkflowError",
+    "DBOSContext",
+    "DBOSError",
+    "DeadLetterError",
+    "ErrorRecord",
+    "InitializationError",
+    "InvalidOptionError",
+    "MaxStepRetriesExceededError",
+    "NonDeterminismError",
+    "NonExistentWorkflowError",
+    "RegistrationError",
+    "SerializationError",
+    "StatusName",
+    "StepFailedError",
+    "SystemDatabaseError",
+    "WaitTimeoutError",
+    "WorkflowCancelled",
+    "WorkflowContext",
+    "WorkflowDeadlineExceededError",
+    "WorkflowError",
+    "WorkflowFailedError",
+    "WorkflowHandle",
+    "WorkflowStatus",
+    "cancel_workflow",
+    "errors",
+    "get_workflow_id",
+    "new_context",
+    "register_workflow",
+    "resume_workflow",
+    "retrieve_workflow",
+    "run_as_step",
+    "run_workflow",
+]
+
+DURABLE_CALLS = [
+    dbos.run_workflow,
+    dbos.run_as_step,
+    dbos.cancel_workflow,
+    dbos.resume_workflow,
+    dbos.WorkflowHandle.get_result,
+    dbos.DBOSContext.launch,
+]
+
+
+def test_exports_are_pinned() -> None:
+    assert sorted(dbos.__all__) == EXPECTED_EXPORTS
+    for name in dbos.__all__:
+        assert hasattr(dbos, name), name
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    for name in dbos.__all__:
+        obj = getattr(dbos, name)
+        doc = inspect.getdoc(obj)
+        assert doc and len(doc) > 20, f"{name} needs a docstring"
+
+
+def test_durable_calls_document_their_durability() -> None:
+    for fn in DURABLE_CALLS:
+        assert "Durability:" in (inspect.getdoc(fn) or ""), fn.__qualname__
+
+
+SAMPLES: list[BaseException] = [
+    errors.DBOSError("plain"),
+    errors.InitializationError("init"),
+    errors.InvalidOptionError("timeout", "expected a positive timedelta"),
+    errors.RegistrationError("dup"),
+    errors.SerializationError("ser"),
+    errors.SystemDatabaseError("db"),
+    errors.WaitTimeoutError("a result", timedelta(seconds=2)),
+    errors.WorkflowError("w", "msg"),
+    errors.NonExistentWorkflowError("w"),
+    errors.ConflictingWorkflowError("w", existing_name="a", requested_name="b"),
+    errors.NonDeterminismError("w", step_id=3, expected="x", recorded="y"),
+    errors.AwaitedWorkflowCancelledError("w"),
+    errors.WorkflowDeadlineExceededError("w"),
+    errors.DeadLetterError("w", 5),
+    errors.WorkflowFailedError("w", error_name="E", error_message="m", error_code=4, data=[1]),
+    errors.StepFailedError("s", error_name="E", error_message="m", data={"k": 1}),
+    errors.MaxStepRetriesExceededError("s", attempts=3, error_name="E", error_message="m"),
+    errors.WorkflowCancelled("w", "cancelled"),
+]
+
+
+def test_every_error_class_is_sampled() -> None:
+    sampled = {type(e) for e in SAMPLES}
+    public = {getattr(errors, n) for n in errors.__all__}
+    assert public == sampled
+
+
+@pytest.mark.parametrize("error", SAMPLES, ids=lambda e: type(e).__name__)
+def test_errors_pickle_with_their_fields(error: BaseException) -> None:
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert str(copy) == str(error)
+    assert copy.__dict__ == error.__dict__
+
+
+def test_error_tree() -> None:
+    assert issubclass(errors.WaitTimeoutError, TimeoutError)
+    assert issubclass(errors.InvalidOptionError, ValueError)
+    assert not issubclass(errors.WorkflowCancelled, Exception)
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        if cls is not errors.WorkflowCancelled:
+            assert issubclass(cls, errors.DBOSError), name
+    assert errors.NonDeterminismError("w", step_id=1, expected="a", recorded="b").code == (
+        "UnexpectedStep"
+    )

@@ -1,0 +1,68 @@
+"""Checked by `mypy --strict`, never run: the public API's types, and misuse that must fail.
+
+Each `# type: ignore[code]` marks a call that must be rejected; if the library stopped
+rejecting it, mypy would report the ignore as unused and the check would fail.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, assert_type
+
+from pydantic import BaseModel, TypeAdapter
+
+import dbos_typed as dbos
+
+
+class Order(BaseModel):
+    id: str
+
+
+class Receipt(BaseModel):
+    total: int
+
+
+def checkout(ctx: dbos.WorkflowContext, order: Order) -> Receipt:
+    total = dbos.run_as_step(ctx, lambda: 5, name="charge")
+    assert_type(total, int)
+    typed = dbos.run_as_step(ctx, lambda: Receipt(total=total), result_type=Receipt)
+    assert_type(typed, Receipt)
+    nested = dbos.run_as_step(ctx, lambda: [order.id], result_type=TypeAdapter(list[str]))
+    assert_type(nested, list[str])
+    assert_type(dbos.get_workflow_id(ctx), str)
+    child = dbos.run_workflow(ctx, no_input)
+    assert_type(child, dbos.WorkflowHandle[list[int]])
+    return typed
+
+
+def no_input(ctx: dbos.WorkflowContext) -> list[int]:
+    return [1]
+
+
+def usage(ctx: dbos.DBOSContext) -> None:
+    assert_type(dbos.register_workflow(ctx, checkout), type(checkout))
+    handle = dbos.run_workflow(ctx, checkout, Order(id="a"), workflow_id="x")
+    assert_type(handle, dbos.WorkflowHandle[Receipt])
+    assert_type(handle.get_result(), Receipt)
+    assert_type(handle.get_result(timeout=timedelta(seconds=1)), Receipt)
+    assert_type(handle.get_status(), dbos.WorkflowStatus)
+    assert_type(dbos.run_workflow(ctx, no_input).get_result(), list[int])
+
+    assert_type(dbos.retrieve_workflow[Receipt](ctx, "x"), dbos.WorkflowHandle[Receipt])
+    assert_type(dbos.retrieve_workflow[list[int]](ctx, "x").get_result(), list[int])
+    assert_type(
+        dbos.retrieve_workflow[TypeAdapter(int | None)](ctx, "x"),  # type: ignore[misc]
+        dbos.WorkflowHandle[int | None],
+    )
+    assert_type(dbos.retrieve_workflow(ctx, "x"), dbos.WorkflowHandle[Any])
+
+    # Misuse that must not type-check.
+    dbos.run_workflow(ctx, checkout, 42)  # type: ignore[arg-type]
+    dbos.run_workflow(ctx, checkout)  # type: ignore[call-overload]
+    dbos.run_as_step(ctx, lambda: 1)  # type: ignore[arg-type]
+    dbos.run_as_step(ctx, 42)  # type: ignore[call-overload]
+
+
+def wrong_step(ctx: dbos.WorkflowContext) -> None:
+    dbos.run_as_step(ctx, lambda: 1, result_type=str)  # type: ignore[arg-type]
+    dbos.run_as_step(ctx, lambda x: x)  # type: ignore[call-overload]
