@@ -52,7 +52,9 @@ def _as_url(conninfo: str) -> str:
     return f"postgresql://{auth}@{host}:{port}/{params['dbname']}"
 
 
-def _time_rounds(run: Callable[[int], None], workflows: int, rounds: int) -> dict[int, list[float]]:
+def _time_rounds(
+    run: Callable[[int], object], workflows: int, rounds: int
+) -> dict[int, list[float]]:
     """ms per workflow for each step count, one sample per round."""
     samples: dict[int, list[float]] = {n: [] for n in STEP_COUNTS}
     for n in STEP_COUNTS:  # warm up connections, prepared statements and caches
@@ -118,8 +120,19 @@ def _measure(impl: str, admin_url: str, workflows: int, rounds: int) -> dict[int
     target = _fresh_database(admin_url)
     try:
         out = subprocess.run(
-            [sys.executable, "-m", "benchmarks.steps", "--child", impl, "--url", _as_url(target),
-             "--workflows", str(workflows), "--rounds", str(rounds)],
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.steps",
+                "--child",
+                impl,
+                "--url",
+                _as_url(target),
+                "--workflows",
+                str(workflows),
+                "--rounds",
+                str(rounds),
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -134,7 +147,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--url",
-        default=os.environ.get("DBOS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        default=os.environ.get(
+            "DBOS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
     )
     parser.add_argument("--workflows", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
@@ -143,17 +158,20 @@ def main() -> None:
     if args.child:
         _child(args.child, args.url, args.workflows, args.rounds)
         return
-    results = {impl: _measure(impl, args.url, args.workflows, args.rounds) for impl in ("dbos_typed", "dbos")}
-    print(f"{args.workflows} sequential workflows per sample, {args.rounds} rounds, p50 of rounds\n")
+    results = {
+        impl: _measure(impl, args.url, args.workflows, args.rounds)
+        for impl in ("dbos_typed", "dbos")
+    }
+    print(
+        f"{args.workflows} sequential workflows per sample, {args.rounds} rounds, p50 of rounds\n"
+    )
     print(f"{'':24}{'dbos_typed':>12}{'dbos 3.4.0':>12}{'ratio':>8}")
     medians = {impl: {n: statistics.median(v) for n, v in r.items()} for impl, r in results.items()}
     for n in STEP_COUNTS:
         ours, theirs = medians["dbos_typed"][n], medians["dbos"][n]
         print(f"{f'ms/workflow, {n} steps':24}{ours:12.3f}{theirs:12.3f}{theirs / ours:7.1f}x")
     per_step = {
-        impl: statistics.median(
-            (r[10][i] - r[0][i]) / 10 for i in range(len(r[0]))
-        )
+        impl: statistics.median((r[10][i] - r[0][i]) / 10 for i in range(len(r[0])))
         for impl, r in results.items()
     }
     ours, theirs = per_step["dbos_typed"], per_step["dbos"]

@@ -28,6 +28,7 @@ from dbos_typed._management import cancel_workflow, resume_workflow
 from dbos_typed._serialization import ErrorRecord
 from dbos_typed._status import StatusName, WorkflowStatus
 from dbos_typed._step import run_as_step
+from dbos_typed._version import __version__ as __version__
 from dbos_typed._workflow import get_workflow_id, register_workflow, run_workflow
 from dbos_typed.errors import (
     AwaitedWorkflowCancelledError,
@@ -49,8 +50,6 @@ from dbos_typed.errors import (
     WorkflowError,
     WorkflowFailedError,
 )
-
-from dbos_typed._version import __version__
 
 __all__ = [
     "AwaitedWorkflowCancelledError",

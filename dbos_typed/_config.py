@@ -99,9 +99,7 @@ def parse_database_url(url: str) -> DatabaseTarget:
         # sqlite:///relative.db and sqlite:////absolute.db, as SQLAlchemy spells them.
         path = _SQLITE_PREFIX.sub("", url, count=1)
         if not path.startswith("/"):
-            raise InvalidOptionError(
-                "database_url", f"expected sqlite:///<path>, got {url!r}"
-            )
+            raise InvalidOptionError("database_url", f"expected sqlite:///<path>, got {url!r}")
         path = path[1:]
         if not path:
             raise InvalidOptionError("database_url", "the SQLite URL names no file")

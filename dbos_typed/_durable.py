@@ -31,9 +31,11 @@ from dbos_typed.errors import (
 )
 
 
-class Superseded(WorkflowCancelled):  # noqa: N818 - a WorkflowCancelled variant
-    """This execution lost its workflow to another one (resumed elsewhere, finished, or
-    dead-lettered), so it stops without writing anything more."""
+class Superseded(WorkflowCancelled):
+    """This execution lost its workflow to another one and stops without writing more.
+
+    That happens when the workflow was resumed elsewhere, finished, or was dead-lettered.
+    """
 
 
 def begin_operation(ctx: WorkflowContext, name: str) -> tuple[int, StepRecord | None]:
@@ -152,9 +154,7 @@ def record_of(exc: BaseException) -> ErrorRecord:
                 "data": exc.data,
             },
         )
-    if isinstance(
-        exc, AwaitedWorkflowCancelledError | DeadLetterError | NonExistentWorkflowError
-    ):
+    if isinstance(exc, AwaitedWorkflowCancelledError | DeadLetterError | NonExistentWorkflowError):
         return ErrorRecord(
             name=type(exc).__name__, message=str(exc), data={"workflow_id": exc.workflow_id}
         )

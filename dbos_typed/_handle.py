@@ -161,7 +161,9 @@ class WorkflowHandle(Generic[R]):
                 if give_up is not None:
                     remaining = give_up - time.monotonic()
                     if remaining <= 0:
-                        raise WaitTimeoutError(f"workflow {self.workflow_id!r}", timeout or timedelta())
+                        raise WaitTimeoutError(
+                            f"workflow {self.workflow_id!r}", timeout or timedelta()
+                        )
                     wait = remaining if wait is None else min(wait, remaining)
                 waker.wait(wait)
                 waker.clear()

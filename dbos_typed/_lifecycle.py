@@ -18,8 +18,6 @@ from dbos_typed.errors import InvalidOptionError
 logger = logging.getLogger("dbos_typed")
 
 
-
-
 def new_context(config: Config) -> DBOSContext:
     """Create a context: connect to the system database and bring its schema up to date.
 
@@ -41,8 +39,16 @@ def new_context(config: Config) -> DBOSContext:
         raise
     runtime = Runtime(config, store)
     runner = QueueRunner(runtime)
-    runtime.on_launch += [lambda: _register_version(runtime), lambda: _recover(runtime), runner.start]
-    runtime.on_shutdown += [runner.stop, lambda t: _stop_workflows(runtime, t), lambda _: store.close()]
+    runtime.on_launch += [
+        lambda: _register_version(runtime),
+        lambda: _recover(runtime),
+        runner.start,
+    ]
+    runtime.on_shutdown += [
+        runner.stop,
+        lambda t: _stop_workflows(runtime, t),
+        lambda _: store.close(),
+    ]
     return DBOSContext(runtime)
 
 
@@ -95,7 +101,9 @@ def _stop_workflows(runtime: Runtime, timeout: float) -> None:
     for execution in executions:
         execution.cancel("interrupted by shutdown")
     deadline = time.monotonic() + timeout
-    _, unfinished = wait([e.future for e in executions], timeout=max(0.0, deadline - time.monotonic()))
+    _, unfinished = wait(
+        [e.future for e in executions], timeout=max(0.0, deadline - time.monotonic())
+    )
     if unfinished:
         logger.warning(
             "%d workflow(s) still running at shutdown; they will be recovered at the next launch",
@@ -103,5 +111,3 @@ def _stop_workflows(runtime: Runtime, timeout: float) -> None:
         )
     runtime.deadlines.stop()
     runtime.workers.stop()
-
-

@@ -101,9 +101,7 @@ class DeadlineWatcher:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._stopped and (
-                    not self._heap or self._heap[0][0] > now_ms()
-                ):
+                while not self._stopped and (not self._heap or self._heap[0][0] > now_ms()):
                     wait = None if not self._heap else (self._heap[0][0] - now_ms()) / 1000
                     self._cond.wait(wait)
                 if self._stopped:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NotRequired, TypeVar
 
 import pydantic
 from pydantic import TypeAdapter
 from pydantic_core import PydanticSerializationError, to_jsonable_python
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from dbos_typed.errors import SerializationError
 
@@ -28,8 +28,8 @@ PORTABLE_JSON = "portable_json"
 
 
 class _InputEnvelope(TypedDict, Generic[T]):
-    positionalArgs: NotRequired[list[T]]  # noqa: N815 - the stored field name
-    namedArgs: NotRequired[dict[str, T]]  # noqa: N815 - the stored field name
+    positionalArgs: NotRequired[list[T]]
+    namedArgs: NotRequired[dict[str, T]]
 
 
 @functools.cache

@@ -106,9 +106,13 @@ def run_as_step(
         WorkflowCancelled: the workflow was cancelled.
     """
     if not isinstance(ctx, WorkflowContext):
-        raise InvalidOptionError("ctx", "run_as_step needs the WorkflowContext of a running workflow")
+        raise InvalidOptionError(
+            "ctx", "run_as_step needs the WorkflowContext of a running workflow"
+        )
     if not callable(fn):
-        raise InvalidOptionError("fn", f"expected a zero-argument callable, got {type(fn).__name__}")
+        raise InvalidOptionError(
+            "fn", f"expected a zero-argument callable, got {type(fn).__name__}"
+        )
     policy = _RetryPolicy.checked(max_retries, base_interval, backoff_factor, max_interval)
     if retry_if is not None and not callable(retry_if):
         raise InvalidOptionError("retry_if", "expected a callable taking an exception")

@@ -93,9 +93,7 @@ def register_workflow(
         raise RegistrationError(
             f"cannot register {describe(fn)}: register workflows before launch()"
         )
-    runtime.registry.add(
-        build_spec(fn, name=name, max_recovery_attempts=max_recovery_attempts)
-    )
+    runtime.registry.add(build_spec(fn, name=name, max_recovery_attempts=max_recovery_attempts))
     return fn
 
 
@@ -202,7 +200,9 @@ def _start_child(
     if recorded is not None and recorded.child_workflow_id is not None:
         child_id = recorded.child_workflow_id
         runtime = parent._runtime
-        return WorkflowHandle(parent, child_id, spec.output_codec, runtime.running_execution(child_id))
+        return WorkflowHandle(
+            parent, child_id, spec.output_codec, runtime.running_execution(child_id)
+        )
     child_id = workflow_id or f"{state.workflow_id}-{step_id}"
     return _start(parent, spec, value, child_id, timeout, parent=(state, step_id))
 
@@ -222,7 +222,9 @@ def _start(
     deadline = None if timeout_ms is None else now + timeout_ms
     if parent is not None and parent[0].deadline_ms is not None:
         # A child ends no later than its parent must.
-        deadline = parent[0].deadline_ms if deadline is None else min(deadline, parent[0].deadline_ms)
+        deadline = (
+            parent[0].deadline_ms if deadline is None else min(deadline, parent[0].deadline_ms)
+        )
     row = NewWorkflow(
         workflow_id=workflow_id,
         status=StatusName.PENDING,
@@ -250,7 +252,9 @@ def _start(
             workflow_id, existing_name=inserted.name, requested_name=spec.name
         )
     if not inserted.created:
-        return WorkflowHandle(ctx, workflow_id, spec.output_codec, runtime.running_execution(workflow_id))
+        return WorkflowHandle(
+            ctx, workflow_id, spec.output_codec, runtime.running_execution(workflow_id)
+        )
     execution = launch_execution(runtime, spec, workflow_id, value, {}, inserted.deadline_ms)
     return WorkflowHandle(ctx, workflow_id, spec.output_codec, execution)
 
@@ -295,9 +299,7 @@ def _run_after(
     workflow_id = execution.workflow_id
     if deadline_ms is not None:
         runtime.deadlines.add(deadline_ms, lambda: _expire(runtime, workflow_id))
-    runtime.workers.submit(
-        lambda: _execute(runtime, spec, execution, value, recorded, deadline_ms)
-    )
+    runtime.workers.submit(lambda: _execute(runtime, spec, execution, value, recorded, deadline_ms))
 
 
 def _expire(runtime: Runtime, workflow_id: str) -> None:

@@ -332,7 +332,7 @@ class MaxStepRetriesExceededError(StepFailedError):
         self.attempts = attempts
 
 
-class WorkflowCancelled(_Picklable):  # noqa: N818 - named like asyncio.CancelledError
+class WorkflowCancelled(_Picklable):
     """Raised inside a workflow that was cancelled, to unwind it.
 
     It derives from `BaseException` so that `except Exception` in workflow code does not

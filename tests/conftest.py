@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -70,18 +71,18 @@ class Backend:
     schema: str
     contexts: list[dbos.DBOSContext]
 
-    def config(self, app_name: str = "test-app", **overrides: object) -> dbos.Config:
+    def config(self, app_name: str = "test-app", **overrides: Any) -> dbos.Config:
         """A config pointing at this test's database."""
-        settings: dict[str, object] = {
+        settings: dict[str, Any] = {
             "app_name": app_name,
             "database_url": self.url,
             "database_schema": self.schema,
             "application_version": "test-version",
         }
         settings.update(overrides)
-        return dbos.Config(**settings)  # type: ignore[arg-type]
+        return dbos.Config(**settings)
 
-    def new_context(self, app_name: str = "test-app", **overrides: object) -> dbos.DBOSContext:
+    def new_context(self, app_name: str = "test-app", **overrides: Any) -> dbos.DBOSContext:
         """A context that the fixture shuts down at the end of the test."""
         ctx = dbos.new_context(self.config(app_name, **overrides))
         self.contexts.append(ctx)
@@ -90,7 +91,7 @@ class Backend:
     def query(self, statement: str, *params: object) -> list[tuple[object, ...]]:
         """Run SQL against the test's system tables (`{s}` is the schema) for assertions."""
         if self.name == "postgres":
-            text = sql.SQL(statement).format(s=sql.Identifier(self.schema))  # type: ignore[arg-type]
+            text = sql.SQL(statement).format(s=sql.Identifier(self.schema))
             with psycopg.connect(self.url, autocommit=True) as conn:
                 cur = conn.execute(text, params)
                 return cur.fetchall() if cur.description else []

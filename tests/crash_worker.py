@@ -9,6 +9,7 @@ finishes (the process is killed there); in `recover` mode it does.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -40,7 +41,7 @@ def three_steps(ctx: dbos.WorkflowContext, log: str) -> int:
     wid = dbos.get_workflow_id(ctx)
     total = 0
     for n in range(4):
-        total += dbos.run_as_step(ctx, lambda n=n: _step(log, wid, n), name=f"step-{n}")
+        total += dbos.run_as_step(ctx, functools.partial(_step, log, wid, n), name=f"step-{n}")
     return total
 
 

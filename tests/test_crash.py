@@ -18,8 +18,16 @@ WORKFLOWS = 5
 
 def _worker(backend: Backend, log: Path, mode: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_worker", backend.url, backend.schema, str(log), mode,
-         str(WORKFLOWS)],
+        [
+            sys.executable,
+            "-m",
+            "tests.crash_worker",
+            backend.url,
+            backend.schema,
+            str(log),
+            mode,
+            str(WORKFLOWS),
+        ],
         cwd=Path(__file__).resolve().parent.parent,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -41,7 +49,12 @@ def test_sigkill_mid_step_then_recovery_completes_every_workflow(
     try:
         # The worker reports each workflow entering its third step; kill it once all have.
         lines: queue.Queue[str] = queue.Queue()
-        reader = threading.Thread(target=lambda: [lines.put(x) for x in stdout], daemon=True)
+
+        def read_lines() -> None:
+            for line in stdout:
+                lines.put(line)
+
+        reader = threading.Thread(target=read_lines, daemon=True)
         reader.start()
         entered: set[str] = set()
         while len(entered) < WORKFLOWS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from tests.conftest import Backend, Gate
 executed: list[str] = []
 
 
-def _context(backend: Backend, *workflows: object, **config: object) -> dbos.DBOSContext:
+def _context(backend: Backend, *workflows: object, **config: Any) -> dbos.DBOSContext:
     ctx = backend.new_context(**config)
     for wf in workflows:
         dbos.register_workflow(ctx, wf)  # type: ignore[call-overload]
@@ -24,10 +25,14 @@ def test_pending_workflow_is_recovered_at_launch(backend: Backend) -> None:
     gate = Gate()
     runs: list[str] = []
 
+    def record(name: str) -> str:
+        runs.append(name)
+        return name
+
     def two_steps(ctx: dbos.WorkflowContext, label: str) -> str:
-        a = dbos.run_as_step(ctx, lambda: runs.append("a") or "a", name="a")
+        a = dbos.run_as_step(ctx, lambda: record("a"), name="a")
         dbos.run_as_step(ctx, gate, name="gate")
-        b = dbos.run_as_step(ctx, lambda: runs.append("b") or "b", name="b")
+        b = dbos.run_as_step(ctx, lambda: record("b"), name="b")
         return f"{label}:{a}{b}"
 
     first = _context(backend, two_steps)
@@ -78,9 +83,13 @@ def test_cancel_stops_a_running_workflow_at_its_next_step(backend: Backend) -> N
     gate = Gate()
     after: list[str] = []
 
+    def record_after() -> str:
+        after.append("ran")
+        return "x"
+
     def wf(ctx: dbos.WorkflowContext) -> str:
         dbos.run_as_step(ctx, gate, name="gate")
-        dbos.run_as_step(ctx, lambda: after.append("ran") or "x", name="after")
+        dbos.run_as_step(ctx, record_after, name="after")
         return "finished"
 
     ctx = _context(backend, wf)
@@ -204,7 +213,11 @@ def test_child_workflows_get_derived_ids_and_durable_results(backend: Backend) -
     def parent(ctx: dbos.WorkflowContext) -> list[int]:
         first = dbos.run_workflow(ctx, child, 1)
         second = dbos.run_workflow(ctx, child, 2, workflow_id="custom-child")
-        return [first.get_result(), second.get_result(), dbos.get_workflow_id(ctx) == ctx.workflow_id]
+        return [
+            first.get_result(),
+            second.get_result(),
+            dbos.get_workflow_id(ctx) == ctx.workflow_id,
+        ]
 
     ctx = _context(backend, parent, child)
     ctx.launch()
@@ -216,7 +229,11 @@ def test_child_workflows_get_derived_ids_and_durable_results(backend: Backend) -
     )
     assert steps == [
         (0, "test_child_workflows_get_derived_ids_and_durable_results.<locals>.child", "par-0"),
-        (1, "test_child_workflows_get_derived_ids_and_durable_results.<locals>.child", "custom-child"),
+        (
+            1,
+            "test_child_workflows_get_derived_ids_and_durable_results.<locals>.child",
+            "custom-child",
+        ),
         (2, "DBOS.getResult", "par-0"),
         (3, "DBOS.getResult", "custom-child"),
     ]

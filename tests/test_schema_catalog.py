@@ -5,15 +5,14 @@ each test builds one database with the reference package (`dbos==3.4.0`, a dev-o
 dependency) and one with our baseline, dumps both and compares them. A missing or
 different reference package fails the tests instead of skipping them.
 
-Postgres comes from `DBOS_TYPED_TEST_DATABASE_URL` (default: a local server with trust
-auth); the tests create and drop scratch databases of their own there.
+Postgres is the suite's server (see `conftest.py`); the tests create and drop scratch
+databases of their own there.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib.metadata
-import os
 import re
 import sqlite3
 import uuid
@@ -31,8 +30,6 @@ from psycopg import sql
 from dbos_typed._sysdb._schema_postgres import SCHEMA_VERSION, baseline_statements
 from dbos_typed._sysdb._schema_sqlite import SQLITE_BASELINE
 
-URL_VARIABLE = "DBOS_TYPED_TEST_DATABASE_URL"
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REFERENCE_VERSION = "3.4.0"
 SCHEMA = "dbos"
 ODD_SCHEMA = 'my "odd" schema'
@@ -87,9 +84,9 @@ def apply_baseline(url: str, schema: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def databases() -> Iterator[Databases]:
+def databases(postgres_url: str) -> Iterator[Databases]:
     """One scratch database migrated by dbos, one built from our baseline."""
-    server_url = os.environ.get(URL_VARIABLE) or DEFAULT_URL
+    server_url = postgres_url
     suffix = uuid.uuid4().hex[:12]
     names = (f"dbos_typed_ref_{suffix}", f"dbos_typed_ours_{suffix}")
     with psycopg.connect(server_url, autocommit=True) as admin:

@@ -215,7 +215,7 @@ def test_bad_step_options_are_refused(backend: Backend) -> None:
             {"max_interval": timedelta(seconds=-1)},
         ):
             try:
-                dbos.run_as_step(ctx, lambda: 1, **kwargs)  # type: ignore[call-overload]
+                dbos.run_as_step(ctx, lambda: 1, **kwargs)
             except dbos.InvalidOptionError as exc:
                 seen.append(exc.argument)
         return "checked"

@@ -87,7 +87,10 @@ def test_workflow_runs_steps_and_returns_typed_result(backend: Backend) -> None:
         "WHERE workflow_uuid = %s ORDER BY function_id",
         "wf-1",
     )
-    assert steps == [(0, "charge", "500", "portable_json"), (1, "note", '"charged 500"', "portable_json")]
+    assert steps == [
+        (0, "charge", "500", "portable_json"),
+        (1, "note", '"charged 500"', "portable_json"),
+    ]
 
 
 def test_status_is_recorded_in_portable_json(backend: Backend) -> None:

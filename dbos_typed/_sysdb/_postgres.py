@@ -181,7 +181,12 @@ class PostgresStore(SystemStore):
         return inserted_from(rows[0], row.creator_xid)
 
     def complete_workflow(
-        self, workflow_id: str, status: StatusName, output: str | None, error: str | None, now_ms: int
+        self,
+        workflow_id: str,
+        status: StatusName,
+        output: str | None,
+        error: str | None,
+        now_ms: int,
     ) -> bool:
         """Record the outcome and its payload in one statement."""
         rows = self._query(

@@ -14,7 +14,7 @@ from dbos_typed._sysdb import _queries as q
 from dbos_typed._sysdb._retry import retry_outages
 from dbos_typed._sysdb._rows import ClaimedWorkflow, InsertedWorkflow, NewWorkflow, StatusName
 from dbos_typed._sysdb._schema_sqlite import SQLITE_BASELINE
-from dbos_typed._sysdb._store import Row, SystemStore, Transaction, claimed_from, insert_params
+from dbos_typed._sysdb._store import Row, SystemStore, Transaction, claimed_from
 from dbos_typed.errors import InitializationError
 
 T = TypeVar("T")
@@ -69,7 +69,9 @@ class SqliteStore(SystemStore):
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         except sqlite3.Error as exc:
-            raise InitializationError(f"cannot open SQLite system database {path!r}: {exc}") from exc
+            raise InitializationError(
+                f"cannot open SQLite system database {path!r}: {exc}"
+            ) from exc
 
     def _compile(self, query: str) -> str:
         compiled = self._compiled.get(query)
@@ -120,7 +122,12 @@ class SqliteStore(SystemStore):
         return self._transaction(lambda tx: self._insert_in(tx, row))
 
     def complete_workflow(
-        self, workflow_id: str, status: StatusName, output: str | None, error: str | None, now_ms: int
+        self,
+        workflow_id: str,
+        status: StatusName,
+        output: str | None,
+        error: str | None,
+        now_ms: int,
     ) -> bool:
         """Record the outcome, and its payload only if the workflow was still PENDING."""
         params = {

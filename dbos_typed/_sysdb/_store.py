@@ -66,7 +66,12 @@ class SystemStore(abc.ABC):
 
     @abc.abstractmethod
     def complete_workflow(
-        self, workflow_id: str, status: StatusName, output: str | None, error: str | None, now_ms: int
+        self,
+        workflow_id: str,
+        status: StatusName,
+        output: str | None,
+        error: str | None,
+        now_ms: int,
     ) -> bool:
         """Record a PENDING workflow's outcome; False if it is no longer PENDING."""
 

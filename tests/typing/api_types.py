@@ -6,6 +6,7 @@ rejecting it, mypy would report the ignore as unused and the check would fail.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, assert_type
 
@@ -40,7 +41,9 @@ def no_input(ctx: dbos.WorkflowContext) -> list[int]:
 
 
 def usage(ctx: dbos.DBOSContext) -> None:
-    assert_type(dbos.register_workflow(ctx, checkout), type(checkout))
+    assert_type(
+        dbos.register_workflow(ctx, checkout), Callable[[dbos.WorkflowContext, Order], Receipt]
+    )
     handle = dbos.run_workflow(ctx, checkout, Order(id="a"), workflow_id="x")
     assert_type(handle, dbos.WorkflowHandle[Receipt])
     assert_type(handle.get_result(), Receipt)
@@ -51,18 +54,26 @@ def usage(ctx: dbos.DBOSContext) -> None:
     assert_type(dbos.retrieve_workflow[Receipt](ctx, "x"), dbos.WorkflowHandle[Receipt])
     assert_type(dbos.retrieve_workflow[list[int]](ctx, "x").get_result(), list[int])
     assert_type(
-        dbos.retrieve_workflow[TypeAdapter(int | None)](ctx, "x"),  # type: ignore[misc]
+        dbos.retrieve_workflow[TypeAdapter(int | None)](ctx, "x"),
         dbos.WorkflowHandle[int | None],
     )
     assert_type(dbos.retrieve_workflow(ctx, "x"), dbos.WorkflowHandle[Any])
 
     # Misuse that must not type-check.
     dbos.run_workflow(ctx, checkout, 42)  # type: ignore[arg-type]
-    dbos.run_workflow(ctx, checkout)  # type: ignore[call-overload]
-    dbos.run_as_step(ctx, lambda: 1)  # type: ignore[arg-type]
+    dbos.run_workflow(ctx, checkout)  # type: ignore[arg-type]
+    dbos.run_as_step(ctx, lambda: 1)  # type: ignore[call-overload]
     dbos.run_as_step(ctx, 42)  # type: ignore[call-overload]
 
 
 def wrong_step(ctx: dbos.WorkflowContext) -> None:
-    dbos.run_as_step(ctx, lambda: 1, result_type=str)  # type: ignore[arg-type]
-    dbos.run_as_step(ctx, lambda x: x)  # type: ignore[call-overload]
+    dbos.run_as_step(ctx, takes_nothing, result_type=str)  # type: ignore[arg-type]
+    dbos.run_as_step(ctx, takes_an_argument)  # type: ignore[arg-type]
+
+
+def takes_an_argument(x: int) -> int:
+    return x
+
+
+def takes_nothing() -> int:
+    return 1
