@@ -133,12 +133,27 @@ class PostgresStore(SystemStore):
     def _query(self, query: LiteralString, params: Mapping[str, Any]) -> list[Row]:
         compiled = self._compile(query)
 
-        def action() -> list[Row]:
-            with self._pool.connection() as conn, conn.cursor() as cur:
-                cur.execute(compiled, params)
-                return cur.fetchall() if cur.description else []
+        try:
+            return self._run_once(compiled, params)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+        return retry_outages(
+            lambda: self._run_once(compiled, params),
+            is_outage=is_outage,
+            closed=self._closed,
+            what="a query",
+        )
 
-        return retry_outages(action, is_outage=is_outage, closed=self._closed, what="a query")
+    def _run_once(self, compiled: bytes, params: Mapping[str, Any]) -> list[Row]:
+        # The hot path of every checkpoint: getconn/putconn directly, one autocommit
+        # statement, no transaction block (the pool's context manager costs more).
+        conn = self._pool.getconn()
+        try:
+            cur = conn.execute(compiled, params)
+            return cur.fetchall() if cur.pgresult and cur.pgresult.ntuples else []
+        finally:
+            self._pool.putconn(conn)
 
     def _transaction(self, body: Callable[[Transaction], T]) -> T:
         def action() -> T:
