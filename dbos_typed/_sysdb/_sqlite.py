@@ -64,10 +64,17 @@ class SqliteStore(SystemStore):
             self._conn = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
             )
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            # Switching to WAL can report "locked" without waiting on the busy timeout
+            # while another process opens the same new file; wait for it like any lock.
+            retry_outages(
+                lambda: self._conn.execute("PRAGMA journal_mode=WAL"),
+                is_outage=_is_busy,
+                closed=self._closed,
+                what="opening the database",
+            )
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         except sqlite3.Error as exc:
             raise InitializationError(
                 f"cannot open SQLite system database {path!r}: {exc}"
