@@ -24,7 +24,16 @@ from dbos_typed._config import Config
 from dbos_typed._context import DBOSContext, WorkflowContext
 from dbos_typed._handle import WorkflowHandle, retrieve_workflow
 from dbos_typed._lifecycle import new_context
-from dbos_typed._management import cancel_workflow, resume_workflow
+from dbos_typed._listing import StepInfo, get_workflow_steps, list_queued_workflows, list_workflows
+from dbos_typed._management import (
+    cancel_workflow,
+    delete_workflows,
+    fork_workflow,
+    garbage_collect,
+    global_timeout,
+    resume_workflow,
+    set_workflow_attributes,
+)
 from dbos_typed._serialization import ErrorRecord
 from dbos_typed._status import StatusName, WorkflowStatus
 from dbos_typed._step import run_as_step
@@ -68,6 +77,7 @@ __all__ = [
     "SerializationError",
     "StatusName",
     "StepFailedError",
+    "StepInfo",
     "SystemDatabaseError",
     "WaitTimeoutError",
     "WorkflowCancelled",
@@ -78,16 +88,31 @@ __all__ = [
     "WorkflowHandle",
     "WorkflowStatus",
     "cancel_workflow",
+    "delete_workflows",
     "errors",
+    "fork_workflow",
+    "garbage_collect",
     "get_workflow_id",
+    "get_workflow_steps",
+    "global_timeout",
+    "list_queued_workflows",
+    "list_workflows",
     "new_context",
     "register_workflow",
     "resume_workflow",
     "retrieve_workflow",
     "run_as_step",
     "run_workflow",
+    "set_workflow_attributes",
 ]
 
-for _name in ("Config", "DBOSContext", "WorkflowContext", "WorkflowHandle", "WorkflowStatus"):
+for _name in (
+    "Config",
+    "DBOSContext",
+    "StepInfo",
+    "WorkflowContext",
+    "WorkflowHandle",
+    "WorkflowStatus",
+):
     globals()[_name].__module__ = __name__
 del _name

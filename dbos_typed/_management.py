@@ -1,40 +1,77 @@
-"""Steering workflows from outside: cancel and resume."""
+"""Steering workflows from outside: cancel, resume, fork, delete, and retention.
+
+These calls act on the database directly and may be made from any process. They are not
+checkpointed when called from inside a workflow; wrap them in a step if a workflow needs
+their result replayed.
+"""
 
 from __future__ import annotations
 
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from dbos_typed._context import DBOSContext
 from dbos_typed._handle import WorkflowHandle
-from dbos_typed._runtime import now_ms
+from dbos_typed._runtime import Runtime, now_ms
+from dbos_typed._sysdb import _management as sysdb
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE
 from dbos_typed.errors import InvalidOptionError, NonExistentWorkflowError
 
 
-def _checked_id(workflow_id: object) -> str:
+def checked_id(workflow_id: object, argument: str = "workflow_id") -> str:
+    """Validate a workflow ID argument."""
     if not isinstance(workflow_id, str) or not workflow_id:
-        raise InvalidOptionError("workflow_id", "expected a non-empty string")
+        raise InvalidOptionError(argument, "expected a non-empty string")
     return workflow_id
 
 
-def cancel_workflow(ctx: DBOSContext, workflow_id: str, /) -> None:
-    """Cancel a workflow that has not finished.
+def epoch_ms(value: datetime | None, argument: str) -> int | None:
+    """Epoch milliseconds of an aware datetime argument."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidOptionError(argument, "expected a timezone-aware datetime")
+    return int(value.timestamp() * 1000)
+
+
+def _cancel_locally(runtime: Runtime, workflow_ids: Sequence[str]) -> None:
+    for workflow_id in workflow_ids:
+        execution = runtime.running_execution(workflow_id)
+        if execution is not None:
+            execution.cancel("cancelled")
+
+
+def cancel_workflow(
+    ctx: DBOSContext, workflow_id: str, /, *, cancel_children: bool = False
+) -> None:
+    """Cancel a workflow that has not finished (and, optionally, all its descendants).
 
     Durability: the workflow's row becomes CANCELLED at once and for good: it leaves its
     queue, and a running execution (in any process) stops at its next step without
     recording a result. Cancelling a finished workflow changes nothing.
 
+    Args:
+        ctx: Any context.
+        workflow_id: The workflow to cancel.
+        cancel_children: Also cancel every workflow it started, recursively.
+
     Raises:
         NonExistentWorkflowError: there is no such workflow.
     """
     runtime = ctx._runtime
-    workflow_id = _checked_id(workflow_id)
-    if not runtime.store.cancel_workflow(workflow_id, now_ms()):
-        if runtime.store.workflow_status(workflow_id) is None:
-            raise NonExistentWorkflowError(workflow_id)
-    execution = runtime.running_execution(workflow_id)
-    if execution is not None:
-        execution.cancel("cancelled")
+    workflow_id = checked_id(workflow_id)
+    if runtime.store.workflow_status(workflow_id) is None:
+        raise NonExistentWorkflowError(workflow_id)
+    targets = (
+        sysdb.with_descendants(runtime.store, [workflow_id]) if cancel_children else [workflow_id]
+    )
+    now = now_ms()
+    for target in targets:
+        runtime.store.cancel_workflow(target, now)
+    _cancel_locally(runtime, targets)
 
 
 def resume_workflow(ctx: DBOSContext, workflow_id: str, /) -> WorkflowHandle[Any]:
@@ -51,11 +88,148 @@ def resume_workflow(ctx: DBOSContext, workflow_id: str, /) -> WorkflowHandle[Any
         NonExistentWorkflowError: there is no such workflow.
     """
     runtime = ctx._runtime
-    workflow_id = _checked_id(workflow_id)
+    workflow_id = checked_id(workflow_id)
     if not runtime.store.resume_workflow(workflow_id, INTERNAL_QUEUE, now_ms()):
         if runtime.store.workflow_status(workflow_id) is None:
             raise NonExistentWorkflowError(workflow_id)
     runtime.queue_wakeup.set()
+    return _handle(ctx, workflow_id)
+
+
+def _handle(ctx: DBOSContext, workflow_id: str) -> WorkflowHandle[Any]:
+    runtime = ctx._runtime
     record = runtime.store.get_status(workflow_id)
     spec = runtime.registry.by_name(record.name) if record is not None else None
     return WorkflowHandle(ctx, workflow_id, spec.output_codec if spec is not None else None)
+
+
+def fork_workflow(
+    ctx: DBOSContext,
+    workflow_id: str,
+    start_step: int,
+    /,
+    *,
+    new_workflow_id: str | None = None,
+    application_version: str | None = None,
+    queue_name: str | None = None,
+) -> WorkflowHandle[Any]:
+    """Start a copy of a workflow that replays its steps before `start_step` and runs the rest.
+
+    Durability: in one transaction the copy is recorded (ENQUEUED, `forked_from` set) with
+    the original's input and its recorded steps, events and stream entries before
+    `start_step`; those steps are not run again. The original is marked as forked.
+
+    Args:
+        ctx: Any context.
+        workflow_id: The workflow to fork.
+        start_step: The first step (0-based) to run again.
+        new_workflow_id: The copy's ID; a random UUID by default.
+        application_version: The version to run it on; by default the newest one.
+        queue_name: The queue to run it from; the internal queue by default.
+
+    Returns:
+        A handle to the copy.
+
+    Raises:
+        NonExistentWorkflowError: there is no such workflow.
+    """
+    runtime = ctx._runtime
+    workflow_id = checked_id(workflow_id)
+    if not isinstance(start_step, int) or isinstance(start_step, bool) or start_step < 0:
+        raise InvalidOptionError("start_step", "expected an int >= 0")
+    new_id = checked_id(new_workflow_id or str(uuid.uuid4()), "new_workflow_id")
+    if application_version is not None:
+        checked_id(application_version, "application_version")
+    forked = sysdb.fork_workflow(
+        runtime.store,
+        workflow_id,
+        new_id=new_id,
+        start_step=start_step,
+        application_version=application_version,
+        queue_name=checked_id(queue_name, "queue_name") if queue_name else INTERNAL_QUEUE,
+        now_ms=now_ms(),
+    )
+    if not forked:
+        raise NonExistentWorkflowError(workflow_id)
+    runtime.queue_wakeup.set()
+    return _handle(ctx, new_id)
+
+
+def delete_workflows(
+    ctx: DBOSContext, workflow_ids: Sequence[str], /, *, delete_children: bool = False
+) -> None:
+    """Delete workflows and everything recorded for them (steps, messages, events, streams).
+
+    Missing IDs are ignored. A workflow deleted while running stops at its next step.
+
+    Args:
+        ctx: Any context.
+        workflow_ids: The workflows to delete.
+        delete_children: Also delete every workflow they started, recursively.
+    """
+    runtime = ctx._runtime
+    if isinstance(workflow_ids, str):
+        raise InvalidOptionError("workflow_ids", "expected a sequence of IDs, not one string")
+    ids = [checked_id(w, "workflow_ids") for w in workflow_ids]
+    if delete_children:
+        ids = sysdb.with_descendants(runtime.store, ids)
+    sysdb.delete_workflows(runtime.store, ids)
+    _cancel_locally(runtime, ids)
+
+
+def set_workflow_attributes(
+    ctx: DBOSContext, workflow_id: str, attributes: Mapping[str, Any], /
+) -> None:
+    """Replace a workflow's attributes: free-form JSON metadata for operators and tools.
+
+    Raises:
+        NonExistentWorkflowError: there is no such workflow.
+        InvalidOptionError: `attributes` is not a JSON object.
+    """
+    runtime = ctx._runtime
+    workflow_id = checked_id(workflow_id)
+    if not isinstance(attributes, Mapping):
+        raise InvalidOptionError("attributes", "expected a mapping of JSON values")
+    try:
+        text = json.dumps(dict(attributes), separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidOptionError("attributes", f"not JSON-serializable: {exc}") from exc
+    if not sysdb.set_attributes(runtime.store, workflow_id, text, now_ms()):
+        raise NonExistentWorkflowError(workflow_id)
+
+
+def garbage_collect(
+    ctx: DBOSContext, /, *, cutoff: datetime | None = None, keep_rows: int | None = None
+) -> int:
+    """Delete finished workflows created before `cutoff`, or all but the newest `keep_rows`.
+
+    Unfinished workflows (PENDING, ENQUEUED, DELAYED) are never deleted.
+
+    Returns:
+        How many workflows were deleted.
+    """
+    if cutoff is None and keep_rows is None:
+        raise InvalidOptionError("cutoff", "give a cutoff, keep_rows, or both")
+    if keep_rows is not None and (
+        not isinstance(keep_rows, int) or isinstance(keep_rows, bool) or keep_rows < 1
+    ):
+        raise InvalidOptionError("keep_rows", "expected an int >= 1")
+    return sysdb.garbage_collect(
+        ctx._runtime.store, cutoff_ms=epoch_ms(cutoff, "cutoff"), keep_rows=keep_rows
+    )
+
+
+def global_timeout(ctx: DBOSContext, cutoff: datetime, /) -> list[str]:
+    """Cancel every unfinished workflow created before `cutoff`.
+
+    Durability: as `cancel_workflow`, for each of them.
+
+    Returns:
+        The IDs of the workflows cancelled.
+    """
+    runtime = ctx._runtime
+    cutoff_ms = epoch_ms(cutoff, "cutoff")
+    assert cutoff_ms is not None
+    cancelled = sysdb.cancel_created_before(runtime.store, cutoff_ms, now_ms())
+    _cancel_locally(runtime, cancelled)
+    return cancelled

@@ -28,6 +28,7 @@ EXPECTED_EXPORTS = [
     "SerializationError",
     "StatusName",
     "StepFailedError",
+    "StepInfo",
     "SystemDatabaseError",
     "WaitTimeoutError",
     "WorkflowCancelled",
@@ -38,14 +39,22 @@ EXPECTED_EXPORTS = [
     "WorkflowHandle",
     "WorkflowStatus",
     "cancel_workflow",
+    "delete_workflows",
     "errors",
+    "fork_workflow",
+    "garbage_collect",
     "get_workflow_id",
+    "get_workflow_steps",
+    "global_timeout",
+    "list_queued_workflows",
+    "list_workflows",
     "new_context",
     "register_workflow",
     "resume_workflow",
     "retrieve_workflow",
     "run_as_step",
     "run_workflow",
+    "set_workflow_attributes",
 ]
 
 DURABLE_CALLS = [
@@ -55,6 +64,8 @@ DURABLE_CALLS = [
     dbos.resume_workflow,
     dbos.WorkflowHandle.get_result,
     dbos.DBOSContext.launch,
+    dbos.fork_workflow,
+    dbos.global_timeout,
 ]
 
 

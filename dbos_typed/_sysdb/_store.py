@@ -171,35 +171,7 @@ class SystemStore(abc.ABC):
     def get_status(self, workflow_id: str) -> StatusRecord | None:
         """The whole status row of a workflow, or None."""
         rows = self._query(q.GET_STATUS, {"workflow_id": workflow_id})
-        if not rows:
-            return None
-        r = rows[0]
-        return StatusRecord(
-            workflow_id=r[0],
-            status=StatusName(r[1]),
-            name=r[2],
-            inputs=r[3],
-            output=r[4],
-            error=r[5],
-            executor_id=r[6],
-            application_version=r[7],
-            application_name=r[8],
-            created_at_ms=int(r[9]),
-            updated_at_ms=int(r[10]),
-            queue_name=r[11],
-            recovery_attempts=int(r[12] or 0),
-            timeout_ms=r[13],
-            deadline_ms=r[14],
-            started_at_ms=r[15],
-            completed_at_ms=r[16],
-            parent_workflow_id=r[17],
-            deduplication_id=r[18],
-            priority=int(r[19] or 0),
-            forked_from=r[20],
-            authenticated_user=r[21],
-            assumed_role=r[22],
-            serialization=r[23],
-        )
+        return status_from_row(rows[0]) if rows else None
 
     def get_inputs(self, workflow_id: str) -> str | None:
         """The recorded input envelope of a workflow."""
@@ -316,6 +288,36 @@ def claimed_from(r: Sequence[Any]) -> ClaimedWorkflow:
         inputs=new_inputs if new_inputs is not None else old_inputs,
         recovery_attempts=int(attempts),
         deadline_ms=deadline,
+    )
+
+
+def status_from_row(r: Sequence[Any]) -> StatusRecord:
+    """Read a row selected with the status columns of `GET_STATUS`."""
+    return StatusRecord(
+        workflow_id=r[0],
+        status=StatusName(r[1]),
+        name=r[2],
+        inputs=r[3],
+        output=r[4],
+        error=r[5],
+        executor_id=r[6],
+        application_version=r[7],
+        application_name=r[8],
+        created_at_ms=int(r[9]),
+        updated_at_ms=int(r[10]),
+        queue_name=r[11],
+        recovery_attempts=int(r[12] or 0),
+        timeout_ms=r[13],
+        deadline_ms=r[14],
+        started_at_ms=r[15],
+        completed_at_ms=r[16],
+        parent_workflow_id=r[17],
+        deduplication_id=r[18],
+        priority=int(r[19] or 0),
+        forked_from=r[20],
+        authenticated_user=r[21],
+        assumed_role=r[22],
+        serialization=r[23],
     )
 
 

@@ -1,0 +1,235 @@
+"""Reading workflows in bulk: `list_workflows`, `list_queued_workflows`, `get_workflow_steps`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from dbos_typed._context import DBOSContext
+from dbos_typed._management import checked_id, epoch_ms
+from dbos_typed._serialization import ErrorRecord, decode_any
+from dbos_typed._status import StatusName, WorkflowStatus, from_epoch_ms, status_from_record
+from dbos_typed._sysdb import _management as sysdb
+from dbos_typed.errors import InvalidOptionError, NonExistentWorkflowError
+
+
+@dataclass(frozen=True, slots=True)
+class StepInfo:
+    """One recorded step of a workflow.
+
+    Attributes:
+        step_id: Its 0-based position in the workflow.
+        name: The recorded step name (`DBOS.*` for the library's own operations).
+        output: Its result as plain JSON, if it succeeded and outputs were loaded.
+        error: What it raised, if it failed.
+        child_workflow_id: The workflow it started or awaited, if any.
+        started_at: When it started.
+        completed_at: When its result was recorded.
+    """
+
+    step_id: int
+    name: str
+    output: Any
+    error: ErrorRecord | None
+    child_workflow_id: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+def _names(value: str | Sequence[str] | None, argument: str) -> list[str] | None:
+    if value is None:
+        return None
+    values = [value] if isinstance(value, str) else list(value)
+    if not all(isinstance(v, str) for v in values):
+        raise InvalidOptionError(argument, "expected a string or a sequence of strings")
+    return values
+
+
+def _statuses(value: str | Sequence[str] | None) -> list[str] | None:
+    values = _names(value, "status")
+    if values is None:
+        return None
+    valid = {s.value for s in StatusName}
+    for v in values:
+        if v not in valid:
+            raise InvalidOptionError(
+                "status", f"unknown status {v!r}; expected one of {sorted(valid)}"
+            )
+    return values
+
+
+def _count(value: int | None, argument: str) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise InvalidOptionError(argument, "expected an int >= 0 or None")
+    return value
+
+
+def list_workflows(
+    ctx: DBOSContext,
+    /,
+    *,
+    workflow_ids: Sequence[str] | None = None,
+    workflow_id_prefix: str | None = None,
+    status: str | Sequence[str] | None = None,
+    name: str | Sequence[str] | None = None,
+    application_version: str | Sequence[str] | None = None,
+    executor_id: str | Sequence[str] | None = None,
+    user: str | Sequence[str] | None = None,
+    queue_name: str | Sequence[str] | None = None,
+    queues_only: bool = False,
+    parent_workflow_id: str | None = None,
+    forked_from: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    completed_after: datetime | None = None,
+    completed_before: datetime | None = None,
+    limit: int | None = None,
+    offset: int | None = None,
+    sort_desc: bool = False,
+    load_input: bool = True,
+    load_output: bool = True,
+    all_applications: bool = False,
+) -> list[WorkflowStatus]:
+    """List workflows matching every given filter, oldest first (newest with `sort_desc`).
+
+    Filters given as a sequence match any of its values; time bounds are inclusive.
+    Workflows of this application and unclaimed ones are listed unless `all_applications`.
+
+    Args:
+        ctx: Any context.
+        workflow_ids: Only these IDs.
+        workflow_id_prefix: Only IDs starting with this (matched literally).
+        status: Only these statuses (`StatusName` values).
+        name: Only these workflow names.
+        application_version: Only these versions.
+        executor_id: Only these executors.
+        user: Only these authenticated users.
+        queue_name: Only these queues.
+        queues_only: Only queued workflows (unfinished ones unless `status` says otherwise).
+        parent_workflow_id: Only children of this workflow.
+        forked_from: Only forks of this workflow.
+        created_after: Created at or after.
+        created_before: Created at or before.
+        completed_after: Finished at or after.
+        completed_before: Finished at or before.
+        limit: At most this many.
+        offset: Skip this many first.
+        sort_desc: Newest first.
+        load_input: Decode inputs (off saves reading them).
+        load_output: Decode outputs and errors.
+        all_applications: Include workflows of other applications sharing the database.
+    """
+    runtime = ctx._runtime
+    if workflow_ids is not None:
+        workflow_ids = [
+            checked_id(w, "workflow_ids") for w in _names(workflow_ids, "workflow_ids") or []
+        ]
+    if workflow_id_prefix is not None and not isinstance(workflow_id_prefix, str):
+        raise InvalidOptionError("workflow_id_prefix", "expected a string")
+    records = sysdb.list_workflows(
+        runtime.store,
+        sysdb.WorkflowFilter(
+            workflow_ids=workflow_ids,
+            workflow_id_prefix=workflow_id_prefix,
+            statuses=_statuses(status),
+            names=_names(name, "name"),
+            application_versions=_names(application_version, "application_version"),
+            executor_ids=_names(executor_id, "executor_id"),
+            users=_names(user, "user"),
+            queue_names=_names(queue_name, "queue_name"),
+            queues_only=queues_only,
+            parent_workflow_id=parent_workflow_id,
+            forked_from=forked_from,
+            created_after_ms=epoch_ms(created_after, "created_after"),
+            created_before_ms=epoch_ms(created_before, "created_before"),
+            completed_after_ms=epoch_ms(completed_after, "completed_after"),
+            completed_before_ms=epoch_ms(completed_before, "completed_before"),
+            application_name=None if all_applications else runtime.app_name,
+            limit=_count(limit, "limit"),
+            offset=_count(offset, "offset"),
+            sort_desc=sort_desc,
+            load_input=load_input,
+            load_output=load_output,
+        ),
+    )
+    return [status_from_record(r, runtime.registry.by_name(r.name)) for r in records]
+
+
+def list_queued_workflows(
+    ctx: DBOSContext,
+    /,
+    *,
+    queue_name: str | Sequence[str] | None = None,
+    status: str | Sequence[str] | None = None,
+    name: str | Sequence[str] | None = None,
+    limit: int | None = None,
+    offset: int | None = None,
+    sort_desc: bool = False,
+    load_input: bool = True,
+) -> list[WorkflowStatus]:
+    """List workflows waiting on or running from a queue (ENQUEUED, DELAYED or PENDING).
+
+    The same as `list_workflows(..., queues_only=True)`.
+    """
+    return list_workflows(
+        ctx,
+        queue_name=queue_name,
+        status=status,
+        name=name,
+        queues_only=True,
+        limit=limit,
+        offset=offset,
+        sort_desc=sort_desc,
+        load_input=load_input,
+        load_output=False,
+    )
+
+
+def get_workflow_steps(
+    ctx: DBOSContext,
+    workflow_id: str,
+    /,
+    *,
+    load_output: bool = True,
+    limit: int | None = None,
+    offset: int | None = None,
+) -> list[StepInfo]:
+    """The recorded steps of a workflow, in order.
+
+    Raises:
+        NonExistentWorkflowError: there is no such workflow.
+    """
+    runtime = ctx._runtime
+    workflow_id = checked_id(workflow_id)
+    steps = sysdb.list_steps(
+        runtime.store,
+        workflow_id,
+        load_output=load_output,
+        limit=_count(limit, "limit"),
+        offset=_count(offset, "offset"),
+    )
+    if not steps and runtime.store.workflow_status(workflow_id) is None:
+        raise NonExistentWorkflowError(workflow_id)
+    return [
+        StepInfo(
+            step_id=s.step_id,
+            name=s.name,
+            output=_decoded(s.output),
+            error=None if s.error is None else ErrorRecord.decode(s.error),
+            child_workflow_id=s.child_workflow_id,
+            started_at=from_epoch_ms(s.started_at_ms),
+            completed_at=from_epoch_ms(s.completed_at_ms),
+        )
+        for s in steps
+    ]
+
+
+def _decoded(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return decode_any(text)
+    except ValueError:
+        return text

@@ -1,0 +1,396 @@
+"""Management statements: listing, forking, deleting and trimming workflows.
+
+Listing composes its WHERE clause from fixed fragments, one per filter, so the statement is
+still built only from constants; list filters bind one parameter each (an array on Postgres,
+a JSON array on SQLite).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, LiteralString
+
+from dbos_typed._sysdb._rows import StatusRecord, StepRecord
+from dbos_typed._sysdb._store import SystemStore, Transaction, status_from_row
+
+_STATUS_COLUMNS: LiteralString = """
+SELECT ws.workflow_uuid, ws.status, ws.name,
+       {inputs}, {output}, {error}, ws.executor_id,
+       ws.application_version, ws.application_name, ws.created_at, ws.updated_at,
+       ws.queue_name, ws.recovery_attempts, ws.workflow_timeout_ms,
+       ws.workflow_deadline_epoch_ms, ws.started_at_epoch_ms, ws.completed_at,
+       ws.parent_workflow_id, ws.deduplication_id, ws.priority, ws.forked_from,
+       ws.authenticated_user, ws.assumed_role, ws.serialization
+FROM {s}.workflow_status ws
+"""
+
+_JOIN_INPUT: LiteralString = (
+    "LEFT JOIN {s}.workflow_input wi ON wi.workflow_uuid = ws.workflow_uuid\n"
+)
+_JOIN_OUTPUT: LiteralString = (
+    "LEFT JOIN {s}.workflow_output wo ON wo.workflow_uuid = ws.workflow_uuid\n"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowFilter:
+    """Which workflows to list; None means "any"."""
+
+    workflow_ids: Sequence[str] | None = None
+    workflow_id_prefix: str | None = None
+    statuses: Sequence[str] | None = None
+    names: Sequence[str] | None = None
+    application_versions: Sequence[str] | None = None
+    executor_ids: Sequence[str] | None = None
+    users: Sequence[str] | None = None
+    queue_names: Sequence[str] | None = None
+    queues_only: bool = False
+    parent_workflow_id: str | None = None
+    forked_from: str | None = None
+    created_after_ms: int | None = None
+    created_before_ms: int | None = None
+    completed_after_ms: int | None = None
+    completed_before_ms: int | None = None
+    application_name: str | None = None
+    limit: int | None = None
+    offset: int | None = None
+    sort_desc: bool = False
+    load_input: bool = True
+    load_output: bool = True
+
+
+def _in_list(store: SystemStore, column: LiteralString, param: LiteralString) -> LiteralString:
+    if store.backend == "postgres":
+        return column + " = ANY(%(" + param + ")s)"
+    return column + " IN (SELECT value FROM json_each(%(" + param + ")s))"
+
+
+def _list_param(store: SystemStore, values: Sequence[str]) -> Any:
+    return list(values) if store.backend == "postgres" else json.dumps(list(values))
+
+
+def _all_of(clauses: list[LiteralString]) -> LiteralString:
+    joined: LiteralString = clauses[0]
+    for clause in clauses[1:]:
+        joined = joined + " AND " + clause
+    return joined
+
+
+def list_workflows(store: SystemStore, f: WorkflowFilter) -> list[StatusRecord]:
+    """The workflows matching `f`, oldest first unless `sort_desc`."""
+    inputs: LiteralString = "COALESCE(wi.inputs, ws.inputs)" if f.load_input else "NULL"
+    output: LiteralString = "COALESCE(wo.output, ws.output)" if f.load_output else "NULL"
+    error: LiteralString = "COALESCE(wo.error, ws.error)" if f.load_output else "NULL"
+    query: LiteralString = (
+        _STATUS_COLUMNS.replace("{inputs}", inputs)
+        .replace("{output}", output)
+        .replace("{error}", error)
+    )
+    if f.load_input:
+        query += _JOIN_INPUT
+    if f.load_output:
+        query += _JOIN_OUTPUT
+    clauses: list[LiteralString] = []
+    params: dict[str, Any] = {}
+    lists: tuple[tuple[Sequence[str] | None, LiteralString, LiteralString], ...] = (
+        (f.workflow_ids, "ws.workflow_uuid", "ids"),
+        (f.statuses, "ws.status", "statuses"),
+        (f.names, "ws.name", "names"),
+        (f.application_versions, "ws.application_version", "versions"),
+        (f.executor_ids, "ws.executor_id", "executors"),
+        (f.users, "ws.authenticated_user", "users"),
+        (f.queue_names, "ws.queue_name", "queues"),
+    )
+    for values, column, param in lists:
+        if values is not None:
+            clauses.append(_in_list(store, column, param))
+            params[param] = _list_param(store, values)
+    scalars: tuple[tuple[object, LiteralString, LiteralString], ...] = (
+        (f.parent_workflow_id, "ws.parent_workflow_id = %(parent)s", "parent"),
+        (f.forked_from, "ws.forked_from = %(forked_from)s", "forked_from"),
+        (f.created_after_ms, "ws.created_at >= %(created_after)s", "created_after"),
+        (f.created_before_ms, "ws.created_at <= %(created_before)s", "created_before"),
+        (f.completed_after_ms, "ws.completed_at >= %(completed_after)s", "completed_after"),
+        (f.completed_before_ms, "ws.completed_at <= %(completed_before)s", "completed_before"),
+        (
+            f.application_name,
+            "(ws.application_name = %(app)s OR ws.application_name IS NULL)",
+            "app",
+        ),
+    )
+    for value, clause, param in scalars:
+        if value is not None:
+            clauses.append(clause)
+            params[param] = value
+    if f.workflow_id_prefix is not None:
+        # A range instead of LIKE, so '%' and '_' in IDs are data, never patterns.
+        clauses.append("ws.workflow_uuid >= %(prefix)s AND ws.workflow_uuid < %(prefix_end)s")
+        params["prefix"] = f.workflow_id_prefix
+        params["prefix_end"] = f.workflow_id_prefix + "\U0010ffff"
+    if f.queues_only:
+        clauses.append("ws.queue_name IS NOT NULL")
+        if f.statuses is None:
+            clauses.append("ws.status IN ('ENQUEUED', 'PENDING', 'DELAYED')")
+    if clauses:
+        query += "WHERE " + _all_of(clauses) + "\n"
+    query += (
+        "ORDER BY ws.created_at DESC, ws.workflow_uuid DESC\n"
+        if f.sort_desc
+        else ("ORDER BY ws.created_at, ws.workflow_uuid\n")
+    )
+    if f.limit is not None:
+        query += "LIMIT %(limit)s\n"
+        params["limit"] = f.limit
+    if f.offset is not None:
+        if f.limit is None:
+            query += "LIMIT -1\n" if store.backend == "sqlite" else ""
+        query += "OFFSET %(offset)s\n"
+        params["offset"] = f.offset
+    return [status_from_row(r) for r in store._query(query, params)]
+
+
+_LIST_STEPS_PAGED: LiteralString = """
+SELECT function_id, function_name, {output}, {error}, child_workflow_id,
+       started_at_epoch_ms, completed_at_epoch_ms
+FROM {s}.operation_outputs
+WHERE workflow_uuid = %(workflow_id)s
+ORDER BY function_id
+"""
+
+
+def list_steps(
+    store: SystemStore,
+    workflow_id: str,
+    *,
+    load_output: bool,
+    limit: int | None,
+    offset: int | None,
+) -> list[StepRecord]:
+    """A workflow's recorded steps in order, optionally without payloads, one page."""
+    query: LiteralString = _LIST_STEPS_PAGED.replace(
+        "{output}", "output" if load_output else "NULL"
+    ).replace("{error}", "error" if load_output else "NULL")
+    params: dict[str, Any] = {"workflow_id": workflow_id}
+    if limit is not None:
+        query += "LIMIT %(limit)s\n"
+        params["limit"] = limit
+    if offset is not None:
+        if limit is None and store.backend == "sqlite":
+            query += "LIMIT -1\n"
+        query += "OFFSET %(offset)s\n"
+        params["offset"] = offset
+    return [
+        StepRecord(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6])
+        for r in store._query(query, params)
+    ]
+
+
+_CHILDREN: LiteralString = """
+SELECT workflow_uuid FROM {s}.workflow_status WHERE parent_workflow_id = %(workflow_id)s
+"""
+
+
+def with_descendants(store: SystemStore, workflow_ids: Sequence[str]) -> list[str]:
+    """The given workflows followed by all their descendants, breadth first."""
+    seen: dict[str, None] = dict.fromkeys(workflow_ids)
+    frontier = list(workflow_ids)
+    while frontier:
+        children: list[str] = []
+        for workflow_id in frontier:
+            for (child,) in store._query(_CHILDREN, {"workflow_id": workflow_id}):
+                if child not in seen:
+                    seen[child] = None
+                    children.append(child)
+        frontier = children
+    return list(seen)
+
+
+_DELETE_STATEMENTS: tuple[LiteralString, ...] = (
+    # operation_outputs, workflow_input and workflow_output have no foreign key in the
+    # DBOS 3.x schema, so they are deleted explicitly; the rest cascade.
+    "DELETE FROM {s}.operation_outputs WHERE workflow_uuid = %(workflow_id)s",
+    "DELETE FROM {s}.workflow_input WHERE workflow_uuid = %(workflow_id)s",
+    "DELETE FROM {s}.workflow_output WHERE workflow_uuid = %(workflow_id)s",
+    "DELETE FROM {s}.workflow_status WHERE workflow_uuid = %(workflow_id)s",
+)
+
+
+def delete_workflows(store: SystemStore, workflow_ids: Sequence[str]) -> None:
+    """Delete workflows and everything recorded for them, in one transaction."""
+
+    def body(tx: Transaction) -> None:
+        for workflow_id in workflow_ids:
+            for statement in _DELETE_STATEMENTS:
+                tx.execute(statement, {"workflow_id": workflow_id})
+
+    store._transaction(body)
+
+
+_FORK_STATUS: LiteralString = """
+INSERT INTO {s}.workflow_status (
+    workflow_uuid, status, name, class_name, config_name, authenticated_user, assumed_role,
+    authenticated_roles, application_version, application_id, application_name, queue_name,
+    recovery_attempts, workflow_timeout_ms, priority, forked_from, serialization,
+    created_at, updated_at, owner_xid
+)
+SELECT %(new_id)s, 'ENQUEUED', name, class_name, config_name, authenticated_user,
+       assumed_role, authenticated_roles, %(version)s, application_id, application_name,
+       %(queue)s, 0, workflow_timeout_ms, priority, workflow_uuid, serialization,
+       %(now_ms)s, %(now_ms)s, NULL
+FROM {s}.workflow_status WHERE workflow_uuid = %(workflow_id)s
+"""
+
+_FORK_INPUT: LiteralString = """
+INSERT INTO {s}.workflow_input (workflow_uuid, inputs, retention_timestamp)
+SELECT %(new_id)s, COALESCE(wi.inputs, ws.inputs), %(now_ms)s
+FROM {s}.workflow_status ws
+LEFT JOIN {s}.workflow_input wi ON wi.workflow_uuid = ws.workflow_uuid
+WHERE ws.workflow_uuid = %(workflow_id)s
+"""
+
+_FORK_STEPS: LiteralString = """
+INSERT INTO {s}.operation_outputs (
+    workflow_uuid, function_id, function_name, output, error, child_workflow_id,
+    started_at_epoch_ms, completed_at_epoch_ms, serialization, application_name,
+    retention_timestamp
+)
+SELECT %(new_id)s, function_id, function_name, output, error, child_workflow_id,
+       started_at_epoch_ms, completed_at_epoch_ms, serialization, application_name,
+       %(now_ms)s
+FROM {s}.operation_outputs
+WHERE workflow_uuid = %(workflow_id)s AND function_id < %(start_step)s
+"""
+
+_FORK_EVENT_HISTORY: LiteralString = """
+INSERT INTO {s}.workflow_events_history (workflow_uuid, function_id, key, value, serialization)
+SELECT %(new_id)s, function_id, key, value, serialization
+FROM {s}.workflow_events_history
+WHERE workflow_uuid = %(workflow_id)s AND function_id < %(start_step)s
+"""
+
+# The latest value of each key among the copied history is the fork's current event.
+_FORK_EVENTS: LiteralString = """
+INSERT INTO {s}.workflow_events (workflow_uuid, key, value, serialization)
+SELECT %(new_id)s, h.key, h.value, h.serialization
+FROM {s}.workflow_events_history h
+WHERE h.workflow_uuid = %(new_id)s AND h.function_id = (
+    SELECT max(h2.function_id) FROM {s}.workflow_events_history h2
+    WHERE h2.workflow_uuid = %(new_id)s AND h2.key = h.key
+)
+"""
+
+_FORK_STREAMS: LiteralString = """
+INSERT INTO {s}.streams (workflow_uuid, key, value, "offset", function_id, serialization)
+SELECT %(new_id)s, key, value, "offset", function_id, serialization
+FROM {s}.streams
+WHERE workflow_uuid = %(workflow_id)s AND function_id < %(start_step)s
+"""
+
+_MARK_FORKED: LiteralString = """
+UPDATE {s}.workflow_status SET was_forked_from = TRUE WHERE workflow_uuid = %(workflow_id)s
+"""
+
+
+def fork_workflow(
+    store: SystemStore,
+    workflow_id: str,
+    *,
+    new_id: str,
+    start_step: int,
+    application_version: str | None,
+    queue_name: str,
+    now_ms: int,
+) -> bool:
+    """Copy a workflow as a new ENQUEUED one, with what it recorded before `start_step`.
+
+    Steps, event history and stream entries before the start step are copied. Returns False
+    if the original does not exist.
+    """
+    params = {
+        "workflow_id": workflow_id,
+        "new_id": new_id,
+        "start_step": start_step,
+        "version": application_version,
+        "queue": queue_name,
+        "now_ms": now_ms,
+    }
+
+    def body(tx: Transaction) -> bool:
+        if not tx.execute(_MARK_FORKED + "RETURNING 1", params):
+            return False
+        for statement in (
+            _FORK_STATUS,
+            _FORK_INPUT,
+            _FORK_STEPS,
+            _FORK_EVENT_HISTORY,
+            _FORK_EVENTS,
+            _FORK_STREAMS,
+        ):
+            tx.execute(statement, params)
+        return True
+
+    return store._transaction(body)
+
+
+_GC_BY_TIME: LiteralString = """
+SELECT workflow_uuid FROM {s}.workflow_status
+WHERE created_at < %(cutoff)s AND status NOT IN ('PENDING', 'ENQUEUED', 'DELAYED')
+"""
+
+_GC_BY_ROWS: LiteralString = """
+SELECT workflow_uuid FROM {s}.workflow_status
+WHERE status NOT IN ('PENDING', 'ENQUEUED', 'DELAYED')
+  AND created_at < (
+    SELECT min(created_at) FROM (
+        SELECT created_at FROM {s}.workflow_status ORDER BY created_at DESC LIMIT %(keep)s
+    ) newest
+)
+"""
+
+
+def garbage_collect(store: SystemStore, *, cutoff_ms: int | None, keep_rows: int | None) -> int:
+    """Delete finished workflows older than the cutoff, or beyond the newest `keep_rows`."""
+    doomed: set[str] = set()
+    if cutoff_ms is not None:
+        doomed.update(r[0] for r in store._query(_GC_BY_TIME, {"cutoff": cutoff_ms}))
+    if keep_rows is not None:
+        doomed.update(r[0] for r in store._query(_GC_BY_ROWS, {"keep": keep_rows}))
+    ordered = sorted(doomed)
+    for start in range(0, len(ordered), 1000):
+        delete_workflows(store, ordered[start : start + 1000])
+    return len(ordered)
+
+
+_TIMEOUT_OLD: LiteralString = """
+UPDATE {s}.workflow_status
+SET status = 'CANCELLED', queue_name = NULL, deduplication_id = NULL,
+    started_at_epoch_ms = NULL, owner_xid = NULL, updated_at = %(now_ms)s,
+    completed_at = %(now_ms)s
+WHERE created_at < %(cutoff)s AND status IN ('PENDING', 'ENQUEUED', 'DELAYED')
+RETURNING workflow_uuid
+"""
+
+
+def cancel_created_before(store: SystemStore, cutoff_ms: int, now_ms: int) -> list[str]:
+    """Cancel every unfinished workflow created before the cutoff; returns their IDs."""
+    return [r[0] for r in store._query(_TIMEOUT_OLD, {"cutoff": cutoff_ms, "now_ms": now_ms})]
+
+
+_SET_ATTRIBUTES_PG: LiteralString = """
+UPDATE {s}.workflow_status SET attributes = %(attributes)s::jsonb, updated_at = %(now_ms)s
+WHERE workflow_uuid = %(workflow_id)s RETURNING 1
+"""
+
+_SET_ATTRIBUTES_SQLITE: LiteralString = """
+UPDATE {s}.workflow_status SET attributes = %(attributes)s, updated_at = %(now_ms)s
+WHERE workflow_uuid = %(workflow_id)s RETURNING 1
+"""
+
+
+def set_attributes(store: SystemStore, workflow_id: str, attributes: str, now_ms: int) -> bool:
+    """Replace a workflow's JSON attributes; False if it does not exist."""
+    query = _SET_ATTRIBUTES_PG if store.backend == "postgres" else _SET_ATTRIBUTES_SQLITE
+    params = {"workflow_id": workflow_id, "attributes": attributes, "now_ms": now_ms}
+    return bool(store._query(query, params))

@@ -1,0 +1,226 @@
+"""Listing, steps, cancel with descendants, fork, delete, attributes and retention."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+import dbos_typed as dbos
+from tests.conftest import Backend, Gate
+
+step_runs: list[str] = []
+
+
+def counted(label: str) -> str:
+    step_runs.append(label)
+    return label
+
+
+def three_steps(ctx: dbos.WorkflowContext, tag: str) -> str:
+    a = dbos.run_as_step(ctx, lambda: counted(f"{tag}-a"), name="a")
+    b = dbos.run_as_step(ctx, lambda: counted(f"{tag}-b"), name="b")
+    c = dbos.run_as_step(ctx, lambda: counted(f"{tag}-c"), name="c")
+    return "+".join([a, b, c])
+
+
+def fails(ctx: dbos.WorkflowContext, tag: str) -> str:
+    raise ValueError(f"bad {tag}")
+
+
+def _ctx(backend: Backend) -> dbos.DBOSContext:
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, three_steps)
+    dbos.register_workflow(ctx, fails)
+    ctx.launch()
+    return ctx
+
+
+def test_list_workflows_filters(backend: Backend) -> None:
+    ctx = _ctx(backend)
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    for i in range(3):
+        dbos.run_workflow(ctx, three_steps, f"t{i}", workflow_id=f"ok-{i}").get_result()
+    with pytest.raises(dbos.WorkflowFailedError):
+        dbos.run_workflow(ctx, fails, "x", workflow_id="bad-%_1").get_result()
+
+    everything = dbos.list_workflows(ctx)
+    assert [w.workflow_id for w in everything] == ["ok-0", "ok-1", "ok-2", "bad-%_1"]
+    assert everything[0].input == "t0" and everything[0].output == "t0-a+t0-b+t0-c"
+    assert everything[3].error is not None and everything[3].error.name == "ValueError"
+
+    assert [w.workflow_id for w in dbos.list_workflows(ctx, sort_desc=True, limit=2)] == [
+        "bad-%_1",
+        "ok-2",
+    ]
+    assert [w.workflow_id for w in dbos.list_workflows(ctx, offset=3)] == ["bad-%_1"]
+    assert len(dbos.list_workflows(ctx, status="SUCCESS")) == 3
+    assert len(dbos.list_workflows(ctx, status=["ERROR", "CANCELLED"])) == 1
+    assert len(dbos.list_workflows(ctx, name="fails")) == 1
+    assert len(dbos.list_workflows(ctx, workflow_ids=["ok-1", "ok-2", "nope"])) == 2
+    assert [w.workflow_id for w in dbos.list_workflows(ctx, workflow_id_prefix="bad-%")] == [
+        "bad-%_1"
+    ]
+    assert dbos.list_workflows(ctx, workflow_id_prefix="bad-x") == []  # % and _ are literal
+    assert (
+        len(dbos.list_workflows(ctx, executor_id="local", application_version="test-version")) == 4
+    )
+    assert dbos.list_workflows(ctx, executor_id="elsewhere") == []
+    assert len(dbos.list_workflows(ctx, created_after=before)) == 4
+    assert dbos.list_workflows(ctx, created_before=before) == []
+    assert len(dbos.list_workflows(ctx, completed_after=before, status="SUCCESS")) == 3
+    bare = dbos.list_workflows(ctx, load_input=False, load_output=False, limit=1)
+    assert bare[0].input is None and bare[0].output is None
+
+
+def test_list_workflows_rejects_bad_filters(backend: Backend) -> None:
+    ctx = _ctx(backend)
+    for kwargs, argument in [
+        ({"status": "DONE"}, "status"),
+        ({"limit": -1}, "limit"),
+        ({"created_after": datetime(2026, 1, 1)}, "created_after"),
+        ({"workflow_ids": ["ok", ""]}, "workflow_ids"),
+    ]:
+        with pytest.raises(dbos.InvalidOptionError) as info:
+            dbos.list_workflows(ctx, **kwargs)  # type: ignore[arg-type]
+        assert info.value.argument == argument
+
+
+def test_get_workflow_steps(backend: Backend) -> None:
+    ctx = _ctx(backend)
+    dbos.run_workflow(ctx, three_steps, "s", workflow_id="steps").get_result()
+    steps = dbos.get_workflow_steps(ctx, "steps")
+    assert [(s.step_id, s.name, s.output) for s in steps] == [
+        (0, "a", "s-a"),
+        (1, "b", "s-b"),
+        (2, "c", "s-c"),
+    ]
+    assert all(s.started_at and s.completed_at and s.error is None for s in steps)
+    page = dbos.get_workflow_steps(ctx, "steps", limit=1, offset=1, load_output=False)
+    assert [(s.step_id, s.output) for s in page] == [(1, None)]
+    with pytest.raises(dbos.NonExistentWorkflowError):
+        dbos.get_workflow_steps(ctx, "missing")
+
+
+def test_cancel_with_descendants_and_queued_listing(backend: Backend) -> None:
+    gate = Gate()
+
+    def grandchild(ctx: dbos.WorkflowContext) -> str:
+        dbos.run_as_step(ctx, gate, name="gate")
+        dbos.run_as_step(ctx, lambda: "after", name="after")
+        return "done"
+
+    def child(ctx: dbos.WorkflowContext) -> str:
+        return dbos.run_workflow(ctx, grandchild).get_result()
+
+    def root(ctx: dbos.WorkflowContext) -> str:
+        return dbos.run_workflow(ctx, child).get_result()
+
+    ctx = backend.new_context()
+    for wf in (grandchild, child, root):
+        dbos.register_workflow(ctx, wf)
+    ctx.launch()
+    handle = dbos.run_workflow(ctx, root, workflow_id="root")
+    gate.wait_entered()
+    assert {w.workflow_id for w in dbos.list_workflows(ctx, status="PENDING")} == {
+        "root",
+        "root-0",
+        "root-0-0",
+    }
+    assert [w.workflow_id for w in dbos.list_workflows(ctx, parent_workflow_id="root")] == [
+        "root-0"
+    ]
+    dbos.cancel_workflow(ctx, "root", cancel_children=True)
+    gate.open()
+    with pytest.raises(dbos.AwaitedWorkflowCancelledError):
+        handle.get_result()
+    statuses = {w.workflow_id: w.status for w in dbos.list_workflows(ctx)}
+    assert statuses == {
+        "root": dbos.StatusName.CANCELLED,
+        "root-0": dbos.StatusName.CANCELLED,
+        "root-0-0": dbos.StatusName.CANCELLED,
+    }
+    assert dbos.list_queued_workflows(ctx) == []
+
+
+def test_fork_from_a_middle_step_does_not_rerun_earlier_steps(backend: Backend) -> None:
+    ctx = _ctx(backend)
+    step_runs.clear()
+    assert dbos.run_workflow(ctx, three_steps, "f", workflow_id="orig").get_result() == (
+        "f-a+f-b+f-c"
+    )
+    fork = dbos.fork_workflow(ctx, "orig", 1, new_workflow_id="forked")
+    assert fork.get_result(timeout=timedelta(seconds=20)) == "f-a+f-b+f-c"
+    assert step_runs == ["f-a", "f-b", "f-c", "f-b", "f-c"]
+    status = fork.get_status()
+    assert status.forked_from == "orig"
+    assert [s.name for s in dbos.get_workflow_steps(ctx, "forked")] == ["a", "b", "c"]
+    assert [w.workflow_id for w in dbos.list_workflows(ctx, forked_from="orig")] == ["forked"]
+    assert backend.query(
+        "SELECT was_forked_from FROM {s}.workflow_status WHERE workflow_uuid = %s", "orig"
+    ) in ([(True,)], [(1,)])
+    with pytest.raises(dbos.NonExistentWorkflowError):
+        dbos.fork_workflow(ctx, "missing", 0)
+    with pytest.raises(dbos.InvalidOptionError):
+        dbos.fork_workflow(ctx, "orig", -1)
+
+
+def test_delete_workflows_removes_everything(backend: Backend) -> None:
+    def parent(ctx: dbos.WorkflowContext, tag: str) -> str:
+        return dbos.run_workflow(ctx, three_steps, tag).get_result()
+
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, three_steps)
+    dbos.register_workflow(ctx, parent)
+    ctx.launch()
+    dbos.run_workflow(ctx, parent, "d", workflow_id="del").get_result()
+    dbos.run_workflow(ctx, three_steps, "k", workflow_id="keep").get_result()
+    dbos.delete_workflows(ctx, ["del", "missing"], delete_children=True)
+    assert [w.workflow_id for w in dbos.list_workflows(ctx)] == ["keep"]
+    for table in ("operation_outputs", "workflow_input", "workflow_output"):
+        rows = backend.query(f"SELECT DISTINCT workflow_uuid FROM {{s}}.{table}")
+        assert rows == [("keep",)], table
+    with pytest.raises(dbos.InvalidOptionError):
+        dbos.delete_workflows(ctx, "keep")
+
+
+def test_attributes_and_garbage_collection(backend: Backend) -> None:
+    ctx = _ctx(backend)
+    dbos.run_workflow(ctx, three_steps, "g", workflow_id="old").get_result()
+    dbos.set_workflow_attributes(ctx, "old", {"team": "payments", "n": 1})
+    [(attributes,)] = backend.query(
+        "SELECT attributes FROM {s}.workflow_status WHERE workflow_uuid = %s", "old"
+    )
+    assert attributes in ({"team": "payments", "n": 1}, '{"team":"payments","n":1}')
+    with pytest.raises(dbos.NonExistentWorkflowError):
+        dbos.set_workflow_attributes(ctx, "missing", {})
+
+    dbos.run_workflow(ctx, three_steps, "h", workflow_id="new").get_result()
+    assert dbos.garbage_collect(ctx, keep_rows=1) == 1
+    assert [w.workflow_id for w in dbos.list_workflows(ctx)] == ["new"]
+    future = datetime.now(UTC) + timedelta(minutes=1)
+    assert dbos.garbage_collect(ctx, cutoff=future) == 1
+    assert dbos.list_workflows(ctx) == []
+    with pytest.raises(dbos.InvalidOptionError):
+        dbos.garbage_collect(ctx)
+
+
+def test_global_timeout_cancels_old_unfinished_workflows(backend: Backend) -> None:
+    gate = Gate()
+
+    def blocked(ctx: dbos.WorkflowContext) -> str:
+        dbos.run_as_step(ctx, gate, name="gate")
+        dbos.run_as_step(ctx, lambda: "x", name="after")
+        return "finished"
+
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, blocked)
+    ctx.launch()
+    handle = dbos.run_workflow(ctx, blocked, workflow_id="stuck")
+    gate.wait_entered()
+    cancelled = dbos.global_timeout(ctx, datetime.now(UTC) + timedelta(seconds=1))
+    assert cancelled == ["stuck"]
+    gate.open()
+    with pytest.raises(dbos.AwaitedWorkflowCancelledError):
+        handle.get_result()
+    assert dbos.garbage_collect(ctx, cutoff=datetime.now(UTC) + timedelta(seconds=1)) == 1
