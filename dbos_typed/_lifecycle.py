@@ -13,7 +13,7 @@ from dbos_typed._queue_runner import QueueRunner
 from dbos_typed._runtime import Runtime, now_ms
 from dbos_typed._sysdb._store import SystemStore
 from dbos_typed._version import __version__
-from dbos_typed.errors import InvalidOptionError
+from dbos_typed.errors import InitializationError, InvalidOptionError
 
 logger = logging.getLogger("dbos_typed")
 
@@ -29,11 +29,23 @@ def new_context(config: Config) -> DBOSContext:
         InvalidOptionError: the config is invalid.
         InitializationError: the database cannot be reached or its schema is unusable.
     """
+    return connect(config, migrate=True)
+
+
+def connect(config: Config, *, migrate: bool) -> DBOSContext:
+    """Open a context; without `migrate`, refuse a database that has no system tables."""
     if not isinstance(config, Config):
         raise InvalidOptionError("config", "expected a dbos_typed.Config")
     store = open_store(config)
     try:
-        store.migrate()
+        if migrate:
+            store.migrate()
+        elif store.schema_version() is None:
+            raise InitializationError(
+                "the database has no DBOS system tables"
+                + (f" in schema {config.database_schema!r}" if store.backend == "postgres" else "")
+                + "; create them with `dbos-typed migrate` or by launching an application"
+            )
     except BaseException:
         store.close()
         raise

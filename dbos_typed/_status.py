@@ -86,7 +86,7 @@ def status_from_record(record: StatusRecord, spec: Any) -> WorkflowStatus:
             input_value = (
                 decode_inputs(spec.input_codec, record.inputs)
                 if spec is not None
-                else decode_any(record.inputs)
+                else _plain_input(decode_any(record.inputs))
             )
         except (SerializationError, ValueError):
             input_value = record.inputs
@@ -124,3 +124,19 @@ def status_from_record(record: StatusRecord, spec: Any) -> WorkflowStatus:
         authenticated_user=record.authenticated_user,
         assumed_role=record.assumed_role,
     )
+
+
+def _plain_input(envelope: Any) -> Any:
+    """The input of a workflow this process does not know, as plain JSON.
+
+    A single argument is unwrapped from the envelope, no argument is None, and anything else
+    (a workflow of another SDK with several arguments) is the envelope itself.
+    """
+    if not isinstance(envelope, dict):
+        return envelope
+    positional = envelope.get("positionalArgs") or []
+    named = envelope.get("namedArgs") or {}
+    values = [*positional, *named.values()] if isinstance(named, dict) else positional
+    if len(values) == 1:
+        return values[0]
+    return None if not values else envelope

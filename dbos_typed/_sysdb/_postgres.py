@@ -162,19 +162,26 @@ class PostgresStore(SystemStore):
 
         return retry_outages(action, is_outage=is_outage, closed=self._closed, what="a transaction")
 
+    def _version_in(self, tx: Transaction) -> int | None:
+        found = tx.execute(
+            "SELECT to_regclass(%(table)s) IS NOT NULL",
+            {"table": f"{sql.Identifier(self._schema).as_string(None)}.dbos_migrations"},
+        )
+        if not (found and found[0][0]):
+            return None
+        rows = tx.execute("SELECT max(version) FROM {s}.dbos_migrations", {})
+        return int(rows[0][0] or 0)
+
+    def schema_version(self) -> int | None:
+        """The recorded DBOS migration level, or None without system tables."""
+        return self._transaction(self._version_in)
+
     def migrate(self) -> None:
         """Create the schema at DBOS level 125, or check that it is already there."""
 
         def body(tx: Transaction) -> None:
             tx.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": _MIGRATION_LOCK_KEY})
-            found = tx.execute(
-                "SELECT to_regclass(%(table)s) IS NOT NULL",
-                {"table": f"{sql.Identifier(self._schema).as_string(None)}.dbos_migrations"},
-            )
-            version = 0
-            if found and found[0][0]:
-                rows = tx.execute("SELECT max(version) FROM {s}.dbos_migrations", {})
-                version = int(rows[0][0] or 0)
+            version = self._version_in(tx) or 0
             if version >= SCHEMA_VERSION:
                 return
             if version != 0:

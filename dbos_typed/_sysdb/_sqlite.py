@@ -21,6 +21,7 @@ T = TypeVar("T")
 
 _PARAM = re.compile(r"%\((\w+)\)s")
 _BUSY_TIMEOUT_MS = 30_000
+_HAS_MIGRATIONS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dbos_migrations'"
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -110,14 +111,18 @@ class SqliteStore(SystemStore):
 
         return retry_outages(action, is_outage=_is_busy, closed=self._closed, what="a transaction")
 
+    def schema_version(self) -> int | None:
+        """The recorded DBOS migration level, or None without system tables."""
+        if not self._query(_HAS_MIGRATIONS, {}):
+            return None
+        rows = self._query("SELECT max(version) FROM {s}.dbos_migrations", {})
+        return int(rows[0][0] or 0)
+
     def migrate(self) -> None:
         """Create the tables at DBOS level 125 if the file has none yet."""
 
         def body(tx: Transaction) -> None:
-            found = tx.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dbos_migrations'", {}
-            )
-            if found:
+            if tx.execute(_HAS_MIGRATIONS, {}):
                 return
             for statement in SQLITE_BASELINE:
                 tx.execute(statement, {})

@@ -57,6 +57,10 @@ class SystemStore(abc.ABC):
         """Create or check the schema (safe when several processes start together)."""
 
     @abc.abstractmethod
+    def schema_version(self) -> int | None:
+        """The DBOS migration level of the schema, or None if it has no system tables."""
+
+    @abc.abstractmethod
     def close(self) -> None:
         """Release every connection."""
 

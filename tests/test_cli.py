@@ -1,0 +1,128 @@
+"""The `dbos-typed` command line: tables, JSON, actions and exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import dbos_typed as dbos
+from dbos_typed.cli import main
+from tests.conftest import Backend, Gate
+
+
+def double(ctx: dbos.WorkflowContext, n: int) -> int:
+    return dbos.run_as_step(ctx, lambda: n * 2, name="double")
+
+
+def _run(backend: Backend, *argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--db-url", backend.url, "--schema", backend.schema, *argv], out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _populated(backend: Backend) -> dbos.DBOSContext:
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, double)
+    ctx.launch()
+    for n in range(3):
+        dbos.run_workflow(ctx, double, n, workflow_id=f"cli-{n}").get_result()
+    return ctx
+
+
+def test_list_get_and_steps(backend: Backend) -> None:
+    _populated(backend)
+    code, out, err = _run(backend, "workflow", "list")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["ID", "STATUS", "NAME"]
+    assert [line.split()[0] for line in lines[1:]] == ["cli-0", "cli-1", "cli-2"]
+
+    code, out, _ = _run(backend, "--json", "workflow", "list", "--limit", "2", "--sort-desc")
+    rows = json.loads(out)
+    assert [r["workflow_id"] for r in rows] == ["cli-2", "cli-1"]
+    assert rows[0]["output"] == 4 and rows[0]["status"] == "SUCCESS"
+
+    code, out, _ = _run(backend, "--json", "workflow", "get", "cli-1")
+    assert code == 0 and json.loads(out)["input"] == 1
+
+    code, out, _ = _run(backend, "workflow", "steps", "cli-2")
+    assert code == 0 and "double" in out and "4" in out
+
+    code, out, err = _run(backend, "workflow", "get", "missing")
+    assert code == 1 and out == "" and err.startswith("dbos-typed: error:") and err.count("\n") == 1
+
+
+def test_cancel_resume_fork_delete(backend: Backend) -> None:
+    gate = Gate()
+
+    def waits(ctx: dbos.WorkflowContext) -> str:
+        dbos.run_as_step(ctx, gate, name="gate")
+        return dbos.run_as_step(ctx, lambda: "done", name="after")
+
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, double)
+    dbos.register_workflow(ctx, waits)
+    ctx.launch()
+    handle = dbos.run_workflow(ctx, waits, workflow_id="w")
+    gate.wait_entered()
+    assert _run(backend, "workflow", "cancel", "w")[0] == 0
+    gate.open()
+    assert dbos.list_workflows(ctx, workflow_ids=["w"])[0].status is dbos.StatusName.CANCELLED
+    assert _run(backend, "workflow", "resume", "w")[0] == 0
+    assert handle.get_result() == "done"
+
+    dbos.run_workflow(ctx, double, 5, workflow_id="d").get_result()
+    code, out, _ = _run(backend, "--json", "workflow", "fork", "d", "--step", "1", "--new-id", "d2")
+    assert code == 0 and json.loads(out)["workflow_id"] == "d2"
+    assert dbos.retrieve_workflow[int](ctx, "d2").get_result() == 10
+    assert _run(backend, "workflow", "delete", "d", "d2")[0] == 0
+    assert dbos.list_workflows(ctx, workflow_ids=["d", "d2"]) == []
+    code, out, _ = _run(backend, "queue", "list")
+    assert (code, out.strip()) == (0, "(none)")
+
+
+def test_errors_are_one_line_and_nonzero(backend: Backend, tmp_path: Path) -> None:
+    empty = f"sqlite:///{tmp_path / 'empty.sqlite'}"
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["--db-url", empty, "workflow", "list"], out, err) == 1
+    assert "no DBOS system tables" in err.getvalue()
+    assert main(["--db-url", empty, "migrate"], io.StringIO(), io.StringIO()) == 0
+    assert main(["--db-url", empty, "workflow", "list"], io.StringIO(), io.StringIO()) == 0
+    assert main(["--db-url", empty, "reset"], io.StringIO(), err) == 1
+    assert main(["--db-url", empty, "reset", "--yes"], io.StringIO(), io.StringIO()) == 0
+    assert not (tmp_path / "empty.sqlite").exists()
+    _populated(backend)
+    code, _, err2 = _run(backend, "workflow", "cancel", "nope")
+    assert code == 1 and "does not exist" in err2
+
+
+def test_module_entry_point(backend: Backend) -> None:
+    _populated(backend)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dbos_typed",
+            "--db-url",
+            backend.url,
+            "--schema",
+            backend.schema,
+            "workflow",
+            "list",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "cli-0" in done.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "dbos_typed", "--db-url", "mysql://x", "workflow", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 1 and "unsupported scheme" in bad.stderr
