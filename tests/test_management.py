@@ -45,15 +45,18 @@ def test_list_workflows_filters(backend: Backend) -> None:
         dbos.run_workflow(ctx, fails, "x", workflow_id="bad-%_1").get_result()
 
     everything = dbos.list_workflows(ctx)
-    assert [w.workflow_id for w in everything] == ["ok-0", "ok-1", "ok-2", "bad-%_1"]
-    assert everything[0].input == "t0" and everything[0].output == "t0-a+t0-b+t0-c"
-    assert everything[3].error is not None and everything[3].error.name == "ValueError"
+    ids = [w.workflow_id for w in everything]
+    assert sorted(ids) == ["bad-%_1", "ok-0", "ok-1", "ok-2"]
+    # Oldest first; workflows created in the same millisecond are ordered by ID.
+    assert everything == sorted(everything, key=lambda w: (w.created_at, w.workflow_id))
+    by_id = {w.workflow_id: w for w in everything}
+    assert by_id["ok-0"].input == "t0" and by_id["ok-0"].output == "t0-a+t0-b+t0-c"
+    failure = by_id["bad-%_1"].error
+    assert failure is not None and failure.name == "ValueError"
 
-    assert [w.workflow_id for w in dbos.list_workflows(ctx, sort_desc=True, limit=2)] == [
-        "bad-%_1",
-        "ok-2",
-    ]
-    assert [w.workflow_id for w in dbos.list_workflows(ctx, offset=3)] == ["bad-%_1"]
+    newest_two = dbos.list_workflows(ctx, sort_desc=True, limit=2)
+    assert [w.workflow_id for w in newest_two] == ids[::-1][:2]
+    assert [w.workflow_id for w in dbos.list_workflows(ctx, offset=3)] == ids[3:]
     assert len(dbos.list_workflows(ctx, status="SUCCESS")) == 3
     assert len(dbos.list_workflows(ctx, status=["ERROR", "CANCELLED"])) == 1
     assert len(dbos.list_workflows(ctx, name="fails")) == 1
