@@ -31,6 +31,9 @@ class Config:
             default it is a hash of the registered workflows' source code.
         max_connections: Size of the Postgres connection pool.
         connect_timeout: How long to wait for the database at start.
+        admin_server: Serve the admin HTTP endpoints while launched.
+        admin_host: The address the admin server binds to (localhost by default).
+        admin_port: Its port (0 picks a free one; see `DBOSContext.admin_url`).
     """
 
     app_name: str
@@ -40,6 +43,9 @@ class Config:
     application_version: str | None = None
     max_connections: int = 20
     connect_timeout: timedelta = field(default_factory=lambda: timedelta(seconds=10))
+    admin_server: bool = False
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 3001
 
     def __post_init__(self) -> None:
         if not isinstance(self.app_name, str) or not self.app_name.strip():
@@ -62,6 +68,10 @@ class Config:
             raise InvalidOptionError("max_connections", "expected an int from 1 to 1000")
         if not isinstance(self.connect_timeout, timedelta) or self.connect_timeout <= timedelta(0):
             raise InvalidOptionError("connect_timeout", "expected a positive timedelta")
+        if not isinstance(self.admin_port, int) or not 0 <= self.admin_port <= 65535:
+            raise InvalidOptionError("admin_port", "expected a port number from 0 to 65535")
+        if not isinstance(self.admin_host, str) or not self.admin_host:
+            raise InvalidOptionError("admin_host", "expected a host name or address")
 
     def resolved_executor_id(self) -> str:
         """The executor ID in force: environment, then config, then `"local"`."""

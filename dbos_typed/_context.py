@@ -45,6 +45,11 @@ class DBOSContext:
         return self._runtime.executor_id
 
     @property
+    def admin_url(self) -> str | None:
+        """The admin server's base URL while it runs (see `Config.admin_server`)."""
+        return self._runtime.admin_url
+
+    @property
     def application_version(self) -> str:
         """The application version (known once launched, unless pinned in the config)."""
         return self._runtime.application_version

@@ -7,6 +7,7 @@ import logging
 import time
 from concurrent.futures import wait
 
+from dbos_typed._admin import AdminServer
 from dbos_typed._config import Config, default_sqlite_url, parse_database_url
 from dbos_typed._context import DBOSContext
 from dbos_typed._queue_runner import QueueRunner
@@ -50,18 +51,40 @@ def connect(config: Config, *, migrate: bool) -> DBOSContext:
         store.close()
         raise
     runtime = Runtime(config, store)
+    context = DBOSContext(runtime)
     runner = QueueRunner(runtime)
     runtime.on_launch += [
         lambda: _register_version(runtime),
         lambda: _recover(runtime),
         runner.start,
     ]
+    if config.admin_server:
+        _serve_admin(context)
     runtime.on_shutdown += [
         runner.stop,
         lambda t: _stop_workflows(runtime, t),
         lambda _: store.close(),
     ]
-    return DBOSContext(runtime)
+    return context
+
+
+def _serve_admin(ctx: DBOSContext) -> None:
+    runtime = ctx._runtime
+    servers: list[AdminServer] = []
+
+    def start() -> None:
+        server = AdminServer(ctx, runtime.config.admin_host, runtime.config.admin_port)
+        server.start()
+        servers.append(server)
+        runtime.admin_url = server.url
+
+    def stop(_: float) -> None:
+        for server in servers:
+            server.stop()
+        runtime.admin_url = None
+
+    runtime.on_launch.append(start)
+    runtime.on_shutdown.insert(0, stop)
 
 
 def open_store(config: Config) -> SystemStore:

@@ -176,6 +176,7 @@ class Runtime:
         self.lifecycle_lock = threading.Lock()
         self.on_launch: list[Callable[[], None]] = []
         self.on_shutdown: list[Callable[[float], None]] = []
+        self.admin_url: str | None = None
 
     @property
     def app_name(self) -> str:

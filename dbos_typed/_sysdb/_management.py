@@ -394,3 +394,31 @@ def set_attributes(store: SystemStore, workflow_id: str, attributes: str, now_ms
     query = _SET_ATTRIBUTES_PG if store.backend == "postgres" else _SET_ATTRIBUTES_SQLITE
     params = {"workflow_id": workflow_id, "attributes": attributes, "now_ms": now_ms}
     return bool(store._query(query, params))
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """A row of the `queues` table."""
+
+    name: str
+    concurrency: int | None
+    worker_concurrency: int | None
+    rate_limit_max: int | None
+    rate_limit_period: float | None
+    priority_enabled: bool
+    partitioned: bool
+
+
+_LIST_QUEUES: LiteralString = """
+SELECT name, concurrency, worker_concurrency, rate_limit_max, rate_limit_period_sec,
+       priority_enabled, partition_queue
+FROM {s}.queues ORDER BY name
+"""
+
+
+def list_queue_rows(store: SystemStore) -> list[QueueRow]:
+    """Every queue declared in the database."""
+    return [
+        QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]))
+        for r in store._query(_LIST_QUEUES, {})
+    ]
