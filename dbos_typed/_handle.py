@@ -21,6 +21,7 @@ from dbos_typed._runtime import Execution, Runtime, now_ms
 from dbos_typed._serialization import Codec, ErrorRecord, codec_for, decode_any, encode_any
 from dbos_typed._status import WorkflowStatus, status_from_record
 from dbos_typed._sysdb._rows import Outcome, StatusName, StepRecord
+from dbos_typed._validate import checked_name
 from dbos_typed.errors import (
     AwaitedWorkflowCancelledError,
     DBOSError,
@@ -229,8 +230,7 @@ class _Retriever:
 
 
 def _retrieve(ctx: DBOSContext, workflow_id: str, codec: Codec[Any] | None) -> WorkflowHandle[Any]:
-    if not isinstance(workflow_id, str) or not workflow_id:
-        raise InvalidOptionError("workflow_id", "expected a non-empty string")
+    workflow_id = checked_name(workflow_id, "workflow_id")
     runtime = ctx._runtime
     record = runtime.store.get_status(workflow_id)
     if record is None:

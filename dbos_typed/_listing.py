@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from dbos_typed._context import DBOSContext
-from dbos_typed._management import checked_id, epoch_ms
 from dbos_typed._serialization import ErrorRecord, decode_any
 from dbos_typed._status import StatusName, WorkflowStatus, from_epoch_ms, status_from_record
 from dbos_typed._sysdb import _management as sysdb
+from dbos_typed._validate import checked_name, epoch_ms
 from dbos_typed.errors import InvalidOptionError, NonExistentWorkflowError
 
 
@@ -124,7 +124,7 @@ def list_workflows(
     runtime = ctx._runtime
     if workflow_ids is not None:
         workflow_ids = [
-            checked_id(w, "workflow_ids") for w in _names(workflow_ids, "workflow_ids") or []
+            checked_name(w, "workflow_ids") for w in _names(workflow_ids, "workflow_ids") or []
         ]
     if workflow_id_prefix is not None and not isinstance(workflow_id_prefix, str):
         raise InvalidOptionError("workflow_id_prefix", "expected a string")
@@ -202,7 +202,7 @@ def get_workflow_steps(
         NonExistentWorkflowError: there is no such workflow.
     """
     runtime = ctx._runtime
-    workflow_id = checked_id(workflow_id)
+    workflow_id = checked_name(workflow_id, "workflow_id")
     steps = sysdb.list_steps(
         runtime.store,
         workflow_id,

@@ -18,23 +18,8 @@ from dbos_typed._handle import WorkflowHandle
 from dbos_typed._runtime import Runtime, now_ms
 from dbos_typed._sysdb import _management as sysdb
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE
+from dbos_typed._validate import checked_name, epoch_ms
 from dbos_typed.errors import InvalidOptionError, NonExistentWorkflowError
-
-
-def checked_id(workflow_id: object, argument: str = "workflow_id") -> str:
-    """Validate a workflow ID argument."""
-    if not isinstance(workflow_id, str) or not workflow_id:
-        raise InvalidOptionError(argument, "expected a non-empty string")
-    return workflow_id
-
-
-def epoch_ms(value: datetime | None, argument: str) -> int | None:
-    """Epoch milliseconds of an aware datetime argument."""
-    if value is None:
-        return None
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise InvalidOptionError(argument, "expected a timezone-aware datetime")
-    return int(value.timestamp() * 1000)
 
 
 def _cancel_locally(runtime: Runtime, workflow_ids: Sequence[str]) -> None:
@@ -62,7 +47,7 @@ def cancel_workflow(
         NonExistentWorkflowError: there is no such workflow.
     """
     runtime = ctx._runtime
-    workflow_id = checked_id(workflow_id)
+    workflow_id = checked_name(workflow_id, "workflow_id")
     if runtime.store.workflow_status(workflow_id) is None:
         raise NonExistentWorkflowError(workflow_id)
     targets = (
@@ -88,7 +73,7 @@ def resume_workflow(ctx: DBOSContext, workflow_id: str, /) -> WorkflowHandle[Any
         NonExistentWorkflowError: there is no such workflow.
     """
     runtime = ctx._runtime
-    workflow_id = checked_id(workflow_id)
+    workflow_id = checked_name(workflow_id, "workflow_id")
     if not runtime.store.resume_workflow(workflow_id, INTERNAL_QUEUE, now_ms()):
         if runtime.store.workflow_status(workflow_id) is None:
             raise NonExistentWorkflowError(workflow_id)
@@ -134,19 +119,19 @@ def fork_workflow(
         NonExistentWorkflowError: there is no such workflow.
     """
     runtime = ctx._runtime
-    workflow_id = checked_id(workflow_id)
+    workflow_id = checked_name(workflow_id, "workflow_id")
     if not isinstance(start_step, int) or isinstance(start_step, bool) or start_step < 0:
         raise InvalidOptionError("start_step", "expected an int >= 0")
-    new_id = checked_id(new_workflow_id or str(uuid.uuid4()), "new_workflow_id")
+    new_id = checked_name(new_workflow_id or str(uuid.uuid4()), "new_workflow_id")
     if application_version is not None:
-        checked_id(application_version, "application_version")
+        checked_name(application_version, "application_version")
     forked = sysdb.fork_workflow(
         runtime.store,
         workflow_id,
         new_id=new_id,
         start_step=start_step,
         application_version=application_version,
-        queue_name=checked_id(queue_name, "queue_name") if queue_name else INTERNAL_QUEUE,
+        queue_name=checked_name(queue_name, "queue_name") if queue_name else INTERNAL_QUEUE,
         now_ms=now_ms(),
     )
     if not forked:
@@ -170,7 +155,7 @@ def delete_workflows(
     runtime = ctx._runtime
     if isinstance(workflow_ids, str):
         raise InvalidOptionError("workflow_ids", "expected a sequence of IDs, not one string")
-    ids = [checked_id(w, "workflow_ids") for w in workflow_ids]
+    ids = [checked_name(w, "workflow_ids") for w in workflow_ids]
     if delete_children:
         ids = sysdb.with_descendants(runtime.store, ids)
     sysdb.delete_workflows(runtime.store, ids)
@@ -187,13 +172,15 @@ def set_workflow_attributes(
         InvalidOptionError: `attributes` is not a JSON object.
     """
     runtime = ctx._runtime
-    workflow_id = checked_id(workflow_id)
+    workflow_id = checked_name(workflow_id, "workflow_id")
     if not isinstance(attributes, Mapping):
         raise InvalidOptionError("attributes", "expected a mapping of JSON values")
     try:
         text = json.dumps(dict(attributes), separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise InvalidOptionError("attributes", f"not JSON-serializable: {exc}") from exc
+    if "\\u0000" in text:
+        raise InvalidOptionError("attributes", "must not contain NUL characters")
     if not sysdb.set_attributes(runtime.store, workflow_id, text, now_ms()):
         raise NonExistentWorkflowError(workflow_id)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dbos_typed._serialization import Codec, codec_for
+from dbos_typed._validate import optional_name
 from dbos_typed.errors import InvalidOptionError, RegistrationError, SerializationError
 
 
@@ -46,8 +47,7 @@ def build_spec(
     if not callable(fn):
         raise RegistrationError(f"cannot register {fn!r}: it is not callable")
     label = describe(fn)
-    if name is not None and (not isinstance(name, str) or not name):
-        raise InvalidOptionError("name", "expected a non-empty string")
+    name = optional_name(name, "name")
     if max_recovery_attempts is not None and (
         not isinstance(max_recovery_attempts, int) or max_recovery_attempts < 1
     ):

@@ -17,6 +17,7 @@ from dbos_typed._durable import rebuild_error, record_of, run_durably
 from dbos_typed._registry import describe
 from dbos_typed._serialization import Codec, ErrorRecord, codec_for, decode_any, is_json_native
 from dbos_typed._sysdb._rows import StepRecord
+from dbos_typed._validate import optional_name
 from dbos_typed.errors import (
     InvalidOptionError,
     MaxStepRetriesExceededError,
@@ -116,8 +117,7 @@ def run_as_step(
     policy = _RetryPolicy.checked(max_retries, base_interval, backoff_factor, max_interval)
     if retry_if is not None and not callable(retry_if):
         raise InvalidOptionError("retry_if", "expected a callable taking an exception")
-    if name is not None and (not isinstance(name, str) or not name):
-        raise InvalidOptionError("name", "expected a non-empty string")
+    name = optional_name(name, "name")
     state = ctx._state
     if state.in_step:
         return fn()

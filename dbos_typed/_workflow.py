@@ -16,6 +16,7 @@ from dbos_typed._runtime import Execution, Runtime, now_ms
 from dbos_typed._serialization import ErrorRecord, decode_inputs, encode_inputs
 from dbos_typed._sysdb._retry import StoreClosedError
 from dbos_typed._sysdb._rows import ClaimedWorkflow, NewWorkflow, StatusName
+from dbos_typed._validate import optional_name
 from dbos_typed.errors import (
     ConflictingWorkflowError,
     InitializationError,
@@ -162,8 +163,7 @@ def run_workflow(
             f"{describe(fn)} is not a registered workflow; call register_workflow first"
         )
     value = _checked_input(spec, input)
-    if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
-        raise InvalidOptionError("workflow_id", "expected a non-empty string or None")
+    workflow_id = optional_name(workflow_id, "workflow_id")
     if timeout is not None and (not isinstance(timeout, timedelta) or timeout <= timedelta(0)):
         raise InvalidOptionError("timeout", "expected a positive timedelta or None")
     if isinstance(ctx, WorkflowContext):

@@ -119,9 +119,17 @@ class SerializationError(DBOSError):
 
 
 class SystemDatabaseError(DBOSError):
-    """The system database rejected an operation for a reason other than an outage."""
+    """The system database rejected an operation for a reason other than an outage.
+
+    Attributes:
+        sqlstate: The database's error code, when it gave one.
+    """
 
     code = "SystemDatabaseError"
+
+    def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
 
 
 class WaitTimeoutError(DBOSError, TimeoutError):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, LiteralString, TypeVar
 
 import psycopg
@@ -25,7 +26,7 @@ from dbos_typed._sysdb._store import (
     insert_params,
     inserted_from,
 )
-from dbos_typed.errors import InitializationError
+from dbos_typed.errors import InitializationError, SystemDatabaseError
 
 T = TypeVar("T")
 
@@ -48,6 +49,17 @@ def is_outage(exc: BaseException) -> bool:
         # No SQLSTATE: the connection itself failed (refused, reset, closed).
         return True
     return code.startswith(_OUTAGE_CLASSES) or code in _OUTAGE_CODES
+
+
+@contextlib.contextmanager
+def _translated_errors() -> Iterator[None]:
+    # The one boundary where driver errors become the library's own.
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise SystemDatabaseError(
+            f"the system database refused an operation: {exc}", sqlstate=exc.sqlstate
+        ) from exc
 
 
 class _PgTransaction:
@@ -132,18 +144,13 @@ class PostgresStore(SystemStore):
 
     def _query(self, query: LiteralString, params: Mapping[str, Any]) -> list[Row]:
         compiled = self._compile(query)
-
-        try:
-            return self._run_once(compiled, params)
-        except Exception as exc:
-            if not is_outage(exc):
-                raise
-        return retry_outages(
-            lambda: self._run_once(compiled, params),
-            is_outage=is_outage,
-            closed=self._closed,
-            what="a query",
-        )
+        with _translated_errors():
+            return retry_outages(
+                lambda: self._run_once(compiled, params),
+                is_outage=is_outage,
+                closed=self._closed,
+                what="a query",
+            )
 
     def _run_once(self, compiled: bytes, params: Mapping[str, Any]) -> list[Row]:
         # The hot path of every checkpoint: getconn/putconn directly, one autocommit
@@ -160,7 +167,10 @@ class PostgresStore(SystemStore):
             with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 return body(_PgTransaction(cur, self._compile))
 
-        return retry_outages(action, is_outage=is_outage, closed=self._closed, what="a transaction")
+        with _translated_errors():
+            return retry_outages(
+                action, is_outage=is_outage, closed=self._closed, what="a transaction"
+            )
 
     def _version_in(self, tx: Transaction) -> int | None:
         found = tx.execute(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, LiteralString, TypeVar
 
@@ -15,7 +16,7 @@ from dbos_typed._sysdb._retry import retry_outages
 from dbos_typed._sysdb._rows import ClaimedWorkflow, InsertedWorkflow, NewWorkflow, StatusName
 from dbos_typed._sysdb._schema_sqlite import SQLITE_BASELINE
 from dbos_typed._sysdb._store import Row, SystemStore, Transaction, claimed_from
-from dbos_typed.errors import InitializationError
+from dbos_typed.errors import InitializationError, SystemDatabaseError
 
 T = TypeVar("T")
 
@@ -27,6 +28,17 @@ _HAS_MIGRATIONS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '
 def _is_busy(exc: BaseException) -> bool:
     # Another process holds the write lock for longer than busy_timeout: wait again.
     return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+@contextlib.contextmanager
+def _translated_errors() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise SystemDatabaseError(
+            f"the system database refused an operation: {exc}",
+            sqlstate=getattr(exc, "sqlite_errorname", None),
+        ) from exc
 
 
 class _SqliteTransaction:
@@ -95,7 +107,8 @@ class SqliteStore(SystemStore):
             with self._lock:
                 return self._conn.execute(compiled, params).fetchall()
 
-        return retry_outages(action, is_outage=_is_busy, closed=self._closed, what="a query")
+        with _translated_errors():
+            return retry_outages(action, is_outage=_is_busy, closed=self._closed, what="a query")
 
     def _transaction(self, body: Callable[[Transaction], T]) -> T:
         def action() -> T:
@@ -109,7 +122,10 @@ class SqliteStore(SystemStore):
                 self._conn.execute("COMMIT")
                 return result
 
-        return retry_outages(action, is_outage=_is_busy, closed=self._closed, what="a transaction")
+        with _translated_errors():
+            return retry_outages(
+                action, is_outage=_is_busy, closed=self._closed, what="a transaction"
+            )
 
     def schema_version(self) -> int | None:
         """The recorded DBOS migration level, or None without system tables."""
