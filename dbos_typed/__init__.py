@@ -31,6 +31,7 @@ from dbos_typed._management import (
     fork_workflow,
     garbage_collect,
     global_timeout,
+    recover_pending_workflows,
     resume_workflow,
     set_workflow_attributes,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "list_queued_workflows",
     "list_workflows",
     "new_context",
+    "recover_pending_workflows",
     "register_workflow",
     "resume_workflow",
     "retrieve_workflow",

@@ -12,6 +12,7 @@ from dbos_typed._config import Config, default_sqlite_url, parse_database_url
 from dbos_typed._context import DBOSContext
 from dbos_typed._queue_runner import QueueRunner
 from dbos_typed._runtime import Runtime, now_ms
+from dbos_typed._sysdb import _management as sysdb
 from dbos_typed._sysdb._store import SystemStore
 from dbos_typed._version import __version__
 from dbos_typed.errors import InitializationError, InvalidOptionError
@@ -128,6 +129,25 @@ def _recover(runtime: Runtime) -> None:
     if recovered:
         logger.info("recovering %d pending workflow(s)", len(recovered))
         runtime.queue_wakeup.set()
+    for version, count, example in sysdb.stranded_versions(
+        runtime.store,
+        executor_id=runtime.executor_id,
+        version=runtime.application_version,
+        application_name=runtime.app_name,
+    ):
+        # Never silently stranded: say what waits for whom, and how to take it over.
+        logger.warning(
+            "%d PENDING workflow(s) of executor %r run application version %r (for example "
+            "%r), but this process runs version %r and will not recover them. Launch that "
+            "version, or take them over with dbos_typed.recover_pending_workflows(ctx, "
+            "application_versions=[%r])",
+            count,
+            runtime.executor_id,
+            version,
+            example,
+            runtime.application_version,
+            version,
+        )
 
 
 def _stop_workflows(runtime: Runtime, timeout: float) -> None:

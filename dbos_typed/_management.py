@@ -220,3 +220,47 @@ def global_timeout(ctx: DBOSContext, cutoff: datetime, /) -> list[str]:
     cancelled = sysdb.cancel_created_before(runtime.store, cutoff_ms, now_ms())
     _cancel_locally(runtime, cancelled)
     return cancelled
+
+
+def recover_pending_workflows(
+    ctx: DBOSContext,
+    /,
+    *,
+    executor_ids: Sequence[str] | None = None,
+    application_versions: Sequence[str] | None = None,
+) -> list[str]:
+    """Take over PENDING workflows left by executors that are gone, whatever their version.
+
+    Recovery at launch takes only this executor's workflows of this application version;
+    this call adopts the others: each matching PENDING workflow is moved to this process's
+    application version and re-enqueued, then replays its recorded steps here.
+
+    Durability: as launch recovery: recorded steps are replayed, not run again.
+
+    Args:
+        ctx: A launched context.
+        executor_ids: Whose workflows to take; this executor's by default.
+        application_versions: Only these versions; every version by default.
+
+    Returns:
+        The IDs of the workflows taken over.
+    """
+    runtime = ctx._runtime
+    executors = [checked_name(e, "executor_ids") for e in executor_ids or [runtime.executor_id]]
+    versions = (
+        None
+        if application_versions is None
+        else [checked_name(v, "application_versions") for v in application_versions]
+    )
+    if not runtime.application_version:
+        raise InvalidOptionError("ctx", "launch the context first: its version is not known yet")
+    adopted = sysdb.adopt_pending(
+        runtime.store,
+        executor_ids=executors,
+        application_versions=versions,
+        new_version=runtime.application_version,
+        application_name=runtime.app_name,
+        now_ms=now_ms(),
+    )
+    runtime.queue_wakeup.set()
+    return adopted

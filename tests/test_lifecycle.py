@@ -258,3 +258,30 @@ def test_child_cannot_start_inside_a_step(backend: Backend) -> None:
     ctx = _context(backend, parent, child)
     ctx.launch()
     assert dbos.run_workflow(ctx, parent).get_result() == "InvalidOptionError"
+
+
+def test_work_of_another_version_is_reported_and_can_be_taken_over(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    gate = Gate()
+
+    def wf(ctx: dbos.WorkflowContext) -> str:
+        dbos.run_as_step(ctx, gate, name="gate")
+        return "adopted"
+
+    old = _context(backend, wf, application_version="v-old")
+    old.launch()
+    dbos.run_workflow(old, wf, workflow_id="stranded")
+    gate.wait_entered()
+    old.shutdown(timeout=timedelta(0))
+    gate.open()
+
+    new = _context(backend, wf, application_version="v-new")
+    with caplog.at_level("WARNING", logger="dbos_typed"):
+        new.launch()
+    assert any("v-old" in r.getMessage() and "stranded" in r.getMessage() for r in caplog.records)
+    assert dbos.retrieve_workflow(new, "stranded").get_status().status is dbos.StatusName.PENDING
+    assert dbos.recover_pending_workflows(new, application_versions=["v-old"]) == ["stranded"]
+    handle = dbos.retrieve_workflow[str](new, "stranded")
+    assert handle.get_result(timeout=timedelta(seconds=20)) == "adopted"
+    assert handle.get_status().application_version == "v-new"

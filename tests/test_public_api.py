@@ -49,6 +49,7 @@ EXPECTED_EXPORTS = [
     "list_queued_workflows",
     "list_workflows",
     "new_context",
+    "recover_pending_workflows",
     "register_workflow",
     "resume_workflow",
     "retrieve_workflow",
@@ -66,6 +67,7 @@ DURABLE_CALLS = [
     dbos.DBOSContext.launch,
     dbos.fork_workflow,
     dbos.global_timeout,
+    dbos.recover_pending_workflows,
 ]
 
 

@@ -422,3 +422,57 @@ def list_queue_rows(store: SystemStore) -> list[QueueRow]:
         QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]))
         for r in store._query(_LIST_QUEUES, {})
     ]
+
+
+_ADOPT_PENDING: LiteralString = """
+UPDATE {s}.workflow_status
+SET status = 'ENQUEUED', started_at_epoch_ms = NULL, owner_xid = NULL,
+    queue_name = COALESCE(NULLIF(queue_name, ''), '_dbos_internal_queue'),
+    application_version = %(new_version)s, updated_at = %(now_ms)s
+WHERE status = 'PENDING'
+  AND (application_name = %(app)s OR application_name IS NULL)
+"""
+
+
+def adopt_pending(
+    store: SystemStore,
+    *,
+    executor_ids: Sequence[str],
+    application_versions: Sequence[str] | None,
+    new_version: str,
+    application_name: str,
+    now_ms: int,
+) -> list[str]:
+    """Re-enqueue PENDING workflows of the given executors (and versions) under `new_version`."""
+    query: LiteralString = _ADOPT_PENDING + "  AND " + _in_list(store, "executor_id", "executors")
+    params: dict[str, Any] = {
+        "new_version": new_version,
+        "now_ms": now_ms,
+        "app": application_name,
+        "executors": _list_param(store, executor_ids),
+    }
+    if application_versions is not None:
+        query += "\n  AND " + _in_list(store, "application_version", "versions")
+        params["versions"] = _list_param(store, application_versions)
+    return [r[0] for r in store._query(query + "\nRETURNING workflow_uuid", params)]
+
+
+_STRANDED: LiteralString = """
+SELECT application_version, count(*), min(workflow_uuid)
+FROM {s}.workflow_status
+WHERE status = 'PENDING' AND executor_id = %(executor_id)s
+  AND application_version <> %(version)s
+  AND (application_name = %(app)s OR application_name IS NULL)
+GROUP BY application_version
+ORDER BY application_version
+"""
+
+
+def stranded_versions(
+    store: SystemStore, *, executor_id: str, version: str, application_name: str
+) -> list[tuple[str, int, str]]:
+    """(version, count, an example ID) of this executor's PENDING work of other versions."""
+    rows = store._query(
+        _STRANDED, {"executor_id": executor_id, "version": version, "app": application_name}
+    )
+    return [(r[0], int(r[1]), r[2]) for r in rows]
