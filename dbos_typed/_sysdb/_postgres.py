@@ -150,6 +150,7 @@ class PostgresStore(SystemStore):
                 is_outage=is_outage,
                 closed=self._closed,
                 what="a query",
+                on_outage=self._pool.check,
             )
 
     def _run_once(self, compiled: bytes, params: Mapping[str, Any]) -> list[Row]:
@@ -169,7 +170,13 @@ class PostgresStore(SystemStore):
 
         with _translated_errors():
             return retry_outages(
-                action, is_outage=is_outage, closed=self._closed, what="a transaction"
+                action,
+                is_outage=is_outage,
+                closed=self._closed,
+                what="a transaction",
+                # After a restart every pooled connection is dead: drop them all at once
+                # rather than discovering them one failed attempt at a time.
+                on_outage=self._pool.check,
             )
 
     def _version_in(self, tx: Transaction) -> int | None:

@@ -26,12 +26,14 @@ def retry_outages(
     is_outage: Callable[[BaseException], bool],
     closed: threading.Event,
     what: str,
+    on_outage: Callable[[], None] | None = None,
 ) -> T:
     """Run `action`, retrying for as long as it fails with an outage.
 
     An outage (lost connection, server restarting) is never turned into a failed workflow:
     the caller waits for the database to come back. Other errors propagate at once. Once
-    `closed` is set, the wait stops with `StoreClosedError`.
+    `closed` is set, the wait stops with `StoreClosedError`. `on_outage` runs before each
+    retry (to drop dead pooled connections, say).
     """
     delay = _FIRST_DELAY
     attempt = 0
@@ -55,4 +57,9 @@ def retry_outages(
             )
             if closed.wait(delay * random.uniform(0.95, 1.05)):
                 raise StoreClosedError(f"system database closed during {what}") from exc
+            if on_outage is not None:
+                try:
+                    on_outage()
+                except Exception:
+                    logger.debug("outage hook failed", exc_info=True)
             delay = min(delay * 2, _MAX_DELAY)
