@@ -16,6 +16,7 @@ from typing import Any
 from dbos_typed._context import WorkflowContext
 from dbos_typed._runtime import now_ms
 from dbos_typed._serialization import ErrorRecord
+from dbos_typed._sysdb._retry import StoreClosedError
 from dbos_typed._sysdb._rows import RecordResult, StatusName, StepRecord
 from dbos_typed.errors import (
     AwaitedWorkflowCancelledError,
@@ -66,7 +67,12 @@ def record_operation(ctx: WorkflowContext, step: StepRecord) -> None:
     """
     runtime = ctx._runtime
     state = ctx._state
-    result = runtime.store.record_step(state.workflow_id, step, runtime.app_name)
+    try:
+        result = runtime.store.record_step(state.workflow_id, step, runtime.app_name)
+    except StoreClosedError as exc:
+        # The context shut down under this run: unwind it like a cancellation, without
+        # recording anything; the workflow stays PENDING for the next launch.
+        raise WorkflowCancelled(state.workflow_id, "interrupted by shutdown") from exc
     if result is RecordResult.WRITTEN:
         return
     if result is RecordResult.ALREADY_RECORDED:

@@ -124,7 +124,11 @@ def _register_version(runtime: Runtime) -> None:
 
 def _recover(runtime: Runtime) -> None:
     recovered = runtime.store.recover_pending(
-        runtime.executor_id, runtime.application_version, runtime.app_name, now_ms()
+        runtime.executor_id,
+        runtime.application_version,
+        runtime.app_name,
+        now_ms(),
+        launched_ms=runtime.created_ms,
     )
     if recovered:
         logger.info("recovering %d pending workflow(s)", len(recovered))

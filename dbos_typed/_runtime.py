@@ -177,6 +177,7 @@ class Runtime:
         self.on_launch: list[Callable[[], None]] = []
         self.on_shutdown: list[Callable[[float], None]] = []
         self.admin_url: str | None = None
+        self.created_ms = now_ms()
 
     @property
     def app_name(self) -> str:

@@ -349,7 +349,7 @@ def _run_body(
             raise WorkflowCancelled(workflow_id, "interrupted by shutdown")
         result = spec.fn(ctx, value) if spec.input_codec is not None else spec.fn(ctx)
         output = spec.output_codec.encode(result)
-    except WorkflowCancelled:
+    except (WorkflowCancelled, StoreClosedError):
         return ("database", None)
     except Exception as exc:
         record = _failure_record(exc)

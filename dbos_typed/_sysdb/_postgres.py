@@ -15,7 +15,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from dbos_typed._sysdb import _queries as q
-from dbos_typed._sysdb._retry import retry_outages
+from dbos_typed._sysdb._retry import StoreClosedError, retry_outages
 from dbos_typed._sysdb._rows import ClaimedWorkflow, InsertedWorkflow, NewWorkflow, StatusName
 from dbos_typed._sysdb._schema_postgres import SCHEMA_VERSION, baseline_statements
 from dbos_typed._sysdb._store import (
@@ -153,9 +153,14 @@ class PostgresStore(SystemStore):
                 on_outage=self._pool.check,
             )
 
+    def _check_open(self) -> None:
+        if self._closed.is_set():
+            raise StoreClosedError("the system database was closed (the context shut down)")
+
     def _run_once(self, compiled: bytes, params: Mapping[str, Any]) -> list[Row]:
         # The hot path of every checkpoint: getconn/putconn directly, one autocommit
         # statement, no transaction block (the pool's context manager costs more).
+        self._check_open()
         conn = self._pool.getconn()
         try:
             cur = conn.execute(compiled, params)
@@ -165,6 +170,7 @@ class PostgresStore(SystemStore):
 
     def _transaction(self, body: Callable[[Transaction], T]) -> T:
         def action() -> T:
+            self._check_open()
             with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 return body(_PgTransaction(cur, self._compile))
 

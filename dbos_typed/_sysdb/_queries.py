@@ -158,6 +158,7 @@ SET status = 'ENQUEUED', started_at_epoch_ms = NULL, owner_xid = NULL,
 WHERE status = 'PENDING' AND executor_id = %(executor_id)s
   AND application_version = %(application_version)s
   AND (application_name = %(application_name)s OR application_name IS NULL)
+  AND updated_at < %(launched_ms)s
 RETURNING workflow_uuid
 """
 

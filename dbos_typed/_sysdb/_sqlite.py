@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, LiteralString, TypeVar
 
 from dbos_typed._sysdb import _queries as q
-from dbos_typed._sysdb._retry import retry_outages
+from dbos_typed._sysdb._retry import StoreClosedError, retry_outages
 from dbos_typed._sysdb._rows import ClaimedWorkflow, InsertedWorkflow, NewWorkflow, StatusName
 from dbos_typed._sysdb._schema_sqlite import SQLITE_BASELINE
 from dbos_typed._sysdb._store import Row, SystemStore, Transaction, claimed_from
@@ -93,6 +93,10 @@ class SqliteStore(SystemStore):
                 f"cannot open SQLite system database {path!r}: {exc}"
             ) from exc
 
+    def _check_open(self) -> None:
+        if self._closed.is_set():
+            raise StoreClosedError("the system database was closed (the context shut down)")
+
     def _compile(self, query: str) -> str:
         compiled = self._compiled.get(query)
         if compiled is None:
@@ -105,6 +109,7 @@ class SqliteStore(SystemStore):
 
         def action() -> list[Row]:
             with self._lock:
+                self._check_open()
                 return self._conn.execute(compiled, params).fetchall()
 
         with _translated_errors():
@@ -113,6 +118,7 @@ class SqliteStore(SystemStore):
     def _transaction(self, body: Callable[[Transaction], T]) -> T:
         def action() -> T:
             with self._lock:
+                self._check_open()
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
                     result = body(_SqliteTransaction(self._conn, self._compile))

@@ -207,9 +207,19 @@ class SystemStore(abc.ABC):
         )
 
     def recover_pending(
-        self, executor_id: str, application_version: str, application_name: str, now_ms: int
+        self,
+        executor_id: str,
+        application_version: str,
+        application_name: str,
+        now_ms: int,
+        *,
+        launched_ms: int | None = None,
     ) -> list[str]:
-        """Re-enqueue this executor's PENDING workflows; returns their IDs."""
+        """Re-enqueue this executor's PENDING workflows; returns their IDs.
+
+        Rows touched at or after `launched_ms` were claimed by a live process since this one
+        started (another process with the same executor ID), so they are left to it.
+        """
         rows = self._query(
             q.RECOVER_PENDING,
             {
@@ -217,6 +227,7 @@ class SystemStore(abc.ABC):
                 "application_version": application_version,
                 "application_name": application_name,
                 "now_ms": now_ms,
+                "launched_ms": now_ms if launched_ms is None else launched_ms,
             },
         )
         return [r[0] for r in rows]
