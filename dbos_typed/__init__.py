@@ -22,6 +22,7 @@ from __future__ import annotations
 from dbos_typed import errors
 from dbos_typed._config import Config
 from dbos_typed._context import DBOSContext, WorkflowContext
+from dbos_typed._events import get_event, set_event
 from dbos_typed._handle import WorkflowHandle, retrieve_workflow
 from dbos_typed._lifecycle import new_context
 from dbos_typed._listing import StepInfo, get_workflow_steps, list_queued_workflows, list_workflows
@@ -35,9 +36,12 @@ from dbos_typed._management import (
     resume_workflow,
     set_workflow_attributes,
 )
+from dbos_typed._messaging import recv, send
 from dbos_typed._serialization import ErrorRecord
+from dbos_typed._sleep import sleep
 from dbos_typed._status import StatusName, WorkflowStatus
 from dbos_typed._step import run_as_step
+from dbos_typed._streams import close_stream, read_stream, write_stream
 from dbos_typed._version import __version__ as __version__
 from dbos_typed._workflow import get_workflow_id, register_workflow, run_workflow
 from dbos_typed.errors import (
@@ -89,23 +93,31 @@ __all__ = [
     "WorkflowHandle",
     "WorkflowStatus",
     "cancel_workflow",
+    "close_stream",
     "delete_workflows",
     "errors",
     "fork_workflow",
     "garbage_collect",
+    "get_event",
     "get_workflow_id",
     "get_workflow_steps",
     "global_timeout",
     "list_queued_workflows",
     "list_workflows",
     "new_context",
+    "read_stream",
     "recover_pending_workflows",
+    "recv",
     "register_workflow",
     "resume_workflow",
     "retrieve_workflow",
     "run_as_step",
     "run_workflow",
+    "send",
+    "set_event",
     "set_workflow_attributes",
+    "sleep",
+    "write_stream",
 ]
 
 for _name in (

@@ -39,26 +39,34 @@ EXPECTED_EXPORTS = [
     "WorkflowHandle",
     "WorkflowStatus",
     "cancel_workflow",
+    "close_stream",
     "delete_workflows",
     "errors",
     "fork_workflow",
     "garbage_collect",
+    "get_event",
     "get_workflow_id",
     "get_workflow_steps",
     "global_timeout",
     "list_queued_workflows",
     "list_workflows",
     "new_context",
+    "read_stream",
     "recover_pending_workflows",
+    "recv",
     "register_workflow",
     "resume_workflow",
     "retrieve_workflow",
     "run_as_step",
     "run_workflow",
+    "send",
+    "set_event",
     "set_workflow_attributes",
+    "sleep",
+    "write_stream",
 ]
 
-DURABLE_CALLS = [
+DURABLE_CALLS: list[object] = [
     dbos.run_workflow,
     dbos.run_as_step,
     dbos.cancel_workflow,
@@ -68,6 +76,13 @@ DURABLE_CALLS = [
     dbos.fork_workflow,
     dbos.global_timeout,
     dbos.recover_pending_workflows,
+    dbos.sleep,
+    dbos.send,
+    dbos.recv,
+    dbos.set_event,
+    dbos.get_event,
+    dbos.write_stream,
+    dbos.close_stream,
 ]
 
 
@@ -86,7 +101,7 @@ def test_every_public_name_has_a_docstring() -> None:
 
 def test_durable_calls_document_their_durability() -> None:
     for fn in DURABLE_CALLS:
-        assert "Durability:" in (inspect.getdoc(fn) or ""), fn.__qualname__
+        assert "Durability:" in (inspect.getdoc(fn) or ""), getattr(fn, "__qualname__", fn)
 
 
 SAMPLES: list[BaseException] = [

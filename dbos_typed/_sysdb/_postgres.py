@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, LiteralString, TypeVar
 
 import psycopg
@@ -16,17 +16,27 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from dbos_typed._sysdb import _queries as q
 from dbos_typed._sysdb._retry import StoreClosedError, retry_outages
-from dbos_typed._sysdb._rows import ClaimedWorkflow, InsertedWorkflow, NewWorkflow, StatusName
+from dbos_typed._sysdb._rows import (
+    STREAM_CLOSED,
+    ClaimedWorkflow,
+    InsertedWorkflow,
+    NewMessage,
+    NewWorkflow,
+    RecordResult,
+    StatusName,
+    StepRecord,
+)
 from dbos_typed._sysdb._schema_postgres import SCHEMA_VERSION, baseline_statements
 from dbos_typed._sysdb._store import (
     Row,
     SystemStore,
     Transaction,
     claimed_from,
+    driver_error,
     insert_params,
     inserted_from,
 )
-from dbos_typed.errors import InitializationError, SystemDatabaseError
+from dbos_typed.errors import InitializationError, NonExistentWorkflowError, SystemDatabaseError
 
 T = TypeVar("T")
 
@@ -36,6 +46,19 @@ _MIGRATION_LOCK_KEY = 0x64626F73  # "dbos"
 # SQLSTATE classes and codes that mean "the server is unreachable or restarting".
 _OUTAGE_CLASSES = ("08",)
 _OUTAGE_CODES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def _step_params(
+    workflow_id: str, step: StepRecord, application_name: str | None
+) -> dict[str, Any]:
+    return {
+        "workflow_id": workflow_id,
+        "step_id": step.step_id,
+        "name": step.name,
+        "started_at_ms": step.started_at_ms,
+        "completed_at_ms": step.completed_at_ms,
+        "application_name": application_name,
+    }
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -272,6 +295,105 @@ class PostgresStore(SystemStore):
             },
         )
         return [claimed_from(r) for r in rows]
+
+    def send_message(
+        self,
+        message: NewMessage,
+        checkpoint: tuple[str, StepRecord, str | None] | None = None,
+    ) -> RecordResult:
+        """Insert a message, with its checkpoint in the same statement when given."""
+        if checkpoint is None:
+            return super().send_message(message)
+        workflow_id, step, application_name = checkpoint
+        params = {
+            **_step_params(workflow_id, step, application_name),
+            "message_id": message.message_id,
+            "destination_id": message.destination_id,
+            "topic": message.topic,
+            "message": message.message,
+            "now_ms": message.now_ms,
+        }
+        try:
+            rows = self._query(q.SEND_FROM_WORKFLOW_PG, params)
+        except SystemDatabaseError as exc:
+            if self._is_foreign_key_violation(exc):
+                raise NonExistentWorkflowError(message.destination_id) from None
+            raise
+        if rows and rows[0][0]:
+            return RecordResult.WRITTEN
+        return self._why_not_recorded(workflow_id, step.step_id)
+
+    def receive_message(
+        self, workflow_id: str, topic: str, step: StepRecord, application_name: str | None
+    ) -> tuple[RecordResult | None, str | None]:
+        """Consume and checkpoint the oldest message in one round trip."""
+        params = {**_step_params(workflow_id, step, application_name), "topic": topic}
+        rows = self._query(q.RECEIVE_MESSAGE_PG, params)
+        message, recorded = rows[0]
+        if message is None:
+            return None, None
+        if recorded:
+            return RecordResult.WRITTEN, message
+        return self._why_not_recorded(workflow_id, step.step_id), None
+
+    def set_event(
+        self,
+        workflow_id: str,
+        key: str,
+        value: str,
+        step_id: int,
+        checkpoint: tuple[StepRecord, str | None] | None,
+    ) -> RecordResult:
+        """Publish an event, with its checkpoint in the same statement when given."""
+        if checkpoint is None:
+            return super().set_event(workflow_id, key, value, step_id, None)
+        step, application_name = checkpoint
+        params = {**_step_params(workflow_id, step, application_name), "key": key, "value": value}
+        rows = self._query(q.SET_EVENT_FROM_WORKFLOW_PG, params)
+        if rows and rows[0][0]:
+            return RecordResult.WRITTEN
+        return self._why_not_recorded(workflow_id, step_id)
+
+    def _append_once(
+        self,
+        workflow_id: str,
+        key: str,
+        value: str,
+        step_id: int,
+        checkpoint: tuple[StepRecord, str | None] | None,
+    ) -> RecordResult | None:
+        if checkpoint is None:
+            return super()._append_once(workflow_id, key, value, step_id, None)
+        step, application_name = checkpoint
+        params = {
+            **_step_params(workflow_id, step, application_name),
+            "key": key,
+            "value": value,
+            "closed": STREAM_CLOSED,
+        }
+        rows = self._query(q.APPEND_STREAM_FROM_WORKFLOW_PG, params)
+        is_open, recorded = rows[0]
+        if not is_open:
+            return None
+        if recorded:
+            return RecordResult.WRITTEN
+        return self._why_not_recorded(workflow_id, step_id)
+
+    @property
+    def conninfo(self) -> str:
+        """The connection string, for the dedicated LISTEN connection."""
+        return self._conninfo
+
+    def _is_foreign_key_violation(self, exc: BaseException) -> bool:
+        return isinstance(driver_error(exc), psycopg.errors.ForeignKeyViolation)
+
+    def _is_unique_violation(self, exc: BaseException) -> bool:
+        return isinstance(driver_error(exc), psycopg.errors.UniqueViolation)
+
+    def notify(self, channel: str, payloads: Sequence[str]) -> None:
+        """NOTIFY every payload on `channel` in one round trip."""
+        if payloads:
+            self._query(q.NOTIFY_BATCH_PG, {"channel": channel, "payloads": list(payloads)})
 
     def close(self) -> None:
         """Stop retrying and close the pool."""

@@ -15,7 +15,7 @@ from dbos_typed._sysdb import _queries as q
 from dbos_typed._sysdb._retry import StoreClosedError, retry_outages
 from dbos_typed._sysdb._rows import ClaimedWorkflow, InsertedWorkflow, NewWorkflow, StatusName
 from dbos_typed._sysdb._schema_sqlite import SQLITE_BASELINE
-from dbos_typed._sysdb._store import Row, SystemStore, Transaction, claimed_from
+from dbos_typed._sysdb._store import Row, SystemStore, Transaction, claimed_from, driver_error
 from dbos_typed.errors import InitializationError, SystemDatabaseError
 
 T = TypeVar("T")
@@ -217,6 +217,14 @@ class SqliteStore(SystemStore):
             ]
 
         return self._transaction(body)
+
+    def _is_foreign_key_violation(self, exc: BaseException) -> bool:
+        cause = driver_error(exc)
+        return isinstance(cause, sqlite3.IntegrityError) and "FOREIGN KEY" in str(cause)
+
+    def _is_unique_violation(self, exc: BaseException) -> bool:
+        cause = driver_error(exc)
+        return isinstance(cause, sqlite3.IntegrityError) and "UNIQUE" in str(cause)
 
     def close(self) -> None:
         """Close the file."""
