@@ -12,6 +12,7 @@ milliseconds and returns.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from datetime import timedelta
@@ -27,7 +28,9 @@ def _now_ms() -> int:
 
 def _work(workflow_id: str, hold_ms: int) -> int:
     if MODE == "crash":
-        print(f"entered {workflow_id}", flush=True)
+        # One write call: print() writes the text and the newline separately, and lines
+        # from concurrent workflows would interleave.
+        os.write(1, f"entered {workflow_id}\n".encode())
         time.sleep(3600)  # killed here
     time.sleep(hold_ms / 1000)
     return hold_ms

@@ -177,8 +177,13 @@ def test_queued_work_survives_sigkill_of_its_worker(backend: Backend) -> None:
             for n in range(4):
                 dbos.enqueue(client, "jobs", "tracked", 10, workflow_id=f"job-{n}")
         entered: set[str] = set()
+        seen: list[str] = []
         while len(entered) < 2:
-            line = lines.get(timeout=30)
+            try:
+                line = lines.get(timeout=30)
+            except queue.Empty:
+                raise AssertionError(f"the worker stalled; its output: {seen}") from None
+            seen.append(line)
             if line.startswith("entered "):
                 entered.add(line.split()[1])
     finally:
