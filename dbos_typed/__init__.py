@@ -20,6 +20,7 @@ ctx.shutdown()
 from __future__ import annotations
 
 from dbos_typed import errors
+from dbos_typed._client import Client, enqueue, new_client
 from dbos_typed._config import Config
 from dbos_typed._context import DBOSContext, WorkflowContext
 from dbos_typed._events import get_event, set_event
@@ -37,6 +38,7 @@ from dbos_typed._management import (
     set_workflow_attributes,
 )
 from dbos_typed._messaging import recv, send
+from dbos_typed._queue import RateLimit, WorkflowQueue, listen_queues, new_workflow_queue
 from dbos_typed._serialization import ErrorRecord
 from dbos_typed._sleep import sleep
 from dbos_typed._status import StatusName, WorkflowStatus
@@ -54,6 +56,7 @@ from dbos_typed.errors import (
     MaxStepRetriesExceededError,
     NonDeterminismError,
     NonExistentWorkflowError,
+    QueueDeduplicatedError,
     RegistrationError,
     SerializationError,
     StepFailedError,
@@ -67,6 +70,7 @@ from dbos_typed.errors import (
 
 __all__ = [
     "AwaitedWorkflowCancelledError",
+    "Client",
     "Config",
     "ConflictingWorkflowError",
     "DBOSContext",
@@ -78,6 +82,8 @@ __all__ = [
     "MaxStepRetriesExceededError",
     "NonDeterminismError",
     "NonExistentWorkflowError",
+    "QueueDeduplicatedError",
+    "RateLimit",
     "RegistrationError",
     "SerializationError",
     "StatusName",
@@ -91,10 +97,12 @@ __all__ = [
     "WorkflowError",
     "WorkflowFailedError",
     "WorkflowHandle",
+    "WorkflowQueue",
     "WorkflowStatus",
     "cancel_workflow",
     "close_stream",
     "delete_workflows",
+    "enqueue",
     "errors",
     "fork_workflow",
     "garbage_collect",
@@ -104,7 +112,10 @@ __all__ = [
     "global_timeout",
     "list_queued_workflows",
     "list_workflows",
+    "listen_queues",
+    "new_client",
     "new_context",
+    "new_workflow_queue",
     "read_stream",
     "recover_pending_workflows",
     "recv",
@@ -121,11 +132,14 @@ __all__ = [
 ]
 
 for _name in (
+    "Client",
     "Config",
     "DBOSContext",
+    "RateLimit",
     "StepInfo",
     "WorkflowContext",
     "WorkflowHandle",
+    "WorkflowQueue",
     "WorkflowStatus",
 ):
     globals()[_name].__module__ = __name__

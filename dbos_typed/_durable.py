@@ -24,6 +24,7 @@ from dbos_typed.errors import (
     MaxStepRetriesExceededError,
     NonDeterminismError,
     NonExistentWorkflowError,
+    QueueDeduplicatedError,
     StepFailedError,
     WaitTimeoutError,
     WorkflowCancelled,
@@ -66,12 +67,16 @@ def record_operation(ctx: WorkflowContext, step: StepRecord) -> None:
         NonDeterminismError: another execution recorded a different operation here.
     """
     runtime = ctx._runtime
+    state = ctx._state
+    # A run cancelled here may find its row PENDING again (resumed and re-claimed while
+    # this step ran); only the new run may write from now on.
+    state.check_cancelled()
     try:
-        result = runtime.store.record_step(ctx._state.workflow_id, step, runtime.app_name)
+        result = runtime.store.record_step(state.workflow_id, step, runtime.app_name)
     except StoreClosedError as exc:
         # The context shut down under this run: unwind it like a cancellation, without
         # recording anything; the workflow stays PENDING for the next launch.
-        raise WorkflowCancelled(ctx._state.workflow_id, "interrupted by shutdown") from exc
+        raise WorkflowCancelled(state.workflow_id, "interrupted by shutdown") from exc
     if result is RecordResult.WRITTEN:
         return
     existing = refused(ctx, step.step_id, step.name, result)
@@ -173,6 +178,16 @@ def record_of(exc: BaseException) -> ErrorRecord:
                 "data": exc.data,
             },
         )
+    if isinstance(exc, QueueDeduplicatedError):
+        return ErrorRecord(
+            name="QueueDeduplicatedError",
+            message=str(exc),
+            data={
+                "workflow_id": exc.workflow_id,
+                "queue_name": exc.queue_name,
+                "deduplication_id": exc.deduplication_id,
+            },
+        )
     if isinstance(exc, AwaitedWorkflowCancelledError | DeadLetterError | NonExistentWorkflowError):
         return ErrorRecord(
             name=type(exc).__name__, message=str(exc), data={"workflow_id": exc.workflow_id}
@@ -200,6 +215,12 @@ def _rebuild_own(record: ErrorRecord) -> BaseException | None:
             error_message=str(_field(data, "error_message", "")),
             error_code=_field(data, "error_code"),
             data=_field(data, "data"),
+        )
+    if record.name == "QueueDeduplicatedError":
+        return QueueDeduplicatedError(
+            workflow_id,
+            queue_name=str(_field(data, "queue_name", "")),
+            deduplication_id=str(_field(data, "deduplication_id", "")),
         )
     simple: dict[str, Callable[[str], BaseException]] = {
         "AwaitedWorkflowCancelledError": AwaitedWorkflowCancelledError,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from dbos_typed._context import DBOSContext
+from dbos_typed._context import Connected
 from dbos_typed._serialization import ErrorRecord, decode_any
 from dbos_typed._status import StatusName, WorkflowStatus, from_epoch_ms, status_from_record
 from dbos_typed._sysdb import _management as sysdb
@@ -67,7 +67,7 @@ def _count(value: int | None, argument: str) -> int | None:
 
 
 def list_workflows(
-    ctx: DBOSContext,
+    ctx: Connected,
     /,
     *,
     workflow_ids: Sequence[str] | None = None,
@@ -158,7 +158,7 @@ def list_workflows(
 
 
 def list_queued_workflows(
-    ctx: DBOSContext,
+    ctx: Connected,
     /,
     *,
     queue_name: str | Sequence[str] | None = None,
@@ -188,7 +188,7 @@ def list_queued_workflows(
 
 
 def get_workflow_steps(
-    ctx: DBOSContext,
+    ctx: Connected,
     workflow_id: str,
     /,
     *,

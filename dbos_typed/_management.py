@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from dbos_typed._context import DBOSContext
+from dbos_typed._context import Connected
 from dbos_typed._handle import WorkflowHandle
 from dbos_typed._runtime import Runtime, now_ms
 from dbos_typed._sysdb import _management as sysdb
@@ -29,9 +29,7 @@ def _cancel_locally(runtime: Runtime, workflow_ids: Sequence[str]) -> None:
             execution.cancel("cancelled")
 
 
-def cancel_workflow(
-    ctx: DBOSContext, workflow_id: str, /, *, cancel_children: bool = False
-) -> None:
+def cancel_workflow(ctx: Connected, workflow_id: str, /, *, cancel_children: bool = False) -> None:
     """Cancel a workflow that has not finished (and, optionally, all its descendants).
 
     Durability: the workflow's row becomes CANCELLED at once and for good: it leaves its
@@ -59,7 +57,7 @@ def cancel_workflow(
     _cancel_locally(runtime, targets)
 
 
-def resume_workflow(ctx: DBOSContext, workflow_id: str, /) -> WorkflowHandle[Any]:
+def resume_workflow(ctx: Connected, workflow_id: str, /) -> WorkflowHandle[Any]:
     """Resume a cancelled, dead-lettered or stuck workflow from its last recorded step.
 
     Durability: the workflow is put on the internal queue with a fresh recovery budget and
@@ -81,7 +79,7 @@ def resume_workflow(ctx: DBOSContext, workflow_id: str, /) -> WorkflowHandle[Any
     return _handle(ctx, workflow_id)
 
 
-def _handle(ctx: DBOSContext, workflow_id: str) -> WorkflowHandle[Any]:
+def _handle(ctx: Connected, workflow_id: str) -> WorkflowHandle[Any]:
     runtime = ctx._runtime
     record = runtime.store.get_status(workflow_id)
     spec = runtime.registry.by_name(record.name) if record is not None else None
@@ -89,7 +87,7 @@ def _handle(ctx: DBOSContext, workflow_id: str) -> WorkflowHandle[Any]:
 
 
 def fork_workflow(
-    ctx: DBOSContext,
+    ctx: Connected,
     workflow_id: str,
     start_step: int,
     /,
@@ -141,7 +139,7 @@ def fork_workflow(
 
 
 def delete_workflows(
-    ctx: DBOSContext, workflow_ids: Sequence[str], /, *, delete_children: bool = False
+    ctx: Connected, workflow_ids: Sequence[str], /, *, delete_children: bool = False
 ) -> None:
     """Delete workflows and everything recorded for them (steps, messages, events, streams).
 
@@ -163,7 +161,7 @@ def delete_workflows(
 
 
 def set_workflow_attributes(
-    ctx: DBOSContext, workflow_id: str, attributes: Mapping[str, Any], /
+    ctx: Connected, workflow_id: str, attributes: Mapping[str, Any], /
 ) -> None:
     """Replace a workflow's attributes: free-form JSON metadata for operators and tools.
 
@@ -186,7 +184,7 @@ def set_workflow_attributes(
 
 
 def garbage_collect(
-    ctx: DBOSContext, /, *, cutoff: datetime | None = None, keep_rows: int | None = None
+    ctx: Connected, /, *, cutoff: datetime | None = None, keep_rows: int | None = None
 ) -> int:
     """Delete finished workflows created before `cutoff`, or all but the newest `keep_rows`.
 
@@ -206,7 +204,7 @@ def garbage_collect(
     )
 
 
-def global_timeout(ctx: DBOSContext, cutoff: datetime, /) -> list[str]:
+def global_timeout(ctx: Connected, cutoff: datetime, /) -> list[str]:
     """Cancel every unfinished workflow created before `cutoff`.
 
     Durability: as `cancel_workflow`, for each of them.
@@ -223,7 +221,7 @@ def global_timeout(ctx: DBOSContext, cutoff: datetime, /) -> list[str]:
 
 
 def recover_pending_workflows(
-    ctx: DBOSContext,
+    ctx: Connected,
     /,
     *,
     executor_ids: Sequence[str] | None = None,

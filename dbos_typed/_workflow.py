@@ -1,22 +1,33 @@
-"""Registering, starting and executing workflows, including children and deadlines."""
+"""Registering and starting workflows: direct starts, children, and enqueues.
+
+Running them is `_execution`'s job; queue options and inserts live in `_enqueue`.
+"""
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
 from dbos_typed._context import DBOSContext, WorkflowContext, WorkflowState
-from dbos_typed._durable import begin_operation
+from dbos_typed._durable import begin_operation, rebuild_error
+from dbos_typed._enqueue import (
+    DeduplicationPolicy,
+    QueueOptions,
+    check_queue_options,
+    enqueue_child,
+    insert_queued,
+    queued_row,
+    timeout_ms_of,
+)
+from dbos_typed._execution import launch_execution
 from dbos_typed._handle import WorkflowHandle
+from dbos_typed._queue import WorkflowQueue
 from dbos_typed._registry import WorkflowSpec, build_spec, describe
-from dbos_typed._runtime import Execution, Runtime, now_ms
-from dbos_typed._serialization import ErrorRecord, decode_inputs, encode_inputs
-from dbos_typed._sysdb._listener import STREAMS_CHANNEL
-from dbos_typed._sysdb._retry import StoreClosedError
-from dbos_typed._sysdb._rows import ClaimedWorkflow, NewWorkflow, StatusName
+from dbos_typed._runtime import now_ms
+from dbos_typed._serialization import ErrorRecord, encode_inputs
+from dbos_typed._sysdb._rows import NewWorkflow, StatusName
 from dbos_typed._validate import optional_name
 from dbos_typed.errors import (
     ConflictingWorkflowError,
@@ -24,12 +35,7 @@ from dbos_typed.errors import (
     InvalidOptionError,
     RegistrationError,
     SerializationError,
-    StepFailedError,
-    WorkflowCancelled,
-    WorkflowFailedError,
 )
-
-logger = logging.getLogger("dbos_typed")
 
 InT = TypeVar("InT")
 OutT = TypeVar("OutT")
@@ -107,6 +113,12 @@ def run_workflow(
     *,
     workflow_id: str | None = None,
     timeout: timedelta | None = None,
+    queue: WorkflowQueue | str | None = None,
+    deduplication_id: str | None = None,
+    deduplication_policy: DeduplicationPolicy = "reject",
+    priority: int | None = None,
+    partition_key: str | None = None,
+    delay: timedelta | None = None,
 ) -> WorkflowHandle[OutT]: ...
 
 
@@ -119,6 +131,12 @@ def run_workflow(
     *,
     workflow_id: str | None = None,
     timeout: timedelta | None = None,
+    queue: WorkflowQueue | str | None = None,
+    deduplication_id: str | None = None,
+    deduplication_policy: DeduplicationPolicy = "reject",
+    priority: int | None = None,
+    partition_key: str | None = None,
+    delay: timedelta | None = None,
 ) -> WorkflowHandle[OutT]: ...
 
 
@@ -130,16 +148,24 @@ def run_workflow(
     *,
     workflow_id: str | None = None,
     timeout: timedelta | None = None,
+    queue: WorkflowQueue | str | None = None,
+    deduplication_id: str | None = None,
+    deduplication_policy: DeduplicationPolicy = "reject",
+    priority: int | None = None,
+    partition_key: str | None = None,
+    delay: timedelta | None = None,
 ) -> WorkflowHandle[Any]:
-    """Start a registered workflow and return a handle to it.
+    """Start a registered workflow, or put it on a queue, and return a handle to it.
 
-    Called with a `WorkflowContext`, it starts a child workflow (ID `<parent>-<step>`
-    unless given), recorded as a step of the parent.
+    Called with a `WorkflowContext`, it starts (or enqueues) a child workflow (ID
+    `<parent>-<step>` unless given), recorded as a step of the parent.
 
     Durability: the workflow and its input are recorded before it runs. The workflow ID is
     an idempotency key: starting an ID that exists returns a handle to that workflow and
-    runs nothing (its recorded result wins over a new input). A child's start is
-    exactly-once across replays of the parent.
+    runs nothing (its recorded result wins over a new input). A child's start or enqueue
+    is exactly-once across replays of the parent, including a refused deduplication.
+    With `queue`, only the ENQUEUED row is written; a process serving the queue runs it,
+    and it survives crashes of the enqueuer and of the worker.
 
     Args:
         ctx: A launched context, or a running workflow's context for a child.
@@ -147,13 +173,26 @@ def run_workflow(
         input: The workflow's input, if it takes one.
         workflow_id: The ID to use; a random UUID by default.
         timeout: Cancel the workflow (and children that inherit it) if it has not
-            finished by then; the deadline is stored and survives restarts.
+            finished by then; the deadline is stored and survives restarts. For a
+            queued workflow the clock starts when it is dequeued.
+        queue: Enqueue on this queue (a `WorkflowQueue` or a declared queue's name)
+            instead of running now.
+        deduplication_id: With a queue: refuse a second live workflow with this ID on
+            the queue (released when the holder finishes, is cancelled or resumed).
+        deduplication_policy: "reject" raises `QueueDeduplicatedError`;
+            "return_existing" returns a handle to the holder instead.
+        priority: With a priority-enabled queue: lower runs first (0 to 2**31-1; 0 by
+            default); first in, first out within a priority.
+        partition_key: Required on a partitioned queue, refused on others; limits apply
+            per key. Cannot be combined with `deduplication_id`.
+        delay: With a queue: do not start before this much time has passed.
 
     Raises:
         RegistrationError: `fn` is not registered with this context.
         InitializationError: the context is not launched.
-        InvalidOptionError: a bad ID, timeout or input.
+        InvalidOptionError: a bad ID, timeout, input or queue option (named).
         ConflictingWorkflowError: the ID belongs to a different workflow.
+        QueueDeduplicatedError: the deduplication ID is taken (policy "reject").
     """
     if not isinstance(ctx, DBOSContext):
         raise InvalidOptionError("ctx", "expected a DBOSContext or WorkflowContext")
@@ -167,11 +206,33 @@ def run_workflow(
     workflow_id = optional_name(workflow_id, "workflow_id")
     if timeout is not None and (not isinstance(timeout, timedelta) or timeout <= timedelta(0)):
         raise InvalidOptionError("timeout", "expected a positive timedelta or None")
+    options = check_queue_options(
+        runtime,
+        queue,
+        deduplication_id=deduplication_id,
+        deduplication_policy=deduplication_policy,
+        priority=priority,
+        partition_key=partition_key,
+        delay=delay,
+    )
     if isinstance(ctx, WorkflowContext):
-        return _start_child(ctx, spec, value, workflow_id, timeout)
+        return _start_child(ctx, spec, value, workflow_id, timeout, options)
     if not runtime.launched or runtime.shutting_down.is_set():
         raise InitializationError("launch() the context before running workflows")
-    return _start(ctx, spec, value, workflow_id or str(uuid.uuid4()), timeout, parent=None)
+    new_id = workflow_id or str(uuid.uuid4())
+    if options is not None:
+        row = queued_row(
+            runtime,
+            options,
+            workflow_id=new_id,
+            name=spec.name,
+            inputs=encode_inputs(spec.input_codec, value),
+            timeout_ms=timeout_ms_of(timeout),
+            application_version=runtime.application_version,
+        )
+        target = insert_queued(runtime, row, options.policy)
+        return WorkflowHandle(ctx, target, spec.output_codec, runtime.running_execution(target))
+    return _start(ctx, spec, value, new_id, timeout, parent=None)
 
 
 def _checked_input(spec: WorkflowSpec, value: Any) -> Any:
@@ -193,6 +254,7 @@ def _start_child(
     value: Any,
     workflow_id: str | None,
     timeout: timedelta | None,
+    options: QueueOptions | None,
 ) -> WorkflowHandle[Any]:
     state = parent._state
     if state.in_step:
@@ -204,7 +266,11 @@ def _start_child(
         return WorkflowHandle(
             parent, child_id, spec.output_codec, runtime.running_execution(child_id)
         )
+    if recorded is not None and recorded.error is not None:
+        raise rebuild_error(ErrorRecord.decode(recorded.error), step_name=spec.name)
     child_id = workflow_id or f"{state.workflow_id}-{step_id}"
+    if options is not None:
+        return enqueue_child(parent, spec, value, child_id, timeout, options, step_id)
     return _start(parent, spec, value, child_id, timeout, parent=(state, step_id))
 
 
@@ -258,164 +324,6 @@ def _start(
         )
     execution = launch_execution(runtime, spec, workflow_id, value, {}, inserted.deadline_ms)
     return WorkflowHandle(ctx, workflow_id, spec.output_codec, execution)
-
-
-def launch_execution(
-    runtime: Runtime,
-    spec: WorkflowSpec,
-    workflow_id: str,
-    value: Any,
-    recorded: dict[int, Any] | None,
-    deadline_ms: int | None,
-) -> Execution:
-    """Run a workflow on a worker thread, unless this process already runs it.
-
-    `recorded` holds the steps to replay; None means load them from the database first.
-    """
-    with runtime.running_lock:
-        existing = runtime.running.get(workflow_id)
-        if existing is not None and existing.cancel_reason is None:
-            return existing
-        execution = Execution(workflow_id)
-        if existing is not None:
-            # A cancelled run is still unwinding; the new run starts once it is gone.
-            existing.future.add_done_callback(
-                lambda _: _run_after(runtime, spec, execution, value, recorded, deadline_ms)
-            )
-            runtime.running[workflow_id] = execution
-            return execution
-        runtime.running[workflow_id] = execution
-    _run_after(runtime, spec, execution, value, recorded, deadline_ms)
-    return execution
-
-
-def _run_after(
-    runtime: Runtime,
-    spec: WorkflowSpec,
-    execution: Execution,
-    value: Any,
-    recorded: dict[int, Any] | None,
-    deadline_ms: int | None,
-) -> None:
-    workflow_id = execution.workflow_id
-    if deadline_ms is not None:
-        runtime.deadlines.add(deadline_ms, lambda: _expire(runtime, workflow_id))
-    runtime.workers.submit(lambda: _execute(runtime, spec, execution, value, recorded, deadline_ms))
-
-
-def _expire(runtime: Runtime, workflow_id: str) -> None:
-    cancelled = runtime.store.cancel_if_past_deadline(workflow_id, now_ms())
-    execution = runtime.running_execution(workflow_id)
-    if execution is not None and (
-        cancelled or runtime.store.workflow_status(workflow_id) is StatusName.CANCELLED
-    ):
-        execution.cancel("cancelled: its deadline passed")
-
-
-def _execute(
-    runtime: Runtime,
-    spec: WorkflowSpec,
-    execution: Execution,
-    value: Any,
-    recorded: dict[int, Any] | None,
-    deadline_ms: int | None,
-) -> None:
-    workflow_id = execution.workflow_id
-    outcome: tuple[str, Any] = ("database", None)
-    try:
-        if recorded is None:
-            recorded = {step.step_id: step for step in runtime.store.list_steps(workflow_id)}
-        state = WorkflowState(workflow_id, spec, execution, deadline_ms, recorded)
-        outcome = _run_body(runtime, spec, state, value)
-    except (WorkflowCancelled, StoreClosedError):
-        pass
-    except BaseException:
-        logger.exception("workflow %r stopped unexpectedly", workflow_id)
-    finally:
-        # Leave the table first: a waiter that no longer finds the run reads the database,
-        # where the outcome already is.
-        with runtime.running_lock:
-            if runtime.running.get(workflow_id) is execution:
-                del runtime.running[workflow_id]
-        execution.future.set_result(outcome)
-        # Stream readers stop once the writer is done; tell local ones now.
-        runtime.waiters.wake_workflow(STREAMS_CHANNEL, workflow_id)
-
-
-def _run_body(
-    runtime: Runtime, spec: WorkflowSpec, state: WorkflowState, value: Any
-) -> tuple[str, Any]:
-    workflow_id = state.workflow_id
-    ctx = WorkflowContext(runtime, state)
-    try:
-        if runtime.shutting_down.is_set():
-            raise WorkflowCancelled(workflow_id, "interrupted by shutdown")
-        result = spec.fn(ctx, value) if spec.input_codec is not None else spec.fn(ctx)
-        output = spec.output_codec.encode(result)
-        # A run that was cancelled (or swallowed its WorkflowCancelled) records nothing.
-        state.check_cancelled()
-    except (WorkflowCancelled, StoreClosedError):
-        return ("database", None)
-    except Exception as exc:
-        if state.execution.cancel_reason is not None:
-            return ("database", None)
-        record = _failure_record(exc)
-        if not runtime.store.complete_workflow(
-            workflow_id, StatusName.ERROR, None, record.encode(), now_ms()
-        ):
-            return ("database", None)
-        failure = WorkflowFailedError(
-            workflow_id,
-            error_name=record.name,
-            error_message=record.message,
-            error_code=record.code,
-            data=record.data,
-        )
-        failure.__cause__ = exc
-        return ("error", failure)
-    if not runtime.store.complete_workflow(workflow_id, StatusName.SUCCESS, output, None, now_ms()):
-        return ("database", None)
-    return ("ok", result)
-
-
-def _failure_record(exc: Exception) -> ErrorRecord:
-    """What a failed workflow records: a step's or child's failure keeps the original name."""
-    if isinstance(exc, StepFailedError | WorkflowFailedError):
-        return ErrorRecord(
-            name=exc.error_name, message=exc.error_message, code=exc.error_code, data=exc.data
-        )
-    return ErrorRecord.of(exc)
-
-
-def execute_claimed(runtime: Runtime, claimed: ClaimedWorkflow) -> None:
-    """Run a workflow the queue runner just claimed (a recovered, resumed or queued one)."""
-    spec = runtime.registry.by_name(claimed.name)
-    workflow_id = claimed.workflow_id
-    if spec is None:
-        logger.warning(
-            "workflow %r is named %r, which is not registered in this process; it stays PENDING",
-            workflow_id,
-            claimed.name,
-        )
-        return
-    limit = spec.max_recovery_attempts
-    if limit is not None and claimed.recovery_attempts > limit + 1:
-        logger.warning(
-            "workflow %r exceeded %d recovery attempts and moves to the dead-letter queue",
-            workflow_id,
-            limit,
-        )
-        runtime.store.dead_letter(workflow_id, now_ms())
-        return
-    try:
-        value = decode_inputs(spec.input_codec, claimed.inputs)
-    except SerializationError as exc:
-        record = _failure_record(exc)
-        runtime.store.complete_workflow(
-            workflow_id, StatusName.ERROR, None, record.encode(), now_ms()
-        )
-        return
-    launch_execution(runtime, spec, workflow_id, value, None, claimed.deadline_ms)
 
 
 def get_workflow_id(ctx: WorkflowContext) -> str:

@@ -13,6 +13,7 @@ from dbos_typed import errors
 
 EXPECTED_EXPORTS = [
     "AwaitedWorkflowCancelledError",
+    "Client",
     "Config",
     "ConflictingWorkflowError",
     "DBOSContext",
@@ -24,6 +25,8 @@ EXPECTED_EXPORTS = [
     "MaxStepRetriesExceededError",
     "NonDeterminismError",
     "NonExistentWorkflowError",
+    "QueueDeduplicatedError",
+    "RateLimit",
     "RegistrationError",
     "SerializationError",
     "StatusName",
@@ -37,10 +40,12 @@ EXPECTED_EXPORTS = [
     "WorkflowError",
     "WorkflowFailedError",
     "WorkflowHandle",
+    "WorkflowQueue",
     "WorkflowStatus",
     "cancel_workflow",
     "close_stream",
     "delete_workflows",
+    "enqueue",
     "errors",
     "fork_workflow",
     "garbage_collect",
@@ -50,7 +55,10 @@ EXPECTED_EXPORTS = [
     "global_timeout",
     "list_queued_workflows",
     "list_workflows",
+    "listen_queues",
+    "new_client",
     "new_context",
+    "new_workflow_queue",
     "read_stream",
     "recover_pending_workflows",
     "recv",
@@ -83,6 +91,8 @@ DURABLE_CALLS: list[object] = [
     dbos.get_event,
     dbos.write_stream,
     dbos.close_stream,
+    dbos.new_workflow_queue,
+    dbos.enqueue,
 ]
 
 
@@ -102,6 +112,7 @@ def test_every_public_name_has_a_docstring() -> None:
 def test_durable_calls_document_their_durability() -> None:
     for fn in DURABLE_CALLS:
         assert "Durability:" in (inspect.getdoc(fn) or ""), getattr(fn, "__qualname__", fn)
+        assert "Durability:" in (inspect.getdoc(fn) or ""), getattr(fn, "__qualname__", repr(fn))
 
 
 SAMPLES: list[BaseException] = [
@@ -119,6 +130,7 @@ SAMPLES: list[BaseException] = [
     errors.AwaitedWorkflowCancelledError("w"),
     errors.WorkflowDeadlineExceededError("w"),
     errors.DeadLetterError("w", 5),
+    errors.QueueDeduplicatedError("w", queue_name="q", deduplication_id="d"),
     errors.WorkflowFailedError("w", error_name="E", error_message="m", error_code=4, data=[1]),
     errors.StepFailedError("s", error_name="E", error_message="m", data={"k": 1}),
     errors.MaxStepRetriesExceededError("s", attempts=3, error_name="E", error_message="m"),
