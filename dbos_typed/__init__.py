@@ -25,6 +25,20 @@ from dbos_typed._context import DBOSContext, WorkflowContext
 from dbos_typed._handle import WorkflowHandle, retrieve_workflow
 from dbos_typed._lifecycle import new_context
 from dbos_typed._management import cancel_workflow, resume_workflow
+from dbos_typed._schedule import (
+    ScheduleSpec,
+    ScheduleStatus,
+    WorkflowSchedule,
+    apply_schedules,
+    backfill_schedule,
+    create_schedule,
+    delete_schedule,
+    get_schedule,
+    list_schedules,
+    pause_schedule,
+    resume_schedule,
+    trigger_schedule,
+)
 from dbos_typed._serialization import ErrorRecord
 from dbos_typed._status import StatusName, WorkflowStatus
 from dbos_typed._step import run_as_step
@@ -41,6 +55,7 @@ from dbos_typed.errors import (
     NonDeterminismError,
     NonExistentWorkflowError,
     RegistrationError,
+    ScheduleNotFoundError,
     SerializationError,
     StepFailedError,
     SystemDatabaseError,
@@ -65,6 +80,9 @@ __all__ = [
     "NonDeterminismError",
     "NonExistentWorkflowError",
     "RegistrationError",
+    "ScheduleNotFoundError",
+    "ScheduleSpec",
+    "ScheduleStatus",
     "SerializationError",
     "StatusName",
     "StepFailedError",
@@ -76,18 +94,37 @@ __all__ = [
     "WorkflowError",
     "WorkflowFailedError",
     "WorkflowHandle",
+    "WorkflowSchedule",
     "WorkflowStatus",
+    "apply_schedules",
+    "backfill_schedule",
     "cancel_workflow",
+    "create_schedule",
+    "delete_schedule",
     "errors",
+    "get_schedule",
     "get_workflow_id",
+    "list_schedules",
     "new_context",
+    "pause_schedule",
     "register_workflow",
+    "resume_schedule",
     "resume_workflow",
     "retrieve_workflow",
     "run_as_step",
     "run_workflow",
+    "trigger_schedule",
 ]
 
-for _name in ("Config", "DBOSContext", "WorkflowContext", "WorkflowHandle", "WorkflowStatus"):
+for _name in (
+    "Config",
+    "DBOSContext",
+    "ScheduleSpec",
+    "ScheduleStatus",
+    "WorkflowContext",
+    "WorkflowHandle",
+    "WorkflowSchedule",
+    "WorkflowStatus",
+):
     globals()[_name].__module__ = __name__
 del _name

@@ -31,6 +31,9 @@ class Config:
             default it is a hash of the registered workflows' source code.
         max_connections: Size of the Postgres connection pool.
         connect_timeout: How long to wait for the database at start.
+        scheduler_polling_interval: How often the scheduler re-reads the schedules table,
+            so schedules created, changed, paused or deleted by other processes take
+            effect here. Changes made through this context take effect at once.
     """
 
     app_name: str
@@ -40,6 +43,7 @@ class Config:
     application_version: str | None = None
     max_connections: int = 20
     connect_timeout: timedelta = field(default_factory=lambda: timedelta(seconds=10))
+    scheduler_polling_interval: timedelta = field(default_factory=lambda: timedelta(seconds=30))
 
     def __post_init__(self) -> None:
         if not isinstance(self.app_name, str) or not self.app_name.strip():
@@ -62,6 +66,10 @@ class Config:
             raise InvalidOptionError("max_connections", "expected an int from 1 to 1000")
         if not isinstance(self.connect_timeout, timedelta) or self.connect_timeout <= timedelta(0):
             raise InvalidOptionError("connect_timeout", "expected a positive timedelta")
+        if not isinstance(
+            self.scheduler_polling_interval, timedelta
+        ) or self.scheduler_polling_interval <= timedelta(0):
+            raise InvalidOptionError("scheduler_polling_interval", "expected a positive timedelta")
 
     def resolved_executor_id(self) -> str:
         """The executor ID in force: environment, then config, then `"local"`."""

@@ -11,6 +11,7 @@ from dbos_typed._config import Config, default_sqlite_url, parse_database_url
 from dbos_typed._context import DBOSContext
 from dbos_typed._queue_runner import QueueRunner
 from dbos_typed._runtime import Runtime, now_ms
+from dbos_typed._scheduler import Scheduler
 from dbos_typed._sysdb._store import SystemStore
 from dbos_typed._version import __version__
 from dbos_typed.errors import InvalidOptionError
@@ -39,12 +40,15 @@ def new_context(config: Config) -> DBOSContext:
         raise
     runtime = Runtime(config, store)
     runner = QueueRunner(runtime)
+    scheduler = Scheduler(runtime)
     runtime.on_launch += [
         lambda: _register_version(runtime),
         lambda: _recover(runtime),
         runner.start,
+        scheduler.start,
     ]
     runtime.on_shutdown += [
+        scheduler.stop,
         runner.stop,
         lambda t: _stop_workflows(runtime, t),
         lambda _: store.close(),

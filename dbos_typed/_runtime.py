@@ -171,6 +171,8 @@ class Runtime:
         self.running: dict[str, Execution] = {}
         self.running_lock = threading.Lock()
         self.queue_wakeup = threading.Event()
+        # Set when this process changes a schedule, so the scheduler reconciles at once.
+        self.schedule_wakeup = threading.Event()
         self.launched = False
         self.shutting_down = threading.Event()
         self.lifecycle_lock = threading.Lock()
