@@ -301,18 +301,35 @@ def test_registration_refuses_bad_schedules(backend: Backend) -> None:
     assert (declared.schedule, declared.cron_timezone) == ("@daily", "Asia/Tokyo")
 
 
-def test_schedule_calls_are_refused_inside_a_workflow(backend: Backend) -> None:
-    def manage(ctx: dbos.WorkflowContext) -> str:
-        try:
-            dbos.trigger_schedule(ctx, "x")
-        except dbos.InvalidOptionError as exc:
-            return str(exc)
-        return "allowed"
+def manage(ctx: dbos.WorkflowContext) -> list[str]:
+    try:
+        dbos.trigger_schedule(ctx, "x")
+        refused = "allowed"
+    except dbos.InvalidOptionError as exc:
+        refused = str(exc)
+    # From a step the calls work (at least once, like any step).
+    names = dbos.run_as_step(
+        ctx, lambda: [s.schedule_name for s in dbos.list_schedules(ctx)], name="list"
+    )
+    return [refused, *names]
 
+
+def test_schedule_calls_are_refused_in_a_workflow_body_but_work_in_steps(
+    backend: Backend,
+) -> None:
     ctx = backend.new_context()
     dbos.register_workflow(ctx, manage)
+    dbos.register_workflow(ctx, tick_recorder)
     ctx.launch()
-    assert "from a step" in dbos.run_workflow(ctx, manage).get_result()
+    dbos.create_schedule(ctx, "listed", tick_recorder, "@yearly")
+    refused, *names = dbos.run_workflow(ctx, manage).get_result()
+    assert "call it from a step" in refused
+    assert names == ["listed"]
+
+
+def test_polling_interval_must_be_positive() -> None:
+    with pytest.raises(dbos.InvalidOptionError, match="scheduler_polling_interval"):
+        dbos.Config(app_name="a", scheduler_polling_interval=timedelta(0))
 
 
 # -- backfill, trigger, automatic backfill -------------------------------------------------
