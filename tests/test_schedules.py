@@ -394,6 +394,81 @@ def test_automatic_backfill_after_downtime(backend: Backend) -> None:
     assert all(t > launched_at for t in _ticks(backend, "no-catch-up"))
 
 
+def test_queue_option_is_stored_and_used(backend: Backend) -> None:
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, tick_recorder)
+    created = dbos.create_schedule(ctx, "queued", tick_recorder, "@yearly", queue="reports")
+    assert created.queue_name == dbos.get_schedule(ctx, "queued").queue_name == "reports"
+    ids = dbos.backfill_schedule(
+        ctx, "queued", datetime(2020, 6, 1, tzinfo=UTC), datetime(2022, 6, 1, tzinfo=UTC)
+    )
+    rows = backend.query(
+        "SELECT queue_name, status, schedule_name FROM {s}.workflow_status ORDER BY workflow_uuid"
+    )
+    assert len(ids) == 2
+    assert rows == [("reports", "ENQUEUED", "queued")] * 2
+
+
+def test_concurrent_apply_keeps_one_schedule(backend: Backend) -> None:
+    contexts = [backend.new_context(executor_id=f"e{n}") for n in range(4)]
+    errors: list[BaseException] = []
+
+    def apply(ctx: dbos.DBOSContext) -> None:
+        try:
+            for _ in range(5):
+                dbos.apply_schedules(ctx, [dbos.ScheduleSpec("shared", "report", "@hourly")])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=apply, args=(ctx,)) for ctx in contexts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert backend.query("SELECT count(*) FROM {s}.workflow_schedules") == [(1,)]
+    first = dbos.get_schedule(contexts[0], "shared").schedule_id
+    dbos.apply_schedules(contexts[1], [dbos.ScheduleSpec("shared", "report", "@daily")])
+    assert dbos.get_schedule(contexts[2], "shared").schedule_id == first
+
+
+def test_dbos_reads_our_schedules_and_computes_the_same_tick_ids(backend: Backend) -> None:
+    """DBOS's own client (3.4.0) lists our rows and backfills the IDs our scheduler uses."""
+    import json
+
+    from dbos import DBOSClient
+    from dbos._serialization import Serializer
+
+    class JsonSerializer(Serializer):  # type: ignore[misc]
+        # DBOS reads a schedule's context with the application's serializer; ours is JSON.
+        def serialize(self, data: Any) -> str:
+            return json.dumps(data, default=str)
+
+        def deserialize(self, serialized_data: str) -> Any:
+            return json.loads(serialized_data)
+
+    ctx = backend.new_context()
+    ctx.launch()  # registers the application version DBOS stamps on the rows it enqueues
+    dbos.create_schedule(ctx, "ny", "report", "0 0 0 1 1 *", timezone="America/New_York")
+    client = DBOSClient(
+        system_database_url=backend.url,
+        dbos_system_schema=backend.schema,
+        application_name="test-app",
+        serializer=JsonSerializer(),
+    )
+    try:
+        [listed] = client.list_schedules()
+        assert (listed["schedule_name"], listed["cron_timezone"]) == ("ny", "America/New_York")
+        start, end = datetime(2020, 1, 1, tzinfo=UTC), datetime(2024, 6, 1, tzinfo=UTC)
+        theirs = [h.get_workflow_id() for h in client.backfill_schedule("ny", start, end)]
+    finally:
+        client.destroy()
+    assert theirs[0] == "sched-ny-2020-01-01T00:00:00-05:00"
+    assert dbos.backfill_schedule(ctx, "ny", start, end) == theirs
+    # DBOS enqueued them all; ours found every ID taken and added nothing.
+    assert len(tick_rows(backend, "ny")) == len(theirs) == 5
+
+
 # -- tick arithmetic (pure) ----------------------------------------------------------------
 
 NEW_YORK = ZoneInfo("America/New_York")
