@@ -477,6 +477,8 @@ def _tick(
     return ScheduledTick(
         workflow_id=workflow_id,
         name=row.workflow_name,
+        # Kept for schedules made by other SDKs, which dispatch class methods by it.
+        class_name=row.workflow_class_name,
         inputs=encode_inputs(_TICK_CODEC, tick),
         queue_name=row.queue_name or INTERNAL_QUEUE,
         schedule_name=row.schedule_name,

@@ -394,19 +394,23 @@ def test_automatic_backfill_after_downtime(backend: Backend) -> None:
     assert all(t > launched_at for t in _ticks(backend, "no-catch-up"))
 
 
-def test_queue_option_is_stored_and_used(backend: Backend) -> None:
+def test_queue_and_class_name_are_stored_and_used(backend: Backend) -> None:
     ctx = backend.new_context()
     dbos.register_workflow(ctx, tick_recorder)
     created = dbos.create_schedule(ctx, "queued", tick_recorder, "@yearly", queue="reports")
     assert created.queue_name == dbos.get_schedule(ctx, "queued").queue_name == "reports"
+    # As another SDK would store a class method's schedule: ticks carry the class name.
+    backend.query("UPDATE {s}.workflow_schedules SET workflow_class_name = 'Reports'")
+    assert dbos.get_schedule(ctx, "queued").workflow_class_name == "Reports"
     ids = dbos.backfill_schedule(
         ctx, "queued", datetime(2020, 6, 1, tzinfo=UTC), datetime(2022, 6, 1, tzinfo=UTC)
     )
     rows = backend.query(
-        "SELECT queue_name, status, schedule_name FROM {s}.workflow_status ORDER BY workflow_uuid"
+        "SELECT queue_name, status, schedule_name, class_name FROM {s}.workflow_status "
+        "ORDER BY workflow_uuid"
     )
     assert len(ids) == 2
-    assert rows == [("reports", "ENQUEUED", "queued")] * 2
+    assert rows == [("reports", "ENQUEUED", "queued", "Reports")] * 2
 
 
 def test_concurrent_apply_keeps_one_schedule(backend: Backend) -> None:

@@ -346,13 +346,13 @@ WHERE schedule_name = %(schedule_name)s
 # deleted anywhere, before this process's reconciler has noticed.
 ENQUEUE_SCHEDULED: Final[LiteralString] = """
 INSERT INTO {s}.workflow_status (
-    workflow_uuid, status, name, queue_name, application_version, application_name,
-    schedule_name, recovery_attempts, priority, creator_xid, serialization,
+    workflow_uuid, status, name, class_name, queue_name, application_version,
+    application_name, schedule_name, recovery_attempts, priority, creator_xid, serialization,
     created_at, updated_at
 )
-SELECT %(workflow_id)s, 'ENQUEUED', %(name)s, %(queue_name)s, %(application_version)s,
-       %(application_name)s, %(schedule_name)s, 0, 0, %(creator_xid)s, 'portable_json',
-       %(now_ms)s, %(now_ms)s
+SELECT %(workflow_id)s, 'ENQUEUED', %(name)s, %(class_name)s, %(queue_name)s,
+       %(application_version)s, %(application_name)s, %(schedule_name)s, 0, 0, %(creator_xid)s,
+       'portable_json', %(now_ms)s, %(now_ms)s
 WHERE NOT %(only_if_active)s OR EXISTS (
     SELECT 1 FROM {s}.workflow_schedules
     WHERE schedule_name = %(schedule_name)s AND status = 'ACTIVE'

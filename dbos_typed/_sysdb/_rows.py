@@ -162,6 +162,7 @@ class ScheduledTick:
 
     workflow_id: str
     name: str
+    class_name: str | None
     inputs: str
     queue_name: str
     schedule_name: str

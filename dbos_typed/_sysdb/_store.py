@@ -325,6 +325,7 @@ class SystemStore(abc.ABC):
                 params = {
                     "workflow_id": tick.workflow_id,
                     "name": tick.name,
+                    "class_name": tick.class_name,
                     "queue_name": tick.queue_name,
                     "application_version": tick.application_version,
                     "application_name": tick.application_name,
