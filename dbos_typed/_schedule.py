@@ -166,7 +166,8 @@ def apply_schedules(ctx: DBOSContext, specs: Sequence[ScheduleSpec]) -> None:
     Durability: all or nothing: one transaction writes every schedule, or none.
 
     Raises:
-        InvalidOptionError: a spec is invalid, or two specs share a name.
+        InvalidOptionError: a spec is invalid, two specs share a name, or a schedule of
+            that name belongs to another application.
     """
     runtime = _outside_workflow(ctx, "apply_schedules")
     if isinstance(specs, ScheduleSpec) or not isinstance(specs, Sequence):
@@ -179,7 +180,11 @@ def apply_schedules(ctx: DBOSContext, specs: Sequence[ScheduleSpec]) -> None:
     names = [row.schedule_name for row in rows]
     if len(set(names)) != len(names):
         raise InvalidOptionError("specs", "two specs have the same name")
-    runtime.store.upsert_schedules(rows)
+    foreign = runtime.store.upsert_schedules(rows)
+    if foreign is not None:
+        raise InvalidOptionError(
+            "specs", f"schedule {foreign!r} belongs to another application; nothing was applied"
+        )
     runtime.schedule_wakeup.set()
 
 

@@ -24,7 +24,7 @@ from dbos_typed._schedule import (
     ticks_in,
 )
 from dbos_typed._sysdb._rows import ScheduleRow
-from dbos_typed.errors import DBOSError
+from dbos_typed.errors import DBOSError, InitializationError
 
 logger = logging.getLogger("dbos_typed")
 
@@ -67,8 +67,11 @@ class Scheduler:
     def start(self) -> None:
         """Write the schedules declared at registration, then start the thread."""
         rows = declared_rows(self._runtime)
-        if rows:
-            self._runtime.store.upsert_schedules(rows)
+        if rows and (foreign := self._runtime.store.upsert_schedules(rows)) is not None:
+            raise InitializationError(
+                f"the schedule {foreign!r} declared by register_workflow belongs to another "
+                "application sharing this database; rename the workflow (name=...)"
+            )
         self._thread.start()
 
     def stop(self, timeout: float) -> None:

@@ -413,6 +413,32 @@ def test_queue_and_class_name_are_stored_and_used(backend: Backend) -> None:
     assert rows == [("reports", "ENQUEUED", "queued", "Reports")] * 2
 
 
+def test_another_applications_schedule_is_not_redefined(backend: Backend) -> None:
+    other = backend.new_context("other-app")
+    dbos.create_schedule(other, "taken", "their_workflow", "@daily")
+    ours = backend.new_context()
+    dbos.register_workflow(ours, tick_recorder, name="taken", schedule="@hourly")
+
+    with pytest.raises(dbos.InvalidOptionError, match="another application"):
+        dbos.apply_schedules(
+            ours,
+            [
+                dbos.ScheduleSpec("fresh", tick_recorder, "@hourly"),
+                dbos.ScheduleSpec("taken", tick_recorder, "@hourly"),
+            ],
+        )
+    with pytest.raises(dbos.InitializationError, match="another application"):
+        ours.launch()
+    kept = dbos.get_schedule(other, "taken")
+    assert (kept.workflow_name, kept.schedule, kept.application_name) == (
+        "their_workflow",
+        "@daily",
+        "other-app",
+    )
+    # "fresh" was rolled back with the rest.
+    assert backend.query("SELECT schedule_name FROM {s}.workflow_schedules") == [("taken",)]
+
+
 def test_concurrent_apply_keeps_one_schedule(backend: Backend) -> None:
     contexts = [backend.new_context(executor_id=f"e{n}") for n in range(4)]
     errors: list[BaseException] = []

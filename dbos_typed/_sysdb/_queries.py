@@ -310,7 +310,8 @@ RETURNING schedule_id
 )
 
 # Replaces the definition of a schedule with the same name but keeps its identity and
-# runtime state (schedule_id, status, last_fired_at), and claims it only if unclaimed.
+# runtime state (schedule_id, status, last_fired_at). An unclaimed schedule is claimed; one
+# owned by another application is left alone and no row is returned.
 UPSERT_SCHEDULE: Final[LiteralString] = (
     _INSERT_SCHEDULE
     + """ON CONFLICT (schedule_name) DO UPDATE SET
@@ -319,6 +320,8 @@ UPSERT_SCHEDULE: Final[LiteralString] = (
     automatic_backfill = excluded.automatic_backfill, cron_timezone = excluded.cron_timezone,
     queue_name = excluded.queue_name,
     application_name = COALESCE(sc.application_name, excluded.application_name)
+WHERE sc.application_name IS NULL OR sc.application_name = excluded.application_name
+RETURNING schedule_id
 """
 )
 

@@ -284,14 +284,27 @@ class SystemStore(abc.ABC):
         """Insert a new ACTIVE schedule; False if the name is taken."""
         return bool(self._query(q.CREATE_SCHEDULE, _schedule_params(row)))
 
-    def upsert_schedules(self, rows: Sequence[ScheduleRow]) -> None:
-        """Create or redefine schedules by name, all in one transaction."""
+    def upsert_schedules(self, rows: Sequence[ScheduleRow]) -> str | None:
+        """Create or redefine schedules by name, all in one transaction.
+
+        Returns:
+            None, or the name of a schedule owned by another application, in which case
+            nothing was written.
+        """
+
+        class _Foreign(Exception):
+            pass
 
         def body(tx: Transaction) -> None:
             for row in rows:
-                tx.execute(q.UPSERT_SCHEDULE, _schedule_params(row))
+                if not tx.execute(q.UPSERT_SCHEDULE, _schedule_params(row)):
+                    raise _Foreign(row.schedule_name)  # rolls the whole batch back
 
-        self._transaction(body)
+        try:
+            self._transaction(body)
+        except _Foreign as exc:
+            return str(exc.args[0])
+        return None
 
     def set_schedule_status(self, schedule_name: str, status: str) -> bool:
         """Pause or resume a schedule (clearing last_fired_at); False if it does not exist."""
