@@ -34,6 +34,9 @@ class Config:
         admin_server: Serve the admin HTTP endpoints while launched.
         admin_host: The address the admin server binds to (localhost by default).
         admin_port: Its port (0 picks a free one; see `DBOSContext.admin_url`).
+        scheduler_polling_interval: How often the scheduler re-reads the schedules table,
+            so schedules created, changed, paused or deleted by other processes take
+            effect here. Changes made through this context take effect at once.
     """
 
     app_name: str
@@ -46,6 +49,7 @@ class Config:
     admin_server: bool = False
     admin_host: str = "127.0.0.1"
     admin_port: int = 3001
+    scheduler_polling_interval: timedelta = field(default_factory=lambda: timedelta(seconds=30))
 
     def __post_init__(self) -> None:
         if not isinstance(self.app_name, str) or not self.app_name.strip():
@@ -72,6 +76,10 @@ class Config:
             raise InvalidOptionError("admin_port", "expected a port number from 0 to 65535")
         if not isinstance(self.admin_host, str) or not self.admin_host:
             raise InvalidOptionError("admin_host", "expected a host name or address")
+        if not isinstance(
+            self.scheduler_polling_interval, timedelta
+        ) or self.scheduler_polling_interval <= timedelta(0):
+            raise InvalidOptionError("scheduler_polling_interval", "expected a positive timedelta")
 
     def resolved_executor_id(self) -> str:
         """The executor ID in force: environment, then config, then `"local"`."""

@@ -12,6 +12,7 @@ from dbos_typed._config import Config, default_sqlite_url, parse_database_url
 from dbos_typed._context import DBOSContext
 from dbos_typed._queue_runner import QueueRunner
 from dbos_typed._runtime import Runtime, now_ms
+from dbos_typed._scheduler import Scheduler
 from dbos_typed._sysdb import _management as sysdb
 from dbos_typed._sysdb._listener import Listener, Notifier
 from dbos_typed._sysdb._postgres import PostgresStore
@@ -56,15 +57,18 @@ def connect(config: Config, *, migrate: bool) -> DBOSContext:
     runtime = Runtime(config, store)
     context = DBOSContext(runtime)
     runner = QueueRunner(runtime)
+    scheduler = Scheduler(runtime)
     runtime.on_launch += [
         lambda: _register_version(runtime),
         lambda: _start_notifications(runtime),
         lambda: _recover(runtime),
         runner.start,
+        scheduler.start,
     ]
     if config.admin_server:
         _serve_admin(context)
     runtime.on_shutdown += [
+        scheduler.stop,
         runner.stop,
         lambda t: _stop_workflows(runtime, t),
         lambda _: _stop_notifications(runtime),

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dbos_typed._cron import CronSchedule
 from dbos_typed._serialization import Codec, codec_for
 from dbos_typed._validate import optional_name
 from dbos_typed.errors import InvalidOptionError, RegistrationError, SerializationError
@@ -110,6 +111,7 @@ class Registry:
     def __init__(self) -> None:
         self._by_fn: dict[Callable[..., Any], WorkflowSpec] = {}
         self._by_name: dict[str, WorkflowSpec] = {}
+        self._schedules: dict[str, CronSchedule] = {}
         self._lock = threading.Lock()
 
     def add(self, spec: WorkflowSpec) -> None:
@@ -131,6 +133,16 @@ class Registry:
                 )
             self._by_fn[spec.fn] = spec
             self._by_name[spec.name] = spec
+
+    def declare_schedule(self, workflow_name: str, cron: CronSchedule) -> None:
+        """Remember that a registered workflow fires on a schedule of its own."""
+        with self._lock:
+            self._schedules[workflow_name] = cron
+
+    def declared_schedules(self) -> dict[str, CronSchedule]:
+        """The schedules declared at registration, by workflow name."""
+        with self._lock:
+            return dict(self._schedules)
 
     def by_fn(self, fn: Callable[..., Any]) -> WorkflowSpec | None:
         """The spec registered for a function object."""

@@ -184,6 +184,8 @@ class Runtime:
         self.listened: frozenset[str] | None = None
         # Queue settings known in this process, by name (declared here or read back).
         self.queues: dict[str, QueueRow] = {}
+        # Set when this process changes a schedule, so the scheduler reconciles at once.
+        self.schedule_wakeup = threading.Event()
         self.launched = False
         self.shutting_down = threading.Event()
         self.lifecycle_lock = threading.Lock()

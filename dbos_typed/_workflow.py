@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
 from dbos_typed._context import DBOSContext, WorkflowContext, WorkflowState
+from dbos_typed._cron import CronSchedule
 from dbos_typed._durable import begin_operation, rebuild_error
 from dbos_typed._enqueue import (
     DeduplicationPolicy,
@@ -57,6 +58,19 @@ def register_workflow(
 @overload
 def register_workflow(
     ctx: DBOSContext,
+    fn: Callable[[WorkflowContext, datetime], OutT],
+    /,
+    *,
+    schedule: str,
+    schedule_timezone: str | None = None,
+    name: str | None = None,
+    max_recovery_attempts: int | None = 100,
+) -> Callable[[WorkflowContext, datetime], OutT]: ...
+
+
+@overload
+def register_workflow(
+    ctx: DBOSContext,
     fn: Callable[[WorkflowContext, InT], OutT],
     /,
     *,
@@ -70,6 +84,8 @@ def register_workflow(
     fn: Callable[..., Any],
     /,
     *,
+    schedule: str | None = None,
+    schedule_timezone: str | None = None,
     name: str | None = None,
     max_recovery_attempts: int | None = 100,
 ) -> Callable[..., Any]:
@@ -80,6 +96,12 @@ def register_workflow(
     types are resolved now; an annotation that cannot be resolved or stored as JSON is
     refused here, with the function and parameter named.
 
+    With `schedule`, the workflow also runs on a cron schedule: it must take the tick's
+    time, `def report(ctx: WorkflowContext, scheduled_time: datetime) -> R`. At launch the
+    schedule is written to the schedules table under the workflow's name (its definition
+    is updated; a pause made with `pause_schedule` is kept), and from then on it fires
+    once per tick across all processes of the application; see `create_schedule`.
+
     Args:
         ctx: The context to register with.
         fn: The workflow function.
@@ -87,12 +109,17 @@ def register_workflow(
             processes (and DBOS tools) find the workflow by this name.
         max_recovery_attempts: After this many starts without finishing, the workflow is
             set aside as MAX_RECOVERY_ATTEMPTS_EXCEEDED; None for no limit.
+        schedule: A cron expression: six fields with seconds (`"*/5 * * * * *"`), five
+            without, or a descriptor such as `"@hourly"`.
+        schedule_timezone: The IANA time zone the expression is read in; UTC by default.
 
     Returns:
         `fn` itself, unchanged.
 
     Raises:
-        RegistrationError: bad signature or types, a duplicate, or the context is launched.
+        RegistrationError: bad signature or types, a duplicate, the context is launched,
+            or a schedule on a workflow whose input is not a `datetime`.
+        InvalidOptionError: an invalid cron expression or time zone.
     """
     if not isinstance(ctx, DBOSContext):
         raise InvalidOptionError("ctx", "expected a DBOSContext from new_context()")
@@ -101,7 +128,20 @@ def register_workflow(
         raise RegistrationError(
             f"cannot register {describe(fn)}: register workflows before launch()"
         )
-    runtime.registry.add(build_spec(fn, name=name, max_recovery_attempts=max_recovery_attempts))
+    spec = build_spec(fn, name=name, max_recovery_attempts=max_recovery_attempts)
+    cron = None
+    if schedule is not None:
+        cron = CronSchedule(schedule, schedule_timezone)
+        if spec.input_codec is None or spec.input_codec.tp is not datetime:
+            raise RegistrationError(
+                f"workflow {describe(fn)} cannot have a schedule: a scheduled workflow takes "
+                "the tick's time, as in `def wf(ctx: WorkflowContext, scheduled_time: datetime)`"
+            )
+    elif schedule_timezone is not None:
+        raise InvalidOptionError("schedule_timezone", "given without a schedule")
+    runtime.registry.add(spec)
+    if cron is not None:
+        runtime.registry.declare_schedule(spec.name, cron)
     return fn
 
 

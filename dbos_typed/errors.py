@@ -5,6 +5,7 @@ DBOSError                               root of everything below; .code names th
 ├── InitializationError                 bad config, unreachable database, launch twice
 ├── InvalidOptionError (ValueError)     a bad argument: .argument and what was expected
 ├── RegistrationError                   duplicate name, unresolvable or unserializable type
+├── ScheduleNotFoundError               no schedule has that name: .schedule_name
 ├── SerializationError                  a value pydantic cannot encode or decode
 ├── SystemDatabaseError                 the database refused a statement (not an outage)
 ├── WaitTimeoutError (TimeoutError)     a bounded wait ran out: .timeout
@@ -45,6 +46,7 @@ __all__ = [
     "NonExistentWorkflowError",
     "QueueDeduplicatedError",
     "RegistrationError",
+    "ScheduleNotFoundError",
     "SerializationError",
     "StepFailedError",
     "SystemDatabaseError",
@@ -382,3 +384,17 @@ class WorkflowCancelled(_Picklable):
         super().__init__(f"workflow {workflow_id!r} was {reason}")
         self.workflow_id = workflow_id
         self.reason = reason
+
+
+class ScheduleNotFoundError(DBOSError):
+    """No schedule with this name exists.
+
+    Attributes:
+        schedule_name: The name looked for.
+    """
+
+    code = "ScheduleNotFound"
+
+    def __init__(self, schedule_name: str) -> None:
+        super().__init__(f"schedule {schedule_name!r} does not exist")
+        self.schedule_name = schedule_name

@@ -590,3 +590,103 @@ WITH open AS (
 SELECT EXISTS (SELECT 1 FROM open), (SELECT count(*) FROM rec)
 """
 )
+
+# -- schedules -----------------------------------------------------------------------------
+
+_SCHEDULE_COLUMNS: Final = """
+schedule_id, schedule_name, workflow_name, workflow_class_name, schedule, status, context,
+last_fired_at, automatic_backfill, cron_timezone, queue_name, application_name
+"""
+
+# The application's own schedules and unclaimed ones (application_name NULL, written by
+# tools that serve every application).
+LIST_SCHEDULES: Final[LiteralString] = (
+    "SELECT"
+    + _SCHEDULE_COLUMNS
+    + """FROM {s}.workflow_schedules
+WHERE application_name = %(application_name)s OR application_name IS NULL
+ORDER BY schedule_name
+"""
+)
+
+GET_SCHEDULE: Final[LiteralString] = (
+    "SELECT"
+    + _SCHEDULE_COLUMNS
+    + """FROM {s}.workflow_schedules
+WHERE schedule_name = %(schedule_name)s
+"""
+)
+
+_INSERT_SCHEDULE: Final = (
+    "INSERT INTO {s}.workflow_schedules AS sc ("
+    + _SCHEDULE_COLUMNS
+    + """) VALUES (
+    %(schedule_id)s, %(schedule_name)s, %(workflow_name)s, NULL, %(schedule)s, 'ACTIVE',
+    %(context)s, NULL, %(automatic_backfill)s, %(cron_timezone)s, %(queue_name)s,
+    %(application_name)s
+)
+"""
+)
+
+# A duplicate name returns no row; the caller reports the conflict.
+CREATE_SCHEDULE: Final[LiteralString] = (
+    _INSERT_SCHEDULE
+    + """ON CONFLICT (schedule_name) DO NOTHING
+RETURNING schedule_id
+"""
+)
+
+# Replaces the definition of a schedule with the same name but keeps its identity and
+# runtime state (schedule_id, status, last_fired_at). An unclaimed schedule is claimed; one
+# owned by another application is left alone and no row is returned.
+UPSERT_SCHEDULE: Final[LiteralString] = (
+    _INSERT_SCHEDULE
+    + """ON CONFLICT (schedule_name) DO UPDATE SET
+    workflow_name = excluded.workflow_name, workflow_class_name = NULL,
+    schedule = excluded.schedule, context = excluded.context,
+    automatic_backfill = excluded.automatic_backfill, cron_timezone = excluded.cron_timezone,
+    queue_name = excluded.queue_name,
+    application_name = COALESCE(sc.application_name, excluded.application_name)
+WHERE sc.application_name IS NULL OR sc.application_name = excluded.application_name
+RETURNING schedule_id
+"""
+)
+
+# Go resets last_fired_at on pause and resume, so a resumed schedule with automatic
+# backfill does not enqueue the ticks of the paused period.
+SET_SCHEDULE_STATUS: Final[LiteralString] = """
+UPDATE {s}.workflow_schedules SET status = %(status)s, last_fired_at = NULL
+WHERE schedule_name = %(schedule_name)s
+RETURNING schedule_id
+"""
+
+DELETE_SCHEDULE: Final[LiteralString] = """
+DELETE FROM {s}.workflow_schedules WHERE schedule_name = %(schedule_name)s
+RETURNING schedule_id
+"""
+
+SET_LAST_FIRED_AT: Final[LiteralString] = """
+UPDATE {s}.workflow_schedules SET last_fired_at = %(last_fired_at)s
+WHERE schedule_name = %(schedule_name)s
+"""
+
+# One tick, a backfilled tick or a trigger, as an ENQUEUED row. The ID is deterministic, so
+# when several processes fire the same tick the first insert wins and the others are no-ops.
+# `only_if_active` makes the scheduler's own ticks stop the moment a schedule is paused or
+# deleted anywhere, before this process's reconciler has noticed.
+ENQUEUE_SCHEDULED: Final[LiteralString] = """
+INSERT INTO {s}.workflow_status (
+    workflow_uuid, status, name, class_name, queue_name, application_version,
+    application_name, schedule_name, recovery_attempts, priority, creator_xid, serialization,
+    created_at, updated_at
+)
+SELECT %(workflow_id)s, 'ENQUEUED', %(name)s, %(class_name)s, %(queue_name)s,
+       %(application_version)s, %(application_name)s, %(schedule_name)s, 0, 0, %(creator_xid)s,
+       'portable_json', %(now_ms)s, %(now_ms)s
+WHERE NOT %(only_if_active)s OR EXISTS (
+    SELECT 1 FROM {s}.workflow_schedules
+    WHERE schedule_name = %(schedule_name)s AND status = 'ACTIVE'
+)
+ON CONFLICT (workflow_uuid) DO NOTHING
+RETURNING workflow_uuid
+"""

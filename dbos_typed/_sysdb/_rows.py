@@ -209,3 +209,36 @@ class NewMessage:
     topic: str
     message: str
     now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRow:
+    """One workflow_schedules row, as stored."""
+
+    schedule_id: str
+    schedule_name: str
+    workflow_name: str
+    workflow_class_name: str | None
+    schedule: str
+    status: str
+    context: str
+    last_fired_at: str | None
+    automatic_backfill: bool
+    cron_timezone: str | None
+    queue_name: str | None
+    application_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledTick:
+    """A scheduled workflow about to be enqueued: one tick, a backfill or a trigger."""
+
+    workflow_id: str
+    name: str
+    class_name: str | None
+    inputs: str
+    queue_name: str
+    schedule_name: str
+    application_version: str | None
+    application_name: str | None
+    now_ms: int
