@@ -66,6 +66,9 @@ def record_operation(ctx: WorkflowContext, step: StepRecord) -> None:
     """
     runtime = ctx._runtime
     state = ctx._state
+    # A run cancelled here may find its row PENDING again (resumed and re-claimed while
+    # this step ran); only the new run may write from now on.
+    state.check_cancelled()
     result = runtime.store.record_step(state.workflow_id, step, runtime.app_name)
     if result is RecordResult.WRITTEN:
         return

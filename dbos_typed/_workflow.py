@@ -349,9 +349,14 @@ def _run_body(
             raise WorkflowCancelled(workflow_id, "interrupted by shutdown")
         result = spec.fn(ctx, value) if spec.input_codec is not None else spec.fn(ctx)
         output = spec.output_codec.encode(result)
+        # A cancelled run never writes an outcome: its row may be PENDING again because
+        # the workflow was resumed and claimed by a new run meanwhile.
+        state.check_cancelled()
     except WorkflowCancelled:
         return ("database", None)
     except Exception as exc:
+        if state.execution.cancel_reason is not None:
+            return ("database", None)
         record = _failure_record(exc)
         if not runtime.store.complete_workflow(
             workflow_id, StatusName.ERROR, None, record.encode(), now_ms()
