@@ -20,11 +20,13 @@ ctx.shutdown()
 from __future__ import annotations
 
 from dbos_typed import errors
+from dbos_typed._client import Client, enqueue, new_client
 from dbos_typed._config import Config
 from dbos_typed._context import DBOSContext, WorkflowContext
 from dbos_typed._handle import WorkflowHandle, retrieve_workflow
 from dbos_typed._lifecycle import new_context
 from dbos_typed._management import cancel_workflow, resume_workflow
+from dbos_typed._queue import RateLimit, WorkflowQueue, listen_queues, new_workflow_queue
 from dbos_typed._serialization import ErrorRecord
 from dbos_typed._status import StatusName, WorkflowStatus
 from dbos_typed._step import run_as_step
@@ -40,6 +42,7 @@ from dbos_typed.errors import (
     MaxStepRetriesExceededError,
     NonDeterminismError,
     NonExistentWorkflowError,
+    QueueDeduplicatedError,
     RegistrationError,
     SerializationError,
     StepFailedError,
@@ -53,6 +56,7 @@ from dbos_typed.errors import (
 
 __all__ = [
     "AwaitedWorkflowCancelledError",
+    "Client",
     "Config",
     "ConflictingWorkflowError",
     "DBOSContext",
@@ -64,6 +68,8 @@ __all__ = [
     "MaxStepRetriesExceededError",
     "NonDeterminismError",
     "NonExistentWorkflowError",
+    "QueueDeduplicatedError",
+    "RateLimit",
     "RegistrationError",
     "SerializationError",
     "StatusName",
@@ -76,11 +82,16 @@ __all__ = [
     "WorkflowError",
     "WorkflowFailedError",
     "WorkflowHandle",
+    "WorkflowQueue",
     "WorkflowStatus",
     "cancel_workflow",
+    "enqueue",
     "errors",
     "get_workflow_id",
+    "listen_queues",
+    "new_client",
     "new_context",
+    "new_workflow_queue",
     "register_workflow",
     "resume_workflow",
     "retrieve_workflow",
@@ -88,6 +99,15 @@ __all__ = [
     "run_workflow",
 ]
 
-for _name in ("Config", "DBOSContext", "WorkflowContext", "WorkflowHandle", "WorkflowStatus"):
+for _name in (
+    "Client",
+    "Config",
+    "DBOSContext",
+    "RateLimit",
+    "WorkflowContext",
+    "WorkflowHandle",
+    "WorkflowQueue",
+    "WorkflowStatus",
+):
     globals()[_name].__module__ = __name__
 del _name

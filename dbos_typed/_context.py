@@ -22,17 +22,27 @@ if TYPE_CHECKING:
 logger = logging.getLogger("dbos_typed")
 
 
-class DBOSContext:
-    """A handle on one application's durable runtime; made by `new_context`.
+class Connected:
+    """Anything connected to a system database: a `DBOSContext` or a `Client`.
 
-    Register workflows, then `launch()`; run and manage workflows with the module's free
-    functions; `shutdown()` at the end. Several contexts may live in one process.
+    Calls that only read or steer workflows through the database (`retrieve_workflow`,
+    `cancel_workflow`, `resume_workflow`, ...) accept either.
     """
 
     __slots__ = ("_runtime",)
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
+
+
+class DBOSContext(Connected):
+    """A handle on one application's durable runtime; made by `new_context`.
+
+    Register workflows, then `launch()`; run and manage workflows with the module's free
+    functions; `shutdown()` at the end. Several contexts may live in one process.
+    """
+
+    __slots__ = ()
 
     @property
     def app_name(self) -> str:

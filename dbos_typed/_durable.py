@@ -23,6 +23,7 @@ from dbos_typed.errors import (
     MaxStepRetriesExceededError,
     NonDeterminismError,
     NonExistentWorkflowError,
+    QueueDeduplicatedError,
     StepFailedError,
     WaitTimeoutError,
     WorkflowCancelled,
@@ -157,6 +158,16 @@ def record_of(exc: BaseException) -> ErrorRecord:
                 "data": exc.data,
             },
         )
+    if isinstance(exc, QueueDeduplicatedError):
+        return ErrorRecord(
+            name="QueueDeduplicatedError",
+            message=str(exc),
+            data={
+                "workflow_id": exc.workflow_id,
+                "queue_name": exc.queue_name,
+                "deduplication_id": exc.deduplication_id,
+            },
+        )
     if isinstance(exc, AwaitedWorkflowCancelledError | DeadLetterError | NonExistentWorkflowError):
         return ErrorRecord(
             name=type(exc).__name__, message=str(exc), data={"workflow_id": exc.workflow_id}
@@ -184,6 +195,12 @@ def _rebuild_own(record: ErrorRecord) -> BaseException | None:
             error_message=str(_field(data, "error_message", "")),
             error_code=_field(data, "error_code"),
             data=_field(data, "data"),
+        )
+    if record.name == "QueueDeduplicatedError":
+        return QueueDeduplicatedError(
+            workflow_id,
+            queue_name=str(_field(data, "queue_name", "")),
+            deduplication_id=str(_field(data, "deduplication_id", "")),
         )
     simple: dict[str, Callable[[str], BaseException]] = {
         "AwaitedWorkflowCancelledError": AwaitedWorkflowCancelledError,

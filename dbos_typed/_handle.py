@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from pydantic import TypeAdapter
 
-from dbos_typed._context import DBOSContext, WorkflowContext
+from dbos_typed._context import Connected, WorkflowContext
 from dbos_typed._durable import rebuild_error, record_of, run_durably
 from dbos_typed._runtime import Execution, Runtime, now_ms
 from dbos_typed._serialization import Codec, ErrorRecord, codec_for, decode_any, encode_any
@@ -52,7 +52,7 @@ class WorkflowHandle(Generic[R]):
 
     def __init__(
         self,
-        ctx: DBOSContext,
+        ctx: Connected,
         workflow_id: str,
         codec: Codec[Any] | None,
         execution: Execution | None = None,
@@ -208,27 +208,25 @@ class _Retriever:
     """`retrieve_workflow(ctx, id)`, or `retrieve_workflow[T](ctx, id)` for a typed result."""
 
     @overload
-    def __getitem__(self, tp: type[T]) -> Callable[[DBOSContext, str], WorkflowHandle[T]]: ...
+    def __getitem__(self, tp: type[T]) -> Callable[[Connected, str], WorkflowHandle[T]]: ...
 
     @overload
-    def __getitem__(
-        self, tp: TypeAdapter[T]
-    ) -> Callable[[DBOSContext, str], WorkflowHandle[T]]: ...
+    def __getitem__(self, tp: TypeAdapter[T]) -> Callable[[Connected, str], WorkflowHandle[T]]: ...
 
-    def __getitem__(self, tp: Any) -> Callable[[DBOSContext, str], WorkflowHandle[Any]]:
+    def __getitem__(self, tp: Any) -> Callable[[Connected, str], WorkflowHandle[Any]]:
         codec = codec_for(tp)
 
-        def retrieve(ctx: DBOSContext, workflow_id: str, /) -> WorkflowHandle[Any]:
+        def retrieve(ctx: Connected, workflow_id: str, /) -> WorkflowHandle[Any]:
             return _retrieve(ctx, workflow_id, codec)
 
         return retrieve
 
-    def __call__(self, ctx: DBOSContext, workflow_id: str, /) -> WorkflowHandle[Any]:
+    def __call__(self, ctx: Connected, workflow_id: str, /) -> WorkflowHandle[Any]:
         """Retrieve a handle whose result is decoded with the registered workflow's type."""
         return _retrieve(ctx, workflow_id, None)
 
 
-def _retrieve(ctx: DBOSContext, workflow_id: str, codec: Codec[Any] | None) -> WorkflowHandle[Any]:
+def _retrieve(ctx: Connected, workflow_id: str, codec: Codec[Any] | None) -> WorkflowHandle[Any]:
     if not isinstance(workflow_id, str) or not workflow_id:
         raise InvalidOptionError("workflow_id", "expected a non-empty string")
     runtime = ctx._runtime
@@ -244,9 +242,10 @@ def _retrieve(ctx: DBOSContext, workflow_id: str, codec: Codec[Any] | None) -> W
 retrieve_workflow = _Retriever()
 """Get a handle to an existing workflow by ID.
 
-`retrieve_workflow(ctx, id)` decodes the result with the registered workflow's return type
-(plain JSON if this process does not know the workflow); `retrieve_workflow[T](ctx, id)`
-validates it as `T` and is typed `WorkflowHandle[T]`.
+Works with a context or a `Client`. `retrieve_workflow(ctx, id)` decodes the result with
+the registered workflow's return type (plain JSON if this process does not know the
+workflow); `retrieve_workflow[T](ctx, id)` validates it as `T` and is typed
+`WorkflowHandle[T]`.
 
 Raises:
     NonExistentWorkflowError: there is no such workflow.

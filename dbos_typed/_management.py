@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dbos_typed._context import DBOSContext
+from dbos_typed._context import Connected
 from dbos_typed._handle import WorkflowHandle
 from dbos_typed._runtime import now_ms
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE
@@ -17,7 +17,7 @@ def _checked_id(workflow_id: object) -> str:
     return workflow_id
 
 
-def cancel_workflow(ctx: DBOSContext, workflow_id: str, /) -> None:
+def cancel_workflow(ctx: Connected, workflow_id: str, /) -> None:
     """Cancel a workflow that has not finished.
 
     Durability: the workflow's row becomes CANCELLED at once and for good: it leaves its
@@ -37,7 +37,7 @@ def cancel_workflow(ctx: DBOSContext, workflow_id: str, /) -> None:
         execution.cancel("cancelled")
 
 
-def resume_workflow(ctx: DBOSContext, workflow_id: str, /) -> WorkflowHandle[Any]:
+def resume_workflow(ctx: Connected, workflow_id: str, /) -> WorkflowHandle[Any]:
     """Resume a cancelled, dead-lettered or stuck workflow from its last recorded step.
 
     Durability: the workflow is put on the internal queue with a fresh recovery budget and

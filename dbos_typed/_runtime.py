@@ -18,6 +18,7 @@ from typing import Any
 
 from dbos_typed._config import Config
 from dbos_typed._registry import Registry
+from dbos_typed._sysdb._rows import QueueRow
 from dbos_typed._sysdb._store import SystemStore
 
 logger = logging.getLogger("dbos_typed")
@@ -165,12 +166,20 @@ class Runtime:
         self.store = store
         self.registry = Registry()
         self.executor_id = config.resolved_executor_id()
+        # The application_name written on new rows; a nameless client writes NULL.
+        self.owner_name: str | None = config.app_name
         self.application_version: str = config.pinned_application_version() or ""
         self.workers = WorkerPool(f"dbos-{config.app_name}"[:40])
         self.deadlines = DeadlineWatcher()
         self.running: dict[str, Execution] = {}
         self.running_lock = threading.Lock()
+        # Set to make the queue runner look for work now: a local enqueue, a finished
+        # queued workflow, recovery, and (later) a database notification.
         self.queue_wakeup = threading.Event()
+        # The queues this process serves; None means every queue of the application.
+        self.listened: frozenset[str] | None = None
+        # Queue settings known in this process, by name (declared here or read back).
+        self.queues: dict[str, QueueRow] = {}
         self.launched = False
         self.shutting_down = threading.Event()
         self.lifecycle_lock = threading.Lock()

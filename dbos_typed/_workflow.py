@@ -9,17 +9,33 @@ from datetime import timedelta
 from typing import Any, TypeVar, overload
 
 from dbos_typed._context import DBOSContext, WorkflowContext, WorkflowState
-from dbos_typed._durable import begin_operation
+from dbos_typed._durable import begin_operation, rebuild_error, record_of, record_operation
+from dbos_typed._enqueue import (
+    DeduplicationPolicy,
+    QueueOptions,
+    check_queue_options,
+    deduplication_holder,
+    insert_queued,
+    queued_row,
+)
 from dbos_typed._handle import WorkflowHandle
+from dbos_typed._queue import WorkflowQueue
 from dbos_typed._registry import WorkflowSpec, build_spec, describe
 from dbos_typed._runtime import Execution, Runtime, now_ms
 from dbos_typed._serialization import ErrorRecord, decode_inputs, encode_inputs
 from dbos_typed._sysdb._retry import StoreClosedError
-from dbos_typed._sysdb._rows import ClaimedWorkflow, NewWorkflow, StatusName
+from dbos_typed._sysdb._rows import (
+    ClaimedWorkflow,
+    Deduplicated,
+    NewWorkflow,
+    StatusName,
+    StepRecord,
+)
 from dbos_typed.errors import (
     ConflictingWorkflowError,
     InitializationError,
     InvalidOptionError,
+    QueueDeduplicatedError,
     RegistrationError,
     SerializationError,
     StepFailedError,
@@ -105,6 +121,12 @@ def run_workflow(
     *,
     workflow_id: str | None = None,
     timeout: timedelta | None = None,
+    queue: WorkflowQueue | str | None = None,
+    deduplication_id: str | None = None,
+    deduplication_policy: DeduplicationPolicy = "reject",
+    priority: int | None = None,
+    partition_key: str | None = None,
+    delay: timedelta | None = None,
 ) -> WorkflowHandle[OutT]: ...
 
 
@@ -117,6 +139,12 @@ def run_workflow(
     *,
     workflow_id: str | None = None,
     timeout: timedelta | None = None,
+    queue: WorkflowQueue | str | None = None,
+    deduplication_id: str | None = None,
+    deduplication_policy: DeduplicationPolicy = "reject",
+    priority: int | None = None,
+    partition_key: str | None = None,
+    delay: timedelta | None = None,
 ) -> WorkflowHandle[OutT]: ...
 
 
@@ -128,16 +156,24 @@ def run_workflow(
     *,
     workflow_id: str | None = None,
     timeout: timedelta | None = None,
+    queue: WorkflowQueue | str | None = None,
+    deduplication_id: str | None = None,
+    deduplication_policy: DeduplicationPolicy = "reject",
+    priority: int | None = None,
+    partition_key: str | None = None,
+    delay: timedelta | None = None,
 ) -> WorkflowHandle[Any]:
-    """Start a registered workflow and return a handle to it.
+    """Start a registered workflow, or put it on a queue, and return a handle to it.
 
-    Called with a `WorkflowContext`, it starts a child workflow (ID `<parent>-<step>`
-    unless given), recorded as a step of the parent.
+    Called with a `WorkflowContext`, it starts (or enqueues) a child workflow (ID
+    `<parent>-<step>` unless given), recorded as a step of the parent.
 
     Durability: the workflow and its input are recorded before it runs. The workflow ID is
     an idempotency key: starting an ID that exists returns a handle to that workflow and
-    runs nothing (its recorded result wins over a new input). A child's start is
-    exactly-once across replays of the parent.
+    runs nothing (its recorded result wins over a new input). A child's start or enqueue
+    is exactly-once across replays of the parent, including a refused deduplication.
+    With `queue`, only the ENQUEUED row is written; a process serving the queue runs it,
+    and it survives crashes of the enqueuer and of the worker.
 
     Args:
         ctx: A launched context, or a running workflow's context for a child.
@@ -145,13 +181,26 @@ def run_workflow(
         input: The workflow's input, if it takes one.
         workflow_id: The ID to use; a random UUID by default.
         timeout: Cancel the workflow (and children that inherit it) if it has not
-            finished by then; the deadline is stored and survives restarts.
+            finished by then; the deadline is stored and survives restarts. For a
+            queued workflow the clock starts when it is dequeued.
+        queue: Enqueue on this queue (a `WorkflowQueue` or a declared queue's name)
+            instead of running now.
+        deduplication_id: With a queue: refuse a second live workflow with this ID on
+            the queue (released when the holder finishes, is cancelled or resumed).
+        deduplication_policy: "reject" raises `QueueDeduplicatedError`;
+            "return_existing" returns a handle to the holder instead.
+        priority: With a priority-enabled queue: lower runs first (0 to 2**31-1; 0 by
+            default); first in, first out within a priority.
+        partition_key: Required on a partitioned queue, refused on others; limits apply
+            per key. Cannot be combined with `deduplication_id`.
+        delay: With a queue: do not start before this much time has passed.
 
     Raises:
         RegistrationError: `fn` is not registered with this context.
         InitializationError: the context is not launched.
-        InvalidOptionError: a bad ID, timeout or input.
+        InvalidOptionError: a bad ID, timeout, input or queue option (named).
         ConflictingWorkflowError: the ID belongs to a different workflow.
+        QueueDeduplicatedError: the deduplication ID is taken (policy "reject").
     """
     if not isinstance(ctx, DBOSContext):
         raise InvalidOptionError("ctx", "expected a DBOSContext or WorkflowContext")
@@ -166,11 +215,37 @@ def run_workflow(
         raise InvalidOptionError("workflow_id", "expected a non-empty string or None")
     if timeout is not None and (not isinstance(timeout, timedelta) or timeout <= timedelta(0)):
         raise InvalidOptionError("timeout", "expected a positive timedelta or None")
+    options = check_queue_options(
+        runtime,
+        queue,
+        deduplication_id=deduplication_id,
+        deduplication_policy=deduplication_policy,
+        priority=priority,
+        partition_key=partition_key,
+        delay=delay,
+    )
     if isinstance(ctx, WorkflowContext):
-        return _start_child(ctx, spec, value, workflow_id, timeout)
+        return _start_child(ctx, spec, value, workflow_id, timeout, options)
     if not runtime.launched or runtime.shutting_down.is_set():
         raise InitializationError("launch() the context before running workflows")
-    return _start(ctx, spec, value, workflow_id or str(uuid.uuid4()), timeout, parent=None)
+    new_id = workflow_id or str(uuid.uuid4())
+    if options is not None:
+        row = queued_row(
+            runtime,
+            options,
+            workflow_id=new_id,
+            name=spec.name,
+            inputs=encode_inputs(spec.input_codec, value),
+            timeout_ms=_timeout_ms(timeout),
+            application_version=runtime.application_version,
+        )
+        target = insert_queued(runtime, row, options.policy)
+        return WorkflowHandle(ctx, target, spec.output_codec, runtime.running_execution(target))
+    return _start(ctx, spec, value, new_id, timeout, parent=None)
+
+
+def _timeout_ms(timeout: timedelta | None) -> int | None:
+    return None if timeout is None else max(1, int(timeout.total_seconds() * 1000))
 
 
 def _checked_input(spec: WorkflowSpec, value: Any) -> Any:
@@ -192,6 +267,7 @@ def _start_child(
     value: Any,
     workflow_id: str | None,
     timeout: timedelta | None,
+    options: QueueOptions | None,
 ) -> WorkflowHandle[Any]:
     state = parent._state
     if state.in_step:
@@ -203,8 +279,80 @@ def _start_child(
         return WorkflowHandle(
             parent, child_id, spec.output_codec, runtime.running_execution(child_id)
         )
+    if recorded is not None and recorded.error is not None:
+        raise rebuild_error(ErrorRecord.decode(recorded.error), step_name=spec.name)
     child_id = workflow_id or f"{state.workflow_id}-{step_id}"
+    if options is not None:
+        return _enqueue_child(parent, spec, value, child_id, timeout, options, step_id)
     return _start(parent, spec, value, child_id, timeout, parent=(state, step_id))
+
+
+def _enqueue_child(
+    parent: WorkflowContext,
+    spec: WorkflowSpec,
+    value: Any,
+    child_id: str,
+    timeout: timedelta | None,
+    options: QueueOptions,
+    step_id: int,
+) -> WorkflowHandle[Any]:
+    runtime = parent._runtime
+    state = parent._state
+    timeout_ms = _timeout_ms(timeout)
+    if state.deadline_ms is not None:
+        # A queued child inherits what is left of its parent's time, counted from dequeue.
+        left = max(1, state.deadline_ms - now_ms())
+        timeout_ms = left if timeout_ms is None else min(timeout_ms, left)
+    row = queued_row(
+        runtime,
+        options,
+        workflow_id=child_id,
+        name=spec.name,
+        inputs=encode_inputs(spec.input_codec, value),
+        timeout_ms=timeout_ms,
+        application_version=runtime.application_version,
+        parent_workflow_id=state.workflow_id,
+    )
+    while True:
+        try:
+            inserted = runtime.store.insert_child_workflow(
+                row, state.workflow_id, step_id, runtime.app_name
+            )
+            break
+        except Deduplicated:
+            # The collision itself is the step's outcome, so a replay sees the same one.
+            try:
+                holder = deduplication_holder(runtime, row, options.policy)
+            except QueueDeduplicatedError as exc:
+                _record_enqueue(parent, step_id, spec.name, None, record_of(exc).encode())
+                raise
+            if holder is not None:
+                _record_enqueue(parent, step_id, spec.name, holder, None)
+                return WorkflowHandle(parent, holder, spec.output_codec, None)
+    if inserted.name != spec.name:
+        raise ConflictingWorkflowError(
+            child_id, existing_name=inserted.name, requested_name=spec.name
+        )
+    runtime.queue_wakeup.set()
+    return WorkflowHandle(parent, child_id, spec.output_codec, runtime.running_execution(child_id))
+
+
+def _record_enqueue(
+    ctx: WorkflowContext, step_id: int, name: str, child_id: str | None, error: str | None
+) -> None:
+    now = now_ms()
+    record_operation(
+        ctx,
+        StepRecord(
+            step_id=step_id,
+            name=name,
+            output=None,
+            error=error,
+            child_workflow_id=child_id,
+            started_at_ms=now,
+            completed_at_ms=now,
+        ),
+    )
 
 
 def _start(
@@ -385,8 +533,12 @@ def _failure_record(exc: Exception) -> ErrorRecord:
     return ErrorRecord.of(exc)
 
 
-def execute_claimed(runtime: Runtime, claimed: ClaimedWorkflow) -> None:
-    """Run a workflow the queue runner just claimed (a recovered, resumed or queued one)."""
+def execute_claimed(runtime: Runtime, claimed: ClaimedWorkflow) -> Execution | None:
+    """Run a workflow the queue runner just claimed (a recovered, resumed or queued one).
+
+    Returns its execution, or None when nothing runs (unknown name, dead-lettered, input
+    that cannot be decoded).
+    """
     spec = runtime.registry.by_name(claimed.name)
     workflow_id = claimed.workflow_id
     if spec is None:
@@ -395,7 +547,7 @@ def execute_claimed(runtime: Runtime, claimed: ClaimedWorkflow) -> None:
             workflow_id,
             claimed.name,
         )
-        return
+        return None
     limit = spec.max_recovery_attempts
     if limit is not None and claimed.recovery_attempts > limit + 1:
         logger.warning(
@@ -404,7 +556,7 @@ def execute_claimed(runtime: Runtime, claimed: ClaimedWorkflow) -> None:
             limit,
         )
         runtime.store.dead_letter(workflow_id, now_ms())
-        return
+        return None
     try:
         value = decode_inputs(spec.input_codec, claimed.inputs)
     except SerializationError as exc:
@@ -412,8 +564,8 @@ def execute_claimed(runtime: Runtime, claimed: ClaimedWorkflow) -> None:
         runtime.store.complete_workflow(
             workflow_id, StatusName.ERROR, None, record.encode(), now_ms()
         )
-        return
-    launch_execution(runtime, spec, workflow_id, value, None, claimed.deadline_ms)
+        return None
+    return launch_execution(runtime, spec, workflow_id, value, None, claimed.deadline_ms)
 
 
 def get_workflow_id(ctx: WorkflowContext) -> str:

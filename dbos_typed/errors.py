@@ -15,6 +15,7 @@ DBOSError                               root of everything below; .code names th
 │   ├── AwaitedWorkflowCancelledError   the awaited workflow was cancelled
 │   │   └── WorkflowDeadlineExceededError   ... because its deadline passed
 │   ├── DeadLetterError                 max recovery attempts exceeded
+│   ├── QueueDeduplicatedError          a live workflow on the queue holds the deduplication ID
 │   └── WorkflowFailedError             the workflow raised: .error_name, .error_message, .data
 └── StepFailedError                     a step raised: .step_name, .error_name, .error_message
     └── MaxStepRetriesExceededError     ... on every allowed attempt: .attempts
@@ -42,6 +43,7 @@ __all__ = [
     "MaxStepRetriesExceededError",
     "NonDeterminismError",
     "NonExistentWorkflowError",
+    "QueueDeduplicatedError",
     "RegistrationError",
     "SerializationError",
     "StepFailedError",
@@ -234,6 +236,29 @@ class DeadLetterError(WorkflowError):
             "and was moved to the dead-letter queue",
         )
         self.max_recovery_attempts = max_recovery_attempts
+
+
+class QueueDeduplicatedError(WorkflowError):
+    """An enqueue was refused: another workflow on the queue holds its deduplication ID.
+
+    The ID is released when that workflow finishes, is cancelled or is resumed.
+
+    Attributes:
+        workflow_id: The workflow that was not enqueued.
+        queue_name: The queue.
+        deduplication_id: The contested deduplication ID.
+    """
+
+    code = "QueueDeduplicated"
+
+    def __init__(self, workflow_id: str, *, queue_name: str, deduplication_id: str) -> None:
+        super().__init__(
+            workflow_id,
+            f"workflow {workflow_id!r} was not enqueued: deduplication ID "
+            f"{deduplication_id!r} is already in use on queue {queue_name!r}",
+        )
+        self.queue_name = queue_name
+        self.deduplication_id = deduplication_id
 
 
 class WorkflowFailedError(WorkflowError):

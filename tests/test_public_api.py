@@ -13,6 +13,7 @@ from dbos_typed import errors
 
 EXPECTED_EXPORTS = [
     "AwaitedWorkflowCancelledError",
+    "Client",
     "Config",
     "ConflictingWorkflowError",
     "DBOSContext",
@@ -24,6 +25,8 @@ EXPECTED_EXPORTS = [
     "MaxStepRetriesExceededError",
     "NonDeterminismError",
     "NonExistentWorkflowError",
+    "QueueDeduplicatedError",
+    "RateLimit",
     "RegistrationError",
     "SerializationError",
     "StatusName",
@@ -36,11 +39,16 @@ EXPECTED_EXPORTS = [
     "WorkflowError",
     "WorkflowFailedError",
     "WorkflowHandle",
+    "WorkflowQueue",
     "WorkflowStatus",
     "cancel_workflow",
+    "enqueue",
     "errors",
     "get_workflow_id",
+    "listen_queues",
+    "new_client",
     "new_context",
+    "new_workflow_queue",
     "register_workflow",
     "resume_workflow",
     "retrieve_workflow",
@@ -55,6 +63,8 @@ DURABLE_CALLS = [
     dbos.resume_workflow,
     dbos.WorkflowHandle.get_result,
     dbos.DBOSContext.launch,
+    dbos.new_workflow_queue,
+    dbos.enqueue,
 ]
 
 
@@ -73,7 +83,7 @@ def test_every_public_name_has_a_docstring() -> None:
 
 def test_durable_calls_document_their_durability() -> None:
     for fn in DURABLE_CALLS:
-        assert "Durability:" in (inspect.getdoc(fn) or ""), fn.__qualname__
+        assert "Durability:" in (inspect.getdoc(fn) or ""), getattr(fn, "__qualname__", repr(fn))
 
 
 SAMPLES: list[BaseException] = [
@@ -91,6 +101,7 @@ SAMPLES: list[BaseException] = [
     errors.AwaitedWorkflowCancelledError("w"),
     errors.WorkflowDeadlineExceededError("w"),
     errors.DeadLetterError("w", 5),
+    errors.QueueDeduplicatedError("w", queue_name="q", deduplication_id="d"),
     errors.WorkflowFailedError("w", error_name="E", error_message="m", error_code=4, data=[1]),
     errors.StepFailedError("s", error_name="E", error_message="m", data={"k": 1}),
     errors.MaxStepRetriesExceededError("s", attempts=3, error_name="E", error_message="m"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, LiteralString, TypeVar
 
@@ -15,13 +14,23 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from dbos_typed._sysdb import _queries as q
 from dbos_typed._sysdb._retry import retry_outages
-from dbos_typed._sysdb._rows import ClaimedWorkflow, InsertedWorkflow, NewWorkflow, StatusName
+from dbos_typed._sysdb._rows import (
+    ClaimedWorkflow,
+    ClaimRequest,
+    Deduplicated,
+    InsertedWorkflow,
+    NewWorkflow,
+    StatusName,
+)
 from dbos_typed._sysdb._schema_postgres import SCHEMA_VERSION, baseline_statements
 from dbos_typed._sysdb._store import (
     Row,
     SystemStore,
     Transaction,
+    claim_params,
     claimed_from,
+    global_capacity,
+    has_global_limit,
     insert_params,
     inserted_from,
 )
@@ -31,6 +40,9 @@ T = TypeVar("T")
 
 # Any constant works; it only has to be the same in every process migrating this database.
 _MIGRATION_LOCK_KEY = 0x64626F73  # "dbos"
+# The first key of the two-key advisory locks that serialise dequeuers of one queue.
+_QUEUE_LOCK_CLASS = 0x64627175  # "dbqu"
+_DEDUP_INDEX = "uq_workflow_status_dedup_id"
 
 # SQLSTATE classes and codes that mean "the server is unreachable or restarting".
 _OUTAGE_CLASSES = ("08",)
@@ -175,9 +187,31 @@ class PostgresStore(SystemStore):
 
         self._transaction(body)
 
+    def check_schema(self) -> None:
+        """Check the schema is at DBOS level 125 or newer, without changing anything."""
+        qualified = f"{sql.Identifier(self._schema).as_string(None)}.dbos_migrations"
+        found = self._query("SELECT to_regclass(%(table)s) IS NOT NULL", {"table": qualified})
+        version = int(self._query(q.CHECK_SCHEMA, {})[0][0] or 0) if found[0][0] else 0
+        if version < SCHEMA_VERSION:
+            raise InitializationError(
+                f"the system database schema {self._schema!r} is missing or at DBOS migration "
+                f"{version}; launch an application (or run `dbos migrate`) to create it"
+            )
+
+    def _is_deduplicated(self, exc: BaseException) -> bool:
+        return (
+            isinstance(exc, psycopg.errors.UniqueViolation)
+            and exc.diag.constraint_name == _DEDUP_INDEX
+        )
+
     def insert_workflow(self, row: NewWorkflow) -> InsertedWorkflow:
         """Insert status and input in one statement."""
-        rows = self._query(q.INSERT_WORKFLOW_PG, insert_params(row))
+        try:
+            rows = self._query(q.INSERT_WORKFLOW_PG, insert_params(row))
+        except psycopg.errors.UniqueViolation as exc:
+            if self._is_deduplicated(exc):
+                raise Deduplicated(row.deduplication_id) from exc
+            raise
         return inserted_from(rows[0], row.creator_xid)
 
     def complete_workflow(
@@ -201,32 +235,30 @@ class PostgresStore(SystemStore):
         )
         return bool(rows and rows[0][0])
 
-    def claim_queued(
-        self,
-        queue_name: str,
-        *,
-        limit: int,
-        executor_id: str,
-        application_version: str,
-        application_name: str,
-        accept_unversioned: bool,
-        now_ms: int,
-    ) -> list[ClaimedWorkflow]:
-        """Claim with SKIP LOCKED so concurrent executors never take the same row."""
-        rows = self._query(
-            q.CLAIM_QUEUED_PG,
-            {
-                "queue_name": queue_name,
-                "limit": limit,
-                "executor_id": executor_id,
-                "application_version": application_version,
-                "application_name": application_name,
-                "accept_unversioned": accept_unversioned,
-                "owner_xid": str(uuid.uuid4()),
-                "now_ms": now_ms,
-            },
-        )
-        return [claimed_from(r) for r in rows]
+    def claim_queued(self, request: ClaimRequest) -> list[ClaimedWorkflow]:
+        """Claim with SKIP LOCKED so concurrent executors never take the same row.
+
+        A queue with a global budget (concurrency or rate limit) is counted and claimed
+        under a transaction-scoped advisory lock on the queue (or partition): the counts
+        then cannot change before the claim commits, at the cost of dequeuers of that one
+        queue taking turns for a few milliseconds. A queue without one needs no lock and
+        no transaction: the claim is one statement.
+        """
+        params = claim_params(request)
+        if not has_global_limit(request):
+            return [claimed_from(r) for r in self._query(q.CLAIM_QUEUED_PG, params)]
+        lock_key = f"{self._schema}/{request.queue_name}/{request.partition_key or ''}"
+
+        def body(tx: Transaction) -> list[ClaimedWorkflow]:
+            tx.execute(q.LOCK_QUEUE_PG, {"lock_class": _QUEUE_LOCK_CLASS, "lock_key": lock_key})
+            limit = global_capacity(tx, request)
+            if limit <= 0:
+                return []
+            return [
+                claimed_from(r) for r in tx.execute(q.CLAIM_QUEUED_PG, {**params, "limit": limit})
+            ]
+
+        return self._transaction(body)
 
     def close(self) -> None:
         """Stop retrying and close the pool."""

@@ -170,6 +170,90 @@ WHERE workflow_uuid = %(workflow_id)s AND status = 'PENDING'
 
 # -- queues --------------------------------------------------------------------------------
 
+# A queue's row is owned by one application (or none); another application cannot take
+# it over, so the upsert returns nothing then.
+UPSERT_QUEUE: Final[LiteralString] = """
+INSERT INTO {s}.queues AS qs (
+    name, concurrency, worker_concurrency, rate_limit_max, rate_limit_period_sec,
+    priority_enabled, partition_queue, polling_interval_sec, application_name,
+    created_at, updated_at
+) VALUES (
+    %(name)s, %(concurrency)s, %(worker_concurrency)s, %(rate_limit_max)s,
+    %(rate_limit_period_sec)s, %(priority_enabled)s, %(partition_queue)s,
+    %(polling_interval_sec)s, %(application_name)s, %(now_ms)s, %(now_ms)s
+)
+ON CONFLICT (name) DO UPDATE SET
+    concurrency = excluded.concurrency, worker_concurrency = excluded.worker_concurrency,
+    rate_limit_max = excluded.rate_limit_max,
+    rate_limit_period_sec = excluded.rate_limit_period_sec,
+    priority_enabled = excluded.priority_enabled, partition_queue = excluded.partition_queue,
+    polling_interval_sec = excluded.polling_interval_sec,
+    application_name = COALESCE(qs.application_name, excluded.application_name),
+    updated_at = excluded.updated_at
+WHERE qs.application_name IS NULL OR excluded.application_name IS NULL
+   OR qs.application_name = excluded.application_name
+RETURNING name
+"""
+
+_QUEUE_COLUMNS: Final = """
+SELECT name, concurrency, worker_concurrency, rate_limit_max, rate_limit_period_sec,
+       priority_enabled, partition_queue, polling_interval_sec, application_name
+FROM {s}.queues
+"""
+
+LIST_QUEUES: Final[LiteralString] = (
+    _QUEUE_COLUMNS
+    + """WHERE application_name = %(application_name)s OR application_name IS NULL
+ORDER BY name
+"""
+)
+
+GET_QUEUE: Final[LiteralString] = _QUEUE_COLUMNS + "WHERE name = %(name)s\n"
+
+# The idle runner's only query: which queues (and partitions) have work, and when the
+# next delayed workflow is due. The in-flight index covers ENQUEUED rows; DELAYED rows
+# have their own partial index.
+QUEUE_BACKLOG: Final[LiteralString] = """
+SELECT queue_name, queue_partition_key, NULL
+FROM {s}.workflow_status
+WHERE status = 'ENQUEUED' AND queue_name IS NOT NULL
+  AND (application_name = %(application_name)s OR application_name IS NULL)
+GROUP BY queue_name, queue_partition_key
+UNION ALL
+SELECT NULL, NULL, min(delay_until_epoch_ms)
+FROM {s}.workflow_status
+WHERE status = 'DELAYED'
+  AND (application_name = %(application_name)s OR application_name IS NULL)
+"""
+
+PROMOTE_DELAYED: Final[LiteralString] = """
+UPDATE {s}.workflow_status
+SET status = 'ENQUEUED', updated_at = %(now_ms)s
+WHERE status = 'DELAYED' AND delay_until_epoch_ms <= %(now_ms)s
+  AND (application_name = %(application_name)s OR application_name IS NULL)
+RETURNING queue_name
+"""
+
+# Serialises the dequeuers of one queue (or partition) that share a global budget, for the
+# length of their transaction; see `PostgresStore.claim_queued`.
+LOCK_QUEUE_PG: Final[LiteralString] = """
+SELECT pg_advisory_xact_lock(%(lock_class)s, hashtext(%(lock_key)s))
+"""
+
+COUNT_RATE_LIMITED: Final[LiteralString] = """
+SELECT count(*) FROM {s}.workflow_status
+WHERE queue_name = %(queue_name)s AND rate_limited = TRUE
+  AND status NOT IN ('ENQUEUED', 'DELAYED')
+  AND started_at_epoch_ms > %(window_start_ms)s
+  AND (queue_partition_key = %(partition_key)s OR %(partition_key)s IS NULL)
+"""
+
+COUNT_PENDING: Final[LiteralString] = """
+SELECT count(*) FROM {s}.workflow_status
+WHERE queue_name = %(queue_name)s AND status = 'PENDING'
+  AND (queue_partition_key = %(partition_key)s OR %(partition_key)s IS NULL)
+"""
+
 _CLAIM_SET: Final = """
 UPDATE {s}.workflow_status
 SET status = 'PENDING', executor_id = %(executor_id)s,
@@ -177,6 +261,7 @@ SET status = 'PENDING', executor_id = %(executor_id)s,
     application_name = COALESCE(application_name, %(application_name)s),
     started_at_epoch_ms = %(now_ms)s, updated_at = %(now_ms)s,
     recovery_attempts = recovery_attempts + 1, owner_xid = %(owner_xid)s,
+    rate_limited = %(rate_limited)s,
     workflow_deadline_epoch_ms = COALESCE(
         workflow_deadline_epoch_ms, %(now_ms)s + workflow_timeout_ms)
 """
@@ -187,30 +272,52 @@ WHERE queue_name = %(queue_name)s AND status = 'ENQUEUED'
   AND (application_version = %(application_version)s
        OR (application_version IS NULL AND %(accept_unversioned)s))
   AND (application_name = %(application_name)s OR application_name IS NULL)
+  AND (queue_partition_key = %(partition_key)s OR %(partition_key)s IS NULL)
 ORDER BY priority, created_at
 LIMIT %(limit)s
 """
 
+_CLAIM_RETURNING: Final = """
+RETURNING workflow_uuid, name, inputs, recovery_attempts, workflow_deadline_epoch_ms,
+    queue_name, queue_partition_key
+"""
+
+# The input comes back in the same round trip (it lives in workflow_input since 3.0).
 CLAIM_QUEUED_PG: Final[LiteralString] = (
     _CLAIM_SET
-    + "WHERE workflow_uuid IN ("
+    + "WHERE status = 'ENQUEUED' AND workflow_uuid IN ("
     + _CLAIM_CANDIDATES
     + """FOR UPDATE SKIP LOCKED)
 RETURNING workflow_uuid, name,
-    (SELECT COALESCE(wi.inputs, {s}.workflow_status.inputs) FROM {s}.workflow_input wi
-     WHERE wi.workflow_uuid = {s}.workflow_status.workflow_uuid),
-    inputs, recovery_attempts, workflow_deadline_epoch_ms
+    COALESCE((SELECT wi.inputs FROM {s}.workflow_input wi
+              WHERE wi.workflow_uuid = {s}.workflow_status.workflow_uuid), inputs),
+    recovery_attempts, workflow_deadline_epoch_ms, queue_name, queue_partition_key
 """
 )
 
 CLAIM_QUEUED_SQLITE: Final[LiteralString] = (
     _CLAIM_SET
-    + "WHERE workflow_uuid IN ("
+    + "WHERE status = 'ENQUEUED' AND workflow_uuid IN ("
     + _CLAIM_CANDIDATES
-    + """)
-RETURNING workflow_uuid, name, NULL, inputs, recovery_attempts, workflow_deadline_epoch_ms
-"""
+    + ")"
+    + _CLAIM_RETURNING
 )
+
+# A claimed workflow that could not be dispatched goes back to its queue instead of
+# staying PENDING with nobody running it.
+REQUEUE_CLAIMED: Final[LiteralString] = """
+UPDATE {s}.workflow_status
+SET status = 'ENQUEUED', started_at_epoch_ms = NULL, owner_xid = NULL,
+    rate_limited = FALSE, updated_at = %(now_ms)s
+WHERE workflow_uuid = %(workflow_id)s AND status = 'PENDING'
+"""
+
+FIND_DEDUPLICATED: Final[LiteralString] = """
+SELECT workflow_uuid FROM {s}.workflow_status
+WHERE queue_name = %(queue_name)s AND deduplication_id = %(deduplication_id)s
+"""
+
+CHECK_SCHEMA: Final[LiteralString] = "SELECT max(version) FROM {s}.dbos_migrations"
 
 # -- steps ---------------------------------------------------------------------------------
 

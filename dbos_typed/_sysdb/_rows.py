@@ -128,6 +128,61 @@ class ClaimedWorkflow:
     inputs: str | None
     recovery_attempts: int
     deadline_ms: int | None
+    queue_name: str | None = None
+    partition_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """One row of the `queues` table: a queue's flow-control settings."""
+
+    name: str
+    concurrency: int | None
+    worker_concurrency: int | None
+    rate_limit_max: int | None
+    rate_limit_period_sec: float | None
+    priority_enabled: bool
+    partition_queue: bool
+    polling_interval_sec: float
+    application_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What the idle probe found.
+
+    `ready` holds the queues (and partitions) with ENQUEUED work; `next_delay_ms` is when
+    the earliest DELAYED workflow is due (None if there is none).
+    """
+
+    ready: frozenset[tuple[str, str | None]]
+    next_delay_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """One dequeue: which queue (and partition), how many at most, and its global limits."""
+
+    queue_name: str
+    partition_key: str | None
+    limit: int
+    concurrency: int | None
+    rate_limit_max: int | None
+    rate_limit_period_ms: int | None
+    executor_id: str
+    application_version: str
+    application_name: str
+    accept_unversioned: bool
+    now_ms: int
+
+    @property
+    def rate_limited(self) -> bool:
+        """Whether claimed rows count towards a rate limit."""
+        return self.rate_limit_max is not None
+
+
+class Deduplicated(Exception):
+    """An enqueue collided with a live workflow holding the same deduplication ID."""
 
 
 class RecordResult(enum.Enum):

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sqlite3
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, LiteralString, TypeVar
 
 from dbos_typed._sysdb import _queries as q
 from dbos_typed._sysdb._retry import retry_outages
-from dbos_typed._sysdb._rows import ClaimedWorkflow, InsertedWorkflow, NewWorkflow, StatusName
-from dbos_typed._sysdb._schema_sqlite import SQLITE_BASELINE
-from dbos_typed._sysdb._store import Row, SystemStore, Transaction, claimed_from
+from dbos_typed._sysdb._rows import (
+    ClaimedWorkflow,
+    ClaimRequest,
+    Deduplicated,
+    InsertedWorkflow,
+    NewWorkflow,
+    StatusName,
+)
+from dbos_typed._sysdb._schema_sqlite import SCHEMA_VERSION, SQLITE_BASELINE
+from dbos_typed._sysdb._store import (
+    Row,
+    SystemStore,
+    Transaction,
+    claim_params,
+    claimed_from,
+    global_capacity,
+)
 from dbos_typed.errors import InitializationError
 
 T = TypeVar("T")
@@ -117,9 +131,28 @@ class SqliteStore(SystemStore):
 
         self._transaction(body)
 
+    def check_schema(self) -> None:
+        """Check the file holds the DBOS tables, without changing anything."""
+        found = self._query(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dbos_migrations'", {}
+        )
+        if not found or int(self._query(q.CHECK_SCHEMA, {})[0][0] or 0) < SCHEMA_VERSION:
+            raise InitializationError(
+                f"the SQLite system database {self._path!r} has no DBOS schema; launch an "
+                "application on it first"
+            )
+
+    def _is_deduplicated(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.IntegrityError) and "deduplication_id" in str(exc)
+
     def insert_workflow(self, row: NewWorkflow) -> InsertedWorkflow:
         """Insert status and input in one transaction."""
-        return self._transaction(lambda tx: self._insert_in(tx, row))
+        try:
+            return self._transaction(lambda tx: self._insert_in(tx, row))
+        except sqlite3.IntegrityError as exc:
+            if self._is_deduplicated(exc):
+                raise Deduplicated(row.deduplication_id) from exc
+            raise
 
     def complete_workflow(
         self,
@@ -146,38 +179,25 @@ class SqliteStore(SystemStore):
 
         return self._transaction(body)
 
-    def claim_queued(
-        self,
-        queue_name: str,
-        *,
-        limit: int,
-        executor_id: str,
-        application_version: str,
-        application_name: str,
-        accept_unversioned: bool,
-        now_ms: int,
-    ) -> list[ClaimedWorkflow]:
-        """Claim under the database write lock, which excludes every other process."""
-        params = {
-            "queue_name": queue_name,
-            "limit": limit,
-            "executor_id": executor_id,
-            "application_version": application_version,
-            "application_name": application_name,
-            "accept_unversioned": accept_unversioned,
-            "owner_xid": str(uuid.uuid4()),
-            "now_ms": now_ms,
-        }
+    def claim_queued(self, request: ClaimRequest) -> list[ClaimedWorkflow]:
+        """Count and claim under the database write lock.
+
+        The lock excludes every other process, so global limits hold without more locking.
+        """
+        params = claim_params(request)
 
         def body(tx: Transaction) -> list[ClaimedWorkflow]:
-            claimed = [claimed_from(r) for r in tx.execute(q.CLAIM_QUEUED_SQLITE, params)]
+            limit = global_capacity(tx, request)
+            if limit <= 0:
+                return []
+            claimed = [
+                claimed_from(r)
+                for r in tx.execute(q.CLAIM_QUEUED_SQLITE, {**params, "limit": limit})
+            ]
             return [
-                ClaimedWorkflow(
-                    workflow_id=c.workflow_id,
-                    name=c.name,
+                dataclasses.replace(
+                    c,
                     inputs=_first(tx.execute(q.GET_INPUTS, {"workflow_id": c.workflow_id})),
-                    recovery_attempts=c.recovery_attempts,
-                    deadline_ms=c.deadline_ms,
                 )
                 for c in claimed
             ]

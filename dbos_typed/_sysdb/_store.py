@@ -15,10 +15,14 @@ from typing import Any, LiteralString, Protocol, TypeVar
 
 from dbos_typed._sysdb import _queries as q
 from dbos_typed._sysdb._rows import (
+    Backlog,
     ClaimedWorkflow,
+    ClaimRequest,
+    Deduplicated,
     InsertedWorkflow,
     NewWorkflow,
     Outcome,
+    QueueRow,
     RecordResult,
     StatusName,
     StatusRecord,
@@ -76,18 +80,24 @@ class SystemStore(abc.ABC):
         """Record a PENDING workflow's outcome; False if it is no longer PENDING."""
 
     @abc.abstractmethod
-    def claim_queued(
-        self,
-        queue_name: str,
-        *,
-        limit: int,
-        executor_id: str,
-        application_version: str,
-        application_name: str,
-        accept_unversioned: bool,
-        now_ms: int,
-    ) -> list[ClaimedWorkflow]:
-        """Move up to `limit` ENQUEUED workflows of a queue to PENDING for this executor."""
+    def claim_queued(self, request: ClaimRequest) -> list[ClaimedWorkflow]:
+        """Move ENQUEUED workflows of a queue to PENDING for this executor.
+
+        At most the request's limit, and within the queue's global concurrency and rate
+        limit.
+        """
+
+    @abc.abstractmethod
+    def check_schema(self) -> None:
+        """Fail unless the schema exists at a level this library reads (never migrates).
+
+        Raises:
+            InitializationError: the schema is missing or too old.
+        """
+
+    @abc.abstractmethod
+    def _is_deduplicated(self, exc: BaseException) -> bool:
+        """Whether `exc` is the deduplication index refusing a second live workflow."""
 
     # -- shared operations ---------------------------------------------------------------
 
@@ -114,7 +124,12 @@ class SystemStore(abc.ABC):
             )
             return inserted
 
-        return self._transaction(body)
+        try:
+            return self._transaction(body)
+        except Exception as exc:
+            if self._is_deduplicated(exc):
+                raise Deduplicated(row.deduplication_id) from exc
+            raise
 
     def _insert_in(self, tx: Transaction, row: NewWorkflow) -> InsertedWorkflow:
         rows = tx.execute(q.INSERT_STATUS, insert_params(row))
@@ -249,6 +264,62 @@ class SystemStore(abc.ABC):
         """Set a workflow aside after too many recovery attempts."""
         self._query(q.DEAD_LETTER, {"workflow_id": workflow_id, "now_ms": now_ms})
 
+    def requeue_claimed(self, workflow_id: str, now_ms: int) -> None:
+        """Put a claimed workflow that could not be dispatched back on its queue."""
+        self._query(q.REQUEUE_CLAIMED, {"workflow_id": workflow_id, "now_ms": now_ms})
+
+    def find_deduplicated(self, queue_name: str, deduplication_id: str) -> str | None:
+        """The live workflow holding a deduplication ID on a queue, if any."""
+        rows = self._query(
+            q.FIND_DEDUPLICATED, {"queue_name": queue_name, "deduplication_id": deduplication_id}
+        )
+        return rows[0][0] if rows else None
+
+    # -- queues --------------------------------------------------------------------------
+
+    def upsert_queue(self, row: QueueRow, now_ms: int) -> bool:
+        """Create or update a queue's row; False if another application owns the name."""
+        rows = self._query(
+            q.UPSERT_QUEUE,
+            {
+                "name": row.name,
+                "concurrency": row.concurrency,
+                "worker_concurrency": row.worker_concurrency,
+                "rate_limit_max": row.rate_limit_max,
+                "rate_limit_period_sec": row.rate_limit_period_sec,
+                "priority_enabled": row.priority_enabled,
+                "partition_queue": row.partition_queue,
+                "polling_interval_sec": row.polling_interval_sec,
+                "application_name": row.application_name,
+                "now_ms": now_ms,
+            },
+        )
+        return bool(rows)
+
+    def list_queues(self, application_name: str | None) -> list[QueueRow]:
+        """The queues of an application, and those no application owns."""
+        rows = self._query(q.LIST_QUEUES, {"application_name": application_name})
+        return [_queue_from(r) for r in rows]
+
+    def get_queue(self, name: str) -> QueueRow | None:
+        """One queue's row, or None."""
+        rows = self._query(q.GET_QUEUE, {"name": name})
+        return _queue_from(rows[0]) if rows else None
+
+    def queue_backlog(self, application_name: str) -> Backlog:
+        """Which queues have ENQUEUED work and when the next DELAYED one is due, at once."""
+        rows = self._query(q.QUEUE_BACKLOG, {"application_name": application_name})
+        ready = frozenset((r[0], r[1]) for r in rows if r[0] is not None)
+        delays = [int(r[2]) for r in rows if r[0] is None and r[2] is not None]
+        return Backlog(ready, min(delays) if delays else None)
+
+    def promote_delayed(self, application_name: str, now_ms: int) -> list[str]:
+        """Move DELAYED workflows whose delay has passed to ENQUEUED; returns their queues."""
+        rows = self._query(
+            q.PROMOTE_DELAYED, {"application_name": application_name, "now_ms": now_ms}
+        )
+        return [r[0] for r in rows]
+
     def register_version(self, application_name: str, version: str, now_ms: int) -> None:
         """Record the running application version (kept if already known)."""
         self._query(
@@ -265,6 +336,45 @@ class SystemStore(abc.ABC):
         """The newest registered version of the application, if any."""
         rows = self._query(q.LATEST_VERSION, {"application_name": application_name})
         return rows[0][0] if rows else None
+
+
+def claim_params(request: ClaimRequest) -> dict[str, Any]:
+    """Statement parameters for a claim (the limit is set by the caller)."""
+    return {
+        "queue_name": request.queue_name,
+        "partition_key": request.partition_key,
+        "limit": request.limit,
+        "executor_id": request.executor_id,
+        "application_version": request.application_version,
+        "application_name": request.application_name,
+        "accept_unversioned": request.accept_unversioned,
+        "rate_limited": request.rate_limited,
+        "owner_xid": str(uuid.uuid4()),
+        "now_ms": request.now_ms,
+    }
+
+
+def has_global_limit(request: ClaimRequest) -> bool:
+    """Whether dequeuers in different processes share a budget for this claim."""
+    return request.concurrency is not None or request.rate_limit_max is not None
+
+
+def global_capacity(tx: Transaction, request: ClaimRequest) -> int:
+    """How many workflows the claim may take under the queue's cross-process limits.
+
+    The caller must hold whatever excludes concurrent dequeuers of the same queue, so that
+    the counts stay true until its claim commits.
+    """
+    limit = request.limit
+    scope = {"queue_name": request.queue_name, "partition_key": request.partition_key}
+    if request.rate_limit_max is not None and request.rate_limit_period_ms is not None:
+        window_start = request.now_ms - request.rate_limit_period_ms
+        started = tx.execute(q.COUNT_RATE_LIMITED, {**scope, "window_start_ms": window_start})
+        limit = min(limit, request.rate_limit_max - int(started[0][0]))
+    if request.concurrency is not None:
+        pending = tx.execute(q.COUNT_PENDING, scope)
+        limit = min(limit, request.concurrency - int(pending[0][0]))
+    return max(limit, 0)
 
 
 def insert_params(row: NewWorkflow) -> dict[str, Any]:
@@ -309,13 +419,29 @@ def inserted_from(r: Sequence[Any], creator_xid: str) -> InsertedWorkflow:
 
 def claimed_from(r: Sequence[Any]) -> ClaimedWorkflow:
     """Read the RETURNING row of a claim."""
-    workflow_id, name, new_inputs, old_inputs, attempts, deadline = r
+    workflow_id, name, inputs, attempts, deadline, queue_name, partition_key = r
     return ClaimedWorkflow(
         workflow_id=workflow_id,
         name=name,
-        inputs=new_inputs if new_inputs is not None else old_inputs,
+        inputs=inputs,
         recovery_attempts=int(attempts),
         deadline_ms=deadline,
+        queue_name=queue_name,
+        partition_key=partition_key,
+    )
+
+
+def _queue_from(r: Sequence[Any]) -> QueueRow:
+    return QueueRow(
+        name=r[0],
+        concurrency=r[1],
+        worker_concurrency=r[2],
+        rate_limit_max=r[3],
+        rate_limit_period_sec=None if r[4] is None else float(r[4]),
+        priority_enabled=bool(r[5]),
+        partition_queue=bool(r[6]),
+        polling_interval_sec=float(r[7]),
+        application_name=r[8],
     )
 
 

@@ -1,0 +1,256 @@
+"""`Client`: enqueue and steer workflows from code that is not a dbos_typed application.
+
+A client only talks to the system database: it runs no workflows and no queue runner, and
+never creates or migrates the schema. `retrieve_workflow`, `cancel_workflow`,
+`resume_workflow` and `new_workflow_queue` accept a client wherever they accept a context;
+`enqueue[R]` is the client's way to start a workflow, by its registered name.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import timedelta
+from typing import Any, Generic, TypeVar, overload
+
+from pydantic import TypeAdapter
+
+from dbos_typed._config import Config
+from dbos_typed._context import Connected
+from dbos_typed._enqueue import DeduplicationPolicy, check_queue_options, insert_queued, queued_row
+from dbos_typed._handle import WorkflowHandle
+from dbos_typed._lifecycle import open_store
+from dbos_typed._queue import WorkflowQueue
+from dbos_typed._runtime import Runtime
+from dbos_typed._serialization import Codec, codec_for, encode_any
+from dbos_typed.errors import InvalidOptionError, SerializationError
+
+T = TypeVar("T")
+
+_NO_INPUT: Any = object()
+_CLIENT_CONFIG_NAME = "dbos-client"
+
+
+class Client(Connected):
+    """A connection to a system database for code outside an application; see `new_client`.
+
+    Use it with `enqueue`, `retrieve_workflow`, `cancel_workflow`, `resume_workflow` and
+    `new_workflow_queue`; `close()` it (or use `with`) when done.
+    """
+
+    __slots__ = ("_closed",)
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime)
+        self._closed = threading.Event()
+
+    @property
+    def application_name(self) -> str | None:
+        """The application whose rows this client writes, or None (unclaimed rows)."""
+        return self._runtime.owner_name
+
+    def close(self) -> None:
+        """Release the database connections. Calling it again does nothing."""
+        if not self._closed.is_set():
+            self._closed.set()
+            self._runtime.store.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def new_client(config: Config | str, /, *, app_name: str | None = None) -> Client:
+    """Connect a client to an existing system database.
+
+    Args:
+        config: A database URL (`postgresql://...` or `sqlite:///path`), or a `Config`
+            (its `app_name` then owns the rows the client writes).
+        app_name: With a URL: the application whose queues and workflows the client
+            serves. Without one, enqueued rows belong to no application and any
+            application's executors may run them.
+
+    Raises:
+        InvalidOptionError: a bad URL or config.
+        InitializationError: the database cannot be reached, or has no DBOS schema (a
+            client never creates it: launch an application on the database first).
+    """
+    if isinstance(config, str):
+        settings = Config(app_name=app_name or _CLIENT_CONFIG_NAME, database_url=config)
+        owner = app_name
+    elif isinstance(config, Config):
+        if app_name is not None:
+            raise InvalidOptionError("app_name", "give it in the Config, not separately")
+        settings, owner = config, config.app_name
+    else:
+        raise InvalidOptionError("config", "expected a database URL or a dbos_typed.Config")
+    store = open_store(settings)
+    try:
+        store.check_schema()
+    except BaseException:
+        store.close()
+        raise
+    runtime = Runtime(settings, store)
+    runtime.owner_name = owner
+    return Client(runtime)
+
+
+class _TypedEnqueue(Generic[T]):
+    """`enqueue[T]`: the same call, with a handle typed (and validated) as `T`."""
+
+    __slots__ = ("_codec",)
+
+    def __init__(self, codec: Codec[Any]) -> None:
+        self._codec = codec
+
+    def __call__(
+        self,
+        client: Client,
+        queue: WorkflowQueue | str,
+        workflow_name: str,
+        input: object = _NO_INPUT,
+        /,
+        *,
+        workflow_id: str | None = None,
+        timeout: timedelta | None = None,
+        deduplication_id: str | None = None,
+        deduplication_policy: DeduplicationPolicy = "reject",
+        priority: int | None = None,
+        partition_key: str | None = None,
+        delay: timedelta | None = None,
+    ) -> WorkflowHandle[T]:
+        return _enqueue(
+            client,
+            self._codec,
+            queue,
+            workflow_name,
+            input,
+            workflow_id=workflow_id,
+            timeout=timeout,
+            deduplication_id=deduplication_id,
+            deduplication_policy=deduplication_policy,
+            priority=priority,
+            partition_key=partition_key,
+            delay=delay,
+        )
+
+
+class _Enqueuer:
+    """Put a workflow on a queue by its registered name, from a `Client`.
+
+    Durability: the ENQUEUED row (and its input) is committed before this returns; an
+    executor of the application's latest version runs it, and it survives crashes. The
+    workflow ID is an idempotency key, as with `run_workflow`.
+
+    `enqueue(client, queue, workflow_name, input, **options)` returns a handle whose result is
+    plain JSON data; `enqueue[R](client, ...)` validates the result as `R` and is typed
+    `WorkflowHandle[R]`. The options are those of `run_workflow` with a queue: `workflow_id`,
+    `timeout` (counted from dequeue), `deduplication_id`, `deduplication_policy`, `priority`,
+    `partition_key`, `delay`.
+
+    Raises:
+        InvalidOptionError: a bad option, or an unknown queue.
+        QueueDeduplicatedError: the deduplication ID is taken (policy "reject").
+    """
+
+    @overload
+    def __getitem__(self, tp: type[T]) -> _TypedEnqueue[T]: ...
+
+    @overload
+    def __getitem__(self, tp: TypeAdapter[T]) -> _TypedEnqueue[T]: ...
+
+    def __getitem__(self, tp: Any) -> _TypedEnqueue[Any]:
+        return _TypedEnqueue(codec_for(tp))
+
+    def __call__(
+        self,
+        client: Client,
+        queue: WorkflowQueue | str,
+        workflow_name: str,
+        input: object = _NO_INPUT,
+        /,
+        *,
+        workflow_id: str | None = None,
+        timeout: timedelta | None = None,
+        deduplication_id: str | None = None,
+        deduplication_policy: DeduplicationPolicy = "reject",
+        priority: int | None = None,
+        partition_key: str | None = None,
+        delay: timedelta | None = None,
+    ) -> WorkflowHandle[Any]:
+        """Enqueue a workflow by name; the handle's result is plain JSON data."""
+        return _enqueue(
+            client,
+            None,
+            queue,
+            workflow_name,
+            input,
+            workflow_id=workflow_id,
+            timeout=timeout,
+            deduplication_id=deduplication_id,
+            deduplication_policy=deduplication_policy,
+            priority=priority,
+            partition_key=partition_key,
+            delay=delay,
+        )
+
+
+def _enqueue(
+    client: Client,
+    codec: Codec[Any] | None,
+    queue: WorkflowQueue | str,
+    workflow_name: str,
+    input: object,
+    *,
+    workflow_id: str | None,
+    timeout: timedelta | None,
+    deduplication_id: str | None,
+    deduplication_policy: DeduplicationPolicy,
+    priority: int | None,
+    partition_key: str | None,
+    delay: timedelta | None,
+) -> WorkflowHandle[Any]:
+    if not isinstance(client, Client):
+        raise InvalidOptionError("client", "expected a Client from new_client()")
+    if client._closed.is_set():
+        raise InvalidOptionError("client", "this client is closed")
+    if queue is None:
+        raise InvalidOptionError("queue", "expected a WorkflowQueue or a queue name")
+    if not isinstance(workflow_name, str) or not workflow_name:
+        raise InvalidOptionError("workflow_name", "expected the registered name of a workflow")
+    if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
+        raise InvalidOptionError("workflow_id", "expected a non-empty string or None")
+    if timeout is not None and (not isinstance(timeout, timedelta) or timeout <= timedelta(0)):
+        raise InvalidOptionError("timeout", "expected a positive timedelta or None")
+    runtime = client._runtime
+    options = check_queue_options(
+        runtime,
+        queue,
+        deduplication_id=deduplication_id,
+        deduplication_policy=deduplication_policy,
+        priority=priority,
+        partition_key=partition_key,
+        delay=delay,
+    )
+    assert options is not None  # a queue is always given
+    try:
+        payload = "" if input is _NO_INPUT else encode_any(input)
+    except SerializationError as exc:
+        raise InvalidOptionError("input", str(exc)) from exc
+    row = queued_row(
+        runtime,
+        options,
+        workflow_id=workflow_id or str(uuid.uuid4()),
+        name=workflow_name,
+        inputs='{"positionalArgs":[' + payload + '],"namedArgs":{}}',
+        timeout_ms=None if timeout is None else max(1, int(timeout.total_seconds() * 1000)),
+        # No version: whichever executor runs the application's latest version takes it.
+        application_version=None,
+    )
+    target = insert_queued(runtime, row, options.policy)
+    return WorkflowHandle(client, target, codec)
+
+
+enqueue = _Enqueuer()

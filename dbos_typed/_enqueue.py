@@ -1,0 +1,213 @@
+"""Putting a workflow on a queue: option checks and the insert, shared by contexts and clients.
+
+An enqueue only writes a row (ENQUEUED, or DELAYED until its delay passes); a queue runner
+somewhere claims it later. Only the timeout is stored: its deadline is set when the
+workflow is dequeued, so time spent waiting in the queue does not count against it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from dbos_typed._queue import WorkflowQueue
+from dbos_typed._runtime import Runtime, now_ms
+from dbos_typed._sysdb._rows import INTERNAL_QUEUE, Deduplicated, NewWorkflow, StatusName
+from dbos_typed.errors import (
+    ConflictingWorkflowError,
+    InvalidOptionError,
+    QueueDeduplicatedError,
+)
+
+DeduplicationPolicy = Literal["reject", "return_existing"]
+
+_MAX_PRIORITY = 2**31 - 1
+_POLICIES = ("reject", "return_existing")
+# A holder found by its deduplication ID may finish (and free the ID) before we read it;
+# then the insert is simply tried again.
+_DEDUP_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class QueueOptions:
+    """Validated queue options of one enqueue."""
+
+    queue_name: str
+    deduplication_id: str | None
+    policy: DeduplicationPolicy
+    priority: int
+    partition_key: str | None
+    delay_ms: int | None
+
+
+def check_queue_options(
+    runtime: Runtime,
+    queue: WorkflowQueue | str | None,
+    *,
+    deduplication_id: str | None,
+    deduplication_policy: DeduplicationPolicy,
+    priority: int | None,
+    partition_key: str | None,
+    delay: timedelta | None,
+) -> QueueOptions | None:
+    """Check the queue-related options of a start; None when there is no queue.
+
+    Raises:
+        InvalidOptionError: a bad or inconsistent option, naming the argument.
+    """
+    if deduplication_policy not in _POLICIES:
+        raise InvalidOptionError("deduplication_policy", "expected 'reject' or 'return_existing'")
+    if queue is None:
+        given = (
+            ("deduplication_id", deduplication_id is not None),
+            ("deduplication_policy", deduplication_policy != "reject"),
+            ("priority", priority is not None),
+            ("partition_key", partition_key is not None),
+            ("delay", delay is not None),
+        )
+        for argument, present in given:
+            if present:
+                raise InvalidOptionError(argument, "only valid together with queue=")
+        return None
+    name = queue.name if isinstance(queue, WorkflowQueue) else queue
+    if not isinstance(name, str) or not name:
+        raise InvalidOptionError("queue", "expected a WorkflowQueue or a non-empty queue name")
+    if deduplication_id is not None and (
+        not isinstance(deduplication_id, str) or not deduplication_id
+    ):
+        raise InvalidOptionError("deduplication_id", "expected a non-empty string or None")
+    if deduplication_policy != "reject" and deduplication_id is None:
+        raise InvalidOptionError("deduplication_policy", "needs a deduplication_id")
+    if partition_key is not None and (not isinstance(partition_key, str) or not partition_key):
+        raise InvalidOptionError("partition_key", "expected a non-empty string or None")
+    if partition_key is not None and deduplication_id is not None:
+        raise InvalidOptionError("partition_key", "cannot be combined with deduplication_id")
+    if priority is not None and (
+        not isinstance(priority, int)
+        or isinstance(priority, bool)
+        or not 0 <= priority <= _MAX_PRIORITY
+    ):
+        raise InvalidOptionError("priority", f"expected an int from 0 to {_MAX_PRIORITY}")
+    if delay is not None and (not isinstance(delay, timedelta) or delay < timedelta(0)):
+        raise InvalidOptionError("delay", "expected a non-negative timedelta or None")
+    partitioned, priority_enabled = _queue_flags(runtime, queue, name)
+    if partitioned and partition_key is None:
+        raise InvalidOptionError("partition_key", f"queue {name!r} is partitioned; give a key")
+    if not partitioned and partition_key is not None:
+        raise InvalidOptionError("partition_key", f"queue {name!r} is not partitioned")
+    if priority and not priority_enabled:
+        raise InvalidOptionError(
+            "priority", f"queue {name!r} was not declared with priority_enabled=True"
+        )
+    delay_ms = None if delay is None else int(delay.total_seconds() * 1000)
+    return QueueOptions(
+        queue_name=name,
+        deduplication_id=deduplication_id,
+        policy=deduplication_policy,
+        priority=priority or 0,
+        partition_key=partition_key,
+        delay_ms=delay_ms or None,
+    )
+
+
+def _queue_flags(runtime: Runtime, queue: WorkflowQueue | str, name: str) -> tuple[bool, bool]:
+    """(partitioned, priority_enabled) of the target queue, which must exist."""
+    if isinstance(queue, WorkflowQueue):
+        return queue.partitioned, queue.priority_enabled
+    if name == INTERNAL_QUEUE:
+        return False, True
+    row = runtime.queues.get(name)
+    if row is None:
+        row = runtime.store.get_queue(name)
+        if row is None:
+            raise InvalidOptionError(
+                "queue", f"no queue named {name!r}; declare it with new_workflow_queue"
+            )
+        runtime.queues[name] = row
+    return row.partition_queue, row.priority_enabled
+
+
+def queued_row(
+    runtime: Runtime,
+    options: QueueOptions,
+    *,
+    workflow_id: str,
+    name: str,
+    inputs: str,
+    timeout_ms: int | None,
+    application_version: str | None,
+    parent_workflow_id: str | None = None,
+) -> NewWorkflow:
+    """The ENQUEUED (or DELAYED) row for an enqueue."""
+    now = now_ms()
+    delayed = options.delay_ms is not None
+    return NewWorkflow(
+        workflow_id=workflow_id,
+        status=StatusName.DELAYED if delayed else StatusName.ENQUEUED,
+        name=name,
+        inputs=inputs,
+        executor_id=runtime.executor_id,
+        application_version=application_version,
+        application_name=runtime.owner_name,
+        application_id=None,
+        creator_xid=str(uuid.uuid4()),
+        now_ms=now,
+        queue_name=options.queue_name,
+        timeout_ms=timeout_ms,
+        deadline_ms=None,
+        parent_workflow_id=parent_workflow_id,
+        deduplication_id=options.deduplication_id,
+        priority=options.priority,
+        partition_key=options.partition_key,
+        delay_until_ms=now + options.delay_ms if options.delay_ms is not None else None,
+    )
+
+
+def insert_queued(runtime: Runtime, row: NewWorkflow, policy: DeduplicationPolicy) -> str:
+    """Insert an enqueued row; returns the ID of the workflow the caller should watch.
+
+    That is the new (or already existing) workflow, or with policy "return_existing" the
+    live workflow that holds the deduplication ID.
+
+    Raises:
+        QueueDeduplicatedError: the deduplication ID is taken and the policy is "reject".
+        ConflictingWorkflowError: the ID belongs to a different workflow.
+    """
+    for _ in range(_DEDUP_ATTEMPTS):
+        try:
+            inserted = runtime.store.insert_workflow(row)
+        except Deduplicated:
+            holder = deduplication_holder(runtime, row, policy)
+            if holder is None:
+                continue
+            return holder
+        if inserted.name != row.name:
+            raise ConflictingWorkflowError(
+                row.workflow_id, existing_name=inserted.name, requested_name=row.name
+            )
+        if inserted.created:
+            runtime.queue_wakeup.set()
+        return row.workflow_id
+    raise QueueDeduplicatedError(
+        row.workflow_id,
+        queue_name=row.queue_name or "",
+        deduplication_id=row.deduplication_id or "",
+    )
+
+
+def deduplication_holder(
+    runtime: Runtime, row: NewWorkflow, policy: DeduplicationPolicy
+) -> str | None:
+    """After a deduplication collision: raise for "reject", else return the holder's ID.
+
+    None means the holder released the ID meanwhile, so the insert may be tried again.
+    """
+    queue_name = row.queue_name or ""
+    deduplication_id = row.deduplication_id or ""
+    if policy == "reject":
+        raise QueueDeduplicatedError(
+            row.workflow_id, queue_name=queue_name, deduplication_id=deduplication_id
+        )
+    return runtime.store.find_deduplicated(queue_name, deduplication_id)

@@ -1,0 +1,186 @@
+"""Durable queues: declaring them, and choosing which ones this process serves.
+
+A queue is a row in the `queues` table, so every process and client sharing the database
+sees the same settings. The queue runner (`_queue_runner`) does the dequeuing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from dbos_typed._context import Connected, DBOSContext, WorkflowContext
+from dbos_typed._runtime import now_ms
+from dbos_typed._sysdb._rows import INTERNAL_QUEUE, QueueRow
+from dbos_typed.errors import InvalidOptionError, RegistrationError
+
+_MAX_INT4 = 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most `limit` workflows of a queue start in any sliding window of `period`.
+
+    Attributes:
+        limit: How many starts the window allows; a positive int.
+        period: The window's length; a positive timedelta.
+    """
+
+    limit: int
+    period: timedelta
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.limit) or not 0 < self.limit <= _MAX_INT4:
+            raise InvalidOptionError("limiter.limit", "expected a positive int")
+        if not isinstance(self.period, timedelta) or self.period <= timedelta(0):
+            raise InvalidOptionError("limiter.period", "expected a positive timedelta")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowQueue:
+    """A declared queue and its flow control; made by `new_workflow_queue`.
+
+    Pass it (or its name) as `run_workflow(..., queue=...)`. On a partitioned queue every
+    limit applies to each partition key separately.
+
+    Attributes:
+        name: The queue's name, unique in the system database.
+        worker_concurrency: At most this many of its workflows run at once in each process.
+        concurrency: At most this many run at once across all processes.
+        limiter: At most `limit` start per `period`, across all processes.
+        priority_enabled: Whether enqueues may set a priority.
+        partitioned: Whether every enqueue names a partition key.
+        polling_interval: How often idle processes look for work enqueued elsewhere.
+    """
+
+    name: str
+    worker_concurrency: int | None = None
+    concurrency: int | None = None
+    limiter: RateLimit | None = None
+    priority_enabled: bool = False
+    partitioned: bool = False
+    polling_interval: timedelta = timedelta(seconds=1)
+
+
+def new_workflow_queue(
+    ctx: Connected,
+    name: str,
+    *,
+    worker_concurrency: int | None = None,
+    concurrency: int | None = None,
+    limiter: RateLimit | None = None,
+    priority_enabled: bool = False,
+    partitioned: bool = False,
+    polling_interval: timedelta = timedelta(seconds=1),
+) -> WorkflowQueue:
+    """Declare a queue, or update its settings; before or after `launch()`.
+
+    Durability: the settings are written to the `queues` table at once, so every process
+    and client sharing the database applies them (running processes within about a
+    second). Declaring the same name again replaces its settings.
+
+    Args:
+        ctx: A context or a `Client`.
+        name: The queue's name; `_dbos_internal_queue` is reserved.
+        worker_concurrency: Per-process limit on running workflows, or None.
+        concurrency: Limit on running workflows across all processes, or None; at least
+            `worker_concurrency` when both are set.
+        limiter: A rate limit on starts, or None.
+        priority_enabled: Allow `priority=` on enqueues (lower runs first).
+        partitioned: Require a `partition_key=` on every enqueue; limits apply per key.
+        polling_interval: How often idle processes poll the database for this queue.
+
+    Returns:
+        The queue, to pass to `run_workflow(..., queue=...)`.
+
+    Raises:
+        InvalidOptionError: a setting is out of range; the argument is named.
+        RegistrationError: another application owns a queue of that name.
+    """
+    if not isinstance(ctx, Connected) or isinstance(ctx, WorkflowContext):
+        raise InvalidOptionError("ctx", "expected a DBOSContext or Client (not a workflow's)")
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise InvalidOptionError("name", "expected a non-empty string")
+    if name == INTERNAL_QUEUE:
+        raise InvalidOptionError("name", f"{INTERNAL_QUEUE!r} is reserved for dbos_typed")
+    for argument, value in (
+        ("worker_concurrency", worker_concurrency),
+        ("concurrency", concurrency),
+    ):
+        if value is not None and (not _is_int(value) or not 0 < value <= _MAX_INT4):
+            raise InvalidOptionError(argument, "expected a positive int or None")
+    if worker_concurrency is not None and concurrency is not None:
+        if worker_concurrency > concurrency:
+            raise InvalidOptionError(
+                "worker_concurrency", f"expected at most concurrency ({concurrency})"
+            )
+    if limiter is not None and not isinstance(limiter, RateLimit):
+        raise InvalidOptionError("limiter", "expected a RateLimit or None")
+    for argument, flag in (("priority_enabled", priority_enabled), ("partitioned", partitioned)):
+        if not isinstance(flag, bool):
+            raise InvalidOptionError(argument, "expected a bool")
+    if not isinstance(polling_interval, timedelta) or polling_interval <= timedelta(0):
+        raise InvalidOptionError("polling_interval", "expected a positive timedelta")
+    queue = WorkflowQueue(
+        name=name,
+        worker_concurrency=worker_concurrency,
+        concurrency=concurrency,
+        limiter=limiter,
+        priority_enabled=priority_enabled,
+        partitioned=partitioned,
+        polling_interval=polling_interval,
+    )
+    runtime = ctx._runtime
+    row = row_of(queue, runtime.owner_name)
+    if not runtime.store.upsert_queue(row, now_ms()):
+        raise RegistrationError(f"queue {name!r} belongs to another application")
+    runtime.queues[name] = row
+    runtime.queue_wakeup.set()
+    return queue
+
+
+def listen_queues(ctx: DBOSContext, queues: Iterable[WorkflowQueue | str], /) -> None:
+    """Serve only these queues in this process (and always the internal queue).
+
+    By default a process serves every queue of its application. Call this before
+    `launch()`; each call replaces the previous choice. Workflows enqueued on queues this
+    process does not serve wait for a process that does.
+
+    Raises:
+        InvalidOptionError: not a context, a bad name, or the context is launched.
+    """
+    if not isinstance(ctx, DBOSContext) or isinstance(ctx, WorkflowContext):
+        raise InvalidOptionError("ctx", "expected a DBOSContext from new_context()")
+    if isinstance(queues, str | WorkflowQueue):
+        raise InvalidOptionError("queues", "expected a list of queues or queue names")
+    names = set()
+    for queue in queues:
+        name = queue.name if isinstance(queue, WorkflowQueue) else queue
+        if not isinstance(name, str) or not name:
+            raise InvalidOptionError("queues", "expected WorkflowQueue objects or non-empty names")
+        names.add(name)
+    runtime = ctx._runtime
+    if runtime.launched:
+        raise InvalidOptionError("ctx", "call listen_queues before launch()")
+    runtime.listened = frozenset(names | {INTERNAL_QUEUE})
+
+
+def row_of(queue: WorkflowQueue, application_name: str | None) -> QueueRow:
+    """The `queues` row that stores a queue's settings."""
+    limiter = queue.limiter
+    return QueueRow(
+        name=queue.name,
+        concurrency=queue.concurrency,
+        worker_concurrency=queue.worker_concurrency,
+        rate_limit_max=None if limiter is None else limiter.limit,
+        rate_limit_period_sec=None if limiter is None else limiter.period.total_seconds(),
+        priority_enabled=queue.priority_enabled,
+        partition_queue=queue.partitioned,
+        polling_interval_sec=queue.polling_interval.total_seconds(),
+        application_name=application_name,
+    )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
