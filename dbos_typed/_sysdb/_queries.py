@@ -282,13 +282,18 @@ RETURNING workflow_uuid, name, inputs, recovery_attempts, workflow_deadline_epoc
     queue_name, queue_partition_key
 """
 
-# The input comes back in the same round trip (it lives in workflow_input since 3.0).
+# The candidates are picked once, in a materialised CTE: written as `IN (SELECT ... LIMIT)`
+# Postgres may rescan the sub-select and claim more rows than the limit. The input comes
+# back in the same round trip (it lives in workflow_input since 3.0).
 CLAIM_QUEUED_PG: Final[LiteralString] = (
-    _CLAIM_SET
-    + "WHERE status = 'ENQUEUED' AND workflow_uuid IN ("
+    "WITH picked AS MATERIALIZED ("
     + _CLAIM_CANDIDATES
-    + """FOR UPDATE SKIP LOCKED)
-RETURNING workflow_uuid, name,
+    + "FOR UPDATE SKIP LOCKED)"
+    + _CLAIM_SET
+    + """FROM picked
+WHERE {s}.workflow_status.workflow_uuid = picked.workflow_uuid
+  AND {s}.workflow_status.status = 'ENQUEUED'
+RETURNING {s}.workflow_status.workflow_uuid, name,
     COALESCE((SELECT wi.inputs FROM {s}.workflow_input wi
               WHERE wi.workflow_uuid = {s}.workflow_status.workflow_uuid), inputs),
     recovery_attempts, workflow_deadline_epoch_ms, queue_name, queue_partition_key
