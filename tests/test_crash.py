@@ -57,8 +57,13 @@ def test_sigkill_mid_step_then_recovery_completes_every_workflow(
         reader = threading.Thread(target=read_lines, daemon=True)
         reader.start()
         entered: set[str] = set()
+        seen: list[str] = []
         while len(entered) < WORKFLOWS:
-            line = lines.get(timeout=60)
+            try:
+                line = lines.get(timeout=60)
+            except queue.Empty:
+                raise AssertionError(f"the worker stalled; its output: {seen}") from None
+            seen.append(line)
             if line.startswith("entered "):
                 entered.add(line.split()[1])
     finally:
