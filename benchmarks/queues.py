@@ -1,0 +1,205 @@
+"""Queues: enqueue rate, end-to-end throughput and enqueue-to-start latency, against dbos.
+
+Usage: python -m benchmarks.queues [--url postgresql://...] [--workflows N]
+       [--official-polling SECONDS]
+
+Both libraries run against the same Postgres server in the same run, each in its own
+process and its own fresh database (helpers from `benchmarks.steps`). Measured:
+
+- enqueue rate: enqueues per second while the queue is being served (1 round trip each);
+- throughput: N one-step workflows on a queue with worker concurrency 50, from the first
+  enqueue until every result is in;
+- latency: enqueue-to-start of a single workflow on an idle queue (p50/p99), measured
+  inside the process that enqueues and runs it.
+
+The official package polls its queues (default every 1 s, set with --official-polling);
+dbos_typed wakes its runner at once on a local enqueue and polls only for remote work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import dbos_typed as dbos
+from benchmarks.steps import _as_url, _drop_database, _fresh_database
+
+CONCURRENCY = 50
+LATENCY_SAMPLES = 50
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _measure(
+    enqueue: Callable[[int], Any],
+    result: Callable[[Any], object],
+    started: dict[int, float],
+    workflows: int,
+    latency_samples: int,
+) -> dict[str, Any]:
+    """Drive one library through the three measurements; `started` is filled by workflows."""
+    for i in range(20):  # warm up connections, prepared statements and threads
+        result(enqueue(-1 - i))
+    begin = time.perf_counter()
+    handles = [enqueue(i) for i in range(workflows)]
+    enqueued = time.perf_counter()
+    for handle in handles:
+        result(handle)
+    done = time.perf_counter()
+    latencies = []
+    for i in range(latency_samples):
+        n = workflows + i
+        at = time.perf_counter()
+        result(enqueue(n))
+        latencies.append((started[n] - at) * 1000)
+    return {
+        "enqueue_per_s": workflows / (enqueued - begin),
+        "throughput_per_s": workflows / (done - begin),
+        "latency_ms": latencies,
+    }
+
+
+def run_ours(url: str, workflows: int, samples: int, _: float) -> dict[str, Any]:
+    started: dict[int, float] = {}
+
+    def noop() -> None:
+        return None
+
+    def one_step(ctx: dbos.WorkflowContext, n: int) -> int:
+        started[n] = time.perf_counter()
+        dbos.run_as_step(ctx, noop, name="noop")
+        return n
+
+    ctx = dbos.new_context(dbos.Config(app_name="bench", database_url=url, max_connections=60))
+    dbos.register_workflow(ctx, one_step)
+    queue = dbos.new_workflow_queue(ctx, "bench", worker_concurrency=CONCURRENCY)
+    ctx.launch()
+    try:
+        return _measure(
+            lambda n: dbos.run_workflow(ctx, one_step, n, queue=queue),
+            lambda handle: handle.get_result(),
+            started,
+            workflows,
+            samples,
+        )
+    finally:
+        ctx.shutdown()
+
+
+def run_official(url: str, workflows: int, samples: int, polling: float) -> dict[str, Any]:
+    from dbos import DBOS
+
+    started: dict[int, float] = {}
+    DBOS(config={"name": "bench", "system_database_url": url, "log_level": "WARNING"})
+
+    @DBOS.step()
+    def noop() -> None:
+        return None
+
+    @DBOS.workflow()
+    def one_step(n: int) -> int:
+        started[n] = time.perf_counter()
+        noop()
+        return n
+
+    DBOS.launch()
+    # Its queues are registered in the database, which it opens only at launch.
+    queue = DBOS.register_queue(
+        "bench", worker_concurrency=CONCURRENCY, polling_interval_sec=polling
+    )
+    try:
+        return _measure(
+            lambda n: queue.enqueue(one_step, n),
+            lambda handle: handle.get_result(),
+            started,
+            workflows,
+            samples,
+        )
+    finally:
+        DBOS.destroy()
+
+
+def _child(impl: str, url: str, workflows: int, samples: int, polling: float) -> None:
+    runner = run_ours if impl == "dbos_typed" else run_official
+    print(json.dumps(runner(url, workflows, samples, polling)))
+
+
+def _run(impl: str, admin_url: str, args: argparse.Namespace) -> dict[str, Any]:
+    target = _fresh_database(admin_url)
+    try:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.queues",
+                "--child",
+                impl,
+                "--url",
+                _as_url(target),
+                "--workflows",
+                str(args.workflows),
+                "--samples",
+                str(args.samples),
+                "--official-polling",
+                str(args.official_polling),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        ).stdout
+    finally:
+        _drop_database(admin_url, target)
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--url",
+        default=os.environ.get(
+            "DBOS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
+    parser.add_argument("--workflows", type=int, default=1000)
+    parser.add_argument("--samples", type=int, default=LATENCY_SAMPLES)
+    parser.add_argument("--official-polling", type=float, default=1.0)
+    parser.add_argument("--child", choices=["dbos_typed", "dbos"])
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child, args.url, args.workflows, args.samples, args.official_polling)
+        return
+    results = {impl: _run(impl, args.url, args) for impl in ("dbos_typed", "dbos")}
+    ours, theirs = results["dbos_typed"], results["dbos"]
+    print(
+        f"{args.workflows} one-step workflows, worker concurrency {CONCURRENCY}; "
+        f"{args.samples} latency samples; official polling interval {args.official_polling}s\n"
+    )
+    print(f"{'':28}{'dbos_typed':>12}{'dbos 3.4.0':>12}{'ratio':>8}")
+    for label, key in (
+        ("enqueues/s", "enqueue_per_s"),
+        ("workflows/s end to end", "throughput_per_s"),
+    ):
+        a, b = ours[key], theirs[key]
+        print(f"{label:28}{a:12.0f}{b:12.0f}{a / b:7.1f}x")
+    for label, fraction in (("enqueue-to-start p50 ms", 0.5), ("enqueue-to-start p99 ms", 0.99)):
+        a = _percentile(ours["latency_ms"], fraction)
+        b = _percentile(theirs["latency_ms"], fraction)
+        print(f"{label:28}{a:12.2f}{b:12.2f}{b / a:7.1f}x")
+    mean = statistics.mean(ours["latency_ms"])
+    print(f"\n(dbos_typed mean enqueue-to-start {mean:.2f} ms)")
+
+
+if __name__ == "__main__":
+    main()
