@@ -10,11 +10,22 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
+from dbos_typed._context import WorkflowContext
+from dbos_typed._durable import record_of, record_operation
+from dbos_typed._handle import WorkflowHandle
 from dbos_typed._queue import WorkflowQueue
+from dbos_typed._registry import WorkflowSpec
 from dbos_typed._runtime import Runtime, now_ms
-from dbos_typed._sysdb._rows import INTERNAL_QUEUE, Deduplicated, NewWorkflow, StatusName
+from dbos_typed._serialization import encode_inputs
+from dbos_typed._sysdb._rows import (
+    INTERNAL_QUEUE,
+    Deduplicated,
+    NewWorkflow,
+    StatusName,
+    StepRecord,
+)
 from dbos_typed.errors import (
     ConflictingWorkflowError,
     InvalidOptionError,
@@ -165,6 +176,11 @@ def queued_row(
     )
 
 
+def timeout_ms_of(timeout: timedelta | None) -> int | None:
+    """A timeout in whole milliseconds (at least 1), as `workflow_timeout_ms` stores it."""
+    return None if timeout is None else max(1, int(timeout.total_seconds() * 1000))
+
+
 def insert_queued(runtime: Runtime, row: NewWorkflow, policy: DeduplicationPolicy) -> str:
     """Insert an enqueued row; returns the ID of the workflow the caller should watch.
 
@@ -211,3 +227,76 @@ def deduplication_holder(
             row.workflow_id, queue_name=queue_name, deduplication_id=deduplication_id
         )
     return runtime.store.find_deduplicated(queue_name, deduplication_id)
+
+
+def enqueue_child(
+    parent: WorkflowContext,
+    spec: WorkflowSpec,
+    value: Any,
+    child_id: str,
+    timeout: timedelta | None,
+    options: QueueOptions,
+    step_id: int,
+) -> WorkflowHandle[Any]:
+    """Enqueue a child of a running workflow, as the parent's step `step_id`.
+
+    A deduplication conflict is itself recorded as the step's outcome (the error, or the
+    holder as the child), so a replay of the parent sees the same result.
+    """
+    runtime = parent._runtime
+    state = parent._state
+    timeout_ms = timeout_ms_of(timeout)
+    if state.deadline_ms is not None:
+        # A queued child inherits what is left of its parent's time, counted from dequeue.
+        left = max(1, state.deadline_ms - now_ms())
+        timeout_ms = left if timeout_ms is None else min(timeout_ms, left)
+    row = queued_row(
+        runtime,
+        options,
+        workflow_id=child_id,
+        name=spec.name,
+        inputs=encode_inputs(spec.input_codec, value),
+        timeout_ms=timeout_ms,
+        application_version=runtime.application_version,
+        parent_workflow_id=state.workflow_id,
+    )
+    while True:
+        try:
+            inserted = runtime.store.insert_child_workflow(
+                row, state.workflow_id, step_id, runtime.app_name
+            )
+            break
+        except Deduplicated:
+            # The collision itself is the step's outcome, so a replay sees the same one.
+            try:
+                holder = deduplication_holder(runtime, row, options.policy)
+            except QueueDeduplicatedError as exc:
+                _record_enqueue(parent, step_id, spec.name, None, record_of(exc).encode())
+                raise
+            if holder is not None:
+                _record_enqueue(parent, step_id, spec.name, holder, None)
+                return WorkflowHandle(parent, holder, spec.output_codec, None)
+    if inserted.name != spec.name:
+        raise ConflictingWorkflowError(
+            child_id, existing_name=inserted.name, requested_name=spec.name
+        )
+    runtime.queue_wakeup.set()
+    return WorkflowHandle(parent, child_id, spec.output_codec, runtime.running_execution(child_id))
+
+
+def _record_enqueue(
+    ctx: WorkflowContext, step_id: int, name: str, child_id: str | None, error: str | None
+) -> None:
+    now = now_ms()
+    record_operation(
+        ctx,
+        StepRecord(
+            step_id=step_id,
+            name=name,
+            output=None,
+            error=error,
+            child_workflow_id=child_id,
+            started_at_ms=now,
+            completed_at_ms=now,
+        ),
+    )

@@ -23,9 +23,9 @@ import logging
 import threading
 import time
 
+from dbos_typed._execution import execute_claimed
 from dbos_typed._runtime import Execution, Runtime, now_ms
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE, ClaimedWorkflow, ClaimRequest, QueueRow
-from dbos_typed._workflow import execute_claimed
 
 logger = logging.getLogger("dbos_typed")
 

@@ -1,49 +1,40 @@
-"""Registering, starting and executing workflows, including children and deadlines."""
+"""Registering and starting workflows: direct starts, children, and enqueues.
+
+Running them is `_execution`'s job; queue options and inserts live in `_enqueue`.
+"""
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
 from dbos_typed._context import DBOSContext, WorkflowContext, WorkflowState
-from dbos_typed._durable import begin_operation, rebuild_error, record_of, record_operation
+from dbos_typed._durable import begin_operation, rebuild_error
 from dbos_typed._enqueue import (
     DeduplicationPolicy,
     QueueOptions,
     check_queue_options,
-    deduplication_holder,
+    enqueue_child,
     insert_queued,
     queued_row,
+    timeout_ms_of,
 )
+from dbos_typed._execution import launch_execution
 from dbos_typed._handle import WorkflowHandle
 from dbos_typed._queue import WorkflowQueue
 from dbos_typed._registry import WorkflowSpec, build_spec, describe
-from dbos_typed._runtime import Execution, Runtime, now_ms
-from dbos_typed._serialization import ErrorRecord, decode_inputs, encode_inputs
-from dbos_typed._sysdb._retry import StoreClosedError
-from dbos_typed._sysdb._rows import (
-    ClaimedWorkflow,
-    Deduplicated,
-    NewWorkflow,
-    StatusName,
-    StepRecord,
-)
+from dbos_typed._runtime import now_ms
+from dbos_typed._serialization import ErrorRecord, encode_inputs
+from dbos_typed._sysdb._rows import NewWorkflow, StatusName
 from dbos_typed.errors import (
     ConflictingWorkflowError,
     InitializationError,
     InvalidOptionError,
-    QueueDeduplicatedError,
     RegistrationError,
     SerializationError,
-    StepFailedError,
-    WorkflowCancelled,
-    WorkflowFailedError,
 )
-
-logger = logging.getLogger("dbos_typed")
 
 InT = TypeVar("InT")
 OutT = TypeVar("OutT")
@@ -236,16 +227,12 @@ def run_workflow(
             workflow_id=new_id,
             name=spec.name,
             inputs=encode_inputs(spec.input_codec, value),
-            timeout_ms=_timeout_ms(timeout),
+            timeout_ms=timeout_ms_of(timeout),
             application_version=runtime.application_version,
         )
         target = insert_queued(runtime, row, options.policy)
         return WorkflowHandle(ctx, target, spec.output_codec, runtime.running_execution(target))
     return _start(ctx, spec, value, new_id, timeout, parent=None)
-
-
-def _timeout_ms(timeout: timedelta | None) -> int | None:
-    return None if timeout is None else max(1, int(timeout.total_seconds() * 1000))
 
 
 def _checked_input(spec: WorkflowSpec, value: Any) -> Any:
@@ -283,76 +270,8 @@ def _start_child(
         raise rebuild_error(ErrorRecord.decode(recorded.error), step_name=spec.name)
     child_id = workflow_id or f"{state.workflow_id}-{step_id}"
     if options is not None:
-        return _enqueue_child(parent, spec, value, child_id, timeout, options, step_id)
+        return enqueue_child(parent, spec, value, child_id, timeout, options, step_id)
     return _start(parent, spec, value, child_id, timeout, parent=(state, step_id))
-
-
-def _enqueue_child(
-    parent: WorkflowContext,
-    spec: WorkflowSpec,
-    value: Any,
-    child_id: str,
-    timeout: timedelta | None,
-    options: QueueOptions,
-    step_id: int,
-) -> WorkflowHandle[Any]:
-    runtime = parent._runtime
-    state = parent._state
-    timeout_ms = _timeout_ms(timeout)
-    if state.deadline_ms is not None:
-        # A queued child inherits what is left of its parent's time, counted from dequeue.
-        left = max(1, state.deadline_ms - now_ms())
-        timeout_ms = left if timeout_ms is None else min(timeout_ms, left)
-    row = queued_row(
-        runtime,
-        options,
-        workflow_id=child_id,
-        name=spec.name,
-        inputs=encode_inputs(spec.input_codec, value),
-        timeout_ms=timeout_ms,
-        application_version=runtime.application_version,
-        parent_workflow_id=state.workflow_id,
-    )
-    while True:
-        try:
-            inserted = runtime.store.insert_child_workflow(
-                row, state.workflow_id, step_id, runtime.app_name
-            )
-            break
-        except Deduplicated:
-            # The collision itself is the step's outcome, so a replay sees the same one.
-            try:
-                holder = deduplication_holder(runtime, row, options.policy)
-            except QueueDeduplicatedError as exc:
-                _record_enqueue(parent, step_id, spec.name, None, record_of(exc).encode())
-                raise
-            if holder is not None:
-                _record_enqueue(parent, step_id, spec.name, holder, None)
-                return WorkflowHandle(parent, holder, spec.output_codec, None)
-    if inserted.name != spec.name:
-        raise ConflictingWorkflowError(
-            child_id, existing_name=inserted.name, requested_name=spec.name
-        )
-    runtime.queue_wakeup.set()
-    return WorkflowHandle(parent, child_id, spec.output_codec, runtime.running_execution(child_id))
-
-
-def _record_enqueue(
-    ctx: WorkflowContext, step_id: int, name: str, child_id: str | None, error: str | None
-) -> None:
-    now = now_ms()
-    record_operation(
-        ctx,
-        StepRecord(
-            step_id=step_id,
-            name=name,
-            output=None,
-            error=error,
-            child_workflow_id=child_id,
-            started_at_ms=now,
-            completed_at_ms=now,
-        ),
-    )
 
 
 def _start(
@@ -405,167 +324,6 @@ def _start(
         )
     execution = launch_execution(runtime, spec, workflow_id, value, {}, inserted.deadline_ms)
     return WorkflowHandle(ctx, workflow_id, spec.output_codec, execution)
-
-
-def launch_execution(
-    runtime: Runtime,
-    spec: WorkflowSpec,
-    workflow_id: str,
-    value: Any,
-    recorded: dict[int, Any] | None,
-    deadline_ms: int | None,
-) -> Execution:
-    """Run a workflow on a worker thread, unless this process already runs it.
-
-    `recorded` holds the steps to replay; None means load them from the database first.
-    """
-    with runtime.running_lock:
-        existing = runtime.running.get(workflow_id)
-        if existing is not None and existing.cancel_reason is None:
-            return existing
-        execution = Execution(workflow_id)
-        if existing is not None:
-            # A cancelled run is still unwinding; the new run starts once it is gone.
-            existing.future.add_done_callback(
-                lambda _: _run_after(runtime, spec, execution, value, recorded, deadline_ms)
-            )
-            runtime.running[workflow_id] = execution
-            return execution
-        runtime.running[workflow_id] = execution
-    _run_after(runtime, spec, execution, value, recorded, deadline_ms)
-    return execution
-
-
-def _run_after(
-    runtime: Runtime,
-    spec: WorkflowSpec,
-    execution: Execution,
-    value: Any,
-    recorded: dict[int, Any] | None,
-    deadline_ms: int | None,
-) -> None:
-    workflow_id = execution.workflow_id
-    if deadline_ms is not None:
-        runtime.deadlines.add(deadline_ms, lambda: _expire(runtime, workflow_id))
-    runtime.workers.submit(lambda: _execute(runtime, spec, execution, value, recorded, deadline_ms))
-
-
-def _expire(runtime: Runtime, workflow_id: str) -> None:
-    cancelled = runtime.store.cancel_if_past_deadline(workflow_id, now_ms())
-    execution = runtime.running_execution(workflow_id)
-    if execution is not None and (
-        cancelled or runtime.store.workflow_status(workflow_id) is StatusName.CANCELLED
-    ):
-        execution.cancel("cancelled: its deadline passed")
-
-
-def _execute(
-    runtime: Runtime,
-    spec: WorkflowSpec,
-    execution: Execution,
-    value: Any,
-    recorded: dict[int, Any] | None,
-    deadline_ms: int | None,
-) -> None:
-    workflow_id = execution.workflow_id
-    outcome: tuple[str, Any] = ("database", None)
-    try:
-        if recorded is None:
-            recorded = {step.step_id: step for step in runtime.store.list_steps(workflow_id)}
-        state = WorkflowState(workflow_id, spec, execution, deadline_ms, recorded)
-        outcome = _run_body(runtime, spec, state, value)
-    except (WorkflowCancelled, StoreClosedError):
-        pass
-    except BaseException:
-        logger.exception("workflow %r stopped unexpectedly", workflow_id)
-    finally:
-        # Leave the table first: a waiter that no longer finds the run reads the database,
-        # where the outcome already is.
-        with runtime.running_lock:
-            if runtime.running.get(workflow_id) is execution:
-                del runtime.running[workflow_id]
-        execution.future.set_result(outcome)
-
-
-def _run_body(
-    runtime: Runtime, spec: WorkflowSpec, state: WorkflowState, value: Any
-) -> tuple[str, Any]:
-    workflow_id = state.workflow_id
-    ctx = WorkflowContext(runtime, state)
-    try:
-        if runtime.shutting_down.is_set():
-            raise WorkflowCancelled(workflow_id, "interrupted by shutdown")
-        result = spec.fn(ctx, value) if spec.input_codec is not None else spec.fn(ctx)
-        output = spec.output_codec.encode(result)
-        # A cancelled run never writes an outcome: its row may be PENDING again because
-        # the workflow was resumed and claimed by a new run meanwhile.
-        state.check_cancelled()
-    except WorkflowCancelled:
-        return ("database", None)
-    except Exception as exc:
-        if state.execution.cancel_reason is not None:
-            return ("database", None)
-        record = _failure_record(exc)
-        if not runtime.store.complete_workflow(
-            workflow_id, StatusName.ERROR, None, record.encode(), now_ms()
-        ):
-            return ("database", None)
-        failure = WorkflowFailedError(
-            workflow_id,
-            error_name=record.name,
-            error_message=record.message,
-            error_code=record.code,
-            data=record.data,
-        )
-        failure.__cause__ = exc
-        return ("error", failure)
-    if not runtime.store.complete_workflow(workflow_id, StatusName.SUCCESS, output, None, now_ms()):
-        return ("database", None)
-    return ("ok", result)
-
-
-def _failure_record(exc: Exception) -> ErrorRecord:
-    """What a failed workflow records: a step's or child's failure keeps the original name."""
-    if isinstance(exc, StepFailedError | WorkflowFailedError):
-        return ErrorRecord(
-            name=exc.error_name, message=exc.error_message, code=exc.error_code, data=exc.data
-        )
-    return ErrorRecord.of(exc)
-
-
-def execute_claimed(runtime: Runtime, claimed: ClaimedWorkflow) -> Execution | None:
-    """Run a workflow the queue runner just claimed (a recovered, resumed or queued one).
-
-    Returns its execution, or None when nothing runs (unknown name, dead-lettered, input
-    that cannot be decoded).
-    """
-    spec = runtime.registry.by_name(claimed.name)
-    workflow_id = claimed.workflow_id
-    if spec is None:
-        logger.warning(
-            "workflow %r is named %r, which is not registered in this process; it stays PENDING",
-            workflow_id,
-            claimed.name,
-        )
-        return None
-    limit = spec.max_recovery_attempts
-    if limit is not None and claimed.recovery_attempts > limit + 1:
-        logger.warning(
-            "workflow %r exceeded %d recovery attempts and moves to the dead-letter queue",
-            workflow_id,
-            limit,
-        )
-        runtime.store.dead_letter(workflow_id, now_ms())
-        return None
-    try:
-        value = decode_inputs(spec.input_codec, claimed.inputs)
-    except SerializationError as exc:
-        record = _failure_record(exc)
-        runtime.store.complete_workflow(
-            workflow_id, StatusName.ERROR, None, record.encode(), now_ms()
-        )
-        return None
-    return launch_execution(runtime, spec, workflow_id, value, None, claimed.deadline_ms)
 
 
 def get_workflow_id(ctx: WorkflowContext) -> str:

@@ -1,0 +1,186 @@
+"""Running a workflow in this process: worker threads, deadlines, recording the outcome.
+
+Both paths end here: a direct start (`_workflow._start`) and a claim by the queue runner
+(`execute_claimed`, for queued, recovered and resumed workflows).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from dbos_typed._context import WorkflowContext, WorkflowState
+from dbos_typed._registry import WorkflowSpec
+from dbos_typed._runtime import Execution, Runtime, now_ms
+from dbos_typed._serialization import ErrorRecord, decode_inputs
+from dbos_typed._sysdb._retry import StoreClosedError
+from dbos_typed._sysdb._rows import ClaimedWorkflow, StatusName
+from dbos_typed.errors import (
+    SerializationError,
+    StepFailedError,
+    WorkflowCancelled,
+    WorkflowFailedError,
+)
+
+logger = logging.getLogger("dbos_typed")
+
+
+def launch_execution(
+    runtime: Runtime,
+    spec: WorkflowSpec,
+    workflow_id: str,
+    value: Any,
+    recorded: dict[int, Any] | None,
+    deadline_ms: int | None,
+) -> Execution:
+    """Run a workflow on a worker thread, unless this process already runs it.
+
+    `recorded` holds the steps to replay; None means load them from the database first.
+    """
+    with runtime.running_lock:
+        existing = runtime.running.get(workflow_id)
+        if existing is not None and existing.cancel_reason is None:
+            return existing
+        execution = Execution(workflow_id)
+        if existing is not None:
+            # A cancelled run is still unwinding; the new run starts once it is gone.
+            existing.future.add_done_callback(
+                lambda _: _run_after(runtime, spec, execution, value, recorded, deadline_ms)
+            )
+            runtime.running[workflow_id] = execution
+            return execution
+        runtime.running[workflow_id] = execution
+    _run_after(runtime, spec, execution, value, recorded, deadline_ms)
+    return execution
+
+
+def _run_after(
+    runtime: Runtime,
+    spec: WorkflowSpec,
+    execution: Execution,
+    value: Any,
+    recorded: dict[int, Any] | None,
+    deadline_ms: int | None,
+) -> None:
+    workflow_id = execution.workflow_id
+    if deadline_ms is not None:
+        runtime.deadlines.add(deadline_ms, lambda: _expire(runtime, workflow_id))
+    runtime.workers.submit(lambda: _execute(runtime, spec, execution, value, recorded, deadline_ms))
+
+
+def _expire(runtime: Runtime, workflow_id: str) -> None:
+    cancelled = runtime.store.cancel_if_past_deadline(workflow_id, now_ms())
+    execution = runtime.running_execution(workflow_id)
+    if execution is not None and (
+        cancelled or runtime.store.workflow_status(workflow_id) is StatusName.CANCELLED
+    ):
+        execution.cancel("cancelled: its deadline passed")
+
+
+def _execute(
+    runtime: Runtime,
+    spec: WorkflowSpec,
+    execution: Execution,
+    value: Any,
+    recorded: dict[int, Any] | None,
+    deadline_ms: int | None,
+) -> None:
+    workflow_id = execution.workflow_id
+    outcome: tuple[str, Any] = ("database", None)
+    try:
+        if recorded is None:
+            recorded = {step.step_id: step for step in runtime.store.list_steps(workflow_id)}
+        state = WorkflowState(workflow_id, spec, execution, deadline_ms, recorded)
+        outcome = _run_body(runtime, spec, state, value)
+    except (WorkflowCancelled, StoreClosedError):
+        pass
+    except BaseException:
+        logger.exception("workflow %r stopped unexpectedly", workflow_id)
+    finally:
+        # Leave the table first: a waiter that no longer finds the run reads the database,
+        # where the outcome already is.
+        with runtime.running_lock:
+            if runtime.running.get(workflow_id) is execution:
+                del runtime.running[workflow_id]
+        execution.future.set_result(outcome)
+
+
+def _run_body(
+    runtime: Runtime, spec: WorkflowSpec, state: WorkflowState, value: Any
+) -> tuple[str, Any]:
+    workflow_id = state.workflow_id
+    ctx = WorkflowContext(runtime, state)
+    try:
+        if runtime.shutting_down.is_set():
+            raise WorkflowCancelled(workflow_id, "interrupted by shutdown")
+        result = spec.fn(ctx, value) if spec.input_codec is not None else spec.fn(ctx)
+        output = spec.output_codec.encode(result)
+        # A cancelled run never writes an outcome: its row may be PENDING again because
+        # the workflow was resumed and claimed by a new run meanwhile.
+        state.check_cancelled()
+    except WorkflowCancelled:
+        return ("database", None)
+    except Exception as exc:
+        if state.execution.cancel_reason is not None:
+            return ("database", None)
+        record = _failure_record(exc)
+        if not runtime.store.complete_workflow(
+            workflow_id, StatusName.ERROR, None, record.encode(), now_ms()
+        ):
+            return ("database", None)
+        failure = WorkflowFailedError(
+            workflow_id,
+            error_name=record.name,
+            error_message=record.message,
+            error_code=record.code,
+            data=record.data,
+        )
+        failure.__cause__ = exc
+        return ("error", failure)
+    if not runtime.store.complete_workflow(workflow_id, StatusName.SUCCESS, output, None, now_ms()):
+        return ("database", None)
+    return ("ok", result)
+
+
+def _failure_record(exc: Exception) -> ErrorRecord:
+    """What a failed workflow records: a step's or child's failure keeps the original name."""
+    if isinstance(exc, StepFailedError | WorkflowFailedError):
+        return ErrorRecord(
+            name=exc.error_name, message=exc.error_message, code=exc.error_code, data=exc.data
+        )
+    return ErrorRecord.of(exc)
+
+
+def execute_claimed(runtime: Runtime, claimed: ClaimedWorkflow) -> Execution | None:
+    """Run a workflow the queue runner just claimed (a recovered, resumed or queued one).
+
+    Returns its execution, or None when nothing runs (unknown name, dead-lettered, input
+    that cannot be decoded).
+    """
+    spec = runtime.registry.by_name(claimed.name)
+    workflow_id = claimed.workflow_id
+    if spec is None:
+        logger.warning(
+            "workflow %r is named %r, which is not registered in this process; it stays PENDING",
+            workflow_id,
+            claimed.name,
+        )
+        return None
+    limit = spec.max_recovery_attempts
+    if limit is not None and claimed.recovery_attempts > limit + 1:
+        logger.warning(
+            "workflow %r exceeded %d recovery attempts and moves to the dead-letter queue",
+            workflow_id,
+            limit,
+        )
+        runtime.store.dead_letter(workflow_id, now_ms())
+        return None
+    try:
+        value = decode_inputs(spec.input_codec, claimed.inputs)
+    except SerializationError as exc:
+        record = _failure_record(exc)
+        runtime.store.complete_workflow(
+            workflow_id, StatusName.ERROR, None, record.encode(), now_ms()
+        )
+        return None
+    return launch_execution(runtime, spec, workflow_id, value, None, claimed.deadline_ms)
