@@ -1,0 +1,92 @@
+"""Crash-and-restart soak: a worker is SIGKILLed at random moments, over and over.
+
+Short by default (it runs in CI); set DBOS_TYPED_CHAOS_LONG=1 for the long run. At the end
+every workflow has completed with the right result, every step that completed ran exactly
+once and an interrupted one at most once more, every message was delivered exactly once,
+and nothing is left PENDING. The counts are printed.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.chaos.worker import expected
+from tests.conftest import Backend
+
+LONG = os.environ.get("DBOS_TYPED_CHAOS_LONG") == "1"
+WORKFLOWS = 150 if LONG else 30
+KILLS = 25 if LONG else 5
+
+
+def _worker(backend: Backend, log: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.chaos.worker",
+            backend.url,
+            backend.schema,
+            str(log),
+            str(WORKFLOWS),
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_random_kills_lose_nothing(backend: Backend, tmp_path: Path) -> None:
+    seed = int(os.environ.get("DBOS_TYPED_CHAOS_SEED", str(random.randrange(1 << 30))))
+    rng = random.Random(seed)
+    log = tmp_path / "steps.log"
+    kills = 0
+    for _ in range(KILLS):
+        worker = _worker(backend, log)
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == "ready", "the worker did not start"
+        # The chaos schedule itself: kill after a random while, whatever it is doing.
+        time.sleep(rng.uniform(0.02, 0.4))
+        if worker.poll() is None:
+            os.kill(worker.pid, signal.SIGKILL)
+            kills += 1
+        worker.communicate(timeout=60)
+    final = _worker(backend, log)
+    out, _ = final.communicate(timeout=300)
+    assert final.returncode == 0, f"seed {seed}: {out[-3000:]}"
+
+    rows = backend.query("SELECT workflow_uuid, status FROM {s}.workflow_status")
+    statuses = collections.Counter(status for _, status in rows)
+    assert set(statuses) == {"SUCCESS"}, f"seed {seed}: {statuses}"
+    results = backend.query(
+        "SELECT ws.workflow_uuid, wo.output FROM {s}.workflow_status ws "
+        "JOIN {s}.workflow_output wo USING (workflow_uuid) WHERE ws.name = 'mixed'"
+    )
+    assert len(results) == WORKFLOWS
+    for workflow_id, output in results:
+        assert int(str(output)) == expected(int(str(workflow_id).split("-")[1]))
+
+    runs = collections.Counter(tuple(line.split()) for line in log.read_text().splitlines())
+    recorded = backend.query(
+        "SELECT workflow_uuid, function_name FROM {s}.operation_outputs "
+        "WHERE function_name IN ('first', 'last', 'task') AND child_workflow_id IS NULL"
+    )
+    # Every step that ran has exactly one checkpoint, and every checkpoint's step ran.
+    assert sorted(runs) == sorted((str(w), str(n)) for w, n in recorded)
+    reruns = sum(count - 1 for count in runs.values())
+    assert max(runs.values()) <= 2, f"seed {seed}: a step ran three times"
+    messages = backend.query(
+        "SELECT count(*), sum(CASE WHEN consumed THEN 1 ELSE 0 END) FROM {s}.notifications"
+    )
+    assert messages == [(WORKFLOWS, WORKFLOWS)], f"seed {seed}: {messages}"
+    print(
+        f"\nchaos ({backend.name}, seed {seed}): {WORKFLOWS} workflows, {len(rows)} rows, "
+        f"{kills} kills, {reruns} re-executed steps, lost 0"
+    )
