@@ -18,6 +18,7 @@ from datetime import timedelta
 import dbos_typed as dbos
 
 LOG = sys.argv[3] if len(sys.argv) > 3 else os.devnull
+RUN = os.environ.get("DBOS_TYPED_CHAOS_RUN", "0")  # which life of the worker this is
 
 
 def _log(line: str) -> None:
@@ -29,7 +30,7 @@ def _log(line: str) -> None:
 
 
 def _work(workflow_id: str, step: str, value: int) -> int:
-    _log(f"{workflow_id} {step}")
+    _log(f"{workflow_id} {step} {RUN}")
     time.sleep(0.03)  # a step with some duration, so kills also land inside steps
     return value
 
