@@ -171,6 +171,7 @@ class QueueRunner:
             application_name=runtime.app_name,
             accept_unversioned=self._accept_unversioned,
             now_ms=now_ms(),
+            workflow_names=runtime.registry.names(),
         )
 
     def _running(self, slot: _Slot) -> int:

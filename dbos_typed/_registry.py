@@ -148,6 +148,10 @@ class Registry:
         """The spec registered for a function object."""
         return self._by_fn.get(fn)
 
+    def names(self) -> tuple[str, ...]:
+        """Every registered name, sorted."""
+        return tuple(sorted(self._by_name))
+
     def by_name(self, name: str) -> WorkflowSpec | None:
         """The spec registered under a recorded name."""
         return self._by_name.get(name)

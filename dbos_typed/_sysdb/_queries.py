@@ -267,16 +267,30 @@ SET status = 'PENDING', executor_id = %(executor_id)s,
         workflow_deadline_epoch_ms, %(now_ms)s + workflow_timeout_ms)
 """
 
-_CLAIM_CANDIDATES: Final = """
+_CLAIM_WHERE: Final = """
 SELECT workflow_uuid FROM {s}.workflow_status
 WHERE queue_name = %(queue_name)s AND status = 'ENQUEUED'
   AND (application_version = %(application_version)s
        OR (application_version IS NULL AND %(accept_unversioned)s))
   AND (application_name = %(application_name)s OR application_name IS NULL)
   AND (queue_partition_key = %(partition_key)s OR %(partition_key)s IS NULL)
-ORDER BY priority, created_at
+"""
+
+_CLAIM_ORDER: Final = """ORDER BY priority, created_at
 LIMIT %(limit)s
 """
+
+# Only workflows this process can run are claimed (`names` is a JSON array of the
+# registered names): another executor of the same version that registers more workflows
+# takes the rest, instead of each claiming what it must hand back.
+_CLAIM_CANDIDATES_PG: Final = (
+    _CLAIM_WHERE
+    + "  AND name IN (SELECT json_array_elements_text(%(names)s::json))\n"
+    + _CLAIM_ORDER
+)
+_CLAIM_CANDIDATES_SQLITE: Final = (
+    _CLAIM_WHERE + "  AND name IN (SELECT value FROM json_each(%(names)s))\n" + _CLAIM_ORDER
+)
 
 _CLAIM_RETURNING: Final = """
 RETURNING workflow_uuid, name, inputs, recovery_attempts, workflow_deadline_epoch_ms,
@@ -288,7 +302,7 @@ RETURNING workflow_uuid, name, inputs, recovery_attempts, workflow_deadline_epoc
 # back in the same round trip (it lives in workflow_input since 3.0).
 CLAIM_QUEUED_PG: Final[LiteralString] = (
     "WITH picked AS MATERIALIZED ("
-    + _CLAIM_CANDIDATES
+    + _CLAIM_CANDIDATES_PG
     + "FOR UPDATE SKIP LOCKED)"
     + _CLAIM_SET
     + """FROM picked
@@ -304,7 +318,7 @@ RETURNING {s}.workflow_status.workflow_uuid, name,
 CLAIM_QUEUED_SQLITE: Final[LiteralString] = (
     _CLAIM_SET
     + "WHERE status = 'ENQUEUED' AND workflow_uuid IN ("
-    + _CLAIM_CANDIDATES
+    + _CLAIM_CANDIDATES_SQLITE
     + ")"
     + _CLAIM_RETURNING
 )

@@ -174,6 +174,7 @@ class ClaimRequest:
     application_name: str
     accept_unversioned: bool
     now_ms: int
+    workflow_names: tuple[str, ...] = ()
 
     @property
     def rate_limited(self) -> bool:

@@ -9,6 +9,7 @@ either completes or raises a real error.
 from __future__ import annotations
 
 import abc
+import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -652,6 +653,7 @@ def claim_params(request: ClaimRequest) -> dict[str, Any]:
         "application_version": request.application_version,
         "application_name": request.application_name,
         "accept_unversioned": request.accept_unversioned,
+        "names": json.dumps(request.workflow_names),
         "rate_limited": request.rate_limited,
         "owner_xid": str(uuid.uuid4()),
         "now_ms": request.now_ms,
