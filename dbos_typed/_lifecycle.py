@@ -11,6 +11,8 @@ from dbos_typed._config import Config, default_sqlite_url, parse_database_url
 from dbos_typed._context import DBOSContext
 from dbos_typed._queue_runner import QueueRunner
 from dbos_typed._runtime import Runtime, now_ms
+from dbos_typed._sysdb._listener import Listener, Notifier
+from dbos_typed._sysdb._postgres import PostgresStore
 from dbos_typed._sysdb._store import SystemStore
 from dbos_typed._version import __version__
 from dbos_typed.errors import InvalidOptionError
@@ -41,12 +43,14 @@ def new_context(config: Config) -> DBOSContext:
     runner = QueueRunner(runtime)
     runtime.on_launch += [
         lambda: _register_version(runtime),
+        lambda: _start_notifications(runtime),
         lambda: _recover(runtime),
         runner.start,
     ]
     runtime.on_shutdown += [
         runner.stop,
         lambda t: _stop_workflows(runtime, t),
+        lambda _: _stop_notifications(runtime),
         lambda _: store.close(),
     ]
     return DBOSContext(runtime)
@@ -56,8 +60,6 @@ def open_store(config: Config) -> SystemStore:
     """Open the system database named by the config (without migrating it)."""
     target = parse_database_url(config.database_url or default_sqlite_url(config.app_name))
     if target.backend == "postgres":
-        from dbos_typed._sysdb._postgres import PostgresStore
-
         return PostgresStore(
             target.location,
             schema=config.database_schema,
@@ -84,6 +86,23 @@ def _register_version(runtime: Runtime) -> None:
         runtime.executor_id,
         runtime.application_version,
     )
+
+
+def _start_notifications(runtime: Runtime) -> None:
+    store = runtime.store
+    if isinstance(store, PostgresStore):
+        # Workflows wait for messages and events on one LISTEN connection; SQLite polls.
+        runtime.notifier = Notifier(store.notify)
+        runtime.listener = Listener(store.conninfo, runtime.waiters)
+        runtime.listener.start()
+
+
+def _stop_notifications(runtime: Runtime) -> None:
+    # The notifier goes first: what the last workflows published still reaches others.
+    if runtime.notifier is not None:
+        runtime.notifier.stop()
+    if runtime.listener is not None:
+        runtime.listener.stop()
 
 
 def _recover(runtime: Runtime) -> None:

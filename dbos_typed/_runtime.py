@@ -18,9 +18,13 @@ from typing import Any
 
 from dbos_typed._config import Config
 from dbos_typed._registry import Registry
+from dbos_typed._sysdb._listener import Listener, Notifier, Waiters
 from dbos_typed._sysdb._store import SystemStore
 
 logger = logging.getLogger("dbos_typed")
+
+_SAFETY_RECHECK = 5.0
+_POLL = 0.05
 
 
 def now_ms() -> int:
@@ -176,11 +180,41 @@ class Runtime:
         self.lifecycle_lock = threading.Lock()
         self.on_launch: list[Callable[[], None]] = []
         self.on_shutdown: list[Callable[[float], None]] = []
+        self.waiters = Waiters()
+        self.listener: Listener | None = None
+        self.notifier: Notifier | None = None
+        self._message_clock = 0
+        self._message_clock_lock = threading.Lock()
 
     @property
     def app_name(self) -> str:
         """The application's name."""
         return self.config.app_name
+
+    def recheck_interval(self) -> float:
+        """How long a waiter trusts notifications before re-checking the database itself.
+
+        With a live LISTEN connection the re-check is only a safety net; without one (SQLite,
+        a context not launched, a lost connection) it is how waiters see other processes.
+        """
+        listener = self.listener
+        return _SAFETY_RECHECK if listener is not None and listener.connected else _POLL
+
+    def publish(self, channel: str, payload: str) -> None:
+        """Wake this process's waiters on a key at once, and tell other processes."""
+        self.waiters.wake((channel, payload))
+        if self.notifier is not None:
+            self.notifier.signal(channel, payload)
+
+    def message_time_ms(self) -> int:
+        """A send timestamp, strictly increasing within this process.
+
+        Messages are received oldest first by `created_at_epoch_ms`; two sends in the same
+        millisecond would otherwise tie, and the order of a burst would be lost.
+        """
+        with self._message_clock_lock:
+            self._message_clock = max(now_ms(), self._message_clock + 1)
+            return self._message_clock
 
     def running_execution(self, workflow_id: str) -> Execution | None:
         """The local execution of a workflow, if it runs in this process."""

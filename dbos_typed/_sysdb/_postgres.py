@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, LiteralString, TypeVar
 
 import psycopg
@@ -227,6 +227,19 @@ class PostgresStore(SystemStore):
             },
         )
         return [claimed_from(r) for r in rows]
+
+    @property
+    def conninfo(self) -> str:
+        """The connection string, for the dedicated LISTEN connection."""
+        return self._conninfo
+
+    def _is_foreign_key_violation(self, exc: BaseException) -> bool:
+        return isinstance(exc, psycopg.errors.ForeignKeyViolation)
+
+    def notify(self, channel: str, payloads: Sequence[str]) -> None:
+        """NOTIFY every payload on `channel` in one round trip."""
+        if payloads:
+            self._query(q.NOTIFY_BATCH_PG, {"channel": channel, "payloads": list(payloads)})
 
     def close(self) -> None:
         """Stop retrying and close the pool."""

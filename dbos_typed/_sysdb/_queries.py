@@ -263,3 +263,91 @@ WHERE application_name = %(application_name)s OR application_name IS NULL
 ORDER BY version_timestamp DESC
 LIMIT 1
 """
+
+# -- messages ------------------------------------------------------------------------------
+
+# A message whose ID is already stored (an idempotency key, or a workflow's send being
+# retried) is dropped silently: a send is at most once per message ID.
+INSERT_MESSAGE: Final[LiteralString] = """
+INSERT INTO {s}.notifications (
+    message_uuid, destination_uuid, topic, message, created_at_epoch_ms, serialization
+) VALUES (
+    %(message_id)s, %(destination_id)s, %(topic)s, %(message)s, %(now_ms)s, 'portable_json'
+)
+ON CONFLICT (message_uuid) DO NOTHING
+"""
+
+# The oldest unconsumed message on a topic; the row is kept, marked with the consuming step.
+CONSUME_MESSAGE: Final[LiteralString] = """
+UPDATE {s}.notifications
+SET consumed = TRUE, consumed_by_function_id = %(step_id)s
+WHERE message_uuid = (
+    SELECT message_uuid FROM {s}.notifications
+    WHERE destination_uuid = %(workflow_id)s AND topic = %(topic)s AND NOT consumed
+    ORDER BY created_at_epoch_ms, message_uuid
+    LIMIT 1
+)
+RETURNING message
+"""
+
+HAS_MESSAGE: Final[LiteralString] = """
+SELECT 1 FROM {s}.notifications
+WHERE destination_uuid = %(workflow_id)s AND topic = %(topic)s AND NOT consumed
+LIMIT 1
+"""
+
+# -- events --------------------------------------------------------------------------------
+
+UPSERT_EVENT: Final[LiteralString] = """
+INSERT INTO {s}.workflow_events (workflow_uuid, key, value, serialization)
+VALUES (%(workflow_id)s, %(key)s, %(value)s, 'portable_json')
+ON CONFLICT (workflow_uuid, key) DO UPDATE SET value = excluded.value,
+    serialization = excluded.serialization
+"""
+
+UPSERT_EVENT_HISTORY: Final[LiteralString] = """
+INSERT INTO {s}.workflow_events_history (workflow_uuid, function_id, key, value, serialization)
+VALUES (%(workflow_id)s, %(step_id)s, %(key)s, %(value)s, 'portable_json')
+ON CONFLICT (workflow_uuid, function_id, key) DO UPDATE SET value = excluded.value,
+    serialization = excluded.serialization
+"""
+
+GET_EVENT: Final[LiteralString] = """
+SELECT value FROM {s}.workflow_events WHERE workflow_uuid = %(workflow_id)s AND key = %(key)s
+"""
+
+# -- streams -------------------------------------------------------------------------------
+
+# Appends at the first unused offset (0-based), computed in the same statement.
+APPEND_STREAM: Final[LiteralString] = """
+INSERT INTO {s}.streams (workflow_uuid, key, value, "offset", function_id, serialization)
+SELECT %(workflow_id)s, %(key)s, %(value)s,
+       COALESCE((SELECT MAX("offset") FROM {s}.streams
+                 WHERE workflow_uuid = %(workflow_id)s AND key = %(key)s), -1) + 1,
+       %(step_id)s, 'portable_json'
+"""
+
+LAST_STREAM_VALUE: Final[LiteralString] = """
+SELECT value FROM {s}.streams
+WHERE workflow_uuid = %(workflow_id)s AND key = %(key)s
+ORDER BY "offset" DESC
+LIMIT 1
+"""
+
+# The writer's status and the values from an offset, in one snapshot. A LEFT JOIN so the
+# status comes back even when nothing is written yet; no row at all: no such workflow.
+READ_STREAM: Final[LiteralString] = """
+SELECT ws.status, st."offset", st.value
+FROM {s}.workflow_status ws
+LEFT JOIN {s}.streams st
+  ON st.workflow_uuid = ws.workflow_uuid AND st.key = %(key)s
+ AND st."offset" >= %(offset)s AND st."offset" < %(offset)s + %(limit)s
+WHERE ws.workflow_uuid = %(workflow_id)s
+ORDER BY st."offset"
+"""
+
+# -- notifications (Postgres only) ---------------------------------------------------------
+
+NOTIFY_BATCH_PG: Final[LiteralString] = """
+SELECT pg_notify(%(channel)s, p) FROM unnest(%(payloads)s::text[]) AS p
+"""

@@ -136,3 +136,21 @@ class RecordResult(enum.Enum):
     WRITTEN = "written"
     NOT_PENDING = "not_pending"
     ALREADY_RECORDED = "already_recorded"
+
+
+#: The stored value that closes a stream (a JSON string, as every DBOS SDK writes it).
+STREAM_CLOSED = '"__DBOS_STREAM_CLOSED__"'
+
+#: The topic column's value for a message sent without a topic.
+NULL_TOPIC = "__null__topic__"
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A notifications row about to be inserted."""
+
+    message_id: str
+    destination_id: str
+    topic: str
+    message: str
+    now_ms: int

@@ -184,6 +184,9 @@ class SqliteStore(SystemStore):
 
         return self._transaction(body)
 
+    def _is_foreign_key_violation(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.IntegrityError) and "FOREIGN KEY" in str(exc)
+
     def close(self) -> None:
         """Close the file."""
         self._closed.set()

@@ -11,12 +11,15 @@ from __future__ import annotations
 import abc
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, LiteralString, Protocol, TypeVar
 
 from dbos_typed._sysdb import _queries as q
 from dbos_typed._sysdb._rows import (
+    STREAM_CLOSED,
     ClaimedWorkflow,
     InsertedWorkflow,
+    NewMessage,
     NewWorkflow,
     Outcome,
     RecordResult,
@@ -24,9 +27,14 @@ from dbos_typed._sysdb._rows import (
     StatusRecord,
     StepRecord,
 )
+from dbos_typed.errors import NonExistentWorkflowError
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
+
+
+class _NotRecorded(Exception):
+    """Raised inside a transaction to roll back its writes when the checkpoint was refused."""
 
 
 class Transaction(Protocol):
@@ -89,6 +97,13 @@ class SystemStore(abc.ABC):
     ) -> list[ClaimedWorkflow]:
         """Move up to `limit` ENQUEUED workflows of a queue to PENDING for this executor."""
 
+    @abc.abstractmethod
+    def _is_foreign_key_violation(self, exc: BaseException) -> bool:
+        """Whether `exc` is a foreign-key violation (a row naming a missing workflow)."""
+
+    def notify(self, channel: str, payloads: Sequence[str]) -> None:  # noqa: B027
+        """Send change notifications to other processes; backends without them ignore it."""
+
     # -- shared operations ---------------------------------------------------------------
 
     def insert_child_workflow(
@@ -150,6 +165,39 @@ class SystemStore(abc.ABC):
         if self.get_step(workflow_id, step.step_id) is not None:
             return RecordResult.ALREADY_RECORDED
         return RecordResult.NOT_PENDING
+
+    def _checkpoint_in(
+        self, tx: Transaction, workflow_id: str, step: StepRecord, application_name: str | None
+    ) -> None:
+        """Write a checkpoint inside `tx`, or roll the whole transaction back if refused."""
+        written = tx.execute(
+            q.RECORD_STEP,
+            {
+                "workflow_id": workflow_id,
+                "step_id": step.step_id,
+                "name": step.name,
+                "output": step.output,
+                "error": step.error,
+                "child_workflow_id": step.child_workflow_id,
+                "started_at_ms": step.started_at_ms,
+                "completed_at_ms": step.completed_at_ms,
+                "application_name": application_name,
+            },
+        )
+        if not written:
+            raise _NotRecorded
+
+    def _with_checkpoint(
+        self, workflow_id: str, step_id: int, body: Callable[[Transaction], None]
+    ) -> RecordResult:
+        """Run `body` (which ends with `_checkpoint_in`) atomically; say why if refused."""
+        try:
+            self._transaction(body)
+        except _NotRecorded:
+            if self.get_step(workflow_id, step_id) is not None:
+                return RecordResult.ALREADY_RECORDED
+            return RecordResult.NOT_PENDING
+        return RecordResult.WRITTEN
 
     def get_step(self, workflow_id: str, step_id: int) -> StepRecord | None:
         """One recorded step, or None."""
@@ -265,6 +313,147 @@ class SystemStore(abc.ABC):
         """The newest registered version of the application, if any."""
         rows = self._query(q.LATEST_VERSION, {"application_name": application_name})
         return rows[0][0] if rows else None
+
+    # -- messages --------------------------------------------------------------------------
+
+    def send_message(
+        self,
+        message: NewMessage,
+        checkpoint: tuple[str, StepRecord, str | None] | None = None,
+    ) -> RecordResult:
+        """Insert a message; with a checkpoint (workflow ID, step, app), in its transaction.
+
+        A message ID that is already stored is skipped, so retried sends are not repeated.
+
+        Raises:
+            NonExistentWorkflowError: the destination workflow does not exist.
+        """
+        params = {
+            "message_id": message.message_id,
+            "destination_id": message.destination_id,
+            "topic": message.topic,
+            "message": message.message,
+            "now_ms": message.now_ms,
+        }
+
+        def body(tx: Transaction) -> None:
+            tx.execute(q.INSERT_MESSAGE, params)
+            if checkpoint is not None:
+                self._checkpoint_in(tx, *checkpoint)
+
+        try:
+            if checkpoint is None:
+                self._query(q.INSERT_MESSAGE, params)
+                return RecordResult.WRITTEN
+            return self._with_checkpoint(checkpoint[0], checkpoint[1].step_id, body)
+        except Exception as exc:
+            if self._is_foreign_key_violation(exc):
+                raise NonExistentWorkflowError(message.destination_id) from None
+            raise
+
+    def receive_message(
+        self, workflow_id: str, topic: str, step: StepRecord, application_name: str | None
+    ) -> tuple[RecordResult | None, str | None]:
+        """Consume the oldest unconsumed message and checkpoint it as `step`, atomically.
+
+        Returns (None, None) when there is no message (nothing is written), (WRITTEN, the
+        message text) when it was consumed, or the reason the checkpoint was refused.
+        """
+        found: list[str] = []
+
+        def body(tx: Transaction) -> None:
+            rows = tx.execute(
+                q.CONSUME_MESSAGE,
+                {"workflow_id": workflow_id, "topic": topic, "step_id": step.step_id},
+            )
+            if not rows:
+                return
+            found.append(rows[0][0])
+            self._checkpoint_in(tx, workflow_id, replace(step, output=rows[0][0]), application_name)
+
+        result = self._with_checkpoint(workflow_id, step.step_id, body)
+        if result is RecordResult.WRITTEN and not found:
+            return None, None
+        return result, (found[-1] if found and result is RecordResult.WRITTEN else None)
+
+    def has_message(self, workflow_id: str, topic: str) -> bool:
+        """Whether an unconsumed message waits on this topic (a cheap indexed probe)."""
+        return bool(self._query(q.HAS_MESSAGE, {"workflow_id": workflow_id, "topic": topic}))
+
+    # -- events ----------------------------------------------------------------------------
+
+    def set_event(
+        self,
+        workflow_id: str,
+        key: str,
+        value: str,
+        step_id: int,
+        checkpoint: tuple[StepRecord, str | None] | None,
+    ) -> RecordResult:
+        """Publish an event (latest value and per-step history), with its checkpoint if any."""
+        params = {"workflow_id": workflow_id, "key": key, "value": value, "step_id": step_id}
+
+        def body(tx: Transaction) -> None:
+            tx.execute(q.UPSERT_EVENT, params)
+            tx.execute(q.UPSERT_EVENT_HISTORY, params)
+            if checkpoint is not None:
+                self._checkpoint_in(tx, workflow_id, *checkpoint)
+
+        return self._with_checkpoint(workflow_id, step_id, body)
+
+    def get_event(self, workflow_id: str, key: str) -> str | None:
+        """The latest value of an event, or None if it was never set."""
+        rows = self._query(q.GET_EVENT, {"workflow_id": workflow_id, "key": key})
+        return rows[0][0] if rows else None
+
+    # -- streams ---------------------------------------------------------------------------
+
+    def append_stream(
+        self,
+        workflow_id: str,
+        key: str,
+        value: str,
+        step_id: int,
+        checkpoint: tuple[StepRecord, str | None] | None,
+    ) -> RecordResult | None:
+        """Append a value at the next offset, with its checkpoint if any.
+
+        Returns None, writing nothing, if the stream is already closed.
+        """
+        params = {"workflow_id": workflow_id, "key": key, "value": value, "step_id": step_id}
+        closed: list[bool] = []
+
+        def body(tx: Transaction) -> None:
+            last = tx.execute(q.LAST_STREAM_VALUE, params)
+            if last and last[0][0] == STREAM_CLOSED:
+                closed.append(True)
+                return
+            tx.execute(q.APPEND_STREAM, params)
+            if checkpoint is not None:
+                self._checkpoint_in(tx, workflow_id, *checkpoint)
+
+        result = self._with_checkpoint(workflow_id, step_id, body)
+        return None if closed else result
+
+    def read_stream(
+        self, workflow_id: str, key: str, offset: int, limit: int
+    ) -> tuple[StatusName | None, list[str]]:
+        """The writer's status and the consecutive values from `offset`, in one snapshot.
+
+        The status is None when the workflow does not exist.
+        """
+        rows = self._query(
+            q.READ_STREAM,
+            {"workflow_id": workflow_id, "key": key, "offset": offset, "limit": limit},
+        )
+        if not rows:
+            return None, []
+        values: list[str] = []
+        for _, found_offset, value in rows:
+            if found_offset is None or found_offset != offset + len(values):
+                break
+            values.append(value)
+        return StatusName(rows[0][0]), values
 
 
 def insert_params(row: NewWorkflow) -> dict[str, Any]:
