@@ -65,19 +65,32 @@ def record_operation(ctx: WorkflowContext, step: StepRecord) -> None:
         NonDeterminismError: another execution recorded a different operation here.
     """
     runtime = ctx._runtime
-    state = ctx._state
-    result = runtime.store.record_step(state.workflow_id, step, runtime.app_name)
+    result = runtime.store.record_step(ctx._state.workflow_id, step, runtime.app_name)
     if result is RecordResult.WRITTEN:
         return
+    existing = refused(ctx, step.step_id, step.name, result)
+    if (existing.output, existing.error) == (step.output, step.error):
+        return  # our own write, retried after a lost reply
+    raise Superseded(ctx._state.workflow_id, "superseded by another execution")
+
+
+def refused(ctx: WorkflowContext, step_id: int, name: str, result: RecordResult) -> StepRecord:
+    """Explain a checkpoint the database refused: return the row already recorded there.
+
+    Raises:
+        WorkflowCancelled: the workflow is no longer PENDING (cancelled, or taken over).
+        NonDeterminismError: a different operation is recorded at this step.
+    """
+    runtime = ctx._runtime
+    state = ctx._state
     if result is RecordResult.ALREADY_RECORDED:
-        existing = runtime.store.get_step(state.workflow_id, step.step_id)
-        if existing is not None and existing.name != step.name:
-            raise NonDeterminismError(
-                state.workflow_id, step_id=step.step_id, expected=step.name, recorded=existing.name
-            )
-        if existing is not None and (existing.output, existing.error) == (step.output, step.error):
-            return  # our own write, retried after a lost reply
-        raise Superseded(state.workflow_id, "superseded by another execution")
+        existing = runtime.store.get_step(state.workflow_id, step_id)
+        if existing is not None:
+            if existing.name != name:
+                raise NonDeterminismError(
+                    state.workflow_id, step_id=step_id, expected=name, recorded=existing.name
+                )
+            return existing
     status = runtime.store.workflow_status(state.workflow_id)
     if status is StatusName.CANCELLED:
         state.execution.cancel("cancelled")
@@ -162,7 +175,7 @@ def record_of(exc: BaseException) -> ErrorRecord:
         return ErrorRecord(
             name="WaitTimeoutError",
             message=str(exc),
-            data={"timeout_seconds": exc.timeout.total_seconds()},
+            data={"timeout_seconds": exc.timeout.total_seconds(), "what": exc.what},
         )
     return ErrorRecord.of(exc)
 
@@ -192,7 +205,8 @@ def _rebuild_own(record: ErrorRecord) -> BaseException | None:
         return simple[record.name](workflow_id)
     if record.name == "WaitTimeoutError":
         seconds = _field(data, "timeout_seconds", 0.0)
-        return WaitTimeoutError("a result", timedelta(seconds=float(seconds or 0.0)))
+        what = str(_field(data, "what", "a result"))
+        return WaitTimeoutError(what, timedelta(seconds=float(seconds or 0.0)))
     return None
 
 

@@ -14,6 +14,7 @@ from dbos_typed._handle import WorkflowHandle
 from dbos_typed._registry import WorkflowSpec, build_spec, describe
 from dbos_typed._runtime import Execution, Runtime, now_ms
 from dbos_typed._serialization import ErrorRecord, decode_inputs, encode_inputs
+from dbos_typed._sysdb._listener import STREAMS_CHANNEL
 from dbos_typed._sysdb._retry import StoreClosedError
 from dbos_typed._sysdb._rows import ClaimedWorkflow, NewWorkflow, StatusName
 from dbos_typed.errors import (
@@ -337,6 +338,8 @@ def _execute(
             if runtime.running.get(workflow_id) is execution:
                 del runtime.running[workflow_id]
         execution.future.set_result(outcome)
+        # Stream readers stop once the writer is done; tell local ones now.
+        runtime.waiters.wake_workflow(STREAMS_CHANNEL, workflow_id)
 
 
 def _run_body(

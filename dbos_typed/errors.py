@@ -129,6 +129,7 @@ class WaitTimeoutError(DBOSError, TimeoutError):
 
     Attributes:
         timeout: How long the wait was allowed to take.
+        what: What was awaited, in words.
     """
 
     code = "TimeoutError"
@@ -136,6 +137,7 @@ class WaitTimeoutError(DBOSError, TimeoutError):
     def __init__(self, what: str, timeout: timedelta) -> None:
         super().__init__(f"timed out after {timeout.total_seconds():g}s waiting for {what}")
         self.timeout = timeout
+        self.what = what
 
 
 class WorkflowError(DBOSError):

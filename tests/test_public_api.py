@@ -38,23 +38,38 @@ EXPECTED_EXPORTS = [
     "WorkflowHandle",
     "WorkflowStatus",
     "cancel_workflow",
+    "close_stream",
     "errors",
+    "get_event",
     "get_workflow_id",
     "new_context",
+    "read_stream",
+    "recv",
     "register_workflow",
     "resume_workflow",
     "retrieve_workflow",
     "run_as_step",
     "run_workflow",
+    "send",
+    "set_event",
+    "sleep",
+    "write_stream",
 ]
 
-DURABLE_CALLS = [
+DURABLE_CALLS: list[object] = [
     dbos.run_workflow,
     dbos.run_as_step,
     dbos.cancel_workflow,
     dbos.resume_workflow,
     dbos.WorkflowHandle.get_result,
     dbos.DBOSContext.launch,
+    dbos.sleep,
+    dbos.send,
+    dbos.recv,
+    dbos.set_event,
+    dbos.get_event,
+    dbos.write_stream,
+    dbos.close_stream,
 ]
 
 
@@ -73,7 +88,7 @@ def test_every_public_name_has_a_docstring() -> None:
 
 def test_durable_calls_document_their_durability() -> None:
     for fn in DURABLE_CALLS:
-        assert "Durability:" in (inspect.getdoc(fn) or ""), fn.__qualname__
+        assert "Durability:" in (inspect.getdoc(fn) or ""), getattr(fn, "__qualname__", fn)
 
 
 SAMPLES: list[BaseException] = [

@@ -1,0 +1,189 @@
+"""`set_event` and `get_event[T]`: a workflow publishes key/value events others read.
+
+`workflow_events` holds the latest value of each key, `workflow_events_history` the value
+each step set (fork reads it). The writer wakes local readers directly and NOTIFYs
+`dbos_workflow_events_channel` (batched) for readers in other processes.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any, Protocol, TypeVar, overload
+
+from pydantic import TypeAdapter
+
+from dbos_typed._context import DBOSContext, WorkflowContext
+from dbos_typed._durable import begin_operation, record_operation, refused
+from dbos_typed._messaging import record_timeout, replay_wait
+from dbos_typed._runtime import now_ms
+from dbos_typed._serialization import Codec, codec_for, encode_any
+from dbos_typed._sleep import SLEEP_STEP, checkpoint_deadline
+from dbos_typed._sysdb._listener import EVENTS_CHANNEL, payload_of
+from dbos_typed._sysdb._rows import RecordResult, StepRecord
+from dbos_typed._waiting import Wait
+from dbos_typed.errors import InvalidOptionError, WaitTimeoutError
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+SET_EVENT_STEP = "DBOS.setEvent"
+GET_EVENT_STEP = "DBOS.getEvent"
+
+
+def set_event(ctx: WorkflowContext, key: str, value: T) -> None:
+    """Publish `value` under `key` for this workflow; readers see the latest value.
+
+    Durability: from the workflow, this is a step (`DBOS.setEvent`): the value, its history
+    row and the checkpoint are written in one transaction, exactly once. Inside a step it
+    has no checkpoint of its own and is attributed to that step (it runs again if the step
+    does).
+
+    Args:
+        ctx: The running workflow's context.
+        key: The event's name.
+        value: Any value pydantic can serialize.
+
+    Raises:
+        SerializationError: the value cannot be stored as JSON.
+        InvalidOptionError: called outside a workflow, or a bad key.
+    """
+    if not isinstance(ctx, WorkflowContext):
+        raise InvalidOptionError("ctx", "set_event needs the WorkflowContext of a running workflow")
+    _check_key(key)
+    text = encode_any(value)
+    runtime = ctx._runtime
+    state = ctx._state
+    workflow_id = state.workflow_id
+    if state.in_step:
+        # The enclosing step took the last ID handed out.
+        runtime.store.set_event(workflow_id, key, text, state.next_step - 1, None)
+    else:
+        step_id, recorded = begin_operation(ctx, SET_EVENT_STEP)
+        if recorded is not None:
+            return
+        step = StepRecord(step_id, SET_EVENT_STEP, None, None, None, now_ms(), now_ms())
+        result = runtime.store.set_event(workflow_id, key, text, step_id, (step, runtime.app_name))
+        if result is not RecordResult.WRITTEN:
+            refused(ctx, step_id, SET_EVENT_STEP, result)
+    runtime.publish(EVENTS_CHANNEL, payload_of(workflow_id, key))
+
+
+def _check_key(key: object) -> str:
+    if not isinstance(key, str) or not key:
+        raise InvalidOptionError("key", "expected a non-empty string")
+    return key
+
+
+def _get_event(
+    ctx: DBOSContext, workflow_id: str, key: str, timeout: timedelta, codec: Codec[Any]
+) -> Any:
+    if not isinstance(ctx, DBOSContext):
+        raise InvalidOptionError("ctx", "expected a DBOSContext or WorkflowContext")
+    if not isinstance(workflow_id, str) or not workflow_id:
+        raise InvalidOptionError("workflow_id", "expected a non-empty string")
+    _check_key(key)
+    if not isinstance(timeout, timedelta) or timeout < timedelta(0):
+        raise InvalidOptionError("timeout", "expected a non-negative timedelta")
+    started = time.time()
+    store = ctx._runtime.store
+    what = f"event {key!r} of workflow {workflow_id!r}"
+    wait_key = (EVENTS_CHANNEL, payload_of(workflow_id, key))
+    if not isinstance(ctx, WorkflowContext) or ctx._state.in_step:
+        with Wait(ctx, wait_key) as wait:
+            deadline = started + timeout.total_seconds()
+            while True:
+                text = store.get_event(workflow_id, key)
+                if text is not None:
+                    return codec.decode(text)
+                if not wait.until(deadline, lambda: store.get_event(workflow_id, key) is not None):
+                    text = store.get_event(workflow_id, key)
+                    if text is None:
+                        raise WaitTimeoutError(what, timeout)
+    step_id, recorded = begin_operation(ctx, GET_EVENT_STEP)
+    sleep_id, sleep_recorded = begin_operation(ctx, SLEEP_STEP)
+    if recorded is not None:
+        return replay_wait(recorded, codec)
+    with Wait(ctx, wait_key) as wait:
+        text = store.get_event(workflow_id, key)
+        if text is None:
+            deadline = checkpoint_deadline(ctx, sleep_id, sleep_recorded, timeout, started)
+            while text is None:
+                signalled = wait.until(
+                    deadline, lambda: store.get_event(workflow_id, key) is not None
+                )
+                text = store.get_event(workflow_id, key)
+                if text is None and not signalled:
+                    existing = record_timeout(
+                        ctx, step_id, GET_EVENT_STEP, WaitTimeoutError(what, timeout)
+                    )
+                    return replay_wait(existing, codec)
+    record_operation(
+        ctx,
+        StepRecord(step_id, GET_EVENT_STEP, text, None, None, int(started * 1000), now_ms()),
+    )
+    return codec.decode(text)
+
+
+class GetEvent(Protocol[T_co]):
+    """The signature of `get_event[T]`."""
+
+    def __call__(
+        self, ctx: DBOSContext, workflow_id: str, key: str, timeout: timedelta = ...
+    ) -> T_co:
+        """Read an event as `T`."""
+        ...
+
+
+class _EventReader:
+    """Read a workflow's event, waiting until it is set: `get_event[T](ctx, id, key)`.
+
+    Returns the latest value published under `key` by the workflow `workflow_id`, waiting
+    up to `timeout` (60 s by default) for the key to exist. Any number of readers may wait
+    on the same event. `get_event[Order](...)` validates the value as `Order`;
+    `get_event[TypeAdapter(int | None)](...)` takes any type pydantic can describe;
+    `get_event(...)` without a type returns plain JSON values.
+
+    Durability: called from a workflow (not inside a step), the value read is checkpointed
+    (step `DBOS.getEvent`) and replay returns it; the call takes a second step ID
+    (`DBOS.sleep`) holding the timeout deadline, so recovery waits only for the rest, and
+    a timeout is checkpointed and raised again on replay. Elsewhere it is a plain read.
+
+    Raises:
+        WaitTimeoutError: the event was not set in time.
+        SerializationError: the value is not a valid `T`.
+        WorkflowCancelled: the calling workflow was cancelled while waiting.
+    """
+
+    @overload
+    def __getitem__(self, tp: type[T]) -> GetEvent[T]: ...
+
+    @overload
+    def __getitem__(self, tp: TypeAdapter[T]) -> GetEvent[T]: ...
+
+    def __getitem__(self, tp: Any) -> GetEvent[Any]:
+        codec = codec_for(tp)
+
+        def typed_get_event(
+            ctx: DBOSContext,
+            workflow_id: str,
+            key: str,
+            timeout: timedelta = timedelta(seconds=60),
+        ) -> Any:
+            return _get_event(ctx, workflow_id, key, timeout, codec)
+
+        typed_get_event.__doc__ = _EventReader.__doc__
+        return typed_get_event
+
+    def __call__(
+        self,
+        ctx: DBOSContext,
+        workflow_id: str,
+        key: str,
+        timeout: timedelta = timedelta(seconds=60),
+    ) -> Any:
+        """Read an event as plain JSON values; see `get_event`."""
+        return _get_event(ctx, workflow_id, key, timeout, codec_for(Any))
+
+
+get_event = _EventReader()

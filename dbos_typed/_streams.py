@@ -1,0 +1,180 @@
+"""`write_stream`, `close_stream` and `read_stream[T]`: ordered values a workflow emits.
+
+A stream is the rows of `streams` for one (workflow, key), at offsets 0, 1, 2, ...;
+closing appends the sentinel `"__DBOS_STREAM_CLOSED__"`. Writers wake local readers
+directly and NOTIFY `dbos_streams_channel` (batched) for readers elsewhere.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from typing import Any, Protocol, TypeVar, overload
+
+from pydantic import TypeAdapter
+
+from dbos_typed._context import DBOSContext, WorkflowContext
+from dbos_typed._durable import begin_operation, refused
+from dbos_typed._runtime import now_ms
+from dbos_typed._serialization import Codec, codec_for, encode_any
+from dbos_typed._sleep import workflow_context
+from dbos_typed._sysdb._listener import STREAMS_CHANNEL, payload_of
+from dbos_typed._sysdb._rows import STREAM_CLOSED, RecordResult, StatusName, StepRecord
+from dbos_typed._sysdb._store import SystemStore
+from dbos_typed._waiting import Wait
+from dbos_typed.errors import DBOSError, InvalidOptionError, NonExistentWorkflowError
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+WRITE_STREAM_STEP = "DBOS.writeStream"
+CLOSE_STREAM_STEP = "DBOS.closeStream"
+
+_BATCH = 1000
+_WRITING = frozenset({StatusName.PENDING, StatusName.ENQUEUED})
+
+
+def write_stream(ctx: WorkflowContext, key: str, value: T) -> None:
+    """Append `value` to this workflow's stream `key`.
+
+    Durability: from the workflow, this is a step (`DBOS.writeStream`): the value and the
+    checkpoint are written in one transaction, exactly once. Inside a step it has no
+    checkpoint of its own (it is appended again if the step runs again).
+
+    Raises:
+        DBOSError: the stream is closed.
+        SerializationError: the value cannot be stored as JSON.
+        InvalidOptionError: called outside a workflow, or a bad key.
+    """
+    if not isinstance(ctx, WorkflowContext):
+        raise InvalidOptionError(
+            "ctx", "write_stream needs the WorkflowContext of a running workflow"
+        )
+    _append(ctx, _check_key(key), encode_any(value), WRITE_STREAM_STEP)
+
+
+def close_stream(ctx: WorkflowContext, key: str) -> None:
+    """Close this workflow's stream `key`: readers stop after the values written so far.
+
+    Durability: a step (`DBOS.closeStream`), written with its checkpoint in one
+    transaction, exactly once.
+
+    Raises:
+        DBOSError: the stream is already closed.
+        InvalidOptionError: called outside a workflow or inside a step.
+    """
+    workflow_context(ctx, "close_stream")
+    _append(ctx, _check_key(key), STREAM_CLOSED, CLOSE_STREAM_STEP)
+
+
+def _check_key(key: object) -> str:
+    if not isinstance(key, str) or not key:
+        raise InvalidOptionError("key", "expected a non-empty string")
+    return key
+
+
+def _append(ctx: WorkflowContext, key: str, text: str, name: str) -> None:
+    runtime = ctx._runtime
+    state = ctx._state
+    workflow_id = state.workflow_id
+    if state.in_step:
+        # The enclosing step took the last ID handed out.
+        result = runtime.store.append_stream(workflow_id, key, text, state.next_step - 1, None)
+    else:
+        step_id, recorded = begin_operation(ctx, name)
+        if recorded is not None:
+            return
+        step = StepRecord(step_id, name, None, None, None, now_ms(), now_ms())
+        result = runtime.store.append_stream(
+            workflow_id, key, text, step_id, (step, runtime.app_name)
+        )
+        if result is not None and result is not RecordResult.WRITTEN:
+            refused(ctx, step_id, name, result)
+    if result is None:
+        raise DBOSError(f"stream {key!r} of workflow {workflow_id!r} is closed")
+    runtime.publish(STREAMS_CHANNEL, payload_of(workflow_id, key))
+
+
+def _read(ctx: DBOSContext, workflow_id: str, key: str, codec: Codec[Any]) -> Iterator[Any]:
+    store = ctx._runtime.store
+    offset = 0
+    drained_after_exit = False
+    with Wait(ctx, (STREAMS_CHANNEL, payload_of(workflow_id, key))) as wait:
+        while True:
+            status, values = store.read_stream(workflow_id, key, offset, _BATCH)
+            if status is None:
+                raise NonExistentWorkflowError(workflow_id)
+            for text in values:
+                if text == STREAM_CLOSED:
+                    return
+                offset += 1
+                yield codec.decode(text)
+            if values:
+                continue
+            if status not in _WRITING:
+                # The status can change while the workflow still runs (a cancel), so
+                # read once more after seeing it before giving up.
+                if drained_after_exit:
+                    return
+                drained_after_exit = True
+                continue
+            wait.until(
+                None, functools.partial(_moved, store, workflow_id, key, offset), max_interval=1.0
+            )
+
+
+def _moved(store: SystemStore, workflow_id: str, key: str, offset: int) -> bool:
+    # A writer in another process that finishes sends no notification: look for it too.
+    status, values = store.read_stream(workflow_id, key, offset, 1)
+    return bool(values) or status not in _WRITING
+
+
+class ReadStream(Protocol[T_co]):
+    """The signature of `read_stream[T]`."""
+
+    def __call__(self, ctx: DBOSContext, workflow_id: str, key: str) -> Iterator[T_co]:
+        """Iterate over a stream as `T`."""
+        ...
+
+
+class _StreamReader:
+    """Iterate over a workflow's stream as it is written: `read_stream[T](ctx, id, key)`.
+
+    Yields each value in order as soon as it is written, and ends when the stream is
+    closed, or when the writing workflow is no longer PENDING or ENQUEUED (after reading
+    everything it wrote). `read_stream[Order](...)` validates values as `Order`;
+    `read_stream(...)` without a type yields plain JSON values. Reading is not a step:
+    inside a workflow it is not checkpointed.
+
+    Raises:
+        NonExistentWorkflowError: there is no such workflow.
+        SerializationError: a value is not a valid `T`.
+    """
+
+    @overload
+    def __getitem__(self, tp: type[T]) -> ReadStream[T]: ...
+
+    @overload
+    def __getitem__(self, tp: TypeAdapter[T]) -> ReadStream[T]: ...
+
+    def __getitem__(self, tp: Any) -> ReadStream[Any]:
+        codec = codec_for(tp)
+
+        def typed_read_stream(ctx: DBOSContext, workflow_id: str, key: str) -> Iterator[Any]:
+            return _read(ctx, _check_id(workflow_id), _check_key(key), codec)
+
+        typed_read_stream.__doc__ = _StreamReader.__doc__
+        return typed_read_stream
+
+    def __call__(self, ctx: DBOSContext, workflow_id: str, key: str) -> Iterator[Any]:
+        """Iterate over a stream as plain JSON values; see `read_stream`."""
+        return _read(ctx, _check_id(workflow_id), _check_key(key), codec_for(Any))
+
+
+def _check_id(workflow_id: object) -> str:
+    if not isinstance(workflow_id, str) or not workflow_id:
+        raise InvalidOptionError("workflow_id", "expected a non-empty string")
+    return workflow_id
+
+
+read_stream = _StreamReader()

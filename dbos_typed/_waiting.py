@@ -1,0 +1,87 @@
+"""Waiting for something to appear in the database: a message, an event, a stream value.
+
+A `Wait` registers one `threading.Event` under a notification key and, inside a workflow,
+with the execution so cancellation interrupts it. Callers check the database, and only
+when that finds nothing call `until`, which returns when the key is signalled (by a local
+write or the LISTEN thread), when a periodic probe finds something, or at the deadline.
+The event is registered before the first check, so a signal between a check and the wait
+is never lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from dbos_typed._context import DBOSContext, WorkflowContext
+from dbos_typed._runtime import Runtime
+from dbos_typed._sysdb._listener import Key
+from dbos_typed.errors import DBOSError
+
+
+class Wait:
+    """A registered waiter on one key; use it as a context manager."""
+
+    __slots__ = ("_event", "_key", "_runtime", "_workflow")
+
+    _workflow: WorkflowContext | None
+
+    def __init__(self, ctx: DBOSContext, key: Key, *, exclusive: bool = False) -> None:
+        self._runtime: Runtime = ctx._runtime
+        self._key = key
+        self._event = threading.Event()
+        self._workflow = ctx if isinstance(ctx, WorkflowContext) else None
+        if not self._runtime.waiters.add(key, self._event, exclusive=exclusive):
+            raise DBOSError(f"another wait on {key[1]!r} is already in progress in this process")
+        if self._workflow is not None:
+            self._workflow._state.execution.add_waker(self._event)
+
+    def __enter__(self) -> Wait:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Unregister."""
+        self._runtime.waiters.remove(self._key, self._event)
+        if self._workflow is not None:
+            self._workflow._state.execution.remove_waker(self._event)
+
+    def until(
+        self, deadline: float | None, probe: Callable[[], bool], *, max_interval: float = 60.0
+    ) -> bool:
+        """Wait for a signal; False once the wall-clock `deadline` (epoch seconds) passed.
+
+        Between signals the database is re-checked with `probe` every few seconds (every
+        few milliseconds without a LISTEN connection).
+
+        Raises:
+            WorkflowCancelled: the waiting workflow was cancelled.
+        """
+        runtime = self._runtime
+        while True:
+            self._check_cancelled()
+            wait = min(runtime.recheck_interval(), max_interval)
+            if deadline is not None:
+                remaining = deadline - time.time()
+                if remaining <= 0:
+                    return False
+                wait = min(wait, remaining)
+            if self._event.wait(wait):
+                self._event.clear()
+                self._check_cancelled()
+                return True
+            if probe():
+                return True
+
+    def _check_cancelled(self) -> None:
+        if self._workflow is not None:
+            self._workflow._state.check_cancelled()
