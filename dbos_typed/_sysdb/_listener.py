@@ -60,6 +60,12 @@ class Waiters:
                 if not events:
                     del by_payload[payload]
 
+    def count(self, key: Key) -> int:
+        """How many events wait for `key`."""
+        channel, payload = key
+        with self._lock:
+            return len(self._events.get(channel, {}).get(payload, ()))
+
     def wake(self, key: Key) -> None:
         """Set every event waiting for `key`."""
         channel, payload = key

@@ -1,0 +1,118 @@
+"""Durable sleep: checkpointed wake-up time, remainder-only replay, cancellation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+import dbos_typed as dbos
+from tests.conftest import Backend
+
+
+def _context(backend: Backend, *workflows: object) -> dbos.DBOSContext:
+    ctx = backend.new_context()
+    for wf in workflows:
+        dbos.register_workflow(ctx, wf)  # type: ignore[call-overload]
+    return ctx
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
+    give_up = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < give_up, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def _sleep_rows(backend: Backend, workflow_id: str) -> list[tuple[Any, ...]]:
+    return backend.query(
+        "SELECT function_id, output, started_at_epoch_ms, completed_at_epoch_ms "
+        "FROM {s}.operation_outputs WHERE workflow_uuid = %s AND function_name = 'DBOS.sleep'",
+        workflow_id,
+    )
+
+
+def test_sleep_returns_the_time_slept_and_records_the_deadline(backend: Backend) -> None:
+    def napper(ctx: dbos.WorkflowContext) -> float:
+        return dbos.sleep(ctx, timedelta(milliseconds=200)).total_seconds()
+
+    ctx = _context(backend, napper)
+    ctx.launch()
+    start = time.time()
+    slept = dbos.run_workflow(ctx, napper, workflow_id="nap").get_result()
+    elapsed = time.time() - start
+    assert 0.2 <= slept <= elapsed
+    [(step_id, output, started_ms, completed_ms)] = _sleep_rows(backend, "nap")
+    assert step_id == 0
+    assert completed_ms == int(str(output))  # output: the deadline in epoch ms
+    assert 195 <= int(str(output)) - int(str(started_ms)) <= 205
+
+
+def test_sleep_after_a_restart_waits_only_the_remainder(backend: Backend) -> None:
+    duration = 1.5
+
+    def napper(ctx: dbos.WorkflowContext) -> float:
+        return dbos.sleep(ctx, timedelta(seconds=duration)).total_seconds()
+
+    started = time.time()
+    first = _context(backend, napper)
+    first.launch()
+    dbos.run_workflow(first, napper, workflow_id="long-nap")
+    _wait_for(lambda: bool(_sleep_rows(backend, "long-nap")))
+    deadline = _sleep_rows(backend, "long-nap")[0][1]
+    _wait_for(lambda: time.time() >= started + duration / 2)
+    first.shutdown(timeout=timedelta(seconds=2))  # interrupts the sleep; stays PENDING
+    assert backend.query(
+        "SELECT status FROM {s}.workflow_status WHERE workflow_uuid = %s", "long-nap"
+    ) == [("PENDING",)]
+
+    second = _context(backend, napper)
+    second.launch()
+    slept = dbos.retrieve_workflow[float](second, "long-nap").get_result()
+    finished = time.time()
+    assert _sleep_rows(backend, "long-nap")[0][1] == deadline  # not moved
+    assert slept < duration * 0.6  # the second run slept only what was left
+    assert finished >= int(str(deadline)) / 1000 - 0.01
+    assert finished - started < duration + 0.6
+
+
+def test_a_past_deadline_is_not_slept_again(backend: Backend) -> None:
+    def napper(ctx: dbos.WorkflowContext) -> float:
+        return dbos.sleep(ctx, timedelta(0)).total_seconds()
+
+    ctx = _context(backend, napper)
+    ctx.launch()
+    assert dbos.run_workflow(ctx, napper).get_result() < 0.1
+    with pytest.raises(dbos.InvalidOptionError):
+        dbos.sleep(ctx, timedelta(seconds=1))  # type: ignore[arg-type]
+
+
+def test_cancel_interrupts_a_sleep_promptly(backend: Backend) -> None:
+    def napper(ctx: dbos.WorkflowContext) -> None:
+        dbos.sleep(ctx, timedelta(seconds=60))
+
+    ctx = _context(backend, napper)
+    ctx.launch()
+    handle = dbos.run_workflow(ctx, napper, workflow_id="wake-up")
+    _wait_for(lambda: bool(_sleep_rows(backend, "wake-up")))
+    start = time.monotonic()
+    dbos.cancel_workflow(ctx, "wake-up")
+    with pytest.raises(dbos.AwaitedWorkflowCancelledError):
+        handle.get_result(timeout=timedelta(seconds=10))
+    assert time.monotonic() - start < 2
+
+
+def test_sleep_is_refused_inside_a_step(backend: Backend) -> None:
+    def napper(ctx: dbos.WorkflowContext) -> str:
+        try:
+            dbos.run_as_step(ctx, lambda: dbos.sleep(ctx, timedelta(seconds=1)), name="bad")
+        except dbos.StepFailedError as exc:
+            return exc.error_name
+        return "accepted"
+
+    ctx = _context(backend, napper)
+    ctx.launch()
+    assert dbos.run_workflow(ctx, napper).get_result() == "InvalidOptionError"
