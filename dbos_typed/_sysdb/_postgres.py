@@ -15,7 +15,15 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from dbos_typed._sysdb import _queries as q
 from dbos_typed._sysdb._retry import retry_outages
-from dbos_typed._sysdb._rows import ClaimedWorkflow, InsertedWorkflow, NewWorkflow, StatusName
+from dbos_typed._sysdb._rows import (
+    ClaimedWorkflow,
+    InsertedWorkflow,
+    NewMessage,
+    NewWorkflow,
+    RecordResult,
+    StatusName,
+    StepRecord,
+)
 from dbos_typed._sysdb._schema_postgres import SCHEMA_VERSION, baseline_statements
 from dbos_typed._sysdb._store import (
     Row,
@@ -25,7 +33,7 @@ from dbos_typed._sysdb._store import (
     insert_params,
     inserted_from,
 )
-from dbos_typed.errors import InitializationError
+from dbos_typed.errors import InitializationError, NonExistentWorkflowError
 
 T = TypeVar("T")
 
@@ -35,6 +43,19 @@ _MIGRATION_LOCK_KEY = 0x64626F73  # "dbos"
 # SQLSTATE classes and codes that mean "the server is unreachable or restarting".
 _OUTAGE_CLASSES = ("08",)
 _OUTAGE_CODES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def _step_params(
+    workflow_id: str, step: StepRecord, application_name: str | None
+) -> dict[str, Any]:
+    return {
+        "workflow_id": workflow_id,
+        "step_id": step.step_id,
+        "name": step.name,
+        "started_at_ms": step.started_at_ms,
+        "completed_at_ms": step.completed_at_ms,
+        "application_name": application_name,
+    }
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -227,6 +248,44 @@ class PostgresStore(SystemStore):
             },
         )
         return [claimed_from(r) for r in rows]
+
+    def send_message(
+        self,
+        message: NewMessage,
+        checkpoint: tuple[str, StepRecord, str | None] | None = None,
+    ) -> RecordResult:
+        """Insert a message, with its checkpoint in the same statement when given."""
+        if checkpoint is None:
+            return super().send_message(message)
+        workflow_id, step, application_name = checkpoint
+        params = {
+            **_step_params(workflow_id, step, application_name),
+            "message_id": message.message_id,
+            "destination_id": message.destination_id,
+            "topic": message.topic,
+            "message": message.message,
+            "now_ms": message.now_ms,
+        }
+        try:
+            rows = self._query(q.SEND_FROM_WORKFLOW_PG, params)
+        except psycopg.errors.ForeignKeyViolation:
+            raise NonExistentWorkflowError(message.destination_id) from None
+        if rows and rows[0][0]:
+            return RecordResult.WRITTEN
+        return self._why_not_recorded(workflow_id, step.step_id)
+
+    def receive_message(
+        self, workflow_id: str, topic: str, step: StepRecord, application_name: str | None
+    ) -> tuple[RecordResult | None, str | None]:
+        """Consume and checkpoint the oldest message in one round trip."""
+        params = {**_step_params(workflow_id, step, application_name), "topic": topic}
+        rows = self._query(q.RECEIVE_MESSAGE_PG, params)
+        message, recorded = rows[0]
+        if message is None:
+            return None, None
+        if recorded:
+            return RecordResult.WRITTEN, message
+        return self._why_not_recorded(workflow_id, step.step_id), None
 
     @property
     def conninfo(self) -> str:

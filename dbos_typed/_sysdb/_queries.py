@@ -278,6 +278,8 @@ ON CONFLICT (message_uuid) DO NOTHING
 """
 
 # The oldest unconsumed message on a topic; the row is kept, marked with the consuming step.
+# `NOT consumed` is checked again on the row itself, so a concurrent consumer that got
+# there first makes this one find nothing rather than take the same message.
 CONSUME_MESSAGE: Final[LiteralString] = """
 UPDATE {s}.notifications
 SET consumed = TRUE, consumed_by_function_id = %(step_id)s
@@ -286,9 +288,74 @@ WHERE message_uuid = (
     WHERE destination_uuid = %(workflow_id)s AND topic = %(topic)s AND NOT consumed
     ORDER BY created_at_epoch_ms, message_uuid
     LIMIT 1
-)
+) AND NOT consumed
 RETURNING message
 """
+
+_RECORD_SELECT: Final = """
+INSERT INTO {s}.operation_outputs (
+    workflow_uuid, function_id, function_name, output, error, child_workflow_id,
+    started_at_epoch_ms, completed_at_epoch_ms, serialization, application_name,
+    retention_timestamp
+)
+SELECT %(workflow_id)s, %(step_id)s, %(name)s, """
+
+_IF_PENDING: Final = """, NULL, NULL,
+       %(started_at_ms)s, %(completed_at_ms)s, 'portable_json', %(application_name)s,
+       %(completed_at_ms)s
+WHERE EXISTS (
+    SELECT 1 FROM {s}.workflow_status
+    WHERE workflow_uuid = %(workflow_id)s AND status = 'PENDING'
+)
+"""
+
+# Receive in one round trip: lock the oldest message, checkpoint it, and mark it consumed
+# only if the checkpoint was written (so a refused checkpoint consumes nothing).
+RECEIVE_MESSAGE_PG: Final[LiteralString] = (
+    """
+WITH msg AS (
+    SELECT message_uuid, message FROM {s}.notifications
+    WHERE destination_uuid = %(workflow_id)s AND topic = %(topic)s AND NOT consumed
+    ORDER BY created_at_epoch_ms, message_uuid
+    LIMIT 1
+    FOR UPDATE
+), rec AS ("""
+    + _RECORD_SELECT
+    + "(SELECT message FROM msg)"
+    + _IF_PENDING
+    + """  AND EXISTS (SELECT 1 FROM msg)
+    ON CONFLICT (workflow_uuid, function_id) DO NOTHING
+    RETURNING 1
+), upd AS (
+    UPDATE {s}.notifications
+    SET consumed = TRUE, consumed_by_function_id = %(step_id)s
+    WHERE message_uuid = (SELECT message_uuid FROM msg) AND EXISTS (SELECT 1 FROM rec)
+    RETURNING 1
+)
+SELECT (SELECT message FROM msg), (SELECT count(*) FROM rec)
+"""
+)
+
+# A workflow's send in one round trip: the message goes in only with its checkpoint.
+SEND_FROM_WORKFLOW_PG: Final[LiteralString] = (
+    "WITH rec AS ("
+    + _RECORD_SELECT
+    + "NULL"
+    + _IF_PENDING
+    + """    ON CONFLICT (workflow_uuid, function_id) DO NOTHING
+    RETURNING 1
+), msg AS (
+    INSERT INTO {s}.notifications (
+        message_uuid, destination_uuid, topic, message, created_at_epoch_ms, serialization
+    )
+    SELECT %(message_id)s, %(destination_id)s, %(topic)s, %(message)s, %(now_ms)s,
+           'portable_json'
+    WHERE EXISTS (SELECT 1 FROM rec)
+    ON CONFLICT (message_uuid) DO NOTHING
+)
+SELECT count(*) FROM rec
+"""
+)
 
 HAS_MESSAGE: Final[LiteralString] = """
 SELECT 1 FROM {s}.notifications

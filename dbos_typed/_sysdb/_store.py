@@ -194,10 +194,13 @@ class SystemStore(abc.ABC):
         try:
             self._transaction(body)
         except _NotRecorded:
-            if self.get_step(workflow_id, step_id) is not None:
-                return RecordResult.ALREADY_RECORDED
-            return RecordResult.NOT_PENDING
+            return self._why_not_recorded(workflow_id, step_id)
         return RecordResult.WRITTEN
+
+    def _why_not_recorded(self, workflow_id: str, step_id: int) -> RecordResult:
+        if self.get_step(workflow_id, step_id) is not None:
+            return RecordResult.ALREADY_RECORDED
+        return RecordResult.NOT_PENDING
 
     def get_step(self, workflow_id: str, step_id: int) -> StepRecord | None:
         """One recorded step, or None."""
