@@ -203,13 +203,17 @@ class Notifier:
             self._signal.clear()
             self._flush()
             self._stopped.wait(self._interval)
+        self._flush()  # what was queued during the last interval
 
     def stop(self, timeout: float = 1.0) -> None:
-        """Send what is queued and stop."""
+        """Send what is queued and stop.
+
+        The last batch is sent by the notifier's own thread, so a database outage at
+        shutdown delays only that thread (until the store closes), never the caller.
+        """
         with self._lock:
             self._stopped.set()
             thread = self._thread
         self._signal.set()
         if thread is not None:
             thread.join(timeout)
-        self._flush()
