@@ -19,7 +19,7 @@ from dbos_typed._context import DBOSContext, WorkflowContext
 from dbos_typed._durable import begin_operation, rebuild_error, record_of, refused
 from dbos_typed._runtime import now_ms
 from dbos_typed._serialization import Codec, ErrorRecord, codec_for, encode_any
-from dbos_typed._sleep import checkpoint_deadline, workflow_context
+from dbos_typed._sleep import SLEEP_STEP, checkpoint_deadline, workflow_context
 from dbos_typed._sysdb._listener import NOTIFICATIONS_CHANNEL, payload_of
 from dbos_typed._sysdb._rows import NULL_TOPIC, NewMessage, RecordResult, StepRecord
 from dbos_typed._waiting import Wait
@@ -126,7 +126,7 @@ def _recv(ctx: WorkflowContext, topic: str | None, timeout: timedelta, codec: Co
     started = time.time()
     step_id, recorded = begin_operation(ctx, RECV_STEP)
     # The second step ID holds the durable timeout; replay takes it too.
-    sleep_id, sleep_recorded = begin_operation(ctx, "DBOS.sleep")
+    sleep_id, sleep_recorded = begin_operation(ctx, SLEEP_STEP)
     if recorded is not None:
         return replay_wait(recorded, codec)
     runtime = ctx._runtime
@@ -213,6 +213,7 @@ class _Receiver:
         SerializationError: the message is not a valid `T`.
         WorkflowCancelled: the workflow was cancelled while waiting.
         InvalidOptionError: called outside a workflow or inside a step.
+        DBOSError: another `recv` of this workflow already waits on this topic.
     """
 
     @overload

@@ -280,3 +280,29 @@ def test_stream_misuse(backend: Backend) -> None:
         next(iter(dbos.read_stream[int](ctx, "no-such-workflow", "s")))
     with pytest.raises(dbos.InvalidOptionError):
         dbos.write_stream(ctx, "s", 1)  # type: ignore[arg-type]
+
+
+def test_concurrent_writers_inside_a_step_append_without_gaps(backend: Backend) -> None:
+    def write_many(ctx: dbos.WorkflowContext, start: int) -> None:
+        for i in range(start, start + 25):
+            dbos.write_stream(ctx, "s", i)
+
+    def fan_out(ctx: dbos.WorkflowContext) -> None:
+        threads = [threading.Thread(target=write_many, args=(ctx, n * 25)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def writer(ctx: dbos.WorkflowContext) -> None:
+        dbos.run_as_step(ctx, lambda: fan_out(ctx), name="fan-out")
+        dbos.close_stream(ctx, "s")
+
+    ctx = _context(backend, writer)
+    ctx.launch()
+    dbos.run_workflow(ctx, writer, workflow_id="fan").get_result()
+    assert sorted(dbos.read_stream[int](ctx, "fan", "s")) == list(range(100))
+    offsets = backend.query(
+        'SELECT "offset" FROM {s}.streams WHERE workflow_uuid = %s ORDER BY "offset"', "fan"
+    )
+    assert [r[0] for r in offsets] == list(range(101))

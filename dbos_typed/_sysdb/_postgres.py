@@ -295,6 +295,9 @@ class PostgresStore(SystemStore):
     def _is_foreign_key_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, psycopg.errors.ForeignKeyViolation)
 
+    def _is_unique_violation(self, exc: BaseException) -> bool:
+        return isinstance(exc, psycopg.errors.UniqueViolation)
+
     def notify(self, channel: str, payloads: Sequence[str]) -> None:
         """NOTIFY every payload on `channel` in one round trip."""
         if payloads:

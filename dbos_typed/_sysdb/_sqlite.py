@@ -187,6 +187,9 @@ class SqliteStore(SystemStore):
     def _is_foreign_key_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError) and "FOREIGN KEY" in str(exc)
 
+    def _is_unique_violation(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
+
     def close(self) -> None:
         """Close the file."""
         self._closed.set()

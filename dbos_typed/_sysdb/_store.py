@@ -33,6 +33,9 @@ T = TypeVar("T")
 Row = tuple[Any, ...]
 
 
+_APPEND_ATTEMPTS = 50
+
+
 class _NotRecorded(Exception):
     """Raised inside a transaction to roll back its writes when the checkpoint was refused."""
 
@@ -100,6 +103,10 @@ class SystemStore(abc.ABC):
     @abc.abstractmethod
     def _is_foreign_key_violation(self, exc: BaseException) -> bool:
         """Whether `exc` is a foreign-key violation (a row naming a missing workflow)."""
+
+    @abc.abstractmethod
+    def _is_unique_violation(self, exc: BaseException) -> bool:
+        """Whether `exc` is a primary-key or unique-constraint violation."""
 
     def notify(self, channel: str, payloads: Sequence[str]) -> None:  # noqa: B027
         """Send change notifications to other processes; backends without them ignore it."""
@@ -435,8 +442,18 @@ class SystemStore(abc.ABC):
             if checkpoint is not None:
                 self._checkpoint_in(tx, workflow_id, *checkpoint)
 
-        result = self._with_checkpoint(workflow_id, step_id, body)
-        return None if closed else result
+        attempts = 0
+        while True:
+            try:
+                result = self._with_checkpoint(workflow_id, step_id, body)
+            except Exception as exc:
+                # Two writers (threads inside a step) took the same offset: the loser
+                # appends again, at the next one.
+                attempts += 1
+                if not self._is_unique_violation(exc) or attempts >= _APPEND_ATTEMPTS:
+                    raise
+                continue
+            return None if closed else result
 
     def read_stream(
         self, workflow_id: str, key: str, offset: int, limit: int
