@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from dbos_typed._sysdb import _queries as q
 from dbos_typed._sysdb._retry import retry_outages
 from dbos_typed._sysdb._rows import (
+    STREAM_CLOSED,
     ClaimedWorkflow,
     InsertedWorkflow,
     NewMessage,
@@ -286,6 +287,49 @@ class PostgresStore(SystemStore):
         if recorded:
             return RecordResult.WRITTEN, message
         return self._why_not_recorded(workflow_id, step.step_id), None
+
+    def set_event(
+        self,
+        workflow_id: str,
+        key: str,
+        value: str,
+        step_id: int,
+        checkpoint: tuple[StepRecord, str | None] | None,
+    ) -> RecordResult:
+        """Publish an event, with its checkpoint in the same statement when given."""
+        if checkpoint is None:
+            return super().set_event(workflow_id, key, value, step_id, None)
+        step, application_name = checkpoint
+        params = {**_step_params(workflow_id, step, application_name), "key": key, "value": value}
+        rows = self._query(q.SET_EVENT_FROM_WORKFLOW_PG, params)
+        if rows and rows[0][0]:
+            return RecordResult.WRITTEN
+        return self._why_not_recorded(workflow_id, step_id)
+
+    def _append_once(
+        self,
+        workflow_id: str,
+        key: str,
+        value: str,
+        step_id: int,
+        checkpoint: tuple[StepRecord, str | None] | None,
+    ) -> RecordResult | None:
+        if checkpoint is None:
+            return super()._append_once(workflow_id, key, value, step_id, None)
+        step, application_name = checkpoint
+        params = {
+            **_step_params(workflow_id, step, application_name),
+            "key": key,
+            "value": value,
+            "closed": STREAM_CLOSED,
+        }
+        rows = self._query(q.APPEND_STREAM_FROM_WORKFLOW_PG, params)
+        is_open, recorded = rows[0]
+        if not is_open:
+            return None
+        if recorded:
+            return RecordResult.WRITTEN
+        return self._why_not_recorded(workflow_id, step_id)
 
     @property
     def conninfo(self) -> str:

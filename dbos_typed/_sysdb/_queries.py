@@ -418,3 +418,62 @@ ORDER BY st."offset"
 NOTIFY_BATCH_PG: Final[LiteralString] = """
 SELECT pg_notify(%(channel)s, p) FROM unnest(%(payloads)s::text[]) AS p
 """
+
+# A workflow's set_event in one round trip: the event and its history row are written
+# only with the checkpoint.
+SET_EVENT_FROM_WORKFLOW_PG: Final[LiteralString] = (
+    "WITH rec AS ("
+    + _RECORD_SELECT
+    + "NULL"
+    + _IF_PENDING
+    + """    ON CONFLICT (workflow_uuid, function_id) DO NOTHING
+    RETURNING 1
+), ev AS (
+    INSERT INTO {s}.workflow_events (workflow_uuid, key, value, serialization)
+    SELECT %(workflow_id)s, %(key)s, %(value)s, 'portable_json' WHERE EXISTS (SELECT 1 FROM rec)
+    ON CONFLICT (workflow_uuid, key) DO UPDATE SET value = excluded.value,
+        serialization = excluded.serialization
+), hist AS (
+    INSERT INTO {s}.workflow_events_history (
+        workflow_uuid, function_id, key, value, serialization
+    )
+    SELECT %(workflow_id)s, %(step_id)s, %(key)s, %(value)s, 'portable_json'
+    WHERE EXISTS (SELECT 1 FROM rec)
+    ON CONFLICT (workflow_uuid, function_id, key) DO UPDATE SET value = excluded.value,
+        serialization = excluded.serialization
+)
+SELECT count(*) FROM rec
+"""
+)
+
+# A workflow's stream append in one round trip: nothing is written to a closed stream,
+# and the value goes in only with its checkpoint. Returns (open, recorded).
+APPEND_STREAM_FROM_WORKFLOW_PG: Final[LiteralString] = (
+    """
+WITH open AS (
+    SELECT 1 WHERE NOT EXISTS (
+        SELECT 1 FROM (
+            SELECT value FROM {s}.streams
+            WHERE workflow_uuid = %(workflow_id)s AND key = %(key)s
+            ORDER BY "offset" DESC
+            LIMIT 1
+        ) last WHERE last.value = %(closed)s
+    )
+), rec AS ("""
+    + _RECORD_SELECT
+    + "NULL"
+    + _IF_PENDING
+    + """  AND EXISTS (SELECT 1 FROM open)
+    ON CONFLICT (workflow_uuid, function_id) DO NOTHING
+    RETURNING 1
+), app AS (
+    INSERT INTO {s}.streams (workflow_uuid, key, value, "offset", function_id, serialization)
+    SELECT %(workflow_id)s, %(key)s, %(value)s,
+           COALESCE((SELECT MAX("offset") FROM {s}.streams
+                     WHERE workflow_uuid = %(workflow_id)s AND key = %(key)s), -1) + 1,
+           %(step_id)s, 'portable_json'
+    WHERE EXISTS (SELECT 1 FROM rec)
+)
+SELECT EXISTS (SELECT 1 FROM open), (SELECT count(*) FROM rec)
+"""
+)

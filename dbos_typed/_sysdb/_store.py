@@ -430,6 +430,25 @@ class SystemStore(abc.ABC):
 
         Returns None, writing nothing, if the stream is already closed.
         """
+        attempts = 0
+        while True:
+            try:
+                return self._append_once(workflow_id, key, value, step_id, checkpoint)
+            except Exception as exc:
+                # Two writers (threads inside a step) took the same offset: the loser
+                # appends again, at the next one.
+                attempts += 1
+                if not self._is_unique_violation(exc) or attempts >= _APPEND_ATTEMPTS:
+                    raise
+
+    def _append_once(
+        self,
+        workflow_id: str,
+        key: str,
+        value: str,
+        step_id: int,
+        checkpoint: tuple[StepRecord, str | None] | None,
+    ) -> RecordResult | None:
         params = {"workflow_id": workflow_id, "key": key, "value": value, "step_id": step_id}
         closed: list[bool] = []
 
@@ -442,18 +461,8 @@ class SystemStore(abc.ABC):
             if checkpoint is not None:
                 self._checkpoint_in(tx, workflow_id, *checkpoint)
 
-        attempts = 0
-        while True:
-            try:
-                result = self._with_checkpoint(workflow_id, step_id, body)
-            except Exception as exc:
-                # Two writers (threads inside a step) took the same offset: the loser
-                # appends again, at the next one.
-                attempts += 1
-                if not self._is_unique_violation(exc) or attempts >= _APPEND_ATTEMPTS:
-                    raise
-                continue
-            return None if closed else result
+        result = self._with_checkpoint(workflow_id, step_id, body)
+        return None if closed else result
 
     def read_stream(
         self, workflow_id: str, key: str, offset: int, limit: int
