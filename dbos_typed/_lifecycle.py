@@ -98,6 +98,8 @@ def _start_notifications(runtime: Runtime) -> None:
 
 
 def _stop_notifications(runtime: Runtime) -> None:
+    # Waits outside workflows (workflows were cancelled already) end now, not at timeout.
+    runtime.waiters.wake_all()
     # The notifier goes first: what the last workflows published still reaches others.
     if runtime.notifier is not None:
         runtime.notifier.stop()

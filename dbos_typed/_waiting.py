@@ -14,11 +14,12 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import NoReturn
 
 from dbos_typed._context import DBOSContext, WorkflowContext
 from dbos_typed._runtime import Runtime
 from dbos_typed._sysdb._listener import Key
-from dbos_typed.errors import DBOSError
+from dbos_typed.errors import DBOSError, WorkflowCancelled
 
 
 class Wait:
@@ -65,10 +66,13 @@ class Wait:
 
         Raises:
             WorkflowCancelled: the waiting workflow was cancelled.
+            DBOSError: the context shut down.
         """
         runtime = self._runtime
         while True:
             self._check_cancelled()
+            if runtime.shutting_down.is_set():
+                self._stop_for_shutdown()
             wait = min(runtime.recheck_interval(), max_interval)
             if deadline is not None:
                 remaining = deadline - time.time()
@@ -81,6 +85,12 @@ class Wait:
                 return True
             if probe():
                 return True
+
+    def _stop_for_shutdown(self) -> NoReturn:
+        if self._workflow is not None:
+            # Not a failure of the workflow: it stays PENDING and is recovered later.
+            raise WorkflowCancelled(self._workflow._state.workflow_id, "interrupted by shutdown")
+        raise DBOSError("the context shut down during the wait")
 
     def _check_cancelled(self) -> None:
         if self._workflow is not None:

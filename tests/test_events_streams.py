@@ -306,3 +306,30 @@ def test_concurrent_writers_inside_a_step_append_without_gaps(backend: Backend) 
         'SELECT "offset" FROM {s}.streams WHERE workflow_uuid = %s ORDER BY "offset"', "fan"
     )
     assert [r[0] for r in offsets] == list(range(101))
+
+
+def test_shutdown_ends_a_wait_outside_a_workflow(backend: Backend) -> None:
+    def silent(ctx: dbos.WorkflowContext) -> None:
+        return None
+
+    ctx = _context(backend, silent)
+    ctx.launch()
+    dbos.run_workflow(ctx, silent, workflow_id="quiet").get_result()
+    outcome: queue.Queue[BaseException] = queue.Queue()
+
+    def read() -> None:
+        try:
+            dbos.get_event[int](ctx, "quiet", "never", timeout=timedelta(seconds=60))
+        except BaseException as exc:
+            outcome.put(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    key = ("dbos_workflow_events_channel", "quiet::never")
+    _wait_for(lambda: ctx._runtime.waiters.count(key) == 1)
+    start = time.monotonic()
+    ctx.shutdown()
+    error = outcome.get(timeout=10)
+    reader.join(10)
+    assert isinstance(error, dbos.DBOSError) and "shut down" in str(error)
+    assert time.monotonic() - start < 5
