@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import NoReturn
 
 from dbos_typed._context import DBOSContext, WorkflowContext
 from dbos_typed._runtime import Runtime
@@ -70,9 +69,7 @@ class Wait:
         """
         runtime = self._runtime
         while True:
-            self._check_cancelled()
-            if runtime.shutting_down.is_set():
-                self._stop_for_shutdown()
+            self._check_stop()
             wait = min(runtime.recheck_interval(), max_interval)
             if deadline is not None:
                 remaining = deadline - time.time()
@@ -81,12 +78,18 @@ class Wait:
                 wait = min(wait, remaining)
             if self._event.wait(wait):
                 self._event.clear()
-                self._check_cancelled()
+                # Checked again before the caller reads the database, which a shutdown
+                # is about to close.
+                self._check_stop()
                 return True
             if probe():
+                self._check_stop()
                 return True
 
-    def _stop_for_shutdown(self) -> NoReturn:
+    def _check_stop(self) -> None:
+        self._check_cancelled()
+        if not self._runtime.shutting_down.is_set():
+            return
         if self._workflow is not None:
             # Not a failure of the workflow: it stays PENDING and is recovered later.
             raise WorkflowCancelled(self._workflow._state.workflow_id, "interrupted by shutdown")
