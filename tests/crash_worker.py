@@ -31,7 +31,10 @@ def _log(path: str, line: str) -> None:
 def _step(log: str, workflow_id: str, n: int) -> int:
     _log(log, f"{workflow_id} {n} start")
     if n == 2 and MODE == "start":
-        print(f"entered {workflow_id}", flush=True)
+        # One write per line: print() writes the text and the newline separately, so
+        # lines from concurrent workflows could merge and the test would miss one.
+        sys.stdout.write(f"entered {workflow_id}\n")
+        sys.stdout.flush()
         time.sleep(3600)  # killed here
     _log(log, f"{workflow_id} {n} done")
     return n
