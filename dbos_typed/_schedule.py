@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from dbos_typed._context import DBOSContext, WorkflowContext
 from dbos_typed._cron import (
@@ -25,17 +25,20 @@ from dbos_typed._cron import (
     tick_workflow_id,
     trigger_workflow_id,
 )
+from dbos_typed._durable import run_durably
 from dbos_typed._handle import WorkflowHandle
 from dbos_typed._registry import describe
 from dbos_typed._runtime import Runtime, now_ms
-from dbos_typed._serialization import codec_for, encode_inputs
-from dbos_typed._sysdb._rows import INTERNAL_QUEUE, ScheduledTick, ScheduleRow
+from dbos_typed._serialization import Codec, ErrorRecord, codec_for, encode_inputs
+from dbos_typed._sysdb._rows import INTERNAL_QUEUE, ScheduledTick, ScheduleRow, StepRecord
 from dbos_typed.errors import InvalidOptionError, ScheduleNotFoundError
 
 #: At most this many ticks are enqueued by one backfill.
 MAX_BACKFILL_TICKS = 100_000
 
 _TICK_CODEC = codec_for(datetime)
+
+T = TypeVar("T")
 
 
 class ScheduleStatus(enum.StrEnum):
@@ -124,7 +127,9 @@ def create_schedule(
     Durability: the schedule is a database row, so it outlives this process and every
     launched process of the application fires it (processes other than this one notice
     it within `Config.scheduler_polling_interval`). Each tick is enqueued exactly once,
-    however many processes fire it, under the ID `sched-<name>-<tick time>`.
+    however many processes fire it, under the ID `sched-<name>-<tick time>`. In a workflow
+    it is a checkpointed step (`DBOS.createSchedule`): replay returns the recorded
+    schedule, and a retry after a crash accepts the identical schedule it created.
 
     Args:
         ctx: A context (it need not be launched).
@@ -145,14 +150,23 @@ def create_schedule(
         InvalidOptionError: an invalid expression, time zone, name or workflow, or a
             schedule named `name` already exists.
     """
-    runtime = _outside_workflow(ctx, "create_schedule")
+    runtime = _runtime_of(ctx)
     row = _row_for(
         runtime, ScheduleSpec(name, workflow, schedule, timezone, queue, automatic_backfill)
     )
-    if not runtime.store.create_schedule(row):
-        raise InvalidOptionError("name", f"a schedule named {name!r} already exists")
-    runtime.schedule_wakeup.set()
-    return _public(row)
+    durable = _in_workflow_body(ctx)
+
+    def create() -> WorkflowSchedule:
+        if not runtime.store.create_schedule(row):
+            existing = runtime.store.get_schedule(row.schedule_name)
+            # A workflow retried after a crash may find the schedule its first run made.
+            if not (durable and existing is not None and _same_definition(existing, row)):
+                raise InvalidOptionError("name", f"a schedule named {name!r} already exists")
+            return _public(existing)
+        runtime.schedule_wakeup.set()
+        return _public(row)
+
+    return _step(ctx, "DBOS.createSchedule", create, _SCHEDULE_CODEC)
 
 
 def apply_schedules(ctx: DBOSContext, specs: Sequence[ScheduleSpec]) -> None:
@@ -191,14 +205,22 @@ def apply_schedules(ctx: DBOSContext, specs: Sequence[ScheduleSpec]) -> None:
 def get_schedule(ctx: DBOSContext, name: str) -> WorkflowSchedule:
     """The schedule named `name`.
 
+    In a workflow the read is a checkpointed step (`DBOS.getSchedule`), so replay sees the
+    same schedule.
+
     Raises:
         ScheduleNotFoundError: there is no such schedule.
     """
-    runtime = _outside_workflow(ctx, "get_schedule")
-    row = runtime.store.get_schedule(_checked_name(name))
-    if row is None:
-        raise ScheduleNotFoundError(name)
-    return _public(row)
+    runtime = _runtime_of(ctx)
+    checked = _checked_name(name)
+
+    def get() -> WorkflowSchedule:
+        row = runtime.store.get_schedule(checked)
+        if row is None:
+            raise ScheduleNotFoundError(checked)
+        return _public(row)
+
+    return _step(ctx, "DBOS.getSchedule", get, _SCHEDULE_CODEC)
 
 
 def list_schedules(
@@ -210,22 +232,28 @@ def list_schedules(
 ) -> list[WorkflowSchedule]:
     """The application's schedules (and unclaimed ones), by name, optionally filtered.
 
+    In a workflow the read is a checkpointed step (`DBOS.listSchedules`).
+
     Args:
         ctx: A context.
         statuses: Only schedules with one of these statuses.
         workflow_names: Only schedules starting one of these workflows.
         name_prefix: Only schedules whose name starts with this.
     """
-    runtime = _outside_workflow(ctx, "list_schedules")
+    runtime = _runtime_of(ctx)
     wanted = None if statuses is None else {ScheduleStatus(s) for s in statuses}
     names = None if workflow_names is None else set(workflow_names)
-    return [
-        schedule
-        for schedule in map(_public, runtime.store.list_schedules(runtime.app_name))
-        if (wanted is None or schedule.status in wanted)
-        and (names is None or schedule.workflow_name in names)
-        and (name_prefix is None or schedule.schedule_name.startswith(name_prefix))
-    ]
+
+    def list_() -> list[WorkflowSchedule]:
+        return [
+            schedule
+            for schedule in map(_public, runtime.store.list_schedules(runtime.app_name))
+            if (wanted is None or schedule.status in wanted)
+            and (names is None or schedule.workflow_name in names)
+            and (name_prefix is None or schedule.schedule_name.startswith(name_prefix))
+        ]
+
+    return _step(ctx, "DBOS.listSchedules", list_, _SCHEDULES_CODEC)
 
 
 def pause_schedule(ctx: DBOSContext, name: str) -> None:
@@ -233,12 +261,13 @@ def pause_schedule(ctx: DBOSContext, name: str) -> None:
 
     Durability: the status is stored, so the schedule stays paused across restarts and
     in every process; no process enqueues a tick of a paused schedule, even before its
-    scheduler has re-read the table. `last_fired_at` is cleared, as in the Go SDK.
+    scheduler has re-read the table. `last_fired_at` is cleared, as in the Go SDK. In a
+    workflow it is a checkpointed step (`DBOS.pauseSchedule`).
 
     Raises:
         ScheduleNotFoundError: there is no such schedule.
     """
-    _set_status(ctx, name, ScheduleStatus.PAUSED, "pause_schedule")
+    _set_status(ctx, name, ScheduleStatus.PAUSED, "DBOS.pauseSchedule")
 
 
 def resume_schedule(ctx: DBOSContext, name: str) -> None:
@@ -246,23 +275,29 @@ def resume_schedule(ctx: DBOSContext, name: str) -> None:
 
     Durability: stored like `pause_schedule`. `last_fired_at` is cleared, so automatic
     backfill does not enqueue the ticks of the paused period (use `backfill_schedule`
-    for those).
+    for those). In a workflow it is a checkpointed step (`DBOS.resumeSchedule`).
 
     Raises:
         ScheduleNotFoundError: there is no such schedule.
     """
-    _set_status(ctx, name, ScheduleStatus.ACTIVE, "resume_schedule")
+    _set_status(ctx, name, ScheduleStatus.ACTIVE, "DBOS.resumeSchedule")
 
 
 def delete_schedule(ctx: DBOSContext, name: str) -> None:
     """Delete a schedule; deleting one that does not exist does nothing.
 
     Durability: the row is deleted; no process enqueues another tick of it. Workflows
-    it already enqueued still run.
+    it already enqueued still run. In a workflow it is a checkpointed step
+    (`DBOS.deleteSchedule`).
     """
-    runtime = _outside_workflow(ctx, "delete_schedule")
-    runtime.store.delete_schedule(_checked_name(name))
-    runtime.schedule_wakeup.set()
+    runtime = _runtime_of(ctx)
+    checked = _checked_name(name)
+
+    def delete() -> None:
+        runtime.store.delete_schedule(checked)
+        runtime.schedule_wakeup.set()
+
+    _step(ctx, "DBOS.deleteSchedule", delete, _NONE_CODEC)
 
 
 def backfill_schedule(ctx: DBOSContext, name: str, start: datetime, end: datetime) -> list[str]:
@@ -388,15 +423,85 @@ def declared_rows(runtime: Runtime) -> list[ScheduleRow]:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _outside_workflow(ctx: DBOSContext, call: str) -> Runtime:
+def _runtime_of(ctx: DBOSContext) -> Runtime:
     if not isinstance(ctx, DBOSContext):
         raise InvalidOptionError("ctx", "expected a DBOSContext from new_context()")
-    if isinstance(ctx, WorkflowContext) and not ctx._state.in_step:
-        # A schedule change is not a checkpointed operation: replay would repeat it.
+    return ctx._runtime
+
+
+def _in_workflow_body(ctx: DBOSContext) -> bool:
+    return isinstance(ctx, WorkflowContext) and not ctx._state.in_step
+
+
+def _outside_workflow(ctx: DBOSContext, call: str) -> Runtime:
+    if _in_workflow_body(ctx):
+        # As in the Go SDK: these write many rows and are not checkpointed operations.
         raise InvalidOptionError(
             "ctx", f"{call} cannot be called from a workflow; call it from a step"
         )
-    return ctx._runtime
+    return _runtime_of(ctx)
+
+
+_SCHEDULE_CODEC: Codec[Any] = codec_for(WorkflowSchedule)
+_SCHEDULES_CODEC: Codec[Any] = codec_for(list[WorkflowSchedule])
+_NONE_CODEC: Codec[Any] = codec_for(None)
+
+
+def _step(ctx: DBOSContext, step_name: str, action: Callable[[], T], codec: Codec[Any]) -> T:
+    """Run `action`; in a workflow body, as a checkpointed operation that replays."""
+    if not _in_workflow_body(ctx):
+        return action()
+    assert isinstance(ctx, WorkflowContext)
+
+    def execute() -> tuple[str | None, str | None, Any, BaseException | None]:
+        try:
+            value = action()
+        except (ScheduleNotFoundError, InvalidOptionError) as exc:
+            return None, _error_record(exc).encode(), None, exc
+        return codec.encode(value), None, value, None
+
+    def replay(step: StepRecord) -> Any:
+        if step.error is not None:
+            raise _rebuilt(ErrorRecord.decode(step.error))
+        return codec.decode(step.output or "null")
+
+    result: T = run_durably(ctx, step_name, execute, replay)
+    return result
+
+
+def _error_record(exc: ScheduleNotFoundError | InvalidOptionError) -> ErrorRecord:
+    if isinstance(exc, ScheduleNotFoundError):
+        data = {"schedule_name": exc.schedule_name}
+    else:
+        data = {"argument": exc.argument}
+    return ErrorRecord(name=type(exc).__name__, message=str(exc), data=data)
+
+
+def _rebuilt(record: ErrorRecord) -> BaseException:
+    data = record.data if isinstance(record.data, dict) else {}
+    if record.name == "ScheduleNotFoundError":
+        return ScheduleNotFoundError(str(data.get("schedule_name", "")))
+    argument = str(data.get("argument", "name"))
+    problem = record.message.split(": ", 1)[-1]
+    return InvalidOptionError(argument, problem)
+
+
+def _same_definition(a: ScheduleRow, b: ScheduleRow) -> bool:
+    return (
+        a.workflow_name,
+        a.schedule,
+        a.cron_timezone,
+        a.queue_name,
+        a.automatic_backfill,
+        a.application_name,
+    ) == (
+        b.workflow_name,
+        b.schedule,
+        b.cron_timezone,
+        b.queue_name,
+        b.automatic_backfill,
+        b.application_name,
+    )
 
 
 def _checked_name(name: object) -> str:
@@ -405,11 +510,16 @@ def _checked_name(name: object) -> str:
     return name
 
 
-def _set_status(ctx: DBOSContext, name: str, status: ScheduleStatus, call: str) -> None:
-    runtime = _outside_workflow(ctx, call)
-    if not runtime.store.set_schedule_status(_checked_name(name), status.value):
-        raise ScheduleNotFoundError(name)
-    runtime.schedule_wakeup.set()
+def _set_status(ctx: DBOSContext, name: str, status: ScheduleStatus, step_name: str) -> None:
+    runtime = _runtime_of(ctx)
+    checked = _checked_name(name)
+
+    def set_status() -> None:
+        if not runtime.store.set_schedule_status(checked, status.value):
+            raise ScheduleNotFoundError(checked)
+        runtime.schedule_wakeup.set()
+
+    _step(ctx, step_name, set_status, _NONE_CODEC)
 
 
 def _workflow_name(runtime: Runtime, workflow: object) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 import dbos_typed as dbos
 from dbos_typed._cron import CronSchedule, tick_workflow_id
-from tests.conftest import Backend
+from tests.conftest import Backend, Gate
 
 EVERY_SECOND = "* * * * * *"
 
@@ -325,6 +325,63 @@ def test_schedule_calls_are_refused_in_a_workflow_body_but_work_in_steps(
     refused, *names = dbos.run_workflow(ctx, manage).get_result()
     assert "call it from a step" in refused
     assert names == ["listed"]
+
+
+GATES: dict[str, Gate] = {}
+
+
+def schedule_admin(ctx: dbos.WorkflowContext, gate: str) -> list[str]:
+    created = dbos.create_schedule(ctx, "from-wf", "tick_recorder", "@yearly")
+    dbos.pause_schedule(ctx, "from-wf")
+    seen = dbos.get_schedule(ctx, "from-wf")
+    listed = dbos.list_schedules(ctx)
+    try:
+        dbos.get_schedule(ctx, "missing")
+        missing = "found"
+    except dbos.ScheduleNotFoundError as exc:
+        missing = exc.schedule_name
+    dbos.run_as_step(ctx, GATES[gate], name="wait")
+    dbos.delete_schedule(ctx, "from-wf")
+    return [created.schedule_id, seen.status.value, str(len(listed)), missing]
+
+
+def test_schedule_calls_in_a_workflow_are_checkpointed_and_replayed(backend: Backend) -> None:
+    GATES["admin"] = gate = Gate()
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, schedule_admin)
+    ctx.launch()
+    handle = dbos.run_workflow(ctx, schedule_admin, "admin", workflow_id="admin-wf")
+    gate.wait_entered()
+    steps = backend.query(
+        "SELECT function_name FROM {s}.operation_outputs WHERE workflow_uuid = %s "
+        "ORDER BY function_id",
+        "admin-wf",
+    )
+    assert [r[0] for r in steps] == [
+        "DBOS.createSchedule",
+        "DBOS.pauseSchedule",
+        "DBOS.getSchedule",
+        "DBOS.listSchedules",
+        "DBOS.getSchedule",
+    ]
+    first_id = dbos.get_schedule(ctx, "from-wf").schedule_id
+
+    # Stop the workflow in its step, remove the schedule behind its back, and resume it:
+    # the recorded calls replay (nothing is created again, the pause does not fail) and
+    # return what they returned the first time.
+    dbos.cancel_workflow(ctx, "admin-wf")
+    gate.open()
+    with pytest.raises(dbos.AwaitedWorkflowCancelledError):
+        handle.get_result(timeout=timedelta(seconds=10))
+    backend.query("DELETE FROM {s}.workflow_schedules")
+    resumed = dbos.resume_workflow(ctx, "admin-wf")
+    assert resumed.get_result(timeout=timedelta(seconds=10)) == [
+        first_id,
+        "PAUSED",
+        "1",
+        "missing",
+    ]
+    assert backend.query("SELECT count(*) FROM {s}.workflow_schedules") == [(0,)]
 
 
 def test_polling_interval_must_be_positive() -> None:
