@@ -186,4 +186,6 @@ def execute_claimed(runtime: Runtime, claimed: ClaimedWorkflow) -> Execution | N
             workflow_id, StatusName.ERROR, None, record.encode(), now_ms()
         )
         return None
-    return launch_execution(runtime, spec, workflow_id, value, None, claimed.deadline_ms)
+    # A workflow that never recorded a step (most queued ones) has nothing to replay.
+    recorded: dict[int, Any] | None = None if claimed.has_steps else {}
+    return launch_execution(runtime, spec, workflow_id, value, recorded, claimed.deadline_ms)

@@ -311,7 +311,9 @@ WHERE {s}.workflow_status.workflow_uuid = picked.workflow_uuid
 RETURNING {s}.workflow_status.workflow_uuid, name,
     COALESCE((SELECT wi.inputs FROM {s}.workflow_input wi
               WHERE wi.workflow_uuid = {s}.workflow_status.workflow_uuid), inputs),
-    recovery_attempts, workflow_deadline_epoch_ms, queue_name, queue_partition_key
+    recovery_attempts, workflow_deadline_epoch_ms, queue_name, queue_partition_key,
+    EXISTS (SELECT 1 FROM {s}.operation_outputs oo
+            WHERE oo.workflow_uuid = {s}.workflow_status.workflow_uuid)
 """
 )
 
@@ -325,6 +327,10 @@ CLAIM_QUEUED_SQLITE: Final[LiteralString] = (
 
 # A claimed workflow that could not be dispatched goes back to its queue instead of
 # staying PENDING with nobody running it.
+HAS_STEPS: Final[LiteralString] = """
+SELECT 1 FROM {s}.operation_outputs WHERE workflow_uuid = %(workflow_id)s LIMIT 1
+"""
+
 REQUEUE_CLAIMED: Final[LiteralString] = """
 UPDATE {s}.workflow_status
 SET status = 'ENQUEUED', started_at_epoch_ms = NULL, owner_xid = NULL,

@@ -130,6 +130,7 @@ class ClaimedWorkflow:
     deadline_ms: int | None
     queue_name: str | None = None
     partition_key: str | None = None
+    has_steps: bool = True  # False: nothing recorded yet, so nothing to load for replay
 
 
 @dataclass(frozen=True, slots=True)

@@ -234,6 +234,7 @@ class SqliteStore(SystemStore):
                 dataclasses.replace(
                     c,
                     inputs=_first(tx.execute(q.GET_INPUTS, {"workflow_id": c.workflow_id})),
+                    has_steps=bool(tx.execute(q.HAS_STEPS, {"workflow_id": c.workflow_id})),
                 )
                 for c in claimed
             ]

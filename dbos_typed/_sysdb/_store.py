@@ -725,7 +725,7 @@ def inserted_from(r: Sequence[Any], creator_xid: str) -> InsertedWorkflow:
 
 def claimed_from(r: Sequence[Any]) -> ClaimedWorkflow:
     """Read the RETURNING row of a claim."""
-    workflow_id, name, inputs, attempts, deadline, queue_name, partition_key = r
+    workflow_id, name, inputs, attempts, deadline, queue_name, partition_key = r[:7]
     return ClaimedWorkflow(
         workflow_id=workflow_id,
         name=name,
@@ -734,6 +734,7 @@ def claimed_from(r: Sequence[Any]) -> ClaimedWorkflow:
         deadline_ms=deadline,
         queue_name=queue_name,
         partition_key=partition_key,
+        has_steps=bool(r[7]) if len(r) > 7 else True,
     )
 
 
