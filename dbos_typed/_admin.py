@@ -155,7 +155,7 @@ def _recover(handler: _Handler, _: dict[str, str], body: Any) -> tuple[int, Any]
         recovered += runtime.store.recover_pending(
             executor_id, runtime.application_version, runtime.app_name, now_ms()
         )
-    runtime.queue_wakeup.set()
+    runtime.announce_work()
     return HTTPStatus.OK, recovered
 
 

@@ -23,6 +23,8 @@ from dbos_typed._lifecycle import open_store
 from dbos_typed._queue import WorkflowQueue
 from dbos_typed._runtime import Runtime
 from dbos_typed._serialization import Codec, codec_for, encode_any
+from dbos_typed._sysdb._listener import Notifier
+from dbos_typed._sysdb._postgres import PostgresStore
 from dbos_typed.errors import InvalidOptionError, SerializationError
 
 T = TypeVar("T")
@@ -53,6 +55,8 @@ class Client(Connected):
         """Release the database connections. Calling it again does nothing."""
         if not self._closed.is_set():
             self._closed.set()
+            if self._runtime.notifier is not None:
+                self._runtime.notifier.stop()
             self._runtime.store.close()
 
     def __enter__(self) -> Client:
@@ -94,6 +98,9 @@ def new_client(config: Config | str, /, *, app_name: str | None = None) -> Clien
         raise
     runtime = Runtime(settings, store)
     runtime.owner_name = owner
+    if isinstance(store, PostgresStore):
+        # Enqueues tell the applications' runners at once (coalesced), not at their next poll.
+        runtime.notifier = Notifier(store.notify)
     return Client(runtime)
 
 

@@ -204,7 +204,7 @@ def insert_queued(runtime: Runtime, row: NewWorkflow, policy: DeduplicationPolic
                 row.workflow_id, existing_name=inserted.name, requested_name=row.name
             )
         if inserted.created:
-            runtime.queue_wakeup.set()
+            runtime.announce_work(row.queue_name)
         return row.workflow_id
     raise QueueDeduplicatedError(
         row.workflow_id,
@@ -280,7 +280,7 @@ def enqueue_child(
         raise ConflictingWorkflowError(
             child_id, existing_name=inserted.name, requested_name=spec.name
         )
-    runtime.queue_wakeup.set()
+    runtime.announce_work()
     return WorkflowHandle(parent, child_id, spec.output_codec, runtime.running_execution(child_id))
 
 

@@ -133,7 +133,9 @@ def _start_notifications(runtime: Runtime) -> None:
     if isinstance(store, PostgresStore):
         # Workflows wait for messages and events on one LISTEN connection; SQLite polls.
         runtime.notifier = Notifier(store.notify)
-        runtime.listener = Listener(store.conninfo, runtime.waiters)
+        runtime.listener = Listener(
+            store.conninfo, runtime.waiters, on_queued_work=runtime.note_queued_work
+        )
         runtime.listener.start()
 
 
@@ -157,7 +159,7 @@ def _recover(runtime: Runtime) -> None:
     )
     if recovered:
         logger.info("recovering %d pending workflow(s)", len(recovered))
-        runtime.queue_wakeup.set()
+        runtime.announce_work()
     for version, count, example in sysdb.stranded_versions(
         runtime.store,
         executor_id=runtime.executor_id,

@@ -75,7 +75,7 @@ def resume_workflow(ctx: Connected, workflow_id: str, /) -> WorkflowHandle[Any]:
     if not runtime.store.resume_workflow(workflow_id, INTERNAL_QUEUE, now_ms()):
         if runtime.store.workflow_status(workflow_id) is None:
             raise NonExistentWorkflowError(workflow_id)
-    runtime.queue_wakeup.set()
+    runtime.announce_work()
     return _handle(ctx, workflow_id)
 
 
@@ -134,7 +134,7 @@ def fork_workflow(
     )
     if not forked:
         raise NonExistentWorkflowError(workflow_id)
-    runtime.queue_wakeup.set()
+    runtime.announce_work()
     return _handle(ctx, new_id)
 
 
@@ -260,5 +260,5 @@ def recover_pending_workflows(
         application_name=runtime.app_name,
         now_ms=now_ms(),
     )
-    runtime.queue_wakeup.set()
+    runtime.announce_work()
     return adopted

@@ -136,7 +136,7 @@ def new_workflow_queue(
     if not runtime.store.upsert_queue(row, now_ms()):
         raise RegistrationError(f"queue {name!r} belongs to another application")
     runtime.queues[name] = row
-    runtime.queue_wakeup.set()
+    runtime.announce_work(name)
     return queue
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from dbos_typed._config import Config
 from dbos_typed._registry import Registry
-from dbos_typed._sysdb._listener import Listener, Notifier, Waiters
-from dbos_typed._sysdb._rows import QueueRow
+from dbos_typed._sysdb._listener import QUEUES_CHANNEL, Listener, Notifier, Waiters
+from dbos_typed._sysdb._rows import INTERNAL_QUEUE, QueueRow
 from dbos_typed._sysdb._store import SystemStore
 
 logger = logging.getLogger("dbos_typed")
@@ -180,6 +180,7 @@ class Runtime:
         # Set to make the queue runner look for work now: a local enqueue, a finished
         # queued workflow, recovery, and (later) a database notification.
         self.queue_wakeup = threading.Event()
+        self.queue_notifications = 0  # how often other processes announced work (for tests)
         # The queues this process serves; None means every queue of the application.
         self.listened: frozenset[str] | None = None
         # Queue settings known in this process, by name (declared here or read back).
@@ -198,6 +199,21 @@ class Runtime:
         self.notifier: Notifier | None = None
         self._message_clock = 0
         self._message_clock_lock = threading.Lock()
+
+    def note_queued_work(self) -> None:
+        """Another process announced queued work: wake the runner now, not at its next poll."""
+        self.queue_notifications += 1
+        self.queue_wakeup.set()
+
+    def announce_work(self, queue_name: str | None = None) -> None:
+        """Wake this process's queue runner, and (on Postgres) other processes' runners.
+
+        Notifications go through the coalescing notifier: a burst of enqueues costs one
+        NOTIFY per queue per batch, never one per row.
+        """
+        self.queue_wakeup.set()
+        if self.notifier is not None:
+            self.notifier.signal(QUEUES_CHANNEL, queue_name or INTERNAL_QUEUE)
 
     @property
     def app_name(self) -> str:

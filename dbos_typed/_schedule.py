@@ -359,7 +359,7 @@ def trigger_schedule(ctx: DBOSContext, name: str) -> WorkflowHandle[Any]:
         [_tick(runtime, row, workflow_id, now, _owner_version(runtime, row))],
         only_if_active=False,
     )
-    runtime.queue_wakeup.set()
+    runtime.announce_work()
     spec = runtime.registry.by_name(row.workflow_name)
     return WorkflowHandle(ctx, workflow_id, None if spec is None else spec.output_codec)
 
@@ -408,7 +408,7 @@ def enqueue_ticks(
         last_fired_at=format_fired_at(ticks[-1]) if only_if_active else None,
     )
     if created:
-        runtime.queue_wakeup.set()
+        runtime.announce_work()
     return created
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
+import psycopg
 import pytest
+from psycopg import sql
 
 import dbos_typed as dbos
 from tests.conftest import Backend
@@ -39,3 +42,29 @@ def test_each_process_takes_only_the_workflows_it_registered(
         w.name: w.recovery_attempts for w in dbos.list_workflows(first, all_applications=True)
     }
     assert executors == {"alpha": 1, "beta": 1}  # each claimed once, by the right process
+
+
+@pytest.mark.postgres_only
+def test_work_enqueued_elsewhere_wakes_the_runner_by_notification(postgres_url: str) -> None:
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    config = dbos.Config(
+        app_name="test-app",
+        database_url=postgres_url,
+        database_schema=schema,
+        application_version="test-version",
+    )
+    worker = dbos.new_context(config)
+    try:
+        dbos.register_workflow(worker, alpha)
+        dbos.new_workflow_queue(worker, "slow-poll", polling_interval=timedelta(minutes=10))
+        worker.launch()
+        before = worker._runtime.queue_notifications
+        with dbos.new_client(config) as client:
+            handle = dbos.enqueue[str](client, "slow-poll", "alpha", 7)
+            assert handle.get_result(timeout=timedelta(seconds=20)) == "alpha 7"
+        # The worker heard of it by notification (its runner also polls, as a safety net).
+        assert worker._runtime.queue_notifications > before
+    finally:
+        worker.shutdown()
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))

@@ -21,7 +21,9 @@ logger = logging.getLogger("dbos_typed")
 NOTIFICATIONS_CHANNEL = "dbos_notifications_channel"
 EVENTS_CHANNEL = "dbos_workflow_events_channel"
 STREAMS_CHANNEL = "dbos_streams_channel"
-CHANNELS = (NOTIFICATIONS_CHANNEL, EVENTS_CHANNEL, STREAMS_CHANNEL)
+#: New queued work: the payload is the queue's name. Only dbos_typed listens on it.
+QUEUES_CHANNEL = "dbos_typed_queues_channel"
+CHANNELS = (NOTIFICATIONS_CHANNEL, EVENTS_CHANNEL, STREAMS_CHANNEL, QUEUES_CHANNEL)
 
 Key = tuple[str, str]
 
@@ -105,9 +107,15 @@ class Listener:
 
     _POLL = 0.25  # how often the thread looks at the stop flag while idle
 
-    def __init__(self, conninfo: str, waiters: Waiters) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        waiters: Waiters,
+        on_queued_work: Callable[[], None] | None = None,
+    ) -> None:
         self._conninfo = conninfo
         self._waiters = waiters
+        self._on_queued_work = on_queued_work
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._thread: threading.Thread | None = None
@@ -145,7 +153,11 @@ class Listener:
                     first = False
                     while not self._stop.is_set():
                         for notify in conn.notifies(timeout=self._POLL):
-                            self._waiters.wake((notify.channel, notify.payload))
+                            if notify.channel == QUEUES_CHANNEL:
+                                if self._on_queued_work is not None:
+                                    self._on_queued_work()
+                            else:
+                                self._waiters.wake((notify.channel, notify.payload))
             except Exception as exc:
                 self._connected.clear()
                 if self._stop.is_set():
