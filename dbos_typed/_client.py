@@ -1,8 +1,10 @@
 """`Client`: enqueue and steer workflows from code that is not a dbos_typed application.
 
 A client only talks to the system database: it runs no workflows and no queue runner, and
-never creates or migrates the schema. `retrieve_workflow`, `cancel_workflow`,
-`resume_workflow` and `new_workflow_queue` accept a client wherever they accept a context;
+never creates or migrates the schema. Every call that only reads or steers workflows
+through the database accepts a client wherever it accepts a context: `retrieve_workflow`,
+`send`, `get_event`, `read_stream`, `list_workflows`, `get_workflow_steps`,
+`cancel_workflow`, `resume_workflow`, `fork_workflow`, `new_workflow_queue` and the rest.
 `enqueue[R]` is the client's way to start a workflow, by its registered name.
 """
 
@@ -36,8 +38,8 @@ _CLIENT_CONFIG_NAME = "dbos-client"
 class Client(Connected):
     """A connection to a system database for code outside an application; see `new_client`.
 
-    Use it with `enqueue`, `retrieve_workflow`, `cancel_workflow`, `resume_workflow` and
-    `new_workflow_queue`; `close()` it (or use `with`) when done.
+    Use it with `enqueue`, `send`, `get_event`, `read_stream`, `retrieve_workflow` and the
+    management calls; `close()` it (or use `with`) when done.
     """
 
     __slots__ = ("_closed",)

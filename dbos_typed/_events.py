@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar, overload
 
 from pydantic import TypeAdapter
 
-from dbos_typed._context import DBOSContext, WorkflowContext
+from dbos_typed._context import Connected, WorkflowContext
 from dbos_typed._durable import begin_operation, record_operation, refused
 from dbos_typed._messaging import record_timeout, replay_wait
 from dbos_typed._runtime import now_ms
@@ -76,10 +76,10 @@ def _check_key(key: object) -> str:
 
 
 def _get_event(
-    ctx: DBOSContext, workflow_id: str, key: str, timeout: timedelta, codec: Codec[Any]
+    ctx: Connected, workflow_id: str, key: str, timeout: timedelta, codec: Codec[Any]
 ) -> Any:
-    if not isinstance(ctx, DBOSContext):
-        raise InvalidOptionError("ctx", "expected a DBOSContext or WorkflowContext")
+    if not isinstance(ctx, Connected):
+        raise InvalidOptionError("ctx", "expected a DBOSContext, WorkflowContext or Client")
     if not isinstance(workflow_id, str) or not workflow_id:
         raise InvalidOptionError("workflow_id", "expected a non-empty string")
     _check_key(key)
@@ -129,7 +129,7 @@ class GetEvent(Protocol[T_co]):
     """The signature of `get_event[T]`."""
 
     def __call__(
-        self, ctx: DBOSContext, workflow_id: str, key: str, timeout: timedelta = ...
+        self, ctx: Connected, workflow_id: str, key: str, timeout: timedelta = ...
     ) -> T_co:
         """Read an event as `T`."""
         ...
@@ -165,7 +165,7 @@ class _EventReader:
         codec = codec_for(tp)
 
         def typed_get_event(
-            ctx: DBOSContext,
+            ctx: Connected,
             workflow_id: str,
             key: str,
             timeout: timedelta = timedelta(seconds=60),
@@ -177,7 +177,7 @@ class _EventReader:
 
     def __call__(
         self,
-        ctx: DBOSContext,
+        ctx: Connected,
         workflow_id: str,
         key: str,
         timeout: timedelta = timedelta(seconds=60),

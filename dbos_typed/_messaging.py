@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar, overload
 
 from pydantic import TypeAdapter
 
-from dbos_typed._context import DBOSContext, WorkflowContext
+from dbos_typed._context import Connected, WorkflowContext
 from dbos_typed._durable import begin_operation, rebuild_error, record_of, refused
 from dbos_typed._runtime import now_ms
 from dbos_typed._serialization import Codec, ErrorRecord, codec_for, encode_any
@@ -37,7 +37,7 @@ _MESSAGE_NAMESPACE = uuid.UUID("5d1f3c4e-7a2b-4c39-9d8e-0b6f2a1e7c55")
 
 
 def send(
-    ctx: DBOSContext,
+    ctx: Connected,
     destination_id: str,
     message: T,
     topic: str | None = None,
@@ -67,8 +67,8 @@ def send(
         SerializationError: the message cannot be stored as JSON.
         InvalidOptionError: a bad argument.
     """
-    if not isinstance(ctx, DBOSContext):
-        raise InvalidOptionError("ctx", "expected a DBOSContext or WorkflowContext")
+    if not isinstance(ctx, Connected):
+        raise InvalidOptionError("ctx", "expected a DBOSContext, WorkflowContext or Client")
     if not isinstance(destination_id, str) or not destination_id:
         raise InvalidOptionError("destination_id", "expected a non-empty string")
     stored_topic = _stored_topic(topic)

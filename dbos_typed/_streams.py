@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar, overload
 
 from pydantic import TypeAdapter
 
-from dbos_typed._context import DBOSContext, WorkflowContext
+from dbos_typed._context import Connected, WorkflowContext
 from dbos_typed._durable import begin_operation, refused
 from dbos_typed._runtime import now_ms
 from dbos_typed._serialization import Codec, codec_for, encode_any
@@ -95,7 +95,7 @@ def _append(ctx: WorkflowContext, key: str, text: str, name: str) -> None:
     runtime.publish(STREAMS_CHANNEL, payload_of(workflow_id, key))
 
 
-def _read(ctx: DBOSContext, workflow_id: str, key: str, codec: Codec[Any]) -> Iterator[Any]:
+def _read(ctx: Connected, workflow_id: str, key: str, codec: Codec[Any]) -> Iterator[Any]:
     store = ctx._runtime.store
     offset = 0
     drained_after_exit = False
@@ -132,7 +132,7 @@ def _moved(store: SystemStore, workflow_id: str, key: str, offset: int) -> bool:
 class ReadStream(Protocol[T_co]):
     """The signature of `read_stream[T]`."""
 
-    def __call__(self, ctx: DBOSContext, workflow_id: str, key: str) -> Iterator[T_co]:
+    def __call__(self, ctx: Connected, workflow_id: str, key: str) -> Iterator[T_co]:
         """Iterate over a stream as `T`."""
         ...
 
@@ -160,13 +160,13 @@ class _StreamReader:
     def __getitem__(self, tp: Any) -> ReadStream[Any]:
         codec = codec_for(tp)
 
-        def typed_read_stream(ctx: DBOSContext, workflow_id: str, key: str) -> Iterator[Any]:
+        def typed_read_stream(ctx: Connected, workflow_id: str, key: str) -> Iterator[Any]:
             return _read(ctx, _check_id(workflow_id), _check_key(key), codec)
 
         typed_read_stream.__doc__ = _StreamReader.__doc__
         return typed_read_stream
 
-    def __call__(self, ctx: DBOSContext, workflow_id: str, key: str) -> Iterator[Any]:
+    def __call__(self, ctx: Connected, workflow_id: str, key: str) -> Iterator[Any]:
         """Iterate over a stream as plain JSON values; see `read_stream`."""
         return _read(ctx, _check_id(workflow_id), _check_key(key), codec_for(Any))
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
-from dbos_typed._context import DBOSContext, WorkflowContext
+from dbos_typed._context import Connected, WorkflowContext
 from dbos_typed._runtime import Runtime
 from dbos_typed._sysdb._listener import Key
 from dbos_typed.errors import DBOSError, WorkflowCancelled
@@ -28,7 +28,7 @@ class Wait:
 
     _workflow: WorkflowContext | None
 
-    def __init__(self, ctx: DBOSContext, key: Key, *, exclusive: bool = False) -> None:
+    def __init__(self, ctx: Connected, key: Key, *, exclusive: bool = False) -> None:
         self._runtime: Runtime = ctx._runtime
         self._key = key
         self._event = threading.Event()

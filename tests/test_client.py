@@ -208,3 +208,31 @@ def test_closed_client_refuses_work(backend: Backend) -> None:
     client.close()  # idempotent
     with pytest.raises(dbos.InvalidOptionError):
         dbos.enqueue(client, "orders", "ping")
+
+
+def approval_flow(ctx: dbos.WorkflowContext, item: str) -> str:
+    dbos.set_event(ctx, "status", f"waiting for {item}")
+    for word in ("one", "two"):
+        dbos.write_stream(ctx, "progress", word)
+    dbos.close_stream(ctx, "progress")
+    approved = dbos.recv[bool](ctx, "decision", timeout=timedelta(seconds=30))
+    return "approved" if approved else "refused"
+
+
+def test_client_sends_and_reads_events_and_streams(backend: Backend) -> None:
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, approval_flow)
+    ctx.launch()
+    handle = dbos.run_workflow(ctx, approval_flow, "invoice", workflow_id="flow")
+    with dbos.new_client(backend.config()) as client:
+        status = dbos.get_event[str](client, "flow", "status", timeout=timedelta(seconds=30))
+        assert status == "waiting for invoice"
+        assert list(dbos.read_stream[str](client, "flow", "progress")) == ["one", "two"]
+        dbos.send(client, "flow", True, topic="decision", idempotency_key="decided")
+        dbos.send(client, "flow", False, topic="decision", idempotency_key="decided")  # dropped
+        assert (
+            dbos.retrieve_workflow[str](client, "flow").get_result(timeout=timedelta(seconds=30))
+            == "approved"
+        )
+    assert handle.get_result() == "approved"
+    assert backend.query("SELECT count(*) FROM {s}.notifications") == [(1,)]
