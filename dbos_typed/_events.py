@@ -21,6 +21,7 @@ from dbos_typed._serialization import Codec, codec_for, encode_any
 from dbos_typed._sleep import SLEEP_STEP, checkpoint_deadline
 from dbos_typed._sysdb._listener import EVENTS_CHANNEL, payload_of
 from dbos_typed._sysdb._rows import RecordResult, StepRecord
+from dbos_typed._validate import checked_name
 from dbos_typed._waiting import Wait
 from dbos_typed.errors import InvalidOptionError, WaitTimeoutError
 
@@ -50,7 +51,7 @@ def set_event(ctx: WorkflowContext, key: str, value: T) -> None:
     """
     if not isinstance(ctx, WorkflowContext):
         raise InvalidOptionError("ctx", "set_event needs the WorkflowContext of a running workflow")
-    _check_key(key)
+    checked_name(key, "key")
     text = encode_any(value)
     runtime = ctx._runtime
     state = ctx._state
@@ -69,20 +70,13 @@ def set_event(ctx: WorkflowContext, key: str, value: T) -> None:
     runtime.publish(EVENTS_CHANNEL, payload_of(workflow_id, key))
 
 
-def _check_key(key: object) -> str:
-    if not isinstance(key, str) or not key:
-        raise InvalidOptionError("key", "expected a non-empty string")
-    return key
-
-
 def _get_event(
     ctx: Connected, workflow_id: str, key: str, timeout: timedelta, codec: Codec[Any]
 ) -> Any:
     if not isinstance(ctx, Connected):
         raise InvalidOptionError("ctx", "expected a DBOSContext, WorkflowContext or Client")
-    if not isinstance(workflow_id, str) or not workflow_id:
-        raise InvalidOptionError("workflow_id", "expected a non-empty string")
-    _check_key(key)
+    checked_name(workflow_id, "workflow_id")
+    checked_name(key, "key")
     if not isinstance(timeout, timedelta) or timeout < timedelta(0):
         raise InvalidOptionError("timeout", "expected a non-negative timedelta")
     started = time.time()

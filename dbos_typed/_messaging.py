@@ -22,6 +22,7 @@ from dbos_typed._serialization import Codec, ErrorRecord, codec_for, encode_any
 from dbos_typed._sleep import SLEEP_STEP, checkpoint_deadline, workflow_context
 from dbos_typed._sysdb._listener import NOTIFICATIONS_CHANNEL, payload_of
 from dbos_typed._sysdb._rows import NULL_TOPIC, NewMessage, RecordResult, StepRecord
+from dbos_typed._validate import checked_name
 from dbos_typed._waiting import Wait
 from dbos_typed.errors import InvalidOptionError, WaitTimeoutError
 
@@ -69,8 +70,7 @@ def send(
     """
     if not isinstance(ctx, Connected):
         raise InvalidOptionError("ctx", "expected a DBOSContext, WorkflowContext or Client")
-    if not isinstance(destination_id, str) or not destination_id:
-        raise InvalidOptionError("destination_id", "expected a non-empty string")
+    checked_name(destination_id, "destination_id")
     stored_topic = _stored_topic(topic)
     if idempotency_key is not None and (
         not isinstance(idempotency_key, str) or not idempotency_key
@@ -110,6 +110,8 @@ def _stored_topic(topic: str | None) -> str:
         return NULL_TOPIC
     if not isinstance(topic, str):
         raise InvalidOptionError("topic", "expected a string or None")
+    if "\x00" in topic:
+        raise InvalidOptionError("topic", "must not contain NUL characters")
     return topic
 
 

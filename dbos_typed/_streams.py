@@ -21,6 +21,7 @@ from dbos_typed._sleep import workflow_context
 from dbos_typed._sysdb._listener import STREAMS_CHANNEL, payload_of
 from dbos_typed._sysdb._rows import STREAM_CLOSED, RecordResult, StatusName, StepRecord
 from dbos_typed._sysdb._store import SystemStore
+from dbos_typed._validate import checked_name
 from dbos_typed._waiting import Wait
 from dbos_typed.errors import DBOSError, InvalidOptionError, NonExistentWorkflowError
 
@@ -50,7 +51,7 @@ def write_stream(ctx: WorkflowContext, key: str, value: T) -> None:
         raise InvalidOptionError(
             "ctx", "write_stream needs the WorkflowContext of a running workflow"
         )
-    _append(ctx, _check_key(key), encode_any(value), WRITE_STREAM_STEP)
+    _append(ctx, checked_name(key, "key"), encode_any(value), WRITE_STREAM_STEP)
 
 
 def close_stream(ctx: WorkflowContext, key: str) -> None:
@@ -64,13 +65,7 @@ def close_stream(ctx: WorkflowContext, key: str) -> None:
         InvalidOptionError: called outside a workflow or inside a step.
     """
     workflow_context(ctx, "close_stream")
-    _append(ctx, _check_key(key), STREAM_CLOSED, CLOSE_STREAM_STEP)
-
-
-def _check_key(key: object) -> str:
-    if not isinstance(key, str) or not key:
-        raise InvalidOptionError("key", "expected a non-empty string")
-    return key
+    _append(ctx, checked_name(key, "key"), STREAM_CLOSED, CLOSE_STREAM_STEP)
 
 
 def _append(ctx: WorkflowContext, key: str, text: str, name: str) -> None:
@@ -93,6 +88,11 @@ def _append(ctx: WorkflowContext, key: str, text: str, name: str) -> None:
     if result is None:
         raise DBOSError(f"stream {key!r} of workflow {workflow_id!r} is closed")
     runtime.publish(STREAMS_CHANNEL, payload_of(workflow_id, key))
+
+
+def _checked(workflow_id: object, key: object) -> tuple[str, str]:
+    # Checked when the call is made: the reader itself is a generator, which runs later.
+    return checked_name(workflow_id, "workflow_id"), checked_name(key, "key")
 
 
 def _read(ctx: Connected, workflow_id: str, key: str, codec: Codec[Any]) -> Iterator[Any]:
@@ -161,20 +161,18 @@ class _StreamReader:
         codec = codec_for(tp)
 
         def typed_read_stream(ctx: Connected, workflow_id: str, key: str) -> Iterator[Any]:
-            return _read(ctx, _check_id(workflow_id), _check_key(key), codec)
+            return _read(
+                ctx, checked_name(workflow_id, "workflow_id"), checked_name(key, "key"), codec
+            )
 
         typed_read_stream.__doc__ = _StreamReader.__doc__
         return typed_read_stream
 
     def __call__(self, ctx: Connected, workflow_id: str, key: str) -> Iterator[Any]:
         """Iterate over a stream as plain JSON values; see `read_stream`."""
-        return _read(ctx, _check_id(workflow_id), _check_key(key), codec_for(Any))
-
-
-def _check_id(workflow_id: object) -> str:
-    if not isinstance(workflow_id, str) or not workflow_id:
-        raise InvalidOptionError("workflow_id", "expected a non-empty string")
-    return workflow_id
+        return _read(
+            ctx, checked_name(workflow_id, "workflow_id"), checked_name(key, "key"), codec_for(Any)
+        )
 
 
 read_stream = _StreamReader()

@@ -163,3 +163,46 @@ def test_random_values_round_trip_through_real_workflows(
     ).model_dump(mode="json")
     stored = dbos.run_workflow(ctx, store_json, value)
     assert dbos.retrieve_workflow[dict[str, Any]](ctx, stored.workflow_id).get_result() == value
+
+
+def listener(ctx: dbos.WorkflowContext, topic: str) -> str:
+    dbos.set_event(ctx, topic, "ready")
+    return dbos.recv[str](ctx, topic, timeout=timedelta(seconds=30))
+
+
+@pytest.mark.parametrize("topic", ['it\'s "quoted"', "'; DROP TABLE notifications; --", "话题🚀"])
+def test_hostile_topics_and_keys_are_plain_data(backend: Backend, topic: str) -> None:
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, listener)
+    ctx.launch()
+    handle = dbos.run_workflow(ctx, listener, topic, workflow_id=f"listen {topic}")
+    assert dbos.get_event[str](ctx, handle.workflow_id, topic) == "ready"
+    dbos.send(ctx, handle.workflow_id, f"for {topic}", topic=topic)
+    assert handle.get_result(timeout=timedelta(seconds=30)) == f"for {topic}"
+    with pytest.raises(dbos.InvalidOptionError):
+        dbos.send(ctx, handle.workflow_id, "x", topic="bad\x00topic")
+
+
+def test_large_payloads_round_trip(backend: Backend) -> None:
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, echo)
+    ctx.launch()
+    big = "x" * (8 * 1024 * 1024) + "\x00end"
+    handle = dbos.run_workflow(ctx, echo, big, workflow_id="big")
+    assert handle.get_result() == big
+    assert dbos.retrieve_workflow[str](ctx, "big").get_result() == big
+
+
+def test_default_application_version_is_stable_across_restarts(backend: Backend) -> None:
+    versions = []
+    for _ in range(2):
+        ctx = dbos.new_context(backend.config(application_version=None))
+        dbos.register_workflow(ctx, echo)
+        ctx.launch()
+        versions.append(ctx.application_version)
+        ctx.shutdown()
+    other = dbos.new_context(backend.config(application_version=None))
+    dbos.register_workflow(other, listener)
+    other.launch()
+    assert versions[0] == versions[1] != other.application_version
+    other.shutdown()

@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +132,58 @@ def test_terminated_connections_mid_run_lose_nothing(server: Server) -> None:
         assert server.terminate_connections() > 0
 
     _run_through(server, "terminate_case", kill)
+
+
+ticks: list[datetime] = []
+ticked = threading.Condition()
+
+
+def every_second(ctx: dbos.WorkflowContext, scheduled_time: datetime) -> str:
+    with ticked:
+        ticks.append(scheduled_time)
+        ticked.notify_all()
+    return scheduled_time.isoformat()
+
+
+@pytest.mark.postgres_only
+def test_queues_messages_events_and_schedules_ride_through_a_restart(server: Server) -> None:
+    from tests.chaos.worker import expected, mixed, task
+
+    ticks.clear()
+    schema = "mixed_case"
+    ctx = dbos.new_context(
+        dbos.Config(
+            app_name="chaos",  # the chaos workflows enqueue on this application's queue
+            database_url=server.url,
+            database_schema=schema,
+            scheduler_polling_interval=timedelta(seconds=1),
+        )
+    )
+    dbos.register_workflow(ctx, task)
+    dbos.register_workflow(ctx, mixed)
+    dbos.register_workflow(ctx, every_second, schedule="* * * * * *")
+    dbos.new_workflow_queue(ctx, "chaos", worker_concurrency=8)
+    ctx.launch()
+    try:
+        handles = [dbos.run_workflow(ctx, mixed, i, workflow_id=f"m-{i}") for i in range(10)]
+        server.restart()
+        results = [h.get_result(timeout=timedelta(seconds=90)) for h in handles]
+        assert results == [expected(i) for i in range(10)]
+        # The schedule keeps firing after the outage: two more ticks arrive.
+        with ticked:
+            seen = len(ticks)
+            assert ticked.wait_for(lambda: len(ticks) >= seen + 2, timeout=30), "no more ticks"
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            pending = conn.execute(
+                f"SELECT count(*) FROM \"{schema}\".workflow_status WHERE status = 'PENDING' "
+                "AND name <> 'every_second'"
+            ).fetchone()
+            messages = conn.execute(
+                f'SELECT count(*), count(*) FILTER (WHERE consumed) FROM "{schema}".notifications'
+            ).fetchone()
+        assert pending == (0,)
+        assert messages == (10, 10)
+        with ticked:
+            assert len(ticks) == len(set(ticks))  # no tick ran twice
+    finally:
+        ctx.shutdown()
