@@ -176,17 +176,7 @@ class SystemStore(abc.ABC):
         """Checkpoint a step in one round trip; see `RecordResult` for the outcomes."""
         rows = self._query(
             q.RECORD_STEP,
-            {
-                "workflow_id": workflow_id,
-                "step_id": step.step_id,
-                "name": step.name,
-                "output": step.output,
-                "error": step.error,
-                "child_workflow_id": step.child_workflow_id,
-                "started_at_ms": step.started_at_ms,
-                "completed_at_ms": step.completed_at_ms,
-                "application_name": application_name,
-            },
+            record_params(workflow_id, step, application_name),
         )
         if rows:
             return RecordResult.WRITTEN
@@ -201,17 +191,7 @@ class SystemStore(abc.ABC):
         """Write a checkpoint inside `tx`, or roll the whole transaction back if refused."""
         written = tx.execute(
             q.RECORD_STEP,
-            {
-                "workflow_id": workflow_id,
-                "step_id": step.step_id,
-                "name": step.name,
-                "output": step.output,
-                "error": step.error,
-                "child_workflow_id": step.child_workflow_id,
-                "started_at_ms": step.started_at_ms,
-                "completed_at_ms": step.completed_at_ms,
-                "application_name": application_name,
-            },
+            record_params(workflow_id, step, application_name),
         )
         if not written:
             raise _NotRecorded
@@ -636,6 +616,23 @@ class SystemStore(abc.ABC):
             return created
 
         return self._transaction(body)
+
+
+def record_params(
+    workflow_id: str, step: StepRecord, application_name: str | None
+) -> dict[str, Any]:
+    """Statement parameters for writing `step` as a checkpoint of `workflow_id`."""
+    return {
+        "workflow_id": workflow_id,
+        "step_id": step.step_id,
+        "name": step.name,
+        "output": step.output,
+        "error": step.error,
+        "child_workflow_id": step.child_workflow_id,
+        "started_at_ms": step.started_at_ms,
+        "completed_at_ms": step.completed_at_ms,
+        "application_name": application_name,
+    }
 
 
 def driver_error(exc: BaseException) -> BaseException:
