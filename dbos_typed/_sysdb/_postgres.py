@@ -39,6 +39,7 @@ from dbos_typed._sysdb._store import (
     has_global_limit,
     insert_params,
     inserted_from,
+    record_params,
 )
 from dbos_typed.errors import InitializationError, NonExistentWorkflowError, SystemDatabaseError
 
@@ -53,19 +54,6 @@ _DEDUP_INDEX = "uq_workflow_status_dedup_id"
 # SQLSTATE classes and codes that mean "the server is unreachable or restarting".
 _OUTAGE_CLASSES = ("08",)
 _OUTAGE_CODES = frozenset({"57P01", "57P02", "57P03", "53300"})
-
-
-def _step_params(
-    workflow_id: str, step: StepRecord, application_name: str | None
-) -> dict[str, Any]:
-    return {
-        "workflow_id": workflow_id,
-        "step_id": step.step_id,
-        "name": step.name,
-        "started_at_ms": step.started_at_ms,
-        "completed_at_ms": step.completed_at_ms,
-        "application_name": application_name,
-    }
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -334,7 +322,7 @@ class PostgresStore(SystemStore):
             return super().send_message(message)
         workflow_id, step, application_name = checkpoint
         params = {
-            **_step_params(workflow_id, step, application_name),
+            **record_params(workflow_id, step, application_name),
             "message_id": message.message_id,
             "destination_id": message.destination_id,
             "topic": message.topic,
@@ -355,7 +343,7 @@ class PostgresStore(SystemStore):
         self, workflow_id: str, topic: str, step: StepRecord, application_name: str | None
     ) -> tuple[RecordResult | None, str | None]:
         """Consume and checkpoint the oldest message in one round trip."""
-        params = {**_step_params(workflow_id, step, application_name), "topic": topic}
+        params = {**record_params(workflow_id, step, application_name), "topic": topic}
         rows = self._query(q.RECEIVE_MESSAGE_PG, params)
         message, recorded = rows[0]
         if message is None:
@@ -376,7 +364,7 @@ class PostgresStore(SystemStore):
         if checkpoint is None:
             return super().set_event(workflow_id, key, value, step_id, None)
         step, application_name = checkpoint
-        params = {**_step_params(workflow_id, step, application_name), "key": key, "value": value}
+        params = {**record_params(workflow_id, step, application_name), "key": key, "value": value}
         rows = self._query(q.SET_EVENT_FROM_WORKFLOW_PG, params)
         if rows and rows[0][0]:
             return RecordResult.WRITTEN
@@ -394,7 +382,7 @@ class PostgresStore(SystemStore):
             return super()._append_once(workflow_id, key, value, step_id, None)
         step, application_name = checkpoint
         params = {
-            **_step_params(workflow_id, step, application_name),
+            **record_params(workflow_id, step, application_name),
             "key": key,
             "value": value,
             "closed": STREAM_CLOSED,
