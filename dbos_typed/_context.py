@@ -128,6 +128,7 @@ class WorkflowState:
     recorded: dict[int, StepRecord] = field(default_factory=dict)
     next_step: int = 0
     in_step: bool = False
+    owner_xid: str | None = None  # the token this run's start or claim set on the row
 
     def check_cancelled(self) -> None:
         """Raise `WorkflowCancelled` if this workflow was asked to stop."""

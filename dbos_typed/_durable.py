@@ -72,7 +72,9 @@ def record_operation(ctx: WorkflowContext, step: StepRecord) -> None:
     # this step ran); only the new run may write from now on.
     state.check_cancelled()
     try:
-        result = runtime.store.record_step(state.workflow_id, step, runtime.app_name)
+        result = runtime.store.record_step(
+            state.workflow_id, step, runtime.app_name, state.owner_xid
+        )
     except StoreClosedError as exc:
         # The context shut down under this run: unwind it like a cancellation, without
         # recording anything; the workflow stays PENDING for the next launch.
@@ -80,9 +82,12 @@ def record_operation(ctx: WorkflowContext, step: StepRecord) -> None:
     if result is RecordResult.WRITTEN:
         return
     existing = refused(ctx, step.step_id, step.name, result)
-    if (existing.output, existing.error) == (step.output, step.error):
+    still_ours = state.owner_xid is None or (
+        runtime.store.workflow_owner(state.workflow_id) == state.owner_xid
+    )
+    if still_ours and (existing.output, existing.error) == (step.output, step.error):
         return  # our own write, retried after a lost reply
-    raise Superseded(ctx._state.workflow_id, "superseded by another execution")
+    raise Superseded(state.workflow_id, "superseded by another execution")
 
 
 def refused(ctx: WorkflowContext, step_id: int, name: str, result: RecordResult) -> StepRecord:

@@ -33,6 +33,7 @@ def launch_execution(
     value: Any,
     recorded: dict[int, Any] | None,
     deadline_ms: int | None,
+    owner_xid: str | None = None,
 ) -> Execution:
     """Run a workflow on a worker thread, unless this process already runs it.
 
@@ -46,12 +47,14 @@ def launch_execution(
         if existing is not None:
             # A cancelled run is still unwinding; the new run starts once it is gone.
             existing.future.add_done_callback(
-                lambda _: _run_after(runtime, spec, execution, value, recorded, deadline_ms)
+                lambda _: _run_after(
+                    runtime, spec, execution, value, recorded, deadline_ms, owner_xid
+                )
             )
             runtime.running[workflow_id] = execution
             return execution
         runtime.running[workflow_id] = execution
-    _run_after(runtime, spec, execution, value, recorded, deadline_ms)
+    _run_after(runtime, spec, execution, value, recorded, deadline_ms, owner_xid)
     return execution
 
 
@@ -62,11 +65,14 @@ def _run_after(
     value: Any,
     recorded: dict[int, Any] | None,
     deadline_ms: int | None,
+    owner_xid: str | None = None,
 ) -> None:
     workflow_id = execution.workflow_id
     if deadline_ms is not None:
         runtime.deadlines.add(deadline_ms, lambda: _expire(runtime, workflow_id))
-    runtime.workers.submit(lambda: _execute(runtime, spec, execution, value, recorded, deadline_ms))
+    runtime.workers.submit(
+        lambda: _execute(runtime, spec, execution, value, recorded, deadline_ms, owner_xid)
+    )
 
 
 def _expire(runtime: Runtime, workflow_id: str) -> None:
@@ -85,13 +91,16 @@ def _execute(
     value: Any,
     recorded: dict[int, Any] | None,
     deadline_ms: int | None,
+    owner_xid: str | None = None,
 ) -> None:
     workflow_id = execution.workflow_id
     outcome: tuple[str, Any] = ("database", None)
     try:
         if recorded is None:
             recorded = {step.step_id: step for step in runtime.store.list_steps(workflow_id)}
-        state = WorkflowState(workflow_id, spec, execution, deadline_ms, recorded)
+        state = WorkflowState(
+            workflow_id, spec, execution, deadline_ms, recorded, owner_xid=owner_xid
+        )
         outcome = _run_body(runtime, spec, state, value)
     except (WorkflowCancelled, StoreClosedError):
         pass
@@ -128,7 +137,7 @@ def _run_body(
             return ("database", None)
         record = _failure_record(exc)
         if not runtime.store.complete_workflow(
-            workflow_id, StatusName.ERROR, None, record.encode(), now_ms()
+            workflow_id, StatusName.ERROR, None, record.encode(), now_ms(), state.owner_xid
         ):
             return ("database", None)
         failure = WorkflowFailedError(
@@ -140,7 +149,9 @@ def _run_body(
         )
         failure.__cause__ = exc
         return ("error", failure)
-    if not runtime.store.complete_workflow(workflow_id, StatusName.SUCCESS, output, None, now_ms()):
+    if not runtime.store.complete_workflow(
+        workflow_id, StatusName.SUCCESS, output, None, now_ms(), state.owner_xid
+    ):
         return ("database", None)
     return ("ok", result)
 
@@ -188,4 +199,6 @@ def execute_claimed(runtime: Runtime, claimed: ClaimedWorkflow) -> Execution | N
         return None
     # A workflow that never recorded a step (most queued ones) has nothing to replay.
     recorded: dict[int, Any] | None = None if claimed.has_steps else {}
-    return launch_execution(runtime, spec, workflow_id, value, recorded, claimed.deadline_ms)
+    return launch_execution(
+        runtime, spec, workflow_id, value, recorded, claimed.deadline_ms, claimed.owner_xid
+    )

@@ -362,7 +362,9 @@ def _start(
         return WorkflowHandle(
             ctx, workflow_id, spec.output_codec, runtime.running_execution(workflow_id)
         )
-    execution = launch_execution(runtime, spec, workflow_id, value, {}, inserted.deadline_ms)
+    execution = launch_execution(
+        runtime, spec, workflow_id, value, {}, inserted.deadline_ms, row.creator_xid
+    )
     return WorkflowHandle(ctx, workflow_id, spec.output_codec, execution)
 
 

@@ -42,6 +42,7 @@ def test_a_workflow_run_twice_at_once_completes_once(backend: Backend) -> None:
     assert handle_a.get_result(timeout=timedelta(seconds=30)) == "firstlast"
     assert handle_b.get_result(timeout=timedelta(seconds=30)) == "firstlast"
     assert runs["first"] == 1  # recorded before b started: replayed by b
+    assert runs["last"] == 1  # a lost the workflow to b at its next checkpoint and stopped
     rows = backend.query(
         "SELECT function_id, count(*) FROM {s}.operation_outputs WHERE workflow_uuid = %s "
         "GROUP BY function_id ORDER BY function_id",

@@ -273,6 +273,7 @@ class PostgresStore(SystemStore):
         output: str | None,
         error: str | None,
         now_ms: int,
+        owner_xid: str | None = None,
     ) -> bool:
         """Record the outcome and its payload in one statement."""
         rows = self._query(
@@ -283,6 +284,7 @@ class PostgresStore(SystemStore):
                 "output": output,
                 "error": error,
                 "now_ms": now_ms,
+                "owner_xid": owner_xid,
             },
         )
         return bool(rows and rows[0][0])
@@ -298,7 +300,8 @@ class PostgresStore(SystemStore):
         """
         params = claim_params(request)
         if not has_global_limit(request):
-            return [claimed_from(r) for r in self._query(q.CLAIM_QUEUED_PG, params)]
+            rows = self._query(q.CLAIM_QUEUED_PG, params)
+            return [claimed_from(r, params["owner_xid"]) for r in rows]
         lock_key = f"{self._schema}/{request.queue_name}/{request.partition_key or ''}"
 
         def body(tx: Transaction) -> list[ClaimedWorkflow]:
@@ -307,7 +310,8 @@ class PostgresStore(SystemStore):
             if limit <= 0:
                 return []
             return [
-                claimed_from(r) for r in tx.execute(q.CLAIM_QUEUED_PG, {**params, "limit": limit})
+                claimed_from(r, params["owner_xid"])
+                for r in tx.execute(q.CLAIM_QUEUED_PG, {**params, "limit": limit})
             ]
 
         return self._transaction(body)

@@ -57,6 +57,7 @@ UPDATE {s}.workflow_status
 SET status = %(status)s, deduplication_id = NULL, owner_xid = NULL,
     updated_at = %(now_ms)s, completed_at = %(now_ms)s
 WHERE workflow_uuid = %(workflow_id)s AND status = 'PENDING'
+  AND (CAST(%(owner_xid)s AS TEXT) IS NULL OR owner_xid = %(owner_xid)s)
 RETURNING 1
 """
 
@@ -144,6 +145,10 @@ SET status = 'ENQUEUED', queue_name = %(queue_name)s, recovery_attempts = 0,
     completed_at = NULL, owner_xid = NULL, updated_at = %(now_ms)s
 WHERE workflow_uuid = %(workflow_id)s AND status NOT IN ('SUCCESS', 'ERROR')
 RETURNING 1
+"""
+
+WORKFLOW_OWNER: Final[LiteralString] = """
+SELECT owner_xid FROM {s}.workflow_status WHERE workflow_uuid = %(workflow_id)s
 """
 
 WORKFLOW_EXISTS: Final[LiteralString] = """
@@ -347,8 +352,9 @@ CHECK_SCHEMA: Final[LiteralString] = "SELECT max(version) FROM {s}.dbos_migratio
 
 # -- steps ---------------------------------------------------------------------------------
 
-# Guarded by the workflow still being PENDING, so a cancelled workflow's step leaves no
-# checkpoint, and without a read before the write.
+# Guarded by the workflow still being PENDING, and owned by the run writing (the token its
+# start or claim set), so a cancelled or taken-over run's step leaves no checkpoint; and
+# without a read before the write.
 RECORD_STEP: Final[LiteralString] = """
 INSERT INTO {s}.operation_outputs (
     workflow_uuid, function_id, function_name, output, error, child_workflow_id,
@@ -361,6 +367,7 @@ SELECT %(workflow_id)s, %(step_id)s, %(name)s, %(output)s, %(error)s, %(child_wo
 WHERE EXISTS (
     SELECT 1 FROM {s}.workflow_status
     WHERE workflow_uuid = %(workflow_id)s AND status = 'PENDING'
+      AND (CAST(%(owner_xid)s AS TEXT) IS NULL OR owner_xid = %(owner_xid)s)
 )
 ON CONFLICT (workflow_uuid, function_id) DO NOTHING
 RETURNING 1
@@ -439,6 +446,7 @@ _IF_PENDING: Final = """, NULL, NULL,
 WHERE EXISTS (
     SELECT 1 FROM {s}.workflow_status
     WHERE workflow_uuid = %(workflow_id)s AND status = 'PENDING'
+      AND (CAST(%(owner_xid)s AS TEXT) IS NULL OR owner_xid = %(owner_xid)s)
 )
 """
 

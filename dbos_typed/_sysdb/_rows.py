@@ -131,6 +131,7 @@ class ClaimedWorkflow:
     queue_name: str | None = None
     partition_key: str | None = None
     has_steps: bool = True  # False: nothing recorded yet, so nothing to load for replay
+    owner_xid: str | None = None  # the claim's token, which fences the run's writes
 
 
 @dataclass(frozen=True, slots=True)

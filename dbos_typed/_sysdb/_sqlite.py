@@ -197,6 +197,7 @@ class SqliteStore(SystemStore):
         output: str | None,
         error: str | None,
         now_ms: int,
+        owner_xid: str | None = None,
     ) -> bool:
         """Record the outcome, and its payload only if the workflow was still PENDING."""
         params = {
@@ -205,6 +206,7 @@ class SqliteStore(SystemStore):
             "output": output,
             "error": error,
             "now_ms": now_ms,
+            "owner_xid": owner_xid,
         }
 
         def body(tx: Transaction) -> bool:
@@ -227,7 +229,7 @@ class SqliteStore(SystemStore):
             if limit <= 0:
                 return []
             claimed = [
-                claimed_from(r)
+                claimed_from(r, params["owner_xid"])
                 for r in tx.execute(q.CLAIM_QUEUED_SQLITE, {**params, "limit": limit})
             ]
             return [

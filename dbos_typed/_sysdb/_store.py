@@ -94,6 +94,7 @@ class SystemStore(abc.ABC):
         output: str | None,
         error: str | None,
         now_ms: int,
+        owner_xid: str | None = None,
     ) -> bool:
         """Record a PENDING workflow's outcome; False if it is no longer PENDING."""
 
@@ -149,6 +150,7 @@ class SystemStore(abc.ABC):
                     "started_at_ms": row.now_ms,
                     "completed_at_ms": row.now_ms,
                     "application_name": application_name,
+                    "owner_xid": None,
                 },
             )
             return inserted
@@ -172,11 +174,12 @@ class SystemStore(abc.ABC):
         workflow_id: str,
         step: StepRecord,
         application_name: str | None,
+        owner_xid: str | None = None,
     ) -> RecordResult:
         """Checkpoint a step in one round trip; see `RecordResult` for the outcomes."""
         rows = self._query(
             q.RECORD_STEP,
-            record_params(workflow_id, step, application_name),
+            record_params(workflow_id, step, application_name, owner_xid),
         )
         if rows:
             return RecordResult.WRITTEN
@@ -236,6 +239,11 @@ class SystemStore(abc.ABC):
     def get_inputs(self, workflow_id: str) -> str | None:
         """The recorded input envelope of a workflow."""
         rows = self._query(q.GET_INPUTS, {"workflow_id": workflow_id})
+        return rows[0][0] if rows else None
+
+    def workflow_owner(self, workflow_id: str) -> str | None:
+        """The token of the run that owns a workflow now (set by its start or claim)."""
+        rows = self._query(q.WORKFLOW_OWNER, {"workflow_id": workflow_id})
         return rows[0][0] if rows else None
 
     def workflow_status(self, workflow_id: str) -> StatusName | None:
@@ -619,10 +627,17 @@ class SystemStore(abc.ABC):
 
 
 def record_params(
-    workflow_id: str, step: StepRecord, application_name: str | None
+    workflow_id: str,
+    step: StepRecord,
+    application_name: str | None,
+    owner_xid: str | None = None,
 ) -> dict[str, Any]:
-    """Statement parameters for writing `step` as a checkpoint of `workflow_id`."""
+    """Statement parameters for writing `step` as a checkpoint of `workflow_id`.
+
+    With `owner_xid`, the write only happens while that run still owns the workflow.
+    """
     return {
+        "owner_xid": owner_xid,
         "workflow_id": workflow_id,
         "step_id": step.step_id,
         "name": step.name,
@@ -720,8 +735,8 @@ def inserted_from(r: Sequence[Any], creator_xid: str) -> InsertedWorkflow:
     )
 
 
-def claimed_from(r: Sequence[Any]) -> ClaimedWorkflow:
-    """Read the RETURNING row of a claim."""
+def claimed_from(r: Sequence[Any], owner_xid: str | None = None) -> ClaimedWorkflow:
+    """Read the RETURNING row of a claim that set `owner_xid` on the rows it took."""
     workflow_id, name, inputs, attempts, deadline, queue_name, partition_key = r[:7]
     return ClaimedWorkflow(
         workflow_id=workflow_id,
@@ -732,6 +747,7 @@ def claimed_from(r: Sequence[Any]) -> ClaimedWorkflow:
         queue_name=queue_name,
         partition_key=partition_key,
         has_steps=bool(r[7]) if len(r) > 7 else True,
+        owner_xid=owner_xid,
     )
 
 
