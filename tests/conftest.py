@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -88,6 +89,13 @@ class Backend:
         self.contexts.append(ctx)
         return ctx
 
+    def context_with(self, *workflows: object, **overrides: Any) -> dbos.DBOSContext:
+        """A context (not launched) with these workflows registered."""
+        ctx = self.new_context(**overrides)
+        for wf in workflows:
+            dbos.register_workflow(ctx, wf)  # type: ignore[call-overload]
+        return ctx
+
     def query(self, statement: str, *params: object) -> list[tuple[object, ...]]:
         """Run SQL against the test's system tables (`{s}` is the schema) for assertions."""
         if self.name == "postgres":
@@ -143,3 +151,11 @@ class Gate:
 
     def open(self) -> None:
         self.released.set()
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
+    """Poll a database condition with a bound (for rows another thread or process writes)."""
+    give_up = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < give_up, "condition not reached in time"
+        time.sleep(0.01)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -13,26 +12,12 @@ import pytest
 from pydantic import BaseModel
 
 import dbos_typed as dbos
-from tests.conftest import Backend, Gate
+from tests.conftest import Backend, Gate, wait_for
 
 
 class Progress(BaseModel):
     stage: str
     percent: int
-
-
-def _context(backend: Backend, *workflows: object, **config: Any) -> dbos.DBOSContext:
-    ctx = backend.new_context(**config)
-    for wf in workflows:
-        dbos.register_workflow(ctx, wf)  # type: ignore[call-overload]
-    return ctx
-
-
-def _wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
-    give_up = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < give_up, "condition not reached in time"
-        time.sleep(0.01)
 
 
 def _step_names(backend: Backend, workflow_id: str) -> list[Any]:
@@ -57,7 +42,7 @@ def test_events_keep_the_latest_value_and_a_history_per_step(backend: Backend) -
         )
         dbos.set_event(ctx, "progress", Progress(stage="done", percent=100))
 
-    ctx = _context(backend, publisher)
+    ctx = backend.context_with(publisher)
     ctx.launch()
     dbos.run_workflow(ctx, publisher, workflow_id="pub").get_result()
     assert dbos.get_event[Progress](ctx, "pub", "progress") == Progress(stage="done", percent=100)
@@ -83,7 +68,7 @@ def test_several_readers_wait_for_one_event(backend: Backend) -> None:
         dbos.run_as_step(ctx, gate, name="gate")
         dbos.set_event(ctx, "ready", "yes")
 
-    ctx = _context(backend, publisher)
+    ctx = backend.context_with(publisher)
     ctx.launch()
     dbos.run_workflow(ctx, publisher, workflow_id="many-readers")
     gate.wait_entered()
@@ -110,7 +95,7 @@ def test_get_event_times_out(backend: Backend) -> None:
     def silent(ctx: dbos.WorkflowContext) -> None:
         return None
 
-    ctx = _context(backend, silent)
+    ctx = backend.context_with(silent)
     ctx.launch()
     dbos.run_workflow(ctx, silent, workflow_id="silent").get_result()
     start = time.monotonic()
@@ -138,7 +123,7 @@ def test_get_event_in_a_workflow_is_checkpointed_and_replayed(backend: Backend) 
         dbos.run_as_step(ctx, gate, name="gate")
         return f"{value} {missing}"
 
-    first = _context(backend, publisher, reader)
+    first = backend.context_with(publisher, reader)
     first.launch()
     dbos.run_workflow(first, publisher, workflow_id="pub2")
     assert dbos.get_event[int](first, "pub2", "v") == 1  # set before the reader starts
@@ -147,7 +132,7 @@ def test_get_event_in_a_workflow_is_checkpointed_and_replayed(backend: Backend) 
     first.shutdown(timeout=timedelta(0))
     assert _step_names(backend, "reader") == ["DBOS.getEvent", "DBOS.getEvent", "DBOS.sleep"]
 
-    second = _context(backend, publisher, reader)
+    second = backend.context_with(publisher, reader)
     dbos.send(second, "pub2", "go", "go")  # the event changes before the reader's replay
     gate.open()
     second.launch()
@@ -163,7 +148,7 @@ def test_an_event_set_in_another_context_wakes_the_reader(backend: Backend) -> N
         dbos.run_as_step(ctx, gate, name="gate")
         dbos.set_event(ctx, "e", "hello")
 
-    writing = _context(backend, publisher)
+    writing = backend.context_with(publisher)
     writing.launch()
     reading = backend.new_context(app_name="reader-app")
     reading.launch()
@@ -178,7 +163,7 @@ def test_an_event_set_in_another_context_wakes_the_reader(backend: Backend) -> N
     reader = threading.Thread(target=read)
     reader.start()
     key = ("dbos_workflow_events_channel", "remote-event::e")
-    _wait_for(lambda: reading._runtime.waiters.count(key) == 1)
+    wait_for(lambda: reading._runtime.waiters.count(key) == 1)
     opened = time.monotonic()
     gate.open()
     reader.join(15)
@@ -201,7 +186,7 @@ def test_a_stream_is_read_while_it_is_written(backend: Backend) -> None:
         dbos.close_stream(ctx, "out")
         dbos.set_event(ctx, "after-close", True)
 
-    ctx = _context(backend, writer)
+    ctx = backend.context_with(writer)
     ctx.launch()
     dbos.run_workflow(ctx, writer, workflow_id="streamer")
     seen: queue.Queue[Progress | None] = queue.Queue()
@@ -242,7 +227,7 @@ def test_a_stream_ends_when_its_writer_finishes_without_closing(backend: Backend
         dbos.run_as_step(ctx, lambda: dbos.write_stream(ctx, "s", 2), name="in-step")
         dbos.run_as_step(ctx, gate, name="gate")
 
-    ctx = _context(backend, writer)
+    ctx = backend.context_with(writer)
     ctx.launch()
     dbos.run_workflow(ctx, writer, workflow_id="unclosed")
     gate.wait_entered()
@@ -271,7 +256,7 @@ def test_stream_misuse(backend: Backend) -> None:
             errors.append(exc.error_name)
         return errors
 
-    ctx = _context(backend, writer)
+    ctx = backend.context_with(writer)
     ctx.launch()
     errors = dbos.run_workflow(ctx, writer, workflow_id="misuse").get_result()
     assert errors == ["stream 's' of workflow 'misuse' is closed", "InvalidOptionError"]
@@ -298,7 +283,7 @@ def test_concurrent_writers_inside_a_step_append_without_gaps(backend: Backend) 
         dbos.run_as_step(ctx, lambda: fan_out(ctx), name="fan-out")
         dbos.close_stream(ctx, "s")
 
-    ctx = _context(backend, writer)
+    ctx = backend.context_with(writer)
     ctx.launch()
     dbos.run_workflow(ctx, writer, workflow_id="fan").get_result()
     assert sorted(dbos.read_stream[int](ctx, "fan", "s")) == list(range(100))
@@ -312,7 +297,7 @@ def test_shutdown_ends_a_wait_outside_a_workflow(backend: Backend) -> None:
     def silent(ctx: dbos.WorkflowContext) -> None:
         return None
 
-    ctx = _context(backend, silent)
+    ctx = backend.context_with(silent)
     ctx.launch()
     dbos.run_workflow(ctx, silent, workflow_id="quiet").get_result()
     outcome: queue.Queue[BaseException] = queue.Queue()
@@ -326,7 +311,7 @@ def test_shutdown_ends_a_wait_outside_a_workflow(backend: Backend) -> None:
     reader = threading.Thread(target=read)
     reader.start()
     key = ("dbos_workflow_events_channel", "quiet::never")
-    _wait_for(lambda: ctx._runtime.waiters.count(key) == 1)
+    wait_for(lambda: ctx._runtime.waiters.count(key) == 1)
     start = time.monotonic()
     ctx.shutdown()
     error = outcome.get(timeout=10)

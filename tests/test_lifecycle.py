@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
@@ -12,13 +11,6 @@ import dbos_typed as dbos
 from tests.conftest import Backend, Gate
 
 executed: list[str] = []
-
-
-def _context(backend: Backend, *workflows: object, **config: Any) -> dbos.DBOSContext:
-    ctx = backend.new_context(**config)
-    for wf in workflows:
-        dbos.register_workflow(ctx, wf)  # type: ignore[call-overload]
-    return ctx
 
 
 def test_pending_workflow_is_recovered_at_launch(backend: Backend) -> None:
@@ -35,7 +27,7 @@ def test_pending_workflow_is_recovered_at_launch(backend: Backend) -> None:
         b = dbos.run_as_step(ctx, lambda: record("b"), name="b")
         return f"{label}:{a}{b}"
 
-    first = _context(backend, two_steps)
+    first = backend.context_with(two_steps)
     first.launch()
     dbos.run_workflow(first, two_steps, "x", workflow_id="crashy")
     gate.wait_entered()
@@ -45,7 +37,7 @@ def test_pending_workflow_is_recovered_at_launch(backend: Backend) -> None:
     ) == [("PENDING",)]
 
     gate.open()  # the old run's step finishes, but it can no longer record anything
-    second = _context(backend, two_steps)
+    second = backend.context_with(two_steps)
     second.launch()
     assert dbos.retrieve_workflow[str](second, "crashy").get_result() == "x:ab"
     assert runs.count("a") == 1  # recorded before the crash: replayed, not re-run
@@ -60,21 +52,21 @@ def test_recovery_ignores_other_versions_and_executors(backend: Backend) -> None
         dbos.run_as_step(ctx, gate, name="gate")
         return "done"
 
-    first = _context(backend, wf)
+    first = backend.context_with(wf)
     first.launch()
     dbos.run_workflow(first, wf, workflow_id="v1")
     gate.wait_entered()
     first.shutdown(timeout=timedelta(0))
     gate.open()
-    other_version = _context(backend, wf, application_version="v2")
+    other_version = backend.context_with(wf, application_version="v2")
     other_version.launch()
-    other_executor = _context(backend, wf, executor_id="elsewhere")
+    other_executor = backend.context_with(wf, executor_id="elsewhere")
     other_executor.launch()
     status = dbos.retrieve_workflow(other_version, "v1").get_status()
     assert status.status is dbos.StatusName.PENDING
     other_version.shutdown()
     other_executor.shutdown()
-    same = _context(backend, wf)
+    same = backend.context_with(wf)
     same.launch()
     assert dbos.retrieve_workflow[str](same, "v1").get_result() == "done"
 
@@ -92,7 +84,7 @@ def test_cancel_stops_a_running_workflow_at_its_next_step(backend: Backend) -> N
         dbos.run_as_step(ctx, record_after, name="after")
         return "finished"
 
-    ctx = _context(backend, wf)
+    ctx = backend.context_with(wf)
     ctx.launch()
     handle = dbos.run_workflow(ctx, wf, workflow_id="c1")
     gate.wait_entered()
@@ -121,7 +113,7 @@ def test_cancel_finished_workflow_changes_nothing(backend: Backend) -> None:
     def wf(ctx: dbos.WorkflowContext) -> int:
         return 7
 
-    ctx = _context(backend, wf)
+    ctx = backend.context_with(wf)
     ctx.launch()
     handle = dbos.run_workflow(ctx, wf)
     assert handle.get_result() == 7
@@ -139,7 +131,7 @@ def test_timeout_cancels_workflow_and_children(backend: Backend) -> None:
         handle = dbos.run_workflow(ctx, child)
         return handle.get_result()
 
-    ctx = _context(backend, parent, child)
+    ctx = backend.context_with(parent, child)
     ctx.launch()
     handle = dbos.run_workflow(ctx, parent, workflow_id="p", timeout=timedelta(milliseconds=300))
     with pytest.raises(dbos.WorkflowDeadlineExceededError):
@@ -162,13 +154,13 @@ def test_deadline_survives_a_restart(backend: Backend) -> None:
         while True:
             dbos.run_as_step(ctx, lambda: time.sleep(0.01), name="tick")
 
-    first = _context(backend, slow)
+    first = backend.context_with(slow)
     first.launch()
     dbos.run_workflow(first, slow, workflow_id="t", timeout=timedelta(milliseconds=500))
     gate.wait_entered()
     first.shutdown(timeout=timedelta(0))
     gate.open()
-    second = _context(backend, slow)
+    second = backend.context_with(slow)
     second.launch()
     with pytest.raises(dbos.WorkflowDeadlineExceededError):
         dbos.retrieve_workflow(second, "t").get_result(timeout=timedelta(seconds=20))
@@ -219,7 +211,7 @@ def test_child_workflows_get_derived_ids_and_durable_results(backend: Backend) -
             dbos.get_workflow_id(ctx) == ctx.workflow_id,
         ]
 
-    ctx = _context(backend, parent, child)
+    ctx = backend.context_with(parent, child)
     ctx.launch()
     assert dbos.run_workflow(ctx, parent, workflow_id="par").get_result() == [10, 20, True]
     steps = backend.query(
@@ -255,7 +247,7 @@ def test_child_cannot_start_inside_a_step(backend: Backend) -> None:
             return exc.error_name
         return "started"
 
-    ctx = _context(backend, parent, child)
+    ctx = backend.context_with(parent, child)
     ctx.launch()
     assert dbos.run_workflow(ctx, parent).get_result() == "InvalidOptionError"
 
@@ -269,14 +261,14 @@ def test_work_of_another_version_is_reported_and_can_be_taken_over(
         dbos.run_as_step(ctx, gate, name="gate")
         return "adopted"
 
-    old = _context(backend, wf, application_version="v-old")
+    old = backend.context_with(wf, application_version="v-old")
     old.launch()
     dbos.run_workflow(old, wf, workflow_id="stranded")
     gate.wait_entered()
     old.shutdown(timeout=timedelta(0))
     gate.open()
 
-    new = _context(backend, wf, application_version="v-new")
+    new = backend.context_with(wf, application_version="v-new")
     with caplog.at_level("WARNING", logger="dbos_typed"):
         new.launch()
     assert any("v-old" in r.getMessage() and "stranded" in r.getMessage() for r in caplog.records)

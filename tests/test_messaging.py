@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -13,27 +12,12 @@ import pytest
 from pydantic import BaseModel, TypeAdapter
 
 import dbos_typed as dbos
-from tests.conftest import Backend, Gate
+from tests.conftest import Backend, Gate, wait_for
 
 
 class Note(BaseModel):
     text: str
     n: int
-
-
-def _context(backend: Backend, *workflows: object, **config: Any) -> dbos.DBOSContext:
-    ctx = backend.new_context(**config)
-    for wf in workflows:
-        dbos.register_workflow(ctx, wf)  # type: ignore[call-overload]
-    return ctx
-
-
-def _wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
-    """Poll a database condition with a bound (for rows another thread writes)."""
-    give_up = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < give_up, "condition not reached in time"
-        time.sleep(0.01)
 
 
 def _steps(backend: Backend, workflow_id: str) -> list[tuple[Any, ...]]:
@@ -52,7 +36,7 @@ def test_messages_arrive_in_order_exactly_once(backend: Backend) -> None:
     def receiver(ctx: dbos.WorkflowContext, count: int) -> list[int]:
         return [dbos.recv[int](ctx, "t", timeout=timedelta(seconds=10)) for _ in range(count)]
 
-    ctx = _context(backend, receiver)
+    ctx = backend.context_with(receiver)
     ctx.launch()
     handle = dbos.run_workflow(ctx, receiver, 20, workflow_id="r1")
     for i in range(20):
@@ -79,7 +63,7 @@ def test_topics_are_isolated_and_none_is_a_topic(backend: Backend) -> None:
         b = dbos.recv[str](ctx, "b", timeout=timedelta(seconds=10))
         return [a, none, b]
 
-    ctx = _context(backend, receiver)
+    ctx = backend.context_with(receiver)
     ctx.launch()
     dest = "topics"
     handle = dbos.run_workflow(ctx, receiver, workflow_id=dest)
@@ -100,7 +84,7 @@ def test_message_sent_before_the_receiver_waits_is_kept(backend: Backend) -> Non
         dbos.run_as_step(ctx, gate, name="gate")
         return dbos.recv[Note](ctx, "notes", timeout=timedelta(seconds=10))
 
-    ctx = _context(backend, receiver)
+    ctx = backend.context_with(receiver)
     ctx.launch()
     handle = dbos.run_workflow(ctx, receiver, workflow_id="early")
     gate.wait_entered()
@@ -125,7 +109,7 @@ def test_send_from_a_workflow_is_a_step_sent_once_across_recovery(backend: Backe
         dbos.send(ctx, dest, "-twice", "t")
         return "sent"
 
-    first = _context(backend, receiver, sender)
+    first = backend.context_with(receiver, sender)
     first.launch()
     dbos.run_workflow(first, receiver, workflow_id="dest")
     dbos.run_workflow(first, sender, "dest", workflow_id="sender")
@@ -133,7 +117,7 @@ def test_send_from_a_workflow_is_a_step_sent_once_across_recovery(backend: Backe
     first.shutdown(timeout=timedelta(0))  # the sender dies after its first send
     gate.open()
 
-    second = _context(backend, receiver, sender)
+    second = backend.context_with(receiver, sender)
     second.launch()
     assert dbos.retrieve_workflow[str](second, "sender").get_result() == "sent"
     assert dbos.retrieve_workflow[str](second, "dest").get_result() == "once-twice"
@@ -150,7 +134,7 @@ def test_idempotency_key_delivers_once_per_destination(backend: Backend) -> None
     def receiver(ctx: dbos.WorkflowContext) -> int:
         return dbos.recv[int](ctx, timeout=timedelta(seconds=10))
 
-    ctx = _context(backend, receiver)
+    ctx = backend.context_with(receiver)
     ctx.launch()
     a = dbos.run_workflow(ctx, receiver, workflow_id="a")
     b = dbos.run_workflow(ctx, receiver, workflow_id="b")
@@ -166,7 +150,7 @@ def test_send_to_a_missing_workflow_raises(backend: Backend) -> None:
     def sender(ctx: dbos.WorkflowContext) -> None:
         dbos.send(ctx, "nobody", "hello")
 
-    ctx = _context(backend, sender)
+    ctx = backend.context_with(sender)
     ctx.launch()
     with pytest.raises(dbos.NonExistentWorkflowError) as caught:
         dbos.send(ctx, "nobody", "hello")
@@ -184,7 +168,7 @@ def test_recv_validates_the_message_type(backend: Backend) -> None:
     def strict(ctx: dbos.WorkflowContext) -> int:
         return dbos.recv[int](ctx, "s", timeout=timedelta(seconds=10))
 
-    ctx = _context(backend, optional, strict)
+    ctx = backend.context_with(optional, strict)
     ctx.launch()
     h1 = dbos.run_workflow(ctx, optional)
     dbos.send(ctx, h1.workflow_id, None, "o")
@@ -204,7 +188,7 @@ def test_recv_is_refused_outside_a_workflow_and_inside_a_step(backend: Backend) 
             return exc.error_name
         return "accepted"
 
-    ctx = _context(backend, in_step)
+    ctx = backend.context_with(in_step)
     ctx.launch()
     with pytest.raises(dbos.InvalidOptionError):
         dbos.recv[int](ctx, "t")  # type: ignore[arg-type]
@@ -223,7 +207,7 @@ def test_recv_timeout_is_checkpointed_and_replayed(backend: Backend) -> None:
         dbos.run_as_step(ctx, gate, name="gate")
         return outcome
 
-    first = _context(backend, waiter)
+    first = backend.context_with(waiter)
     first.launch()
     dbos.run_workflow(first, waiter, workflow_id="to")
     gate.wait_entered()
@@ -232,7 +216,7 @@ def test_recv_timeout_is_checkpointed_and_replayed(backend: Backend) -> None:
     assert names == ["DBOS.recv", "DBOS.sleep"]
     assert "WaitTimeoutError" in str(_steps(backend, "to")[0][3])
 
-    second = _context(backend, waiter)
+    second = backend.context_with(waiter)
     # A message that arrives now must not change the replayed outcome.
     dbos.send(second, "to", 5, "t")
     gate.open()
@@ -255,22 +239,22 @@ def test_recv_timeout_survives_a_restart_and_waits_only_the_remainder(backend: B
             return "timed out"
 
     started = time.time()
-    first = _context(backend, waiter)
+    first = backend.context_with(waiter)
     first.launch()
     dbos.run_workflow(first, waiter, workflow_id="durable-timeout")
-    _wait_for(lambda: bool(_sleep_rows(backend, "durable-timeout")))
+    wait_for(lambda: bool(_sleep_rows(backend, "durable-timeout")))
     (_, _, deadline_text, _, completed_at) = _sleep_rows(backend, "durable-timeout")[0]
     deadline_ms = int(str(deadline_text))
     assert completed_at == deadline_ms  # as the Go SDK records a durable sleep
     assert abs(deadline_ms / 1000 - (started + timeout)) < 1.0
     # Let half the timeout pass, so a wait restarted from scratch would show.
-    _wait_for(lambda: time.time() >= started + timeout / 2)
+    wait_for(lambda: time.time() >= started + timeout / 2)
     first.shutdown(timeout=timedelta(seconds=2))  # interrupts the wait; stays PENDING
     assert backend.query(
         "SELECT status FROM {s}.workflow_status WHERE workflow_uuid = %s", "durable-timeout"
     ) == [("PENDING",)]
 
-    second = _context(backend, waiter)
+    second = backend.context_with(waiter)
     second.launch()
     result = dbos.retrieve_workflow[str](second, "durable-timeout").get_result()
     finished = time.time()
@@ -286,10 +270,10 @@ def test_cancel_interrupts_a_waiting_recv_promptly(backend: Backend) -> None:
     def waiter(ctx: dbos.WorkflowContext) -> int:
         return dbos.recv[int](ctx, "t", timeout=timedelta(seconds=60))
 
-    ctx = _context(backend, waiter)
+    ctx = backend.context_with(waiter)
     ctx.launch()
     handle = dbos.run_workflow(ctx, waiter, workflow_id="cancel-me")
-    _wait_for(lambda: bool(_sleep_rows(backend, "cancel-me")))
+    wait_for(lambda: bool(_sleep_rows(backend, "cancel-me")))
     start = time.monotonic()
     dbos.cancel_workflow(ctx, "cancel-me")
     with pytest.raises(dbos.AwaitedWorkflowCancelledError):
@@ -302,11 +286,11 @@ def test_a_send_from_another_context_wakes_the_receiver(backend: Backend) -> Non
     def waiter(ctx: dbos.WorkflowContext) -> int:
         return dbos.recv[int](ctx, "t", timeout=timedelta(seconds=30))
 
-    receiving = _context(backend, waiter)
+    receiving = backend.context_with(waiter)
     receiving.launch()
     sending = backend.new_context(app_name="other-app")  # another process, in effect
     handle = dbos.run_workflow(receiving, waiter, workflow_id="remote")
-    _wait_for(lambda: bool(_sleep_rows(backend, "remote")))
+    wait_for(lambda: bool(_sleep_rows(backend, "remote")))
     start = time.monotonic()
     dbos.send(sending, "remote", 42, "t")
     assert handle.get_result(timeout=timedelta(seconds=10)) == 42
@@ -318,10 +302,10 @@ def test_many_workflows_wait_at_once_without_a_connection_each(backend: Backend)
     def waiter(ctx: dbos.WorkflowContext) -> int:
         return dbos.recv[int](ctx, "t", timeout=timedelta(seconds=60))
 
-    ctx = _context(backend, waiter, max_connections=4)
+    ctx = backend.context_with(waiter, max_connections=4)
     ctx.launch()
     handles = [dbos.run_workflow(ctx, waiter, workflow_id=f"many-{i}") for i in range(100)]
-    _wait_for(
+    wait_for(
         lambda: (
             backend.query(
                 "SELECT count(*) FROM {s}.operation_outputs WHERE function_name = 'DBOS.sleep'"
@@ -341,11 +325,11 @@ def test_listener_reconnects_and_wakes_waiters(backend: Backend) -> None:
     def waiter(ctx: dbos.WorkflowContext) -> int:
         return dbos.recv[int](ctx, "t", timeout=timedelta(seconds=30))
 
-    receiving = _context(backend, waiter, app_name="listening-app")
+    receiving = backend.context_with(waiter, app_name="listening-app")
     receiving.launch()
     sending = backend.new_context(app_name="other-app")
     handle = dbos.run_workflow(receiving, waiter, workflow_id="reconnect")
-    _wait_for(lambda: bool(_sleep_rows(backend, "reconnect")))
+    wait_for(lambda: bool(_sleep_rows(backend, "reconnect")))
     with psycopg.connect(backend.url, autocommit=True) as conn:
         killed = conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -360,7 +344,7 @@ def test_concurrent_senders_each_deliver_once(backend: Backend) -> None:
     def receiver(ctx: dbos.WorkflowContext) -> list[int]:
         return sorted(dbos.recv[int](ctx, "t", timeout=timedelta(seconds=20)) for _ in range(40))
 
-    ctx = _context(backend, receiver)
+    ctx = backend.context_with(receiver)
     ctx.launch()
     handle = dbos.run_workflow(ctx, receiver, workflow_id="fan-in")
 

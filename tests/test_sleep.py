@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 import dbos_typed as dbos
-from tests.conftest import Backend
-
-
-def _context(backend: Backend, *workflows: object) -> dbos.DBOSContext:
-    ctx = backend.new_context()
-    for wf in workflows:
-        dbos.register_workflow(ctx, wf)  # type: ignore[call-overload]
-    return ctx
-
-
-def _wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
-    give_up = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < give_up, "condition not reached in time"
-        time.sleep(0.01)
+from tests.conftest import Backend, wait_for
 
 
 def _sleep_rows(backend: Backend, workflow_id: str) -> list[tuple[Any, ...]]:
@@ -39,7 +24,7 @@ def test_sleep_returns_the_time_slept_and_records_the_deadline(backend: Backend)
     def napper(ctx: dbos.WorkflowContext) -> float:
         return dbos.sleep(ctx, timedelta(milliseconds=200)).total_seconds()
 
-    ctx = _context(backend, napper)
+    ctx = backend.context_with(napper)
     ctx.launch()
     start = time.time()
     slept = dbos.run_workflow(ctx, napper, workflow_id="nap").get_result()
@@ -58,18 +43,18 @@ def test_sleep_after_a_restart_waits_only_the_remainder(backend: Backend) -> Non
         return dbos.sleep(ctx, timedelta(seconds=duration)).total_seconds()
 
     started = time.time()
-    first = _context(backend, napper)
+    first = backend.context_with(napper)
     first.launch()
     dbos.run_workflow(first, napper, workflow_id="long-nap")
-    _wait_for(lambda: bool(_sleep_rows(backend, "long-nap")))
+    wait_for(lambda: bool(_sleep_rows(backend, "long-nap")))
     deadline = _sleep_rows(backend, "long-nap")[0][1]
-    _wait_for(lambda: time.time() >= started + duration / 2)
+    wait_for(lambda: time.time() >= started + duration / 2)
     first.shutdown(timeout=timedelta(seconds=2))  # interrupts the sleep; stays PENDING
     assert backend.query(
         "SELECT status FROM {s}.workflow_status WHERE workflow_uuid = %s", "long-nap"
     ) == [("PENDING",)]
 
-    second = _context(backend, napper)
+    second = backend.context_with(napper)
     second.launch()
     slept = dbos.retrieve_workflow[float](second, "long-nap").get_result()
     finished = time.time()
@@ -83,7 +68,7 @@ def test_a_past_deadline_is_not_slept_again(backend: Backend) -> None:
     def napper(ctx: dbos.WorkflowContext) -> float:
         return dbos.sleep(ctx, timedelta(0)).total_seconds()
 
-    ctx = _context(backend, napper)
+    ctx = backend.context_with(napper)
     ctx.launch()
     assert dbos.run_workflow(ctx, napper).get_result() < 0.1
     with pytest.raises(dbos.InvalidOptionError):
@@ -94,10 +79,10 @@ def test_cancel_interrupts_a_sleep_promptly(backend: Backend) -> None:
     def napper(ctx: dbos.WorkflowContext) -> None:
         dbos.sleep(ctx, timedelta(seconds=60))
 
-    ctx = _context(backend, napper)
+    ctx = backend.context_with(napper)
     ctx.launch()
     handle = dbos.run_workflow(ctx, napper, workflow_id="wake-up")
-    _wait_for(lambda: bool(_sleep_rows(backend, "wake-up")))
+    wait_for(lambda: bool(_sleep_rows(backend, "wake-up")))
     start = time.monotonic()
     dbos.cancel_workflow(ctx, "wake-up")
     with pytest.raises(dbos.AwaitedWorkflowCancelledError):
@@ -113,6 +98,6 @@ def test_sleep_is_refused_inside_a_step(backend: Backend) -> None:
             return exc.error_name
         return "accepted"
 
-    ctx = _context(backend, napper)
+    ctx = backend.context_with(napper)
     ctx.launch()
     assert dbos.run_workflow(ctx, napper).get_result() == "InvalidOptionError"
