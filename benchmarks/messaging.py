@@ -11,12 +11,8 @@ milliseconds took beyond what was asked, measured inside the workflow.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 import dbos_typed as dbos
-from benchmarks.steps import _as_url, _drop_database, _fresh_database
+from benchmarks._harness import base_parser, run_child
 
 SLEEP_MS = 5.0
 WARMUP = 20
@@ -129,29 +125,8 @@ def run_official(url: str, messages: int, sleeps: int) -> dict[str, list[float]]
 
 
 def _measure(impl: str, admin_url: str, messages: int, sleeps: int) -> dict[str, list[float]]:
-    target = _fresh_database(admin_url)
-    try:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.messaging",
-                "--child",
-                impl,
-                "--url",
-                _as_url(target),
-                "--messages",
-                str(messages),
-                "--sleeps",
-                str(sleeps),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    finally:
-        _drop_database(admin_url, target)
-    raw: dict[str, list[float]] = json.loads(out.strip().splitlines()[-1])
+    options = ("--messages", str(messages), "--sleeps", str(sleeps))
+    raw: dict[str, list[float]] = run_child("benchmarks.messaging", impl, admin_url, *options)
     return raw
 
 
@@ -161,16 +136,9 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--url",
-        default=os.environ.get(
-            "DBOS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-    )
+    parser = base_parser(__doc__)
     parser.add_argument("--messages", type=int, default=500)
     parser.add_argument("--sleeps", type=int, default=200)
-    parser.add_argument("--child", choices=["dbos_typed", "dbos"])
     args = parser.parse_args()
     if args.child:
         runner = run_ours if args.child == "dbos_typed" else run_official

@@ -20,17 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dbos_typed as dbos
-from benchmarks.steps import _as_url, _drop_database, _fresh_database
+from benchmarks._harness import base_parser, run_child
 
 CONCURRENCY = 50
 ENQUEUERS = 8
@@ -139,47 +136,17 @@ def _child(impl: str, url: str, workflows: int, samples: int, polling: float) ->
 
 
 def _run(impl: str, admin_url: str, args: argparse.Namespace) -> dict[str, Any]:
-    target = _fresh_database(admin_url)
-    try:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.queues",
-                "--child",
-                impl,
-                "--url",
-                _as_url(target),
-                "--workflows",
-                str(args.workflows),
-                "--samples",
-                str(args.samples),
-                "--official-polling",
-                str(args.official_polling),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        ).stdout
-    finally:
-        _drop_database(admin_url, target)
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    options = ("--workflows", str(args.workflows), "--samples", str(args.samples))
+    polling = ("--official-polling", str(args.official_polling))
+    result: dict[str, Any] = run_child("benchmarks.queues", impl, admin_url, *options, *polling)
     return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--url",
-        default=os.environ.get(
-            "DBOS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-    )
+    parser = base_parser(__doc__)
     parser.add_argument("--workflows", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=LATENCY_SAMPLES)
     parser.add_argument("--official-polling", type=float, default=1.0)
-    parser.add_argument("--child", choices=["dbos_typed", "dbos"])
     args = parser.parse_args()
     if args.child:
         _child(args.child, args.url, args.workflows, args.samples, args.official_polling)

@@ -24,7 +24,7 @@ import psycopg
 from psycopg import sql
 
 import dbos_typed as dbos
-from benchmarks.steps import _as_url, _drop_database, _fresh_database
+from benchmarks._harness import DEFAULT_URL, as_url, drop_database, fresh_database
 
 _lock = threading.Lock()
 _body_lag_ms: dict[str, float] = {}
@@ -52,16 +52,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--url",
-        default=os.environ.get(
-            "DBOS_TYPED_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
+        default=os.environ.get("DBOS_BENCH_DATABASE_URL", DEFAULT_URL),
         help="a Postgres server; a fresh database is created on it and dropped afterwards",
     )
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--executors", type=int, default=2)
     args = parser.parse_args()
 
-    target = _fresh_database(args.url)
+    target = fresh_database(args.url)
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     contexts: list[dbos.DBOSContext] = []
     try:
@@ -69,7 +67,7 @@ def main() -> None:
             ctx = dbos.new_context(
                 dbos.Config(
                     app_name="schedule-bench",
-                    database_url=_as_url(target),
+                    database_url=as_url(target),
                     database_schema=schema,
                     executor_id=f"executor-{n}",
                     application_version="bench",
@@ -92,7 +90,7 @@ def main() -> None:
     finally:
         for ctx in contexts:
             ctx.shutdown()
-        _drop_database(args.url, target)
+        drop_database(args.url, target)
 
     created: list[float] = []
     started: list[float] = []

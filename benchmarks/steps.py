@@ -9,49 +9,17 @@ process and its own fresh database. Prints ms per workflow, the per-step overhea
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Callable
 
 import psycopg
-from psycopg import sql
 
 import dbos_typed
+from benchmarks._harness import as_url, base_parser, drop_database, fresh_database, run_child
 
 STEP_COUNTS = (0, 1, 10)
-
-
-def _fresh_database(url: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return psycopg.conninfo.make_conninfo(url, dbname=name)
-
-
-def _drop_database(url: str, target: str) -> None:
-    name = psycopg.conninfo.conninfo_to_dict(target)["dbname"]
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(name)))
-        )
-
-
-def _as_url(conninfo: str) -> str:
-    params = psycopg.conninfo.conninfo_to_dict(conninfo)
-    user = params.get("user", "postgres")
-    host = params.get("host", "127.0.0.1")
-    port = params.get("port", "5432")
-    password = params.get("password")
-    auth = f"{user}:{password}" if password else f"{user}"
-    if str(host).startswith("/"):
-        return f"postgresql://{auth}@/{params['dbname']}?host={host}&port={port}"
-    return f"postgresql://{auth}@{host}:{port}/{params['dbname']}"
 
 
 def _time_rounds(
@@ -115,9 +83,9 @@ def run_official(url: str, workflows: int, rounds: int) -> dict[int, list[float]
 
 def commit_floor(admin_url: str, samples: int = 2000) -> float:
     """ms for one single-row INSERT and durable commit: the floor under any checkpoint."""
-    target = _fresh_database(admin_url)
+    target = fresh_database(admin_url)
     try:
-        with psycopg.connect(_as_url(target), autocommit=True) as conn:
+        with psycopg.connect(as_url(target), autocommit=True) as conn:
             conn.execute("CREATE TABLE floor (k text, n int, PRIMARY KEY (k, n))")
             timings = []
             for n in range(samples):
@@ -126,7 +94,7 @@ def commit_floor(admin_url: str, samples: int = 2000) -> float:
                 timings.append((time.perf_counter() - start) * 1000)
         return statistics.median(timings)
     finally:
-        _drop_database(admin_url, target)
+        drop_database(admin_url, target)
 
 
 def _child(impl: str, url: str, workflows: int, rounds: int) -> None:
@@ -135,43 +103,16 @@ def _child(impl: str, url: str, workflows: int, rounds: int) -> None:
 
 
 def _measure(impl: str, admin_url: str, workflows: int, rounds: int) -> dict[int, list[float]]:
-    target = _fresh_database(admin_url)
-    try:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.steps",
-                "--child",
-                impl,
-                "--url",
-                _as_url(target),
-                "--workflows",
-                str(workflows),
-                "--rounds",
-                str(rounds),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    finally:
-        _drop_database(admin_url, target)
-    raw = json.loads(out.strip().splitlines()[-1])
+    raw = run_child(
+        "benchmarks.steps", impl, admin_url, "--workflows", str(workflows), "--rounds", str(rounds)
+    )
     return {int(k): v for k, v in raw.items()}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--url",
-        default=os.environ.get(
-            "DBOS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-    )
+    parser = base_parser(__doc__)
     parser.add_argument("--workflows", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--child", choices=["dbos_typed", "dbos"])
     args = parser.parse_args()
     if args.child:
         _child(args.child, args.url, args.workflows, args.rounds)
