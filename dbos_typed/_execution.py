@@ -39,40 +39,26 @@ def launch_execution(
 
     `recorded` holds the steps to replay; None means load them from the database first.
     """
+
+    def start(execution: Execution) -> None:
+        if deadline_ms is not None:
+            runtime.deadlines.add(deadline_ms, lambda: _expire(runtime, workflow_id))
+        runtime.workers.submit(
+            lambda: _execute(runtime, spec, execution, value, recorded, deadline_ms, owner_xid)
+        )
+
     with runtime.running_lock:
         existing = runtime.running.get(workflow_id)
         if existing is not None and existing.cancel_reason is None:
             return existing
         execution = Execution(workflow_id)
+        runtime.running[workflow_id] = execution
         if existing is not None:
             # A cancelled run is still unwinding; the new run starts once it is gone.
-            existing.future.add_done_callback(
-                lambda _: _run_after(
-                    runtime, spec, execution, value, recorded, deadline_ms, owner_xid
-                )
-            )
-            runtime.running[workflow_id] = execution
+            existing.future.add_done_callback(lambda _: start(execution))
             return execution
-        runtime.running[workflow_id] = execution
-    _run_after(runtime, spec, execution, value, recorded, deadline_ms, owner_xid)
+    start(execution)
     return execution
-
-
-def _run_after(
-    runtime: Runtime,
-    spec: WorkflowSpec,
-    execution: Execution,
-    value: Any,
-    recorded: dict[int, Any] | None,
-    deadline_ms: int | None,
-    owner_xid: str | None = None,
-) -> None:
-    workflow_id = execution.workflow_id
-    if deadline_ms is not None:
-        runtime.deadlines.add(deadline_ms, lambda: _expire(runtime, workflow_id))
-    runtime.workers.submit(
-        lambda: _execute(runtime, spec, execution, value, recorded, deadline_ms, owner_xid)
-    )
 
 
 def _expire(runtime: Runtime, workflow_id: str) -> None:
