@@ -8,7 +8,10 @@ Each test gets its own schema (Postgres) or file (SQLite), so tests never see ea
 from __future__ import annotations
 
 import os
+import queue
 import shutil
+import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -159,3 +162,46 @@ def wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
     while not condition():
         assert time.monotonic() < give_up, "condition not reached in time"
         time.sleep(0.01)
+
+
+class WorkerProcess:
+    """A worker subprocess whose stdout lines are read as they come, to kill it on cue.
+
+    Workers print `entered <workflow id>` when a workflow reaches the point a test wants
+    to crash it at.
+    """
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        self.process = process
+        self._stdout = process.stdout
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self._stdout:
+            self._lines.put(line)
+
+    def wait_entered(self, count: int, seconds: float = 60) -> set[str]:
+        """Wait until `count` distinct workflows reported `entered`; returns their IDs."""
+        entered: set[str] = set()
+        seen: list[str] = []
+        while len(entered) < count:
+            try:
+                line = self._lines.get(timeout=seconds)
+            except queue.Empty:
+                raise AssertionError(f"the worker stalled; its output: {seen}") from None
+            seen.append(line)
+            if line.startswith("entered "):
+                entered.add(line.split()[1])
+        return entered
+
+    def kill(self) -> None:
+        """SIGKILL the worker and release its pipes."""
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self._reader.join(10)
+        self._stdout.close()
+        if self.process.stdin is not None:
+            self.process.stdin.close()

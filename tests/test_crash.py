@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import collections
-import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
-from tests.conftest import Backend
+from tests.conftest import Backend, WorkerProcess
 
 WORKFLOWS = 5
 SENDERS = 3
@@ -44,34 +41,12 @@ def test_sigkill_mid_step_then_recovery_completes_every_workflow(
     backend: Backend, tmp_path: Path
 ) -> None:
     log = tmp_path / "steps.log"
-    first = _worker(backend, log, "start")
-    stdout = first.stdout
-    assert stdout is not None
+    first = WorkerProcess(_worker(backend, log, "start"))
     try:
         # The worker reports each workflow entering its third step; kill it once all have.
-        lines: queue.Queue[str] = queue.Queue()
-
-        def read_lines() -> None:
-            for line in stdout:
-                lines.put(line)
-
-        reader = threading.Thread(target=read_lines, daemon=True)
-        reader.start()
-        entered: set[str] = set()
-        seen: list[str] = []
-        while len(entered) < WORKFLOWS:
-            try:
-                line = lines.get(timeout=60)
-            except queue.Empty:
-                raise AssertionError(f"the worker stalled; its output: {seen}") from None
-            seen.append(line)
-            if line.startswith("entered "):
-                entered.add(line.split()[1])
+        first.wait_entered(WORKFLOWS)
     finally:
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait()
-        reader.join(10)
-        stdout.close()
+        first.kill()
 
     pending = backend.query("SELECT count(*) FROM {s}.workflow_status WHERE status = 'PENDING'")
     assert pending == [(WORKFLOWS,)]

@@ -4,9 +4,6 @@ partitions, and recovery of queued work after a worker is killed."""
 from __future__ import annotations
 
 import json
-import os
-import queue
-import signal
 import subprocess
 import sys
 import threading
@@ -15,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dbos_typed as dbos
-from tests.conftest import Backend
+from tests.conftest import Backend, WorkerProcess
 
 WAIT = timedelta(seconds=30)
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,38 +158,14 @@ def test_global_concurrency_holds_across_processes(backend: Backend, tmp_path: P
 
 def test_queued_work_survives_sigkill_of_its_worker(backend: Backend) -> None:
     settings = {"name": "jobs", "worker_concurrency": 2, "polling_ms": 20}
-    crashing = _start_worker(backend, "w1", "crash", settings)
-    lines: queue.Queue[str] = queue.Queue()
-    stdout = crashing.stdout
-    assert stdout is not None
-
-    def read_lines() -> None:
-        for line in stdout:
-            lines.put(line)
-
-    reader = threading.Thread(target=read_lines, daemon=True)
-    reader.start()
+    crashing = WorkerProcess(_start_worker(backend, "w1", "crash", settings))
     try:
         with _client(backend) as client:
             for n in range(4):
                 dbos.enqueue(client, "jobs", "tracked", 10, workflow_id=f"job-{n}")
-        entered: set[str] = set()
-        seen: list[str] = []
-        while len(entered) < 2:
-            try:
-                line = lines.get(timeout=30)
-            except queue.Empty:
-                raise AssertionError(f"the worker stalled; its output: {seen}") from None
-            seen.append(line)
-            if line.startswith("entered "):
-                entered.add(line.split()[1])
+        entered = crashing.wait_entered(2, seconds=30)
     finally:
-        os.kill(crashing.pid, signal.SIGKILL)
-        crashing.wait()
-        reader.join(10)
-        stdout.close()
-        if crashing.stdin is not None:
-            crashing.stdin.close()
+        crashing.kill()
     states = backend.query(
         "SELECT status, count(*) FROM {s}.workflow_status GROUP BY status ORDER BY 1"
     )
