@@ -38,6 +38,9 @@ def launch_execution(
     """Run a workflow on a worker thread, unless this process already runs it.
 
     `recorded` holds the steps to replay; None means load them from the database first.
+    A claim under a new owner token (the workflow was resumed and this process took it
+    back) supersedes a run still going here: that run stops at its next checkpoint, which
+    would be refused anyway, and the new one starts once it is gone.
     """
 
     def start(execution: Execution) -> None:
@@ -50,11 +53,13 @@ def launch_execution(
     with runtime.running_lock:
         existing = runtime.running.get(workflow_id)
         if existing is not None and existing.cancel_reason is None:
-            return existing
-        execution = Execution(workflow_id)
+            if owner_xid is None or existing.owner_xid == owner_xid:
+                return existing
+            existing.cancel("superseded by a new claim of the workflow")
+        execution = Execution(workflow_id, owner_xid)
         runtime.running[workflow_id] = execution
         if existing is not None:
-            # A cancelled run is still unwinding; the new run starts once it is gone.
+            # The earlier run is still unwinding; the new run starts once it is gone.
             existing.future.add_done_callback(lambda _: start(execution))
             return execution
     start(execution)

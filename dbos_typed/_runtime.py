@@ -134,6 +134,8 @@ class Execution:
     """
 
     workflow_id: str
+    # The token the start or claim of this run set on the row; None when not fenced.
+    owner_xid: str | None = None
     future: Future[tuple[str, Any]] = field(default_factory=Future)
     cancel_reason: str | None = None
     wakers: list[threading.Event] = field(default_factory=list)

@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import timedelta
 
 import dbos_typed as dbos
-from tests.conftest import Backend, Gate
+from tests.conftest import Backend, Gate, wait_for
 
 runs: Counter[str] = Counter()
 runs_lock = threading.Lock()
@@ -50,6 +50,32 @@ def test_a_workflow_run_twice_at_once_completes_once(backend: Backend) -> None:
     )
     assert rows == [(0, 1), (1, 1), (2, 1)]
     assert backend.query("SELECT count(*) FROM {s}.workflow_output") == [(1,)]
+    assert backend.query("SELECT status FROM {s}.workflow_status") == [("SUCCESS",)]
+
+
+def test_a_workflow_resumed_while_running_here_is_taken_over_by_this_process(
+    backend: Backend,
+) -> None:
+    gate = Gate()
+
+    def contested(ctx: dbos.WorkflowContext) -> str:
+        first = dbos.run_as_step(ctx, lambda: count("first"), name="first")
+        dbos.run_as_step(ctx, gate, name="gate")
+        last = dbos.run_as_step(ctx, lambda: count("last"), name="last")
+        return first + last
+
+    runs.clear()
+    ctx = backend.context_with(contested)
+    ctx.launch()
+    handle = dbos.run_workflow(ctx, contested, workflow_id="contested")
+    gate.wait_entered()
+    # A client resumes it: the only process that can claim it again is the one running it.
+    with dbos.new_client(backend.config()) as client:
+        dbos.resume_workflow(client, "contested")
+    wait_for(lambda: backend.query("SELECT status FROM {s}.workflow_status") == [("PENDING",)])
+    gate.open()
+    assert handle.get_result(timeout=timedelta(seconds=30)) == "firstlast"
+    assert (runs["first"], runs["last"]) == (1, 1)
     assert backend.query("SELECT status FROM {s}.workflow_status") == [("SUCCESS",)]
 
 
