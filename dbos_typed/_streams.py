@@ -90,14 +90,39 @@ def _append(ctx: WorkflowContext, key: str, text: str, name: str) -> None:
     runtime.publish(STREAMS_CHANNEL, payload_of(workflow_id, key))
 
 
-def _checked(workflow_id: object, key: object) -> tuple[str, str]:
+def _start_read(
+    ctx: Connected,
+    workflow_id: object,
+    key: object,
+    codec: Codec[Any],
+    from_offset: object,
+    snapshot: object,
+) -> Iterator[Any]:
     # Checked when the call is made: the reader itself is a generator, which runs later.
-    return checked_name(workflow_id, "workflow_id"), checked_name(key, "key")
+    if isinstance(from_offset, bool) or not isinstance(from_offset, int) or from_offset < 0:
+        raise InvalidOptionError("from_offset", "expected a non-negative int")
+    if not isinstance(snapshot, bool):
+        raise InvalidOptionError("snapshot", "expected a bool")
+    return _read(
+        ctx,
+        checked_name(workflow_id, "workflow_id"),
+        checked_name(key, "key"),
+        codec,
+        from_offset,
+        snapshot,
+    )
 
 
-def _read(ctx: Connected, workflow_id: str, key: str, codec: Codec[Any]) -> Iterator[Any]:
+def _read(
+    ctx: Connected,
+    workflow_id: str,
+    key: str,
+    codec: Codec[Any],
+    from_offset: int,
+    snapshot: bool,
+) -> Iterator[Any]:
     store = ctx._runtime.store
-    offset = 0
+    offset = from_offset
     drained_after_exit = False
     with Wait(ctx, (STREAMS_CHANNEL, payload_of(workflow_id, key))) as wait:
         while True:
@@ -111,6 +136,8 @@ def _read(ctx: Connected, workflow_id: str, key: str, codec: Codec[Any]) -> Iter
                 yield codec.decode(text)
             if values:
                 continue
+            if snapshot:
+                return
             if status not in _WRITING:
                 # The status can change while the workflow still runs (a cancel), so
                 # read once more after seeing it before giving up.
@@ -132,7 +159,15 @@ def _moved(store: SystemStore, workflow_id: str, key: str, offset: int) -> bool:
 class ReadStream(Protocol[T_co]):
     """The signature of `read_stream[T]`."""
 
-    def __call__(self, ctx: Connected, workflow_id: str, key: str) -> Iterator[T_co]:
+    def __call__(
+        self,
+        ctx: Connected,
+        workflow_id: str,
+        key: str,
+        *,
+        from_offset: int = 0,
+        snapshot: bool = False,
+    ) -> Iterator[T_co]:
         """Iterate over a stream as `T`."""
         ...
 
@@ -145,6 +180,10 @@ class _StreamReader:
     everything it wrote). `read_stream[Order](...)` validates values as `Order`;
     `read_stream(...)` without a type yields plain JSON values. Reading is not a step:
     inside a workflow it is not checkpointed.
+
+    Keyword options: `from_offset` skips the first values (offsets count from 0, so a
+    reader that saw `n` values resumes with `from_offset=n`); `snapshot=True` ends once
+    the values written so far are read, instead of waiting for more.
 
     Raises:
         NonExistentWorkflowError: there is no such workflow.
@@ -160,19 +199,30 @@ class _StreamReader:
     def __getitem__(self, tp: Any) -> ReadStream[Any]:
         codec = codec_for(tp)
 
-        def typed_read_stream(ctx: Connected, workflow_id: str, key: str) -> Iterator[Any]:
-            return _read(
-                ctx, checked_name(workflow_id, "workflow_id"), checked_name(key, "key"), codec
-            )
+        def typed_read_stream(
+            ctx: Connected,
+            workflow_id: str,
+            key: str,
+            *,
+            from_offset: int = 0,
+            snapshot: bool = False,
+        ) -> Iterator[Any]:
+            return _start_read(ctx, workflow_id, key, codec, from_offset, snapshot)
 
         typed_read_stream.__doc__ = _StreamReader.__doc__
         return typed_read_stream
 
-    def __call__(self, ctx: Connected, workflow_id: str, key: str) -> Iterator[Any]:
+    def __call__(
+        self,
+        ctx: Connected,
+        workflow_id: str,
+        key: str,
+        *,
+        from_offset: int = 0,
+        snapshot: bool = False,
+    ) -> Iterator[Any]:
         """Iterate over a stream as plain JSON values; see `read_stream`."""
-        return _read(
-            ctx, checked_name(workflow_id, "workflow_id"), checked_name(key, "key"), codec_for(Any)
-        )
+        return _start_read(ctx, workflow_id, key, codec_for(Any), from_offset, snapshot)
 
 
 read_stream = _StreamReader()

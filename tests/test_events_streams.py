@@ -242,6 +242,39 @@ def test_a_stream_ends_when_its_writer_finishes_without_closing(backend: Backend
     assert _step_names(backend, "unclosed") == ["DBOS.writeStream", "in-step", "gate"]
 
 
+def test_a_stream_read_can_start_at_an_offset_and_stop_at_what_is_written(
+    backend: Backend,
+) -> None:
+    gate = Gate()
+
+    def writer(ctx: dbos.WorkflowContext) -> None:
+        for i in range(4):
+            dbos.write_stream(ctx, "s", i)
+        dbos.run_as_step(ctx, gate, name="gate")
+        dbos.write_stream(ctx, "s", 4)
+        dbos.close_stream(ctx, "s")
+
+    ctx = backend.context_with(writer)
+    ctx.launch()
+    dbos.run_workflow(ctx, writer, workflow_id="offsets")
+    gate.wait_entered()
+    # The writer is still running: a snapshot returns what is there instead of waiting.
+    assert list(dbos.read_stream[int](ctx, "offsets", "s", snapshot=True)) == [0, 1, 2, 3]
+    assert list(dbos.read_stream[int](ctx, "offsets", "s", from_offset=2, snapshot=True)) == [
+        2,
+        3,
+    ]
+    assert list(dbos.read_stream(ctx, "offsets", "s", from_offset=9, snapshot=True)) == []
+    gate.open()
+    # A reader that saw three values resumes after them and follows to the close.
+    assert list(dbos.read_stream[int](ctx, "offsets", "s", from_offset=3)) == [3, 4]
+    for bad in (-1, "2", True, 1.5):
+        with pytest.raises(dbos.InvalidOptionError, match="from_offset"):
+            dbos.read_stream(ctx, "offsets", "s", from_offset=bad)  # type: ignore[arg-type]
+    with pytest.raises(dbos.InvalidOptionError, match="snapshot"):
+        dbos.read_stream[int](ctx, "offsets", "s", snapshot=1)  # type: ignore[arg-type]
+
+
 def test_stream_misuse(backend: Backend) -> None:
     def writer(ctx: dbos.WorkflowContext) -> list[str]:
         errors: list[str] = []

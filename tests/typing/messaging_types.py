@@ -47,6 +47,10 @@ def outside(ctx: dbos.DBOSContext) -> None:
     assert_type(dbos.read_stream[TypeAdapter(int | None)](ctx, "wf", "out"), Iterator[int | None])
     for item in dbos.read_stream[int](ctx, "wf", "out"):
         assert_type(item, int)
+    assert_type(
+        dbos.read_stream[int](ctx, "wf", "out", from_offset=3, snapshot=True), Iterator[int]
+    )
+    dbos.read_stream[int](ctx, "wf", "out", 3)  # type: ignore[call-arg]
 
     # Workflow-only operations refuse a plain DBOSContext.
     dbos.recv[int](ctx, "topic")  # type: ignore[arg-type]
