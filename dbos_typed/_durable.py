@@ -11,25 +11,38 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from dbos_typed._context import WorkflowContext
+from dbos_typed._context import Connected, WorkflowContext
 from dbos_typed._runtime import now_ms
-from dbos_typed._serialization import ErrorRecord
+from dbos_typed._serialization import Codec, ErrorRecord
 from dbos_typed._sysdb._retry import StoreClosedError
 from dbos_typed._sysdb._rows import RecordResult, StatusName, StepRecord
 from dbos_typed.errors import (
     AwaitedWorkflowCancelledError,
     DeadLetterError,
+    InvalidOptionError,
     MaxStepRetriesExceededError,
     NonDeterminismError,
     NonExistentWorkflowError,
     QueueDeduplicatedError,
+    ScheduleNotFoundError,
     StepFailedError,
     WaitTimeoutError,
     WorkflowCancelled,
     WorkflowDeadlineExceededError,
     WorkflowFailedError,
+)
+
+T = TypeVar("T")
+
+# What a library call may raise as its answer (recorded, and raised again on replay), as
+# opposed to a database outage or a cancellation, which must never be recorded.
+_ANSWERS = (
+    InvalidOptionError,
+    NonExistentWorkflowError,
+    QueueDeduplicatedError,
+    ScheduleNotFoundError,
 )
 
 
@@ -148,6 +161,33 @@ def run_durably(
     return value
 
 
+def checkpointed(ctx: Connected, name: str, action: Callable[[], T], codec: Codec[Any]) -> T:
+    """Run a library call; in a workflow body, as an operation recorded under `name`.
+
+    A replay returns the recorded answer (or raises the recorded error) without calling
+    `action` again, so a workflow that forks, cancels or lists sees the same outcome after
+    a restart, and a write is made once. Inside a step, or outside a workflow, the call
+    runs as is.
+    """
+    if not isinstance(ctx, WorkflowContext) or ctx._state.in_step:
+        return action()
+
+    def execute() -> tuple[str | None, str | None, Any, BaseException | None]:
+        try:
+            value = action()
+        except _ANSWERS as exc:
+            return None, record_of(exc).encode(), None, exc
+        return codec.encode(value), None, value, None
+
+    def replay(step: StepRecord) -> Any:
+        if step.error is not None:
+            raise rebuild_error(ErrorRecord.decode(step.error), step_name=name)
+        return codec.decode(step.output or "null")
+
+    result: T = run_durably(ctx, name, execute, replay)
+    return result
+
+
 # -- errors dbos_typed records and rebuilds ------------------------------------------------
 
 
@@ -197,6 +237,19 @@ def record_of(exc: BaseException) -> ErrorRecord:
         return ErrorRecord(
             name=type(exc).__name__, message=str(exc), data={"workflow_id": exc.workflow_id}
         )
+    if isinstance(exc, InvalidOptionError):
+        problem = str(exc).split(": ", 1)[-1]
+        return ErrorRecord(
+            name="InvalidOptionError",
+            message=str(exc),
+            data={"argument": exc.argument, "problem": problem},
+        )
+    if isinstance(exc, ScheduleNotFoundError):
+        return ErrorRecord(
+            name="ScheduleNotFoundError",
+            message=str(exc),
+            data={"schedule_name": exc.schedule_name},
+        )
     if isinstance(exc, WaitTimeoutError):
         return ErrorRecord(
             name="WaitTimeoutError",
@@ -235,6 +288,11 @@ def _rebuild_own(record: ErrorRecord) -> BaseException | None:
     }
     if record.name in simple:
         return simple[record.name](workflow_id)
+    if record.name == "InvalidOptionError":
+        problem = _field(data, "problem", record.message.split(": ", 1)[-1])
+        return InvalidOptionError(str(_field(data, "argument", "")), str(problem))
+    if record.name == "ScheduleNotFoundError":
+        return ScheduleNotFoundError(str(_field(data, "schedule_name", "")))
     if record.name == "WaitTimeoutError":
         seconds = _field(data, "timeout_seconds", 0.0)
         what = str(_field(data, "what", "a result"))

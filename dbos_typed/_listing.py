@@ -1,4 +1,8 @@
-"""Reading workflows in bulk: `list_workflows`, `list_queued_workflows`, `get_workflow_steps`."""
+"""Reading workflows in bulk: `list_workflows`, `list_queued_workflows`, `get_workflow_steps`.
+
+From a workflow body each read is a checkpointed operation holding the rows it read, so a
+replay sees the same answer (decoded again with the workflow types registered then).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,16 @@ from datetime import datetime
 from typing import Any
 
 from dbos_typed._context import Connected
-from dbos_typed._serialization import ErrorRecord, decode_any
+from dbos_typed._durable import checkpointed
+from dbos_typed._serialization import Codec, ErrorRecord, codec_for, decode_any
 from dbos_typed._status import StatusName, WorkflowStatus, from_epoch_ms, status_from_record
 from dbos_typed._sysdb import _management as sysdb
+from dbos_typed._sysdb._rows import StatusRecord, StepRecord
 from dbos_typed._validate import checked_name, epoch_ms
 from dbos_typed.errors import InvalidOptionError, NonExistentWorkflowError
+
+_STATUS_ROWS: Codec[list[StatusRecord]] = codec_for(list[StatusRecord])
+_STEP_ROWS: Codec[list[StepRecord]] = codec_for(list[StepRecord])
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +106,9 @@ def list_workflows(
     Filters given as a sequence match any of its values; time bounds are inclusive.
     Workflows of this application and unclaimed ones are listed unless `all_applications`.
 
+    Durability: from a workflow body the read is a checkpointed operation
+    (`DBOS.listWorkflows`) that records the rows read; a replay returns them again.
+
     Args:
         ctx: Any context.
         workflow_ids: Only these IDs.
@@ -128,31 +140,31 @@ def list_workflows(
         ]
     if workflow_id_prefix is not None and not isinstance(workflow_id_prefix, str):
         raise InvalidOptionError("workflow_id_prefix", "expected a string")
-    records = sysdb.list_workflows(
-        runtime.store,
-        sysdb.WorkflowFilter(
-            workflow_ids=workflow_ids,
-            workflow_id_prefix=workflow_id_prefix,
-            statuses=_statuses(status),
-            names=_names(name, "name"),
-            application_versions=_names(application_version, "application_version"),
-            executor_ids=_names(executor_id, "executor_id"),
-            users=_names(user, "user"),
-            queue_names=_names(queue_name, "queue_name"),
-            queues_only=queues_only,
-            parent_workflow_id=parent_workflow_id,
-            forked_from=forked_from,
-            created_after_ms=epoch_ms(created_after, "created_after"),
-            created_before_ms=epoch_ms(created_before, "created_before"),
-            completed_after_ms=epoch_ms(completed_after, "completed_after"),
-            completed_before_ms=epoch_ms(completed_before, "completed_before"),
-            application_name=None if all_applications else runtime.app_name,
-            limit=_count(limit, "limit"),
-            offset=_count(offset, "offset"),
-            sort_desc=sort_desc,
-            load_input=load_input,
-            load_output=load_output,
-        ),
+    query = sysdb.WorkflowFilter(
+        workflow_ids=workflow_ids,
+        workflow_id_prefix=workflow_id_prefix,
+        statuses=_statuses(status),
+        names=_names(name, "name"),
+        application_versions=_names(application_version, "application_version"),
+        executor_ids=_names(executor_id, "executor_id"),
+        users=_names(user, "user"),
+        queue_names=_names(queue_name, "queue_name"),
+        queues_only=queues_only,
+        parent_workflow_id=parent_workflow_id,
+        forked_from=forked_from,
+        created_after_ms=epoch_ms(created_after, "created_after"),
+        created_before_ms=epoch_ms(created_before, "created_before"),
+        completed_after_ms=epoch_ms(completed_after, "completed_after"),
+        completed_before_ms=epoch_ms(completed_before, "completed_before"),
+        application_name=None if all_applications else runtime.app_name,
+        limit=_count(limit, "limit"),
+        offset=_count(offset, "offset"),
+        sort_desc=sort_desc,
+        load_input=load_input,
+        load_output=load_output,
+    )
+    records = checkpointed(
+        ctx, "DBOS.listWorkflows", lambda: sysdb.list_workflows(runtime.store, query), _STATUS_ROWS
     )
     return [status_from_record(r, runtime.registry.by_name(r.name)) for r in records]
 
@@ -172,6 +184,8 @@ def list_queued_workflows(
     """List workflows waiting on or running from a queue (ENQUEUED, DELAYED or PENDING).
 
     The same as `list_workflows(..., queues_only=True)`.
+
+    Durability: as `list_workflows` (a `DBOS.listWorkflows` operation in a workflow body).
     """
     return list_workflows(
         ctx,
@@ -198,20 +212,25 @@ def get_workflow_steps(
 ) -> list[StepInfo]:
     """The recorded steps of a workflow, in order.
 
+    Durability: from a workflow body the read is a checkpointed operation
+    (`DBOS.getWorkflowSteps`); a replay returns the same steps.
+
     Raises:
         NonExistentWorkflowError: there is no such workflow.
     """
     runtime = ctx._runtime
     workflow_id = checked_name(workflow_id, "workflow_id")
-    steps = sysdb.list_steps(
-        runtime.store,
-        workflow_id,
-        load_output=load_output,
-        limit=_count(limit, "limit"),
-        offset=_count(offset, "offset"),
-    )
-    if not steps and runtime.store.workflow_status(workflow_id) is None:
-        raise NonExistentWorkflowError(workflow_id)
+    page_size, skipped = _count(limit, "limit"), _count(offset, "offset")
+
+    def read() -> list[StepRecord]:
+        steps = sysdb.list_steps(
+            runtime.store, workflow_id, load_output=load_output, limit=page_size, offset=skipped
+        )
+        if not steps and runtime.store.workflow_status(workflow_id) is None:
+            raise NonExistentWorkflowError(workflow_id)
+        return steps
+
+    steps = checkpointed(ctx, "DBOS.getWorkflowSteps", read, _STEP_ROWS)
     return [
         StepInfo(
             step_id=s.step_id,

@@ -1,8 +1,10 @@
-"""Steering workflows from outside: cancel, resume, fork, delete, and retention.
+"""Steering workflows: cancel, resume, fork, delete, attributes, and retention.
 
-These calls act on the database directly and may be made from any process. They are not
-checkpointed when called from inside a workflow; wrap them in a step if a workflow needs
-their result replayed.
+These calls act on the database directly and may be made from any process. Made from a
+workflow body, cancel, resume, fork, delete and attribute changes are checkpointed
+operations: they happen once, and a replay returns what the first run got. Retention
+calls (garbage collection, global timeouts, adopting stranded work) are operator tools
+and are never checkpointed.
 """
 
 from __future__ import annotations
@@ -14,12 +16,17 @@ from datetime import datetime
 from typing import Any
 
 from dbos_typed._context import Connected
+from dbos_typed._durable import checkpointed
 from dbos_typed._handle import WorkflowHandle
 from dbos_typed._runtime import Runtime, now_ms
+from dbos_typed._serialization import Codec, codec_for
 from dbos_typed._sysdb import _management as sysdb
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE
 from dbos_typed._validate import checked_name, epoch_ms
 from dbos_typed.errors import InvalidOptionError, NonExistentWorkflowError
+
+_NO_ANSWER: Codec[None] = codec_for(None)
+_WORKFLOW_ID: Codec[str] = codec_for(str)
 
 
 def _cancel_locally(runtime: Runtime, workflow_ids: Sequence[str]) -> None:
@@ -34,7 +41,8 @@ def cancel_workflow(ctx: Connected, workflow_id: str, /, *, cancel_children: boo
 
     Durability: the workflow's row becomes CANCELLED at once and for good: it leaves its
     queue, and a running execution (in any process) stops at its next step without
-    recording a result. Cancelling a finished workflow changes nothing.
+    recording a result. Cancelling a finished workflow changes nothing. From a workflow
+    body the call is an operation of its own (`DBOS.cancelWorkflow`), made once.
 
     Args:
         ctx: Any context.
@@ -46,15 +54,21 @@ def cancel_workflow(ctx: Connected, workflow_id: str, /, *, cancel_children: boo
     """
     runtime = ctx._runtime
     workflow_id = checked_name(workflow_id, "workflow_id")
-    if runtime.store.workflow_status(workflow_id) is None:
-        raise NonExistentWorkflowError(workflow_id)
-    targets = (
-        sysdb.with_descendants(runtime.store, [workflow_id]) if cancel_children else [workflow_id]
-    )
-    now = now_ms()
-    for target in targets:
-        runtime.store.cancel_workflow(target, now)
-    _cancel_locally(runtime, targets)
+
+    def cancel() -> None:
+        if runtime.store.workflow_status(workflow_id) is None:
+            raise NonExistentWorkflowError(workflow_id)
+        targets = (
+            sysdb.with_descendants(runtime.store, [workflow_id])
+            if cancel_children
+            else [workflow_id]
+        )
+        now = now_ms()
+        for target in targets:
+            runtime.store.cancel_workflow(target, now)
+        _cancel_locally(runtime, targets)
+
+    checkpointed(ctx, "DBOS.cancelWorkflow", cancel, _NO_ANSWER)
 
 
 def resume_workflow(ctx: Connected, workflow_id: str, /) -> WorkflowHandle[Any]:
@@ -62,7 +76,8 @@ def resume_workflow(ctx: Connected, workflow_id: str, /) -> WorkflowHandle[Any]:
 
     Durability: the workflow is put on the internal queue with a fresh recovery budget and
     no deadline; an executor of its application version picks it up and replays its
-    recorded steps. A workflow that already succeeded or failed is left as it is.
+    recorded steps. A workflow that already succeeded or failed is left as it is. From a
+    workflow body the call is an operation of its own (`DBOS.resumeWorkflow`), made once.
 
     Returns:
         A handle to the workflow.
@@ -72,10 +87,14 @@ def resume_workflow(ctx: Connected, workflow_id: str, /) -> WorkflowHandle[Any]:
     """
     runtime = ctx._runtime
     workflow_id = checked_name(workflow_id, "workflow_id")
-    if not runtime.store.resume_workflow(workflow_id, INTERNAL_QUEUE, now_ms()):
-        if runtime.store.workflow_status(workflow_id) is None:
-            raise NonExistentWorkflowError(workflow_id)
-    runtime.announce_work()
+
+    def resume() -> None:
+        if not runtime.store.resume_workflow(workflow_id, INTERNAL_QUEUE, now_ms()):
+            if runtime.store.workflow_status(workflow_id) is None:
+                raise NonExistentWorkflowError(workflow_id)
+        runtime.announce_work()
+
+    checkpointed(ctx, "DBOS.resumeWorkflow", resume, _NO_ANSWER)
     return _handle(ctx, workflow_id)
 
 
@@ -100,7 +119,9 @@ def fork_workflow(
 
     Durability: in one transaction the copy is recorded (ENQUEUED, `forked_from` set) with
     the original's input and its recorded steps, events and stream entries before
-    `start_step`; those steps are not run again. The original is marked as forked.
+    `start_step`; those steps are not run again. The original is marked as forked. From
+    a workflow body the fork is an operation of its own (`DBOS.forkWorkflow`): it is made
+    once, and a replay returns a handle to the same copy.
 
     Args:
         ctx: Any context.
@@ -120,22 +141,30 @@ def fork_workflow(
     workflow_id = checked_name(workflow_id, "workflow_id")
     if not isinstance(start_step, int) or isinstance(start_step, bool) or start_step < 0:
         raise InvalidOptionError("start_step", "expected an int >= 0")
-    new_id = checked_name(new_workflow_id or str(uuid.uuid4()), "new_workflow_id")
+    if new_workflow_id is not None:
+        checked_name(new_workflow_id, "new_workflow_id")
     if application_version is not None:
         checked_name(application_version, "application_version")
-    forked = sysdb.fork_workflow(
-        runtime.store,
-        workflow_id,
-        new_id=new_id,
-        start_step=start_step,
-        application_version=application_version,
-        queue_name=checked_name(queue_name, "queue_name") if queue_name else INTERNAL_QUEUE,
-        now_ms=now_ms(),
-    )
-    if not forked:
-        raise NonExistentWorkflowError(workflow_id)
-    runtime.announce_work()
-    return _handle(ctx, new_id)
+    queue = checked_name(queue_name, "queue_name") if queue_name else INTERNAL_QUEUE
+
+    def fork() -> str:
+        # Drawn inside the operation, so a replay finds the copy the first run made.
+        new_id = new_workflow_id or str(uuid.uuid4())
+        forked = sysdb.fork_workflow(
+            runtime.store,
+            workflow_id,
+            new_id=new_id,
+            start_step=start_step,
+            application_version=application_version,
+            queue_name=queue,
+            now_ms=now_ms(),
+        )
+        if not forked:
+            raise NonExistentWorkflowError(workflow_id)
+        runtime.announce_work()
+        return new_id
+
+    return _handle(ctx, checkpointed(ctx, "DBOS.forkWorkflow", fork, _WORKFLOW_ID))
 
 
 def delete_workflows(
@@ -144,6 +173,9 @@ def delete_workflows(
     """Delete workflows and everything recorded for them (steps, messages, events, streams).
 
     Missing IDs are ignored. A workflow deleted while running stops at its next step.
+
+    Durability: from a workflow body the deletion is an operation of its own
+    (`DBOS.deleteWorkflows`), made once.
 
     Args:
         ctx: Any context.
@@ -154,16 +186,22 @@ def delete_workflows(
     if isinstance(workflow_ids, str):
         raise InvalidOptionError("workflow_ids", "expected a sequence of IDs, not one string")
     ids = [checked_name(w, "workflow_ids") for w in workflow_ids]
-    if delete_children:
-        ids = sysdb.with_descendants(runtime.store, ids)
-    sysdb.delete_workflows(runtime.store, ids)
-    _cancel_locally(runtime, ids)
+
+    def delete() -> None:
+        targets = sysdb.with_descendants(runtime.store, ids) if delete_children else ids
+        sysdb.delete_workflows(runtime.store, targets)
+        _cancel_locally(runtime, targets)
+
+    checkpointed(ctx, "DBOS.deleteWorkflows", delete, _NO_ANSWER)
 
 
 def set_workflow_attributes(
     ctx: Connected, workflow_id: str, attributes: Mapping[str, Any], /
 ) -> None:
     """Replace a workflow's attributes: free-form JSON metadata for operators and tools.
+
+    Durability: from a workflow body the change is an operation of its own
+    (`DBOS.updateWorkflowAttributes`), made once.
 
     Raises:
         NonExistentWorkflowError: there is no such workflow.
@@ -179,8 +217,12 @@ def set_workflow_attributes(
         raise InvalidOptionError("attributes", f"not JSON-serializable: {exc}") from exc
     if "\\u0000" in text:
         raise InvalidOptionError("attributes", "must not contain NUL characters")
-    if not sysdb.set_attributes(runtime.store, workflow_id, text, now_ms()):
-        raise NonExistentWorkflowError(workflow_id)
+
+    def update() -> None:
+        if not sysdb.set_attributes(runtime.store, workflow_id, text, now_ms()):
+            raise NonExistentWorkflowError(workflow_id)
+
+    checkpointed(ctx, "DBOS.updateWorkflowAttributes", update, _NO_ANSWER)
 
 
 def garbage_collect(

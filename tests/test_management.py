@@ -227,3 +227,64 @@ def test_global_timeout_cancels_old_unfinished_workflows(backend: Backend) -> No
     with pytest.raises(dbos.AwaitedWorkflowCancelledError):
         handle.get_result()
     assert dbos.garbage_collect(ctx, cutoff=datetime.now(UTC) + timedelta(seconds=1)) == 1
+
+
+def test_management_calls_from_a_workflow_are_made_once_and_replayed(backend: Backend) -> None:
+    gate = Gate()
+
+    def steer(ctx: dbos.WorkflowContext) -> list[str]:
+        fork = dbos.fork_workflow(ctx, "orig", 1)  # a random ID, drawn once
+        listed = [w.workflow_id for w in dbos.list_workflows(ctx, name="three_steps")]
+        steps = [s.name for s in dbos.get_workflow_steps(ctx, "orig")]
+        dbos.set_workflow_attributes(ctx, "orig", {"by": "workflow"})
+        dbos.cancel_workflow(ctx, "victim")
+        try:
+            dbos.fork_workflow(ctx, "missing", 0)
+        except dbos.NonExistentWorkflowError as exc:
+            missing = exc.workflow_id
+        dbos.run_as_step(ctx, gate, name="gate")
+        return [fork.workflow_id, *listed, *steps, missing]
+
+    first = backend.context_with(three_steps, steer)
+    dbos.new_workflow_queue(first, "later")
+    first.launch()
+    dbos.run_workflow(first, three_steps, "o", workflow_id="orig").get_result()
+    dbos.run_workflow(
+        first, three_steps, "v", workflow_id="victim", queue="later", delay=timedelta(hours=1)
+    )
+    dbos.run_workflow(first, steer, workflow_id="steer")
+    gate.wait_entered()
+    first.shutdown(timeout=timedelta(0))
+    gate.open()
+
+    # Between the two runs the world changes: a replay must not act or read again.
+    backend.query(
+        "UPDATE {s}.workflow_status SET status = 'DELAYED' WHERE workflow_uuid = %s", "victim"
+    )
+    second = backend.context_with(three_steps, steer)
+    second.launch()
+    dbos.set_workflow_attributes(second, "orig", {"by": "operator"})
+    dbos.run_workflow(second, three_steps, "n", workflow_id="newer").get_result()
+    result = dbos.retrieve_workflow[list[str]](second, "steer").get_result(
+        timeout=timedelta(seconds=30)
+    )
+
+    forks = dbos.list_workflows(second, forked_from="orig")
+    assert [w.workflow_id for w in forks] == [result[0]]  # one fork, the recorded one
+    # The listing holds what the first run saw: not the workflow started in between.
+    assert result[1:] == ["orig", "victim", result[0], "a", "b", "c", "missing"]
+    assert backend.query(
+        "SELECT status FROM {s}.workflow_status WHERE workflow_uuid = %s", "victim"
+    ) == [("DELAYED",)]
+    assert "operator" in str(
+        backend.query("SELECT attributes FROM {s}.workflow_status WHERE workflow_uuid = %s", "orig")
+    )
+    assert [s.name for s in dbos.get_workflow_steps(second, "steer")] == [
+        "DBOS.forkWorkflow",
+        "DBOS.listWorkflows",
+        "DBOS.getWorkflowSteps",
+        "DBOS.updateWorkflowAttributes",
+        "DBOS.cancelWorkflow",
+        "DBOS.forkWorkflow",
+        "gate",
+    ]

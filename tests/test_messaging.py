@@ -230,7 +230,7 @@ def test_recv_timeout_is_checkpointed_and_replayed(backend: Backend) -> None:
 
 
 def test_recv_timeout_survives_a_restart_and_waits_only_the_remainder(backend: Backend) -> None:
-    timeout = 1.5
+    timeout = 3.0
 
     def waiter(ctx: dbos.WorkflowContext) -> str:
         try:
@@ -254,15 +254,17 @@ def test_recv_timeout_survives_a_restart_and_waits_only_the_remainder(backend: B
         "SELECT status FROM {s}.workflow_status WHERE workflow_uuid = %s", "durable-timeout"
     ) == [("PENDING",)]
 
+    relaunched = time.time()
     second = backend.context_with(waiter)
     second.launch()
     result = dbos.retrieve_workflow[str](second, "durable-timeout").get_result()
     finished = time.time()
     assert result == "timed out"
-    # The recorded deadline did not move, and the whole wait lasted about the timeout.
+    # The recorded deadline did not move, and the second wait ended at it: at most half
+    # the timeout after the relaunch, where a fresh wait would take the whole timeout.
     assert _sleep_rows(backend, "durable-timeout")[0][2] == deadline_text
     assert finished >= deadline_ms / 1000 - 0.01
-    assert finished - started < timeout + 0.6  # a fresh wait would end after 2.25 s
+    assert finished - relaunched < timeout - 0.5
     assert [r[1] for r in _steps(backend, "durable-timeout")] == ["DBOS.recv", "DBOS.sleep"]
 
 
@@ -278,7 +280,7 @@ def test_cancel_interrupts_a_waiting_recv_promptly(backend: Backend) -> None:
     dbos.cancel_workflow(ctx, "cancel-me")
     with pytest.raises(dbos.AwaitedWorkflowCancelledError):
         handle.get_result(timeout=timedelta(seconds=10))
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 5  # the wait had 60 s to go
     assert [r[1] for r in _steps(backend, "cancel-me")] == ["DBOS.sleep"]
 
 
@@ -294,8 +296,8 @@ def test_a_send_from_another_context_wakes_the_receiver(backend: Backend) -> Non
     start = time.monotonic()
     dbos.send(sending, "remote", 42, "t")
     assert handle.get_result(timeout=timedelta(seconds=10)) == 42
-    # Woken by LISTEN/NOTIFY or by polling, not by the periodic safety net.
-    assert time.monotonic() - start < 1.0
+    # Woken by LISTEN/NOTIFY or by polling, not by the periodic safety net (5 s).
+    assert time.monotonic() - start < 2.5
 
 
 def test_many_workflows_wait_at_once_without_a_connection_each(backend: Backend) -> None:

@@ -37,7 +37,7 @@ def test_sleep_returns_the_time_slept_and_records_the_deadline(backend: Backend)
 
 
 def test_sleep_after_a_restart_waits_only_the_remainder(backend: Backend) -> None:
-    duration = 1.5
+    duration = 3.0
 
     def napper(ctx: dbos.WorkflowContext) -> float:
         return dbos.sleep(ctx, timedelta(seconds=duration)).total_seconds()
@@ -54,6 +54,7 @@ def test_sleep_after_a_restart_waits_only_the_remainder(backend: Backend) -> Non
         "SELECT status FROM {s}.workflow_status WHERE workflow_uuid = %s", "long-nap"
     ) == [("PENDING",)]
 
+    relaunched = time.time()
     second = backend.context_with(napper)
     second.launch()
     slept = dbos.retrieve_workflow[float](second, "long-nap").get_result()
@@ -61,7 +62,10 @@ def test_sleep_after_a_restart_waits_only_the_remainder(backend: Backend) -> Non
     assert _sleep_rows(backend, "long-nap")[0][1] == deadline  # not moved
     assert slept < duration * 0.6  # the second run slept only what was left
     assert finished >= int(str(deadline)) / 1000 - 0.01
-    assert finished - started < duration + 0.6
+    # At most half the duration was left at the relaunch; a fresh sleep would take all of it.
+    # The second sleep ends by the deadline whenever the relaunch happens, so the margin
+    # (a second) is scheduling slack only.
+    assert finished - relaunched < duration - 0.5
 
 
 def test_a_past_deadline_is_not_slept_again(backend: Backend) -> None:
@@ -87,7 +91,7 @@ def test_cancel_interrupts_a_sleep_promptly(backend: Backend) -> None:
     dbos.cancel_workflow(ctx, "wake-up")
     with pytest.raises(dbos.AwaitedWorkflowCancelledError):
         handle.get_result(timeout=timedelta(seconds=10))
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 5  # the sleep had 60 s to go
 
 
 def test_sleep_is_refused_inside_a_step(backend: Backend) -> None:
