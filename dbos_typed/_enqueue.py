@@ -123,6 +123,21 @@ def check_queue_options(
     )
 
 
+def unpartitioned_queue_name(runtime: Runtime, queue: WorkflowQueue | str) -> str:
+    """The name of an existing queue that takes work without a partition key.
+
+    Raises:
+        InvalidOptionError: the queue is unnamed, unknown or partitioned.
+    """
+    name = queue.name if isinstance(queue, WorkflowQueue) else queue
+    if not isinstance(name, str) or not name:
+        raise InvalidOptionError("queue", "expected a WorkflowQueue or a non-empty queue name")
+    partitioned, _ = _queue_flags(runtime, queue, name)
+    if partitioned:
+        raise InvalidOptionError("queue", f"queue {name!r} is partitioned; choose another")
+    return name
+
+
 def _queue_flags(runtime: Runtime, queue: WorkflowQueue | str, name: str) -> tuple[bool, bool]:
     """(partitioned, priority_enabled) of the target queue, which must exist."""
     if isinstance(queue, WorkflowQueue):

@@ -17,7 +17,9 @@ from typing import Any
 
 from dbos_typed._context import Connected
 from dbos_typed._durable import checkpointed
+from dbos_typed._enqueue import unpartitioned_queue_name
 from dbos_typed._handle import WorkflowHandle
+from dbos_typed._queue import WorkflowQueue
 from dbos_typed._runtime import Runtime, now_ms
 from dbos_typed._serialization import Codec, codec_for
 from dbos_typed._sysdb import _management as sysdb
@@ -71,25 +73,36 @@ def cancel_workflow(ctx: Connected, workflow_id: str, /, *, cancel_children: boo
     checkpointed(ctx, "DBOS.cancelWorkflow", cancel, _NO_ANSWER)
 
 
-def resume_workflow(ctx: Connected, workflow_id: str, /) -> WorkflowHandle[Any]:
+def resume_workflow(
+    ctx: Connected, workflow_id: str, /, *, queue: WorkflowQueue | str | None = None
+) -> WorkflowHandle[Any]:
     """Resume a cancelled, dead-lettered or stuck workflow from its last recorded step.
 
-    Durability: the workflow is put on the internal queue with a fresh recovery budget and
-    no deadline; an executor of its application version picks it up and replays its
-    recorded steps. A workflow that already succeeded or failed is left as it is. From a
-    workflow body the call is an operation of its own (`DBOS.resumeWorkflow`), made once.
+    Durability: the workflow is put on a queue (the internal one unless `queue` says
+    otherwise) with a fresh recovery budget and no deadline; an executor of its application
+    version picks it up and replays its recorded steps. A workflow that already succeeded
+    or failed is left as it is. From a workflow body the call is an operation of its own
+    (`DBOS.resumeWorkflow`), made once.
+
+    Args:
+        ctx: Any context.
+        workflow_id: The workflow to resume.
+        queue: Run it from this queue, under its limits, instead of at once from the
+            internal queue. A partitioned queue is refused (there is no key to give).
 
     Returns:
         A handle to the workflow.
 
     Raises:
         NonExistentWorkflowError: there is no such workflow.
+        InvalidOptionError: the queue does not exist or is partitioned.
     """
     runtime = ctx._runtime
     workflow_id = checked_name(workflow_id, "workflow_id")
+    queue_name = INTERNAL_QUEUE if queue is None else unpartitioned_queue_name(runtime, queue)
 
     def resume() -> None:
-        if not runtime.store.resume_workflow(workflow_id, INTERNAL_QUEUE, now_ms()):
+        if not runtime.store.resume_workflow(workflow_id, queue_name, now_ms()):
             if runtime.store.workflow_status(workflow_id) is None:
                 raise NonExistentWorkflowError(workflow_id)
         runtime.announce_work()

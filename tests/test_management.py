@@ -288,3 +288,33 @@ def test_management_calls_from_a_workflow_are_made_once_and_replayed(backend: Ba
         "DBOS.forkWorkflow",
         "gate",
     ]
+
+
+def test_resume_onto_a_queue_runs_under_its_limits(backend: Backend) -> None:
+    gate = Gate()
+
+    def gated(ctx: dbos.WorkflowContext, tag: str) -> str:
+        dbos.run_as_step(ctx, gate, name="gate")
+        return tag
+
+    ctx = backend.context_with(gated)
+    serial = dbos.new_workflow_queue(ctx, "serial", worker_concurrency=1)
+    dbos.new_workflow_queue(ctx, "split", partitioned=True)
+    ctx.launch()
+    running = dbos.run_workflow(ctx, gated, "running", queue=serial)
+    gate.wait_entered()
+    stopped = dbos.run_workflow(ctx, gated, "stopped", workflow_id="stopped", queue=serial)
+    dbos.cancel_workflow(ctx, "stopped")
+
+    dbos.resume_workflow(ctx, "stopped", queue="serial")
+    # It waits its turn behind the running one instead of starting at once.
+    assert stopped.get_status().status is dbos.StatusName.ENQUEUED
+    assert stopped.get_status().queue_name == "serial"
+    gate.open()
+    assert running.get_result(timeout=timedelta(seconds=20)) == "running"
+    assert stopped.get_result(timeout=timedelta(seconds=20)) == "stopped"
+
+    with pytest.raises(dbos.InvalidOptionError, match="no queue named"):
+        dbos.resume_workflow(ctx, "stopped", queue="nowhere")
+    with pytest.raises(dbos.InvalidOptionError, match="partitioned"):
+        dbos.resume_workflow(ctx, "stopped", queue="split")
