@@ -17,7 +17,15 @@ from dbos_typed._context import Connected, WorkflowContext
 from dbos_typed._runtime import now_ms
 from dbos_typed._serialization import Codec, ErrorRecord
 from dbos_typed._sysdb._retry import StoreClosedError
-from dbos_typed._sysdb._rows import RecordResult, StatusName, StepRecord
+from dbos_typed._sysdb._rows import (
+    Checkpoint,
+    CheckpointRefused,
+    InsertedWorkflow,
+    NewWorkflow,
+    RecordResult,
+    StatusName,
+    StepRecord,
+)
 from dbos_typed.errors import (
     AwaitedWorkflowCancelledError,
     DeadLetterError,
@@ -101,6 +109,36 @@ def record_operation(ctx: WorkflowContext, step: StepRecord) -> None:
     if still_ours and (existing.output, existing.error) == (step.output, step.error):
         return  # our own write, retried after a lost reply
     raise Superseded(state.workflow_id, "superseded by another execution")
+
+
+def checkpoint_of(ctx: WorkflowContext, step: StepRecord) -> Checkpoint:
+    """`step` as a checkpoint of this run, written only while the run owns its workflow."""
+    state = ctx._state
+    return Checkpoint(state.workflow_id, step, ctx._runtime.app_name, state.owner_xid)
+
+
+def insert_child(ctx: WorkflowContext, row: NewWorkflow, step_id: int) -> InsertedWorkflow | None:
+    """Insert a child workflow and record it as the parent's step `step_id`, atomically.
+
+    Returns None, starting nothing, when the step is already recorded with this child (an
+    earlier write of this run whose reply was lost, or another run of the parent): the
+    child recorded there stands.
+
+    Raises:
+        WorkflowCancelled: the parent is no longer PENDING here (cancelled, or taken over);
+            the child was not started.
+        NonDeterminismError: a different operation is recorded at this step.
+    """
+    step = StepRecord(step_id, row.name, None, None, row.workflow_id, row.now_ms, row.now_ms)
+    try:
+        return ctx._runtime.store.insert_child_workflow(row, checkpoint_of(ctx, step))
+    except CheckpointRefused as exc:
+        existing = refused(ctx, step_id, row.name, exc.result)
+    if existing.child_workflow_id != row.workflow_id:
+        raise NonDeterminismError(
+            ctx._state.workflow_id, step_id=step_id, expected=row.name, recorded=existing.name
+        )
+    return None
 
 
 def refused(ctx: WorkflowContext, step_id: int, name: str, result: RecordResult) -> StepRecord:

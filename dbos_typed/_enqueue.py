@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from dbos_typed._context import WorkflowContext
-from dbos_typed._durable import record_of, record_operation
+from dbos_typed._durable import insert_child, record_of, record_operation
 from dbos_typed._handle import WorkflowHandle
 from dbos_typed._queue import WorkflowQueue
 from dbos_typed._registry import WorkflowSpec
@@ -277,9 +277,7 @@ def enqueue_child(
     )
     while True:
         try:
-            inserted = runtime.store.insert_child_workflow(
-                row, state.workflow_id, step_id, runtime.app_name
-            )
+            inserted = insert_child(parent, row, step_id)
             break
         except Deduplicated:
             # The collision itself is the step's outcome, so a replay sees the same one.
@@ -291,7 +289,7 @@ def enqueue_child(
             if holder is not None:
                 _record_enqueue(parent, step_id, spec.name, holder, None)
                 return WorkflowHandle(parent, holder, spec.output_codec, None)
-    if inserted.name != spec.name:
+    if inserted is not None and inserted.name != spec.name:
         raise ConflictingWorkflowError(
             child_id, existing_name=inserted.name, requested_name=spec.name
         )

@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeVar, overload
 from pydantic import TypeAdapter
 
 from dbos_typed._context import Connected, WorkflowContext
-from dbos_typed._durable import begin_operation, record_operation, refused
+from dbos_typed._durable import begin_operation, checkpoint_of, record_operation, refused
 from dbos_typed._messaging import record_timeout, replay_wait
 from dbos_typed._runtime import now_ms
 from dbos_typed._serialization import Codec, codec_for, encode_any
@@ -64,7 +64,7 @@ def set_event(ctx: WorkflowContext, key: str, value: T) -> None:
         if recorded is not None:
             return
         step = StepRecord(step_id, SET_EVENT_STEP, None, None, None, now_ms(), now_ms())
-        result = runtime.store.set_event(workflow_id, key, text, step_id, (step, runtime.app_name))
+        result = runtime.store.set_event(workflow_id, key, text, step_id, checkpoint_of(ctx, step))
         if result is not RecordResult.WRITTEN:
             refused(ctx, step_id, SET_EVENT_STEP, result)
     runtime.publish(EVENTS_CHANNEL, payload_of(workflow_id, key))

@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar, overload
 from pydantic import TypeAdapter
 
 from dbos_typed._context import Connected, WorkflowContext
-from dbos_typed._durable import begin_operation, rebuild_error, record_of, refused
+from dbos_typed._durable import begin_operation, checkpoint_of, rebuild_error, record_of, refused
 from dbos_typed._runtime import now_ms
 from dbos_typed._serialization import Codec, ErrorRecord, codec_for, encode_any
 from dbos_typed._sleep import SLEEP_STEP, checkpoint_deadline, workflow_context
@@ -89,7 +89,7 @@ def send(
         started = now_ms()
         row = NewMessage(message_id, destination_id, stored_topic, text, runtime.message_time_ms())
         step = StepRecord(step_id, SEND_STEP, None, None, None, started, now_ms())
-        result = runtime.store.send_message(row, (workflow_id, step, runtime.app_name))
+        result = runtime.store.send_message(row, checkpoint_of(ctx, step))
         if result is not RecordResult.WRITTEN:
             refused(ctx, step_id, SEND_STEP, result)  # raises unless it was our own write
     else:
@@ -138,7 +138,7 @@ def _recv(ctx: WorkflowContext, topic: str | None, timeout: timedelta, codec: Co
 
     def consume() -> StepRecord | None:
         step = StepRecord(step_id, RECV_STEP, None, None, None, int(started * 1000), now_ms())
-        result, text = store.receive_message(workflow_id, stored_topic, step, runtime.app_name)
+        result, text = store.receive_message(stored_topic, checkpoint_of(ctx, step))
         if result is None:
             return None
         if result is RecordResult.WRITTEN:

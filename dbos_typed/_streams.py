@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeVar, overload
 from pydantic import TypeAdapter
 
 from dbos_typed._context import Connected, WorkflowContext
-from dbos_typed._durable import begin_operation, refused
+from dbos_typed._durable import begin_operation, checkpoint_of, refused
 from dbos_typed._runtime import now_ms
 from dbos_typed._serialization import Codec, codec_for, encode_any
 from dbos_typed._sleep import workflow_context
@@ -81,7 +81,7 @@ def _append(ctx: WorkflowContext, key: str, text: str, name: str) -> None:
             return
         step = StepRecord(step_id, name, None, None, None, now_ms(), now_ms())
         result = runtime.store.append_stream(
-            workflow_id, key, text, step_id, (step, runtime.app_name)
+            workflow_id, key, text, step_id, checkpoint_of(ctx, step)
         )
         if result is not None and result is not RecordResult.WRITTEN:
             refused(ctx, step_id, name, result)

@@ -12,7 +12,7 @@ from typing import Any, TypeVar, overload
 
 from dbos_typed._context import DBOSContext, WorkflowContext, WorkflowState
 from dbos_typed._cron import CronSchedule
-from dbos_typed._durable import begin_operation, rebuild_error
+from dbos_typed._durable import begin_operation, insert_child, rebuild_error
 from dbos_typed._enqueue import (
     DeduplicationPolicy,
     QueueOptions,
@@ -350,10 +350,13 @@ def _start(
     if parent is None:
         inserted = runtime.store.insert_workflow(row)
     else:
-        state, step_id = parent
-        inserted = runtime.store.insert_child_workflow(
-            row, state.workflow_id, step_id, runtime.app_name
-        )
+        assert isinstance(ctx, WorkflowContext)
+        child = insert_child(ctx, row, parent[1])
+        if child is None:
+            return WorkflowHandle(
+                ctx, workflow_id, spec.output_codec, runtime.running_execution(workflow_id)
+            )
+        inserted = child
     if inserted.name != spec.name:
         raise ConflictingWorkflowError(
             workflow_id, existing_name=inserted.name, requested_name=spec.name

@@ -6,6 +6,8 @@ import threading
 from collections import Counter
 from datetime import timedelta
 
+import pytest
+
 import dbos_typed as dbos
 from tests.conftest import Backend, Gate, wait_for
 
@@ -127,3 +129,28 @@ def test_two_executors_recovering_the_same_work_split_it(backend: Backend) -> No
     )
     assert rows == []
     assert backend.query("SELECT DISTINCT status FROM {s}.workflow_status") == [("SUCCESS",)]
+
+
+def test_a_parent_cancelled_by_another_process_starts_no_child(backend: Backend) -> None:
+    gate = Gate()
+
+    def child(ctx: dbos.WorkflowContext) -> str:
+        return count("child")
+
+    def parent(ctx: dbos.WorkflowContext) -> str:
+        gate()  # not a step: the child's start is the next write
+        return dbos.run_workflow(ctx, child).get_result()
+
+    runs.clear()
+    ctx = backend.context_with(child, parent)
+    ctx.launch()
+    handle = dbos.run_workflow(ctx, parent, workflow_id="parent")
+    gate.wait_entered()
+    # Another process cancels it: this one has no in-memory flag to see.
+    with dbos.new_client(backend.config()) as client:
+        dbos.cancel_workflow(client, "parent")
+    gate.open()
+    with pytest.raises(dbos.AwaitedWorkflowCancelledError):
+        handle.get_result(timeout=timedelta(seconds=10))
+    assert backend.query("SELECT workflow_uuid FROM {s}.workflow_status") == [("parent",)]
+    assert runs["child"] == 0

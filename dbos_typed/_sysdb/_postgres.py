@@ -17,6 +17,7 @@ from dbos_typed._sysdb import _queries as q
 from dbos_typed._sysdb._retry import StoreClosedError, retry_outages
 from dbos_typed._sysdb._rows import (
     STREAM_CLOSED,
+    Checkpoint,
     ClaimedWorkflow,
     ClaimRequest,
     Deduplicated,
@@ -25,13 +26,13 @@ from dbos_typed._sysdb._rows import (
     NewWorkflow,
     RecordResult,
     StatusName,
-    StepRecord,
 )
 from dbos_typed._sysdb._schema_postgres import SCHEMA_VERSION, baseline_statements
 from dbos_typed._sysdb._store import (
     Row,
     SystemStore,
     Transaction,
+    checkpoint_params,
     claim_params,
     claimed_from,
     driver_error,
@@ -39,7 +40,6 @@ from dbos_typed._sysdb._store import (
     has_global_limit,
     insert_params,
     inserted_from,
-    record_params,
 )
 from dbos_typed.errors import InitializationError, NonExistentWorkflowError, SystemDatabaseError
 
@@ -319,14 +319,13 @@ class PostgresStore(SystemStore):
     def send_message(
         self,
         message: NewMessage,
-        checkpoint: tuple[str, StepRecord, str | None] | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> RecordResult:
         """Insert a message, with its checkpoint in the same statement when given."""
         if checkpoint is None:
             return super().send_message(message)
-        workflow_id, step, application_name = checkpoint
         params = {
-            **record_params(workflow_id, step, application_name),
+            **checkpoint_params(checkpoint),
             "message_id": message.message_id,
             "destination_id": message.destination_id,
             "topic": message.topic,
@@ -341,20 +340,20 @@ class PostgresStore(SystemStore):
             raise
         if rows and rows[0][0]:
             return RecordResult.WRITTEN
-        return self._why_not_recorded(workflow_id, step.step_id)
+        return self._why_not_recorded(checkpoint.workflow_id, checkpoint.step.step_id)
 
     def receive_message(
-        self, workflow_id: str, topic: str, step: StepRecord, application_name: str | None
+        self, topic: str, checkpoint: Checkpoint
     ) -> tuple[RecordResult | None, str | None]:
         """Consume and checkpoint the oldest message in one round trip."""
-        params = {**record_params(workflow_id, step, application_name), "topic": topic}
+        params = {**checkpoint_params(checkpoint), "topic": topic}
         rows = self._query(q.RECEIVE_MESSAGE_PG, params)
         message, recorded = rows[0]
         if message is None:
             return None, None
         if recorded:
             return RecordResult.WRITTEN, message
-        return self._why_not_recorded(workflow_id, step.step_id), None
+        return self._why_not_recorded(checkpoint.workflow_id, checkpoint.step.step_id), None
 
     def set_event(
         self,
@@ -362,13 +361,12 @@ class PostgresStore(SystemStore):
         key: str,
         value: str,
         step_id: int,
-        checkpoint: tuple[StepRecord, str | None] | None,
+        checkpoint: Checkpoint | None,
     ) -> RecordResult:
         """Publish an event, with its checkpoint in the same statement when given."""
         if checkpoint is None:
             return super().set_event(workflow_id, key, value, step_id, None)
-        step, application_name = checkpoint
-        params = {**record_params(workflow_id, step, application_name), "key": key, "value": value}
+        params = {**checkpoint_params(checkpoint), "key": key, "value": value}
         rows = self._query(q.SET_EVENT_FROM_WORKFLOW_PG, params)
         if rows and rows[0][0]:
             return RecordResult.WRITTEN
@@ -380,13 +378,12 @@ class PostgresStore(SystemStore):
         key: str,
         value: str,
         step_id: int,
-        checkpoint: tuple[StepRecord, str | None] | None,
+        checkpoint: Checkpoint | None,
     ) -> RecordResult | None:
         if checkpoint is None:
             return super()._append_once(workflow_id, key, value, step_id, None)
-        step, application_name = checkpoint
         params = {
-            **record_params(workflow_id, step, application_name),
+            **checkpoint_params(checkpoint),
             "key": key,
             "value": value,
             "closed": STREAM_CLOSED,

@@ -196,6 +196,27 @@ class RecordResult(enum.Enum):
     ALREADY_RECORDED = "already_recorded"
 
 
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A step to record together with an operation's own writes, in one transaction.
+
+    With `owner_xid`, nothing is written unless that run still owns the workflow.
+    """
+
+    workflow_id: str
+    step: StepRecord
+    application_name: str | None
+    owner_xid: str | None = None
+
+
+class CheckpointRefused(Exception):
+    """An operation was rolled back because its checkpoint was refused; `result` says why."""
+
+    def __init__(self, result: RecordResult) -> None:
+        super().__init__(result.value)
+        self.result = result
+
+
 #: The stored value that closes a stream (a JSON string, as every DBOS SDK writes it).
 STREAM_CLOSED = '"__DBOS_STREAM_CLOSED__"'
 

@@ -19,6 +19,8 @@ from dbos_typed._sysdb import _queries as q
 from dbos_typed._sysdb._rows import (
     STREAM_CLOSED,
     Backlog,
+    Checkpoint,
+    CheckpointRefused,
     ClaimedWorkflow,
     ClaimRequest,
     Deduplicated,
@@ -131,32 +133,27 @@ class SystemStore(abc.ABC):
 
     # -- shared operations ---------------------------------------------------------------
 
-    def insert_child_workflow(
-        self, row: NewWorkflow, parent_id: str, step_id: int, application_name: str | None
-    ) -> InsertedWorkflow:
-        """Start a child and record it as the parent's step, atomically."""
+    def insert_child_workflow(self, row: NewWorkflow, parent: Checkpoint) -> InsertedWorkflow:
+        """Start a child and record it as the parent's step, atomically.
+
+        Raises:
+            CheckpointRefused: the parent's step was not recorded (the parent is no longer
+                PENDING or no longer owned by the run, or the step is already recorded);
+                the child was not started.
+            Deduplicated: the child's deduplication ID is taken.
+        """
 
         def body(tx: Transaction) -> InsertedWorkflow:
             inserted = self._insert_in(tx, row)
-            tx.execute(
-                q.RECORD_STEP,
-                {
-                    "workflow_id": parent_id,
-                    "step_id": step_id,
-                    "name": row.name,
-                    "output": None,
-                    "error": None,
-                    "child_workflow_id": row.workflow_id,
-                    "started_at_ms": row.now_ms,
-                    "completed_at_ms": row.now_ms,
-                    "application_name": application_name,
-                    "owner_xid": None,
-                },
-            )
+            self._checkpoint_in(tx, parent)
             return inserted
 
         try:
             return self._transaction(body)
+        except _NotRecorded:
+            raise CheckpointRefused(
+                self._why_not_recorded(parent.workflow_id, parent.step.step_id)
+            ) from None
         except Exception as exc:
             if self._is_deduplicated(exc):
                 raise Deduplicated(row.deduplication_id) from exc
@@ -188,25 +185,19 @@ class SystemStore(abc.ABC):
             return RecordResult.ALREADY_RECORDED
         return RecordResult.NOT_PENDING
 
-    def _checkpoint_in(
-        self, tx: Transaction, workflow_id: str, step: StepRecord, application_name: str | None
-    ) -> None:
+    def _checkpoint_in(self, tx: Transaction, checkpoint: Checkpoint) -> None:
         """Write a checkpoint inside `tx`, or roll the whole transaction back if refused."""
-        written = tx.execute(
-            q.RECORD_STEP,
-            record_params(workflow_id, step, application_name),
-        )
-        if not written:
+        if not tx.execute(q.RECORD_STEP, checkpoint_params(checkpoint)):
             raise _NotRecorded
 
     def _with_checkpoint(
-        self, workflow_id: str, step_id: int, body: Callable[[Transaction], None]
+        self, checkpoint: Checkpoint, body: Callable[[Transaction], None]
     ) -> RecordResult:
         """Run `body` (which ends with `_checkpoint_in`) atomically; say why if refused."""
         try:
             self._transaction(body)
         except _NotRecorded:
-            return self._why_not_recorded(workflow_id, step_id)
+            return self._why_not_recorded(checkpoint.workflow_id, checkpoint.step.step_id)
         return RecordResult.WRITTEN
 
     def _why_not_recorded(self, workflow_id: str, step_id: int) -> RecordResult:
@@ -378,9 +369,9 @@ class SystemStore(abc.ABC):
     def send_message(
         self,
         message: NewMessage,
-        checkpoint: tuple[str, StepRecord, str | None] | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> RecordResult:
-        """Insert a message; with a checkpoint (workflow ID, step, app), in its transaction.
+        """Insert a message; with a checkpoint, in its transaction.
 
         A message ID that is already stored is skipped, so retried sends are not repeated.
 
@@ -398,20 +389,20 @@ class SystemStore(abc.ABC):
         def body(tx: Transaction) -> None:
             tx.execute(q.INSERT_MESSAGE, params)
             if checkpoint is not None:
-                self._checkpoint_in(tx, *checkpoint)
+                self._checkpoint_in(tx, checkpoint)
 
         try:
             if checkpoint is None:
                 self._query(q.INSERT_MESSAGE, params)
                 return RecordResult.WRITTEN
-            return self._with_checkpoint(checkpoint[0], checkpoint[1].step_id, body)
+            return self._with_checkpoint(checkpoint, body)
         except Exception as exc:
             if self._is_foreign_key_violation(exc):
                 raise NonExistentWorkflowError(message.destination_id) from None
             raise
 
     def receive_message(
-        self, workflow_id: str, topic: str, step: StepRecord, application_name: str | None
+        self, topic: str, checkpoint: Checkpoint
     ) -> tuple[RecordResult | None, str | None]:
         """Consume the oldest unconsumed message and checkpoint it as `step`, atomically.
 
@@ -419,6 +410,7 @@ class SystemStore(abc.ABC):
         message text) when it was consumed, or the reason the checkpoint was refused.
         """
         found: list[str] = []
+        workflow_id, step = checkpoint.workflow_id, checkpoint.step
 
         def body(tx: Transaction) -> None:
             rows = tx.execute(
@@ -428,9 +420,9 @@ class SystemStore(abc.ABC):
             if not rows:
                 return
             found.append(rows[0][0])
-            self._checkpoint_in(tx, workflow_id, replace(step, output=rows[0][0]), application_name)
+            self._checkpoint_in(tx, replace(checkpoint, step=replace(step, output=rows[0][0])))
 
-        result = self._with_checkpoint(workflow_id, step.step_id, body)
+        result = self._with_checkpoint(checkpoint, body)
         if result is RecordResult.WRITTEN and not found:
             return None, None
         return result, (found[-1] if found and result is RecordResult.WRITTEN else None)
@@ -447,7 +439,7 @@ class SystemStore(abc.ABC):
         key: str,
         value: str,
         step_id: int,
-        checkpoint: tuple[StepRecord, str | None] | None,
+        checkpoint: Checkpoint | None,
     ) -> RecordResult:
         """Publish an event (latest value and per-step history), with its checkpoint if any."""
         params = {"workflow_id": workflow_id, "key": key, "value": value, "step_id": step_id}
@@ -456,9 +448,12 @@ class SystemStore(abc.ABC):
             tx.execute(q.UPSERT_EVENT, params)
             tx.execute(q.UPSERT_EVENT_HISTORY, params)
             if checkpoint is not None:
-                self._checkpoint_in(tx, workflow_id, *checkpoint)
+                self._checkpoint_in(tx, checkpoint)
 
-        return self._with_checkpoint(workflow_id, step_id, body)
+        if checkpoint is None:
+            self._transaction(body)
+            return RecordResult.WRITTEN
+        return self._with_checkpoint(checkpoint, body)
 
     def get_event(self, workflow_id: str, key: str) -> str | None:
         """The latest value of an event, or None if it was never set."""
@@ -473,7 +468,7 @@ class SystemStore(abc.ABC):
         key: str,
         value: str,
         step_id: int,
-        checkpoint: tuple[StepRecord, str | None] | None,
+        checkpoint: Checkpoint | None,
     ) -> RecordResult | None:
         """Append a value at the next offset, with its checkpoint if any.
 
@@ -496,7 +491,7 @@ class SystemStore(abc.ABC):
         key: str,
         value: str,
         step_id: int,
-        checkpoint: tuple[StepRecord, str | None] | None,
+        checkpoint: Checkpoint | None,
     ) -> RecordResult | None:
         params = {"workflow_id": workflow_id, "key": key, "value": value, "step_id": step_id}
         closed: list[bool] = []
@@ -508,9 +503,12 @@ class SystemStore(abc.ABC):
                 return
             tx.execute(q.APPEND_STREAM, params)
             if checkpoint is not None:
-                self._checkpoint_in(tx, workflow_id, *checkpoint)
+                self._checkpoint_in(tx, checkpoint)
 
-        result = self._with_checkpoint(workflow_id, step_id, body)
+        if checkpoint is None:
+            self._transaction(body)
+            return None if closed else RecordResult.WRITTEN
+        result = self._with_checkpoint(checkpoint, body)
         return None if closed else result
 
     def read_stream(
@@ -624,6 +622,13 @@ class SystemStore(abc.ABC):
             return created
 
         return self._transaction(body)
+
+
+def checkpoint_params(checkpoint: Checkpoint) -> dict[str, Any]:
+    """Statement parameters for writing a checkpoint, fenced by its owner token if any."""
+    return record_params(
+        checkpoint.workflow_id, checkpoint.step, checkpoint.application_name, checkpoint.owner_xid
+    )
 
 
 def record_params(
