@@ -20,9 +20,10 @@ ctx.shutdown()
 from __future__ import annotations
 
 from dbos_typed import errors
-from dbos_typed._client import Client, enqueue, new_client
+from dbos_typed._client import Client, debounce, enqueue, new_client
 from dbos_typed._config import Config
 from dbos_typed._context import DBOSContext, WorkflowContext
+from dbos_typed._debouncer import Debouncer, new_debouncer
 from dbos_typed._events import get_event, set_event
 from dbos_typed._handle import WorkflowHandle, retrieve_workflow
 from dbos_typed._lifecycle import new_context
@@ -91,6 +92,7 @@ __all__ = [
     "DBOSContext",
     "DBOSError",
     "DeadLetterError",
+    "Debouncer",
     "ErrorRecord",
     "InitializationError",
     "InvalidOptionError",
@@ -123,6 +125,7 @@ __all__ = [
     "cancel_workflow",
     "close_stream",
     "create_schedule",
+    "debounce",
     "delete_schedule",
     "delete_workflows",
     "enqueue",
@@ -140,6 +143,7 @@ __all__ = [
     "listen_queues",
     "new_client",
     "new_context",
+    "new_debouncer",
     "new_workflow_queue",
     "pause_schedule",
     "read_stream",
@@ -163,6 +167,7 @@ for _name in (
     "Client",
     "Config",
     "DBOSContext",
+    "Debouncer",
     "RateLimit",
     "ScheduleSpec",
     "ScheduleStatus",

@@ -5,7 +5,8 @@ never creates or migrates the schema. Every call that only reads or steers workf
 through the database accepts a client wherever it accepts a context: `retrieve_workflow`,
 `send`, `get_event`, `read_stream`, `list_workflows`, `get_workflow_steps`,
 `cancel_workflow`, `resume_workflow`, `fork_workflow`, `new_workflow_queue` and the rest.
-`enqueue[R]` is the client's way to start a workflow, by its registered name.
+`enqueue[R]` is the client's way to start a workflow, by its registered name, and
+`debounce[R]` its way to debounce one.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import TypeAdapter
 
 from dbos_typed._config import Config
 from dbos_typed._context import Connected
+from dbos_typed._debouncer import DebounceCall, checked_max_wait, debounce_queue, delay_ms_of, land
 from dbos_typed._enqueue import DeduplicationPolicy, check_queue_options, insert_queued, queued_row
 from dbos_typed._handle import WorkflowHandle
 from dbos_typed._lifecycle import open_store
@@ -27,6 +29,8 @@ from dbos_typed._runtime import Runtime
 from dbos_typed._serialization import Codec, codec_for, encode_any
 from dbos_typed._sysdb._listener import Notifier
 from dbos_typed._sysdb._postgres import PostgresStore
+from dbos_typed._sysdb._rows import Debounced
+from dbos_typed._validate import checked_name, optional_name
 from dbos_typed.errors import InvalidOptionError, SerializationError
 
 T = TypeVar("T")
@@ -221,14 +225,10 @@ def _enqueue(
     partition_key: str | None,
     delay: timedelta | None,
 ) -> WorkflowHandle[Any]:
-    if not isinstance(client, Client):
-        raise InvalidOptionError("client", "expected a Client from new_client()")
-    if client._closed.is_set():
-        raise InvalidOptionError("client", "this client is closed")
+    _check_client(client)
     if queue is None:
         raise InvalidOptionError("queue", "expected a WorkflowQueue or a queue name")
-    if not isinstance(workflow_name, str) or not workflow_name:
-        raise InvalidOptionError("workflow_name", "expected the registered name of a workflow")
+    _check_workflow_name(workflow_name)
     if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
         raise InvalidOptionError("workflow_id", "expected a non-empty string or None")
     if timeout is not None and (not isinstance(timeout, timedelta) or timeout <= timedelta(0)):
@@ -244,16 +244,12 @@ def _enqueue(
         delay=delay,
     )
     assert options is not None  # a queue is always given
-    try:
-        payload = "" if input is _NO_INPUT else encode_any(input)
-    except SerializationError as exc:
-        raise InvalidOptionError("input", str(exc)) from exc
     row = queued_row(
         runtime,
         options,
         workflow_id=workflow_id or str(uuid.uuid4()),
         name=workflow_name,
-        inputs='{"positionalArgs":[' + payload + '],"namedArgs":{}}',
+        inputs=_inputs_of(input),
         timeout_ms=None if timeout is None else max(1, int(timeout.total_seconds() * 1000)),
         # No version: whichever executor runs the application's latest version takes it.
         application_version=None,
@@ -263,3 +259,155 @@ def _enqueue(
 
 
 enqueue = _Enqueuer()
+
+
+def _check_client(client: object) -> None:
+    if not isinstance(client, Client):
+        raise InvalidOptionError("client", "expected a Client from new_client()")
+    if client._closed.is_set():
+        raise InvalidOptionError("client", "this client is closed")
+
+
+def _check_workflow_name(workflow_name: object) -> None:
+    if not isinstance(workflow_name, str) or not workflow_name:
+        raise InvalidOptionError("workflow_name", "expected the registered name of a workflow")
+
+
+def _inputs_of(input: object) -> str:
+    """The input envelope of a workflow started by name (no input: an empty one)."""
+    try:
+        payload = "" if input is _NO_INPUT else encode_any(input)
+    except SerializationError as exc:
+        raise InvalidOptionError("input", str(exc)) from exc
+    return '{"positionalArgs":[' + payload + '],"namedArgs":{}}'
+
+
+class _TypedDebounce(Generic[T]):
+    """`debounce[T]`: the same call, with a handle typed (and validated) as `T`."""
+
+    __slots__ = ("_codec",)
+
+    def __init__(self, codec: Codec[Any]) -> None:
+        self._codec = codec
+
+    def __call__(
+        self,
+        client: Client,
+        workflow_name: str,
+        key: str,
+        input: object = _NO_INPUT,
+        /,
+        *,
+        delay: timedelta,
+        max_wait: timedelta | None = None,
+        queue: WorkflowQueue | str | None = None,
+        workflow_id: str | None = None,
+    ) -> WorkflowHandle[T]:
+        return _debounce(
+            client,
+            self._codec,
+            workflow_name,
+            key,
+            input,
+            delay=delay,
+            max_wait=max_wait,
+            queue=queue,
+            workflow_id=workflow_id,
+        )
+
+
+class _Debounce:
+    """Debounce a workflow by its registered name, from a `Client`.
+
+    The client's counterpart of `Debouncer.debounce`: a call with a key that has no burst
+    going on the queue starts one; later calls with the key join it. The workflow starts
+    `delay` after the latest call of its burst, with that call's input, and no later than
+    `max_wait` after the burst's first call. Calls from clients and from an application's
+    `Debouncer` for the same workflow, queue and key join the same burst.
+
+    Durability: the burst is a DELAYED row on the queue (with the input), committed before
+    this returns; joining it (new start time and input) is one transaction. An executor of
+    the application's latest version runs it, and it survives crashes.
+
+    `debounce(client, workflow_name, key, input, delay=...)` returns a handle whose result is
+    plain JSON data; `debounce[R](client, ...)` validates the result as `R` and is typed
+    `WorkflowHandle[R]`. Options: `delay` (required, at least zero), `max_wait` (counted
+    from the burst's first call; the call that starts a burst sets it), `queue` (the
+    internal queue by default; not a partitioned one) and `workflow_id` (used if this call
+    starts a burst).
+
+    Raises:
+        InvalidOptionError: a bad option, key or input, or an unknown or partitioned queue.
+        QueueDeduplicatedError: the key's deduplication ID (`<workflow name>-<key>`) is held
+            on the queue by a workflow that is not a burst of this workflow.
+        ConflictingWorkflowError: `workflow_id` belongs to a different workflow.
+    """
+
+    @overload
+    def __getitem__(self, tp: type[T]) -> _TypedDebounce[T]: ...
+
+    @overload
+    def __getitem__(self, tp: TypeAdapter[T]) -> _TypedDebounce[T]: ...
+
+    def __getitem__(self, tp: Any) -> _TypedDebounce[Any]:
+        return _TypedDebounce(codec_for(tp))
+
+    def __call__(
+        self,
+        client: Client,
+        workflow_name: str,
+        key: str,
+        input: object = _NO_INPUT,
+        /,
+        *,
+        delay: timedelta,
+        max_wait: timedelta | None = None,
+        queue: WorkflowQueue | str | None = None,
+        workflow_id: str | None = None,
+    ) -> WorkflowHandle[Any]:
+        """Debounce a workflow by name; the handle's result is plain JSON data."""
+        return _debounce(
+            client,
+            None,
+            workflow_name,
+            key,
+            input,
+            delay=delay,
+            max_wait=max_wait,
+            queue=queue,
+            workflow_id=workflow_id,
+        )
+
+
+def _debounce(
+    client: Client,
+    codec: Codec[Any] | None,
+    workflow_name: str,
+    key: str,
+    input: object,
+    *,
+    delay: timedelta,
+    max_wait: timedelta | None,
+    queue: WorkflowQueue | str | None,
+    workflow_id: str | None,
+) -> WorkflowHandle[Any]:
+    _check_client(client)
+    _check_workflow_name(workflow_name)
+    runtime = client._runtime
+    call = DebounceCall(
+        name=workflow_name,
+        key=checked_name(key, "key"),
+        queue_name=debounce_queue(runtime, queue),
+        inputs=_inputs_of(input),
+        delay_ms=delay_ms_of(delay),
+        max_wait_ms=checked_max_wait(max_wait),
+        # No version: whichever executor runs the application's latest version takes it.
+        application_version=None,
+    )
+    row = call.row(runtime, optional_name(workflow_id, "workflow_id") or str(uuid.uuid4()))
+    landed = land(runtime, row)
+    assert isinstance(landed, Debounced)  # no checkpoint, so never refused
+    return WorkflowHandle(client, landed.workflow_id, codec)
+
+
+debounce = _Debounce()

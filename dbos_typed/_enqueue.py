@@ -103,7 +103,7 @@ def check_queue_options(
         raise InvalidOptionError("priority", f"expected an int from 0 to {_MAX_PRIORITY}")
     if delay is not None and (not isinstance(delay, timedelta) or delay < timedelta(0)):
         raise InvalidOptionError("delay", "expected a non-negative timedelta or None")
-    partitioned, priority_enabled = _queue_flags(runtime, queue, name)
+    partitioned, priority_enabled = queue_flags(runtime, queue, name)
     if partitioned and partition_key is None:
         raise InvalidOptionError("partition_key", f"queue {name!r} is partitioned; give a key")
     if not partitioned and partition_key is not None:
@@ -132,14 +132,18 @@ def unpartitioned_queue_name(runtime: Runtime, queue: WorkflowQueue | str) -> st
     name = queue.name if isinstance(queue, WorkflowQueue) else queue
     if not isinstance(name, str) or not name:
         raise InvalidOptionError("queue", "expected a WorkflowQueue or a non-empty queue name")
-    partitioned, _ = _queue_flags(runtime, queue, name)
+    partitioned, _ = queue_flags(runtime, queue, name)
     if partitioned:
         raise InvalidOptionError("queue", f"queue {name!r} is partitioned; choose another")
     return name
 
 
-def _queue_flags(runtime: Runtime, queue: WorkflowQueue | str, name: str) -> tuple[bool, bool]:
-    """(partitioned, priority_enabled) of the target queue, which must exist."""
+def queue_flags(runtime: Runtime, queue: WorkflowQueue | str, name: str) -> tuple[bool, bool]:
+    """(partitioned, priority_enabled) of the target queue, which must exist.
+
+    Raises:
+        InvalidOptionError: no queue has that name.
+    """
     if isinstance(queue, WorkflowQueue):
         return queue.partitioned, queue.priority_enabled
     if name == INTERNAL_QUEUE:

@@ -31,6 +31,31 @@ class WorkflowSpec:
     max_recovery_attempts: int | None  # None: unlimited
 
 
+#: The default of a workflow's input argument in calls that start one: no input was given.
+NO_INPUT: Any = object()
+
+
+def checked_input(spec: WorkflowSpec, value: Any) -> Any:
+    """Validate a workflow input against its registered type (`NO_INPUT`: none given).
+
+    Returns:
+        The validated input, or None for a workflow that takes none.
+
+    Raises:
+        InvalidOptionError: the input is missing, unexpected, or of the wrong type.
+    """
+    if spec.input_codec is None:
+        if value is not NO_INPUT:
+            raise InvalidOptionError("input", f"workflow {spec.name!r} takes no input")
+        return None
+    if value is NO_INPUT:
+        raise InvalidOptionError("input", f"workflow {spec.name!r} needs an input")
+    try:
+        return spec.input_codec.validate(value)
+    except SerializationError as exc:
+        raise InvalidOptionError("input", f"for workflow {spec.name!r}: {exc}") from exc
+
+
 def describe(fn: object) -> str:
     """A readable name for a function in error messages."""
     module = getattr(fn, "__module__", None) or "?"

@@ -25,7 +25,7 @@ from dbos_typed._enqueue import (
 from dbos_typed._execution import launch_execution
 from dbos_typed._handle import WorkflowHandle
 from dbos_typed._queue import WorkflowQueue
-from dbos_typed._registry import WorkflowSpec, build_spec, describe
+from dbos_typed._registry import NO_INPUT, WorkflowSpec, build_spec, checked_input, describe
 from dbos_typed._runtime import now_ms
 from dbos_typed._serialization import ErrorRecord, encode_inputs
 from dbos_typed._sysdb._rows import NewWorkflow, StatusName
@@ -35,13 +35,10 @@ from dbos_typed.errors import (
     InitializationError,
     InvalidOptionError,
     RegistrationError,
-    SerializationError,
 )
 
 InT = TypeVar("InT")
 OutT = TypeVar("OutT")
-
-_NO_INPUT: Any = object()
 
 
 @overload
@@ -183,7 +180,7 @@ def run_workflow(
 def run_workflow(
     ctx: DBOSContext,
     fn: Callable[..., Any],
-    input: Any = _NO_INPUT,
+    input: Any = NO_INPUT,
     /,
     *,
     workflow_id: str | None = None,
@@ -242,7 +239,7 @@ def run_workflow(
         raise RegistrationError(
             f"{describe(fn)} is not a registered workflow; call register_workflow first"
         )
-    value = _checked_input(spec, input)
+    value = checked_input(spec, input)
     workflow_id = optional_name(workflow_id, "workflow_id")
     if timeout is not None and (not isinstance(timeout, timedelta) or timeout <= timedelta(0)):
         raise InvalidOptionError("timeout", "expected a positive timedelta or None")
@@ -273,19 +270,6 @@ def run_workflow(
         target = insert_queued(runtime, row, options.policy)
         return WorkflowHandle(ctx, target, spec.output_codec, runtime.running_execution(target))
     return _start(ctx, spec, value, new_id, timeout, parent=None)
-
-
-def _checked_input(spec: WorkflowSpec, value: Any) -> Any:
-    if spec.input_codec is None:
-        if value is not _NO_INPUT:
-            raise InvalidOptionError("input", f"workflow {spec.name!r} takes no input")
-        return None
-    if value is _NO_INPUT:
-        raise InvalidOptionError("input", f"workflow {spec.name!r} needs an input")
-    try:
-        return spec.input_codec.validate(value)
-    except SerializationError as exc:
-        raise InvalidOptionError("input", f"for workflow {spec.name!r}: {exc}") from exc
 
 
 def _start_child(

@@ -19,6 +19,7 @@ EXPECTED_EXPORTS = [
     "DBOSContext",
     "DBOSError",
     "DeadLetterError",
+    "Debouncer",
     "ErrorRecord",
     "InitializationError",
     "InvalidOptionError",
@@ -51,6 +52,7 @@ EXPECTED_EXPORTS = [
     "cancel_workflow",
     "close_stream",
     "create_schedule",
+    "debounce",
     "delete_schedule",
     "delete_workflows",
     "enqueue",
@@ -68,6 +70,7 @@ EXPECTED_EXPORTS = [
     "listen_queues",
     "new_client",
     "new_context",
+    "new_debouncer",
     "new_workflow_queue",
     "pause_schedule",
     "read_stream",
@@ -118,6 +121,8 @@ DURABLE_CALLS: list[object] = [
     dbos.delete_schedule,
     dbos.backfill_schedule,
     dbos.trigger_schedule,
+    dbos.Debouncer.debounce,
+    dbos.debounce,
 ]
 
 

@@ -18,13 +18,13 @@ INSERT INTO {s}.workflow_status AS ws (
     application_name, queue_name, recovery_attempts, workflow_timeout_ms,
     workflow_deadline_epoch_ms, deduplication_id, priority, queue_partition_key,
     delay_until_epoch_ms, parent_workflow_id, creator_xid, owner_xid, serialization,
-    created_at, updated_at
+    is_debounced, debounce_deadline_epoch_ms, created_at, updated_at
 ) VALUES (
     %(workflow_id)s, %(status)s, %(name)s, %(executor_id)s, %(application_version)s,
     %(application_id)s, %(application_name)s, %(queue_name)s, %(recovery_attempts)s,
     %(timeout_ms)s, %(deadline_ms)s, %(deduplication_id)s, %(priority)s, %(partition_key)s,
     %(delay_until_ms)s, %(parent_workflow_id)s, %(creator_xid)s, %(owner_xid)s,
-    'portable_json', %(now_ms)s, %(now_ms)s
+    'portable_json', %(is_debounced)s, %(debounce_deadline_ms)s, %(now_ms)s, %(now_ms)s
 )
 ON CONFLICT (workflow_uuid) DO UPDATE SET creator_xid = ws.creator_xid
 RETURNING status, name, queue_name, creator_xid, workflow_deadline_epoch_ms
@@ -232,9 +232,12 @@ WHERE status = 'DELAYED'
   AND (application_name = %(application_name)s OR application_name IS NULL)
 """
 
+# A debounced workflow gives up its deduplication ID as it leaves DELAYED: its burst is
+# over, and the next call with the same key starts a new one.
 PROMOTE_DELAYED: Final[LiteralString] = """
 UPDATE {s}.workflow_status
-SET status = 'ENQUEUED', updated_at = %(now_ms)s
+SET status = 'ENQUEUED', updated_at = %(now_ms)s,
+    deduplication_id = CASE WHEN is_debounced THEN NULL ELSE deduplication_id END
 WHERE status = 'DELAYED' AND delay_until_epoch_ms <= %(now_ms)s
   AND (application_name = %(application_name)s OR application_name IS NULL)
 RETURNING queue_name
@@ -346,6 +349,35 @@ WHERE workflow_uuid = %(workflow_id)s AND status = 'PENDING'
 FIND_DEDUPLICATED: Final[LiteralString] = """
 SELECT workflow_uuid FROM {s}.workflow_status
 WHERE queue_name = %(queue_name)s AND deduplication_id = %(deduplication_id)s
+"""
+
+DEDUPLICATION_HOLDER: Final[LiteralString] = """
+SELECT workflow_uuid, name, status, is_debounced FROM {s}.workflow_status
+WHERE queue_name = %(queue_name)s AND deduplication_id = %(deduplication_id)s
+"""
+
+# -- debouncing ----------------------------------------------------------------------------
+
+# Joins a live burst: the DELAYED, debounced row of the same workflow that holds the key on
+# the queue. Its start moves to the new time, but never past its debounce deadline.
+EXTEND_DEBOUNCED: Final[LiteralString] = """
+UPDATE {s}.workflow_status
+SET delay_until_epoch_ms = CASE
+        WHEN debounce_deadline_epoch_ms IS NOT NULL
+         AND debounce_deadline_epoch_ms < %(delay_until_ms)s THEN debounce_deadline_epoch_ms
+        ELSE %(delay_until_ms)s
+    END,
+    updated_at = %(now_ms)s
+WHERE queue_name = %(queue_name)s AND deduplication_id = %(deduplication_id)s
+  AND status = 'DELAYED' AND is_debounced = TRUE AND name = %(name)s
+RETURNING workflow_uuid
+"""
+
+# The burst runs with the input of its latest call.
+REPLACE_INPUT: Final[LiteralString] = """
+INSERT INTO {s}.workflow_input (workflow_uuid, inputs, retention_timestamp)
+VALUES (%(workflow_id)s, %(inputs)s, %(now_ms)s)
+ON CONFLICT (workflow_uuid) DO UPDATE SET inputs = excluded.inputs
 """
 
 CHECK_SCHEMA: Final[LiteralString] = "SELECT max(version) FROM {s}.dbos_migrations"

@@ -53,6 +53,8 @@ class NewWorkflow:
     priority: int = 0
     partition_key: str | None = None
     delay_until_ms: int | None = None
+    is_debounced: bool = False
+    debounce_deadline_ms: int | None = None  # a debounced burst starts no later than this
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +188,28 @@ class ClaimRequest:
 
 class Deduplicated(Exception):
     """An enqueue collided with a live workflow holding the same deduplication ID."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeduplicationHolder:
+    """The workflow that holds a deduplication ID on a queue."""
+
+    workflow_id: str
+    name: str
+    status: StatusName
+    is_debounced: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Debounced:
+    """Where a debounce call landed: the workflow that will run the burst.
+
+    `name` is the name recorded under that ID, which differs from the debounced workflow's
+    only when the caller chose an ID that belongs to another workflow.
+    """
+
+    workflow_id: str
+    name: str
 
 
 class RecordResult(enum.Enum):

@@ -23,7 +23,9 @@ from dbos_typed._sysdb._rows import (
     CheckpointRefused,
     ClaimedWorkflow,
     ClaimRequest,
+    Debounced,
     Deduplicated,
+    DeduplicationHolder,
     InsertedWorkflow,
     NewMessage,
     NewWorkflow,
@@ -301,6 +303,67 @@ class SystemStore(abc.ABC):
             q.FIND_DEDUPLICATED, {"queue_name": queue_name, "deduplication_id": deduplication_id}
         )
         return rows[0][0] if rows else None
+
+    def deduplication_holder(
+        self, queue_name: str, deduplication_id: str
+    ) -> DeduplicationHolder | None:
+        """The workflow holding a deduplication ID on a queue, and what kind it is."""
+        rows = self._query(
+            q.DEDUPLICATION_HOLDER,
+            {"queue_name": queue_name, "deduplication_id": deduplication_id},
+        )
+        if not rows:
+            return None
+        workflow_id, name, status, is_debounced = rows[0]
+        return DeduplicationHolder(workflow_id, name, StatusName(status), bool(is_debounced))
+
+    # -- debouncing ----------------------------------------------------------------------
+
+    def debounce_workflow(
+        self,
+        row: NewWorkflow,
+        checkpoint: Checkpoint | None = None,
+    ) -> Debounced | RecordResult:
+        """Join the live burst of `row`'s deduplication ID on its queue, or start one with `row`.
+
+        The live burst is the DELAYED, debounced row of the same workflow holding the ID.
+        Joining it moves its start to `row.delay_until_ms` (capped by its debounce deadline)
+        and replaces its input, in one transaction; without one, `row` is inserted. With
+        `checkpoint`, the calling workflow's step is recorded in the same transaction, naming
+        the workflow the call landed on as its child.
+
+        Returns:
+            Where the call landed; or, when the checkpoint was refused, why (nothing written).
+
+        Raises:
+            Deduplicated: another workflow holds the ID (see `deduplication_holder`).
+        """
+        params = insert_params(row)
+
+        def body(tx: Transaction) -> Debounced:
+            joined = tx.execute(q.EXTEND_DEBOUNCED, params)
+            if joined:
+                landed = Debounced(joined[0][0], row.name)
+                tx.execute(q.REPLACE_INPUT, {**params, "workflow_id": landed.workflow_id})
+            else:
+                inserted = self._insert_in(tx, row)
+                landed = Debounced(row.workflow_id, inserted.name)
+                if inserted.name != row.name:
+                    return landed  # the chosen ID belongs to another workflow; the caller refuses
+            if checkpoint is not None:
+                child = replace(checkpoint.step, child_workflow_id=landed.workflow_id)
+                self._checkpoint_in(tx, replace(checkpoint, step=child))
+            return landed
+
+        try:
+            return self._transaction(body)
+        except _NotRecorded:
+            assert checkpoint is not None
+            return self._why_not_recorded(checkpoint.workflow_id, checkpoint.step.step_id)
+        except Exception as exc:
+            if self._is_deduplicated(exc):
+                raise Deduplicated(row.deduplication_id) from exc
+            raise
 
     # -- queues --------------------------------------------------------------------------
 
@@ -719,6 +782,8 @@ def insert_params(row: NewWorkflow) -> dict[str, Any]:
         "priority": row.priority,
         "partition_key": row.partition_key,
         "delay_until_ms": row.delay_until_ms,
+        "is_debounced": row.is_debounced,
+        "debounce_deadline_ms": row.debounce_deadline_ms,
         "parent_workflow_id": row.parent_workflow_id,
         "creator_xid": row.creator_xid,
         # A direct start runs at once, so its creator also owns the execution.
