@@ -59,8 +59,15 @@ from dbos_typed._status import StatusName, WorkflowStatus
 from dbos_typed._step import run_as_step
 from dbos_typed._streams import close_stream, read_stream, write_stream
 from dbos_typed._version import __version__ as __version__
+from dbos_typed._versions import (
+    VersionInfo,
+    get_latest_application_version,
+    list_application_versions,
+    set_latest_application_version,
+)
 from dbos_typed._workflow import get_workflow_id, register_workflow, run_workflow
 from dbos_typed.errors import (
+    ApplicationVersionNotFoundError,
     AwaitedWorkflowCancelledError,
     ConflictingWorkflowError,
     DBOSError,
@@ -84,6 +91,7 @@ from dbos_typed.errors import (
 )
 
 __all__ = [
+    "ApplicationVersionNotFoundError",
     "AwaitedWorkflowCancelledError",
     "Client",
     "Config",
@@ -108,6 +116,7 @@ __all__ = [
     "StepFailedError",
     "StepInfo",
     "SystemDatabaseError",
+    "VersionInfo",
     "WaitTimeoutError",
     "WorkflowCancelled",
     "WorkflowContext",
@@ -130,10 +139,12 @@ __all__ = [
     "fork_workflow",
     "garbage_collect",
     "get_event",
+    "get_latest_application_version",
     "get_schedule",
     "get_workflow_id",
     "get_workflow_steps",
     "global_timeout",
+    "list_application_versions",
     "list_queued_workflows",
     "list_schedules",
     "list_workflows",
@@ -153,6 +164,7 @@ __all__ = [
     "run_workflow",
     "send",
     "set_event",
+    "set_latest_application_version",
     "set_workflow_attributes",
     "sleep",
     "trigger_schedule",
@@ -167,6 +179,7 @@ for _name in (
     "ScheduleSpec",
     "ScheduleStatus",
     "StepInfo",
+    "VersionInfo",
     "WorkflowContext",
     "WorkflowHandle",
     "WorkflowQueue",

@@ -2,6 +2,7 @@
 
 ```
 DBOSError                               root of everything below; .code names the failure
+├── ApplicationVersionNotFoundError     no such application version (or none): .version_name
 ├── InitializationError                 bad config, unreachable database, launch twice
 ├── InvalidOptionError (ValueError)     a bad argument: .argument and what was expected
 ├── RegistrationError                   duplicate name, unresolvable or unserializable type
@@ -35,6 +36,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 __all__ = [
+    "ApplicationVersionNotFoundError",
     "AwaitedWorkflowCancelledError",
     "ConflictingWorkflowError",
     "DBOSError",
@@ -398,3 +400,21 @@ class ScheduleNotFoundError(DBOSError):
     def __init__(self, schedule_name: str) -> None:
         super().__init__(f"schedule {schedule_name!r} does not exist")
         self.schedule_name = schedule_name
+
+
+class ApplicationVersionNotFoundError(DBOSError):
+    """No application version of that name is recorded, or none at all.
+
+    Attributes:
+        version_name: The version looked for, or None when no version is recorded.
+    """
+
+    code = "ApplicationVersionNotFound"
+
+    def __init__(self, version_name: str | None = None) -> None:
+        super().__init__(
+            "no application version is recorded"
+            if version_name is None
+            else f"application version {version_name!r} is not recorded"
+        )
+        self.version_name = version_name

@@ -12,6 +12,7 @@ import dbos_typed as dbos
 from dbos_typed import errors
 
 EXPECTED_EXPORTS = [
+    "ApplicationVersionNotFoundError",
     "AwaitedWorkflowCancelledError",
     "Client",
     "Config",
@@ -36,6 +37,7 @@ EXPECTED_EXPORTS = [
     "StepFailedError",
     "StepInfo",
     "SystemDatabaseError",
+    "VersionInfo",
     "WaitTimeoutError",
     "WorkflowCancelled",
     "WorkflowContext",
@@ -58,10 +60,12 @@ EXPECTED_EXPORTS = [
     "fork_workflow",
     "garbage_collect",
     "get_event",
+    "get_latest_application_version",
     "get_schedule",
     "get_workflow_id",
     "get_workflow_steps",
     "global_timeout",
+    "list_application_versions",
     "list_queued_workflows",
     "list_schedules",
     "list_workflows",
@@ -81,6 +85,7 @@ EXPECTED_EXPORTS = [
     "run_workflow",
     "send",
     "set_event",
+    "set_latest_application_version",
     "set_workflow_attributes",
     "sleep",
     "trigger_schedule",
@@ -113,6 +118,7 @@ DURABLE_CALLS: list[object] = [
     dbos.delete_schedule,
     dbos.backfill_schedule,
     dbos.trigger_schedule,
+    dbos.set_latest_application_version,
 ]
 
 
@@ -137,6 +143,8 @@ def test_durable_calls_document_their_durability() -> None:
 
 SAMPLES: list[BaseException] = [
     errors.DBOSError("plain"),
+    errors.ApplicationVersionNotFoundError("v1"),
+    errors.ApplicationVersionNotFoundError(),
     errors.InitializationError("init"),
     errors.InvalidOptionError("timeout", "expected a positive timedelta"),
     errors.RegistrationError("dup"),

@@ -397,11 +397,43 @@ INSERT INTO {s}.application_versions (
 ON CONFLICT DO NOTHING
 """
 
-LATEST_VERSION: Final[LiteralString] = """
+# The latest version is the one with the newest timestamp; ties (two versions recorded in
+# the same millisecond) are broken the same way everywhere.
+_NEWEST_VERSION_FIRST: Final = "ORDER BY version_timestamp DESC, created_at DESC, version_name\n"
+
+LATEST_VERSION: Final[LiteralString] = (
+    """
 SELECT version_name FROM {s}.application_versions
 WHERE application_name = %(application_name)s OR application_name IS NULL
-ORDER BY version_timestamp DESC
-LIMIT 1
+"""
+    + _NEWEST_VERSION_FIRST
+    + "LIMIT 1\n"
+)
+
+# With no application named, every application's versions.
+LIST_VERSIONS: Final[LiteralString] = (
+    """
+SELECT version_id, version_name, version_timestamp, created_at, application_name
+FROM {s}.application_versions
+WHERE CAST(%(application_name)s AS TEXT) IS NULL
+   OR application_name = %(application_name)s OR application_name IS NULL
+"""
+    + _NEWEST_VERSION_FIRST
+)
+
+# Now, or just past the newest version the application sees if that is later (clocks of
+# different processes differ): the version becomes the latest either way.
+SET_LATEST_VERSION: Final[LiteralString] = """
+UPDATE {s}.application_versions
+SET version_timestamp = (
+    SELECT CASE WHEN MAX(o.version_timestamp) >= %(now_ms)s
+                THEN MAX(o.version_timestamp) + 1 ELSE %(now_ms)s END
+    FROM {s}.application_versions o
+    WHERE o.application_name = %(application_name)s OR o.application_name IS NULL
+)
+WHERE version_name = %(version_name)s
+  AND (application_name = %(application_name)s OR application_name IS NULL)
+RETURNING version_name
 """
 
 # -- messages ------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from dbos_typed._sysdb._rows import (
     StatusName,
     StatusRecord,
     StepRecord,
+    VersionRow,
 )
 from dbos_typed.errors import NonExistentWorkflowError, SystemDatabaseError
 
@@ -372,6 +373,28 @@ class SystemStore(abc.ABC):
         """The newest registered version of the application, if any."""
         rows = self._query(q.LATEST_VERSION, {"application_name": application_name})
         return rows[0][0] if rows else None
+
+    def list_versions(self, application_name: str | None) -> list[VersionRow]:
+        """An application's versions and unclaimed ones (every one for None), newest first."""
+        rows = self._query(q.LIST_VERSIONS, {"application_name": application_name})
+        return [
+            VersionRow(
+                version_id=r[0],
+                version_name=r[1],
+                timestamp_ms=int(r[2]),
+                created_at_ms=int(r[3]),
+                application_name=r[4],
+            )
+            for r in rows
+        ]
+
+    def set_latest_version(self, version_name: str, application_name: str, now_ms: int) -> bool:
+        """Make a version the application's latest; False if it sees no such version."""
+        rows = self._query(
+            q.SET_LATEST_VERSION,
+            {"version_name": version_name, "application_name": application_name, "now_ms": now_ms},
+        )
+        return bool(rows)
 
     # -- messages --------------------------------------------------------------------------
 
