@@ -38,6 +38,7 @@ from dbos_typed._management import (
     set_workflow_attributes,
 )
 from dbos_typed._messaging import recv, send
+from dbos_typed._patch import deprecate_patch, patch
 from dbos_typed._queue import RateLimit, WorkflowQueue, listen_queues, new_workflow_queue
 from dbos_typed._schedule import (
     ScheduleSpec,
@@ -77,6 +78,7 @@ from dbos_typed.errors import (
     MaxStepRetriesExceededError,
     NonDeterminismError,
     NonExistentWorkflowError,
+    PatchingNotEnabledError,
     QueueDeduplicatedError,
     RegistrationError,
     ScheduleNotFoundError,
@@ -105,6 +107,7 @@ __all__ = [
     "MaxStepRetriesExceededError",
     "NonDeterminismError",
     "NonExistentWorkflowError",
+    "PatchingNotEnabledError",
     "QueueDeduplicatedError",
     "RateLimit",
     "RegistrationError",
@@ -134,6 +137,7 @@ __all__ = [
     "create_schedule",
     "delete_schedule",
     "delete_workflows",
+    "deprecate_patch",
     "enqueue",
     "errors",
     "fork_workflow",
@@ -152,6 +156,7 @@ __all__ = [
     "new_client",
     "new_context",
     "new_workflow_queue",
+    "patch",
     "pause_schedule",
     "read_stream",
     "recover_pending_workflows",

@@ -5,6 +5,7 @@ DBOSError                               root of everything below; .code names th
 ├── ApplicationVersionNotFoundError     no such application version (or none): .version_name
 ├── InitializationError                 bad config, unreachable database, launch twice
 ├── InvalidOptionError (ValueError)     a bad argument: .argument and what was expected
+├── PatchingNotEnabledError             patch() without Config(enable_patching=True)
 ├── RegistrationError                   duplicate name, unresolvable or unserializable type
 ├── ScheduleNotFoundError               no schedule has that name: .schedule_name
 ├── SerializationError                  a value pydantic cannot encode or decode
@@ -46,6 +47,7 @@ __all__ = [
     "MaxStepRetriesExceededError",
     "NonDeterminismError",
     "NonExistentWorkflowError",
+    "PatchingNotEnabledError",
     "QueueDeduplicatedError",
     "RegistrationError",
     "ScheduleNotFoundError",
@@ -110,6 +112,26 @@ class InvalidOptionError(DBOSError, ValueError):
     def __init__(self, argument: str, problem: str) -> None:
         super().__init__(f"invalid {argument!r}: {problem}")
         self.argument = argument
+
+
+class PatchingNotEnabledError(DBOSError):
+    """`patch` or `deprecate_patch` was called, but the context was not configured for it.
+
+    Patching changes how the application version is chosen, so it is switched on
+    explicitly with `Config(enable_patching=True)`.
+
+    Attributes:
+        operation: The call that was refused (`"patch"` or `"deprecate_patch"`).
+    """
+
+    code = "PatchingNotEnabled"
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(
+            f"{operation} needs patching enabled: create the context with "
+            "Config(enable_patching=True)"
+        )
+        self.operation = operation
 
 
 class RegistrationError(DBOSError):

@@ -1,4 +1,4 @@
-"""Checked by `mypy --strict`, never run: application versions.
+"""Checked by `mypy --strict`, never run: patching and application versions.
 
 Each `# type: ignore[code]` marks a call that must be rejected; if the library stopped
 rejecting it, mypy would report the ignore as unused and the check would fail.
@@ -12,6 +12,12 @@ from typing import assert_type
 import dbos_typed as dbos
 
 
+def priced(ctx: dbos.WorkflowContext) -> int:
+    assert_type(dbos.patch(ctx, "new-pricing"), bool)
+    dbos.deprecate_patch(ctx, "old-pricing")
+    return 1
+
+
 def usage(ctx: dbos.DBOSContext, client: dbos.Client) -> None:
     assert_type(dbos.list_application_versions(ctx), list[dbos.VersionInfo])
     everyone = dbos.list_application_versions(client, all_applications=True)
@@ -23,4 +29,6 @@ def usage(ctx: dbos.DBOSContext, client: dbos.Client) -> None:
     dbos.set_latest_application_version(ctx, latest.name)
 
     # Misuse that must not type-check.
+    dbos.patch(ctx, "new-pricing")  # type: ignore[arg-type]
+    dbos.deprecate_patch(ctx, "new-pricing")  # type: ignore[arg-type]
     dbos.set_latest_application_version(ctx, name="v1")  # type: ignore[call-arg]
