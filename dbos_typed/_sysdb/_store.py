@@ -314,10 +314,15 @@ class SystemStore(abc.ABC):
 
     # -- queues --------------------------------------------------------------------------
 
-    def upsert_queue(self, row: QueueRow, now_ms: int) -> bool:
-        """Create or update a queue's row; False if another application owns the name."""
+    def upsert_queue(
+        self, row: QueueRow, now_ms: int, *, update_existing: bool = True
+    ) -> QueueRow | None:
+        """Create a queue's row, or update it if `update_existing`; return the stored row.
+
+        Returns None, and changes nothing, if another application owns the name.
+        """
         rows = self._query(
-            q.UPSERT_QUEUE,
+            q.UPSERT_QUEUE if update_existing else q.INSERT_QUEUE_IF_ABSENT,
             {
                 "name": row.name,
                 "concurrency": row.concurrency,
@@ -331,7 +336,7 @@ class SystemStore(abc.ABC):
                 "now_ms": now_ms,
             },
         )
-        return bool(rows)
+        return _queue_from(rows[0]) if rows else None
 
     def list_queues(self, application_name: str | None) -> list[QueueRow]:
         """The queues of an application, and those no application owns."""
