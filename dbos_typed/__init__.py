@@ -39,6 +39,7 @@ from dbos_typed._management import (
     set_workflow_attributes,
 )
 from dbos_typed._messaging import recv, send
+from dbos_typed._patch import deprecate_patch, patch
 from dbos_typed._queue import RateLimit, WorkflowQueue, listen_queues, new_workflow_queue
 from dbos_typed._schedule import (
     ScheduleSpec,
@@ -60,8 +61,15 @@ from dbos_typed._status import StatusName, WorkflowStatus
 from dbos_typed._step import run_as_step
 from dbos_typed._streams import close_stream, read_stream, write_stream
 from dbos_typed._version import __version__ as __version__
+from dbos_typed._versions import (
+    VersionInfo,
+    get_latest_application_version,
+    list_application_versions,
+    set_latest_application_version,
+)
 from dbos_typed._workflow import get_workflow_id, register_workflow, run_workflow
 from dbos_typed.errors import (
+    ApplicationVersionNotFoundError,
     AwaitedWorkflowCancelledError,
     ConflictingWorkflowError,
     DBOSError,
@@ -71,6 +79,7 @@ from dbos_typed.errors import (
     MaxStepRetriesExceededError,
     NonDeterminismError,
     NonExistentWorkflowError,
+    PatchingNotEnabledError,
     QueueDeduplicatedError,
     RegistrationError,
     ScheduleNotFoundError,
@@ -85,6 +94,7 @@ from dbos_typed.errors import (
 )
 
 __all__ = [
+    "ApplicationVersionNotFoundError",
     "AwaitedWorkflowCancelledError",
     "Client",
     "Config",
@@ -99,6 +109,7 @@ __all__ = [
     "MaxStepRetriesExceededError",
     "NonDeterminismError",
     "NonExistentWorkflowError",
+    "PatchingNotEnabledError",
     "QueueDeduplicatedError",
     "RateLimit",
     "RegistrationError",
@@ -110,6 +121,7 @@ __all__ = [
     "StepFailedError",
     "StepInfo",
     "SystemDatabaseError",
+    "VersionInfo",
     "WaitTimeoutError",
     "WorkflowCancelled",
     "WorkflowContext",
@@ -128,15 +140,18 @@ __all__ = [
     "debounce",
     "delete_schedule",
     "delete_workflows",
+    "deprecate_patch",
     "enqueue",
     "errors",
     "fork_workflow",
     "garbage_collect",
     "get_event",
+    "get_latest_application_version",
     "get_schedule",
     "get_workflow_id",
     "get_workflow_steps",
     "global_timeout",
+    "list_application_versions",
     "list_queued_workflows",
     "list_schedules",
     "list_workflows",
@@ -145,6 +160,7 @@ __all__ = [
     "new_context",
     "new_debouncer",
     "new_workflow_queue",
+    "patch",
     "pause_schedule",
     "read_stream",
     "recover_pending_workflows",
@@ -157,6 +173,7 @@ __all__ = [
     "run_workflow",
     "send",
     "set_event",
+    "set_latest_application_version",
     "set_workflow_attributes",
     "sleep",
     "trigger_schedule",
@@ -172,6 +189,7 @@ for _name in (
     "ScheduleSpec",
     "ScheduleStatus",
     "StepInfo",
+    "VersionInfo",
     "WorkflowContext",
     "WorkflowHandle",
     "WorkflowQueue",

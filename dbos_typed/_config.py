@@ -12,6 +12,12 @@ from dbos_typed.errors import InvalidOptionError
 
 _IDENTIFIER_LIMIT = 63  # Postgres truncates longer identifiers silently.
 
+#: The application version of a context with patching enabled and no version set. It does
+#: not change with the code, so workflows started before a deploy are recovered by the new
+#: code, which tells old histories from new ones with `patch`. DBOS's other SDKs use the
+#: same name.
+PATCHING_VERSION = "PATCHING_ENABLED"
+
 
 @dataclass(frozen=True, slots=True)
 class Config:
@@ -28,7 +34,11 @@ class Config:
             `DBOS__VMID` environment variable overrides it. Default `"local"`.
         application_version: The code version; workflows are recovered only by executors of
             the same version. The `DBOS__APPVERSION` environment variable overrides it; by
-            default it is a hash of the registered workflows' source code.
+            default it is a hash of the registered workflows' source code, or
+            `"PATCHING_ENABLED"` with `enable_patching`.
+        enable_patching: Allow `patch` and `deprecate_patch` in workflows. The default
+            application version then stays the same across code changes, so that a new
+            deploy recovers the workflows the previous one left unfinished.
         max_connections: Size of the Postgres connection pool.
         connect_timeout: How long to wait for the database at start.
         admin_server: Serve the admin HTTP endpoints while launched.
@@ -50,6 +60,7 @@ class Config:
     admin_host: str = "127.0.0.1"
     admin_port: int = 3001
     scheduler_polling_interval: timedelta = field(default_factory=lambda: timedelta(seconds=30))
+    enable_patching: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.app_name, str) or not self.app_name.strip():
@@ -80,14 +91,23 @@ class Config:
             self.scheduler_polling_interval, timedelta
         ) or self.scheduler_polling_interval <= timedelta(0):
             raise InvalidOptionError("scheduler_polling_interval", "expected a positive timedelta")
+        if not isinstance(self.enable_patching, bool):
+            raise InvalidOptionError("enable_patching", "expected a bool")
 
     def resolved_executor_id(self) -> str:
         """The executor ID in force: environment, then config, then `"local"`."""
         return os.environ.get("DBOS__VMID") or self.executor_id or "local"
 
     def pinned_application_version(self) -> str | None:
-        """The application version set by environment or config, if any."""
-        return os.environ.get("DBOS__APPVERSION") or self.application_version
+        """The application version known before launch: environment, then config.
+
+        With patching enabled and neither set, the fixed `PATCHING_ENABLED`; otherwise None,
+        and launch derives the version from the registered workflows' code.
+        """
+        pinned = os.environ.get("DBOS__APPVERSION") or self.application_version
+        if pinned is None and self.enable_patching:
+            return PATCHING_VERSION
+        return pinned
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from concurrent.futures import wait
 from dbos_typed._admin import AdminServer
 from dbos_typed._config import Config, default_sqlite_url, parse_database_url
 from dbos_typed._context import DBOSContext
+from dbos_typed._queue import apply_deferred_queues
 from dbos_typed._queue_runner import QueueRunner
 from dbos_typed._runtime import Runtime, now_ms
 from dbos_typed._scheduler import Scheduler
@@ -60,6 +61,7 @@ def connect(config: Config, *, migrate: bool) -> DBOSContext:
     scheduler = Scheduler(runtime)
     runtime.on_launch += [
         lambda: _register_version(runtime),
+        lambda: apply_deferred_queues(runtime),
         lambda: _start_notifications(runtime),
         lambda: _recover(runtime),
         runner.start,

@@ -6,16 +6,23 @@ sees the same settings. The queue runner (`_queue_runner`) does the dequeuing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal, get_args
 
 from dbos_typed._context import Connected, DBOSContext, WorkflowContext
-from dbos_typed._runtime import now_ms
+from dbos_typed._runtime import Runtime, now_ms
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE, QueueRow
 from dbos_typed.errors import InvalidOptionError, RegistrationError
 
+logger = logging.getLogger("dbos_typed")
+
 _MAX_INT4 = 2**31 - 1
+
+#: What declaring a queue does to a row of that name already in the database.
+QueueConflictPolicy = Literal["update_if_latest_version", "always_update", "never_update"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +80,26 @@ def new_workflow_queue(
     priority_enabled: bool = False,
     partitioned: bool = False,
     polling_interval: timedelta = timedelta(seconds=1),
+    on_conflict: QueueConflictPolicy = "update_if_latest_version",
 ) -> WorkflowQueue:
     """Declare a queue, or update its settings; before or after `launch()`.
 
-    Durability: the settings are written to the `queues` table at once, so every process
-    and client sharing the database applies them (running processes within about a
-    second). Declaring the same name again replaces its settings.
+    A queue that does not exist yet is created with these settings. One that exists is
+    handled by `on_conflict`, so that during a rolling deploy the executors still running
+    the previous version do not overwrite the settings the new version declares:
+
+    - `"update_if_latest_version"` (the default): overwrite the stored settings if this
+      process runs the latest application version, or if no version is recorded yet. A
+      context declaring queues before `launch()` learns its version at launch: the
+      overwrite then happens at launch, once its version is recorded, if it is the latest.
+      A client runs no version (unless its config sets one), so it overwrites only while
+      no version is recorded.
+    - `"always_update"`: overwrite the stored settings.
+    - `"never_update"`: keep the stored settings.
+
+    Durability: the row is written to the `queues` table at once (or, under the default
+    policy before launch, at launch), so every process and client sharing the database
+    applies the stored settings (running processes within about a second).
 
     Args:
         ctx: A context or a `Client`.
@@ -90,13 +111,16 @@ def new_workflow_queue(
         priority_enabled: Allow `priority=` on enqueues (lower runs first).
         partitioned: Require a `partition_key=` on every enqueue; limits apply per key.
         polling_interval: How often idle processes poll the database for this queue.
+        on_conflict: What to do with a queue of this name that already exists.
 
     Returns:
-        The queue, to pass to `run_workflow(..., queue=...)`.
+        The queue as declared here, to pass to `run_workflow(..., queue=...)`. When an
+        existing row is kept, its stored settings are the ones the runners apply.
 
     Raises:
         InvalidOptionError: a setting is out of range; the argument is named.
-        RegistrationError: another application owns a queue of that name.
+        RegistrationError: another application owns a queue of that name (whatever the
+            policy).
     """
     if not isinstance(ctx, Connected) or isinstance(ctx, WorkflowContext):
         raise InvalidOptionError("ctx", "expected a DBOSContext or Client (not a workflow's)")
@@ -122,6 +146,10 @@ def new_workflow_queue(
             raise InvalidOptionError(argument, "expected a bool")
     if not isinstance(polling_interval, timedelta) or polling_interval <= timedelta(0):
         raise InvalidOptionError("polling_interval", "expected a positive timedelta")
+    if on_conflict not in get_args(QueueConflictPolicy):
+        raise InvalidOptionError(
+            "on_conflict", "expected 'update_if_latest_version', 'always_update' or 'never_update'"
+        )
     queue = WorkflowQueue(
         name=name,
         worker_concurrency=worker_concurrency,
@@ -133,11 +161,56 @@ def new_workflow_queue(
     )
     runtime = ctx._runtime
     row = row_of(queue, runtime.owner_name)
-    if not runtime.store.upsert_queue(row, now_ms()):
+    overwrite = _overwrites(runtime, on_conflict, can_wait=isinstance(ctx, DBOSContext))
+    stored = runtime.store.upsert_queue(row, now_ms(), update_existing=overwrite is True)
+    if stored is None:
         raise RegistrationError(f"queue {name!r} belongs to another application")
-    runtime.queues[name] = row
+    # The last declaration made before launch is the one launch may write.
+    runtime.deferred_queues.pop(name, None)
+    if overwrite is None and stored != row:
+        runtime.deferred_queues[name] = row
+    runtime.queues[name] = stored
     runtime.announce_work(name)
     return queue
+
+
+def _overwrites(runtime: Runtime, policy: QueueConflictPolicy, *, can_wait: bool) -> bool | None:
+    """Whether declaring a queue overwrites a stored row now; None: decide at launch."""
+    if policy != "update_if_latest_version":
+        return policy == "always_update"
+    latest = runtime.store.latest_version(runtime.app_name)
+    if latest is None or latest == runtime.application_version:
+        return True
+    # Before launch a context's version may not be known or recorded yet; launch records
+    # it (as the latest, for a new deploy) and then settles the question.
+    return None if can_wait and not runtime.launched else False
+
+
+def apply_deferred_queues(runtime: Runtime) -> None:
+    """At launch: write the settings of queues declared before it, if this version is latest.
+
+    Runs once this process's version is recorded. Under the default conflict policy a
+    queue declared before launch was only created if missing; an existing row gets the
+    declared settings now, unless another application version is the latest.
+    """
+    deferred, runtime.deferred_queues = runtime.deferred_queues, {}
+    if not deferred:
+        return
+    latest = runtime.store.latest_version(runtime.app_name)
+    if latest is not None and latest != runtime.application_version:
+        logger.info(
+            "kept the stored settings of queue(s) %s: application version %r is the latest, not %r",
+            ", ".join(sorted(deferred)),
+            latest,
+            runtime.application_version,
+        )
+        return
+    for name, row in deferred.items():
+        stored = runtime.store.upsert_queue(row, now_ms())
+        if stored is None:
+            logger.warning("queue %r now belongs to another application; not updated", name)
+            continue
+        runtime.queues[name] = stored
 
 
 def listen_queues(ctx: DBOSContext, queues: Iterable[WorkflowQueue | str], /) -> None:

@@ -187,6 +187,9 @@ class Runtime:
         self.listened: frozenset[str] | None = None
         # Queue settings known in this process, by name (declared here or read back).
         self.queues: dict[str, QueueRow] = {}
+        # Queues declared before launch whose stored settings differ; launch writes these
+        # settings over them if this process's version turns out to be the latest.
+        self.deferred_queues: dict[str, QueueRow] = {}
         # Set when this process changes a schedule, so the scheduler reconciles at once.
         self.schedule_wakeup = threading.Event()
         self.launched = False

@@ -7,6 +7,7 @@ dbos-typed [--db-url URL] [--schema NAME] [--json] COMMAND
   workflow fork ID [--step N] [--new-id ID] [--app-version V]
   workflow delete ID ... [--children]
   queue list [--queue Q]
+  versions list [--app NAME] | set-latest NAME [--app NAME]
   migrate | reset --yes
 ```
 
@@ -17,6 +18,7 @@ JSON with `--json`. Errors are one line on stderr and a non-zero exit status.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -32,7 +34,12 @@ from dbos_typed._lifecycle import connect, new_context
 from dbos_typed._listing import get_workflow_steps, list_queued_workflows, list_workflows
 from dbos_typed._management import cancel_workflow, delete_workflows, fork_workflow, resume_workflow
 from dbos_typed._status import WorkflowStatus
-from dbos_typed.errors import DBOSError
+from dbos_typed._versions import (
+    VersionInfo,
+    list_application_versions,
+    set_latest_application_version,
+)
+from dbos_typed.errors import ApplicationVersionNotFoundError, DBOSError
 
 URL_VARIABLE = "DBOS_SYSTEM_DATABASE_URL"
 _APP = "dbos-typed-cli"
@@ -81,6 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     queue_list.add_argument("--queue", action="append", help="queue name; repeatable")
     queue_list.add_argument("--limit", type=int, default=50)
 
+    versions = commands.add_parser("versions", help="application versions")
+    version_actions = versions.add_subparsers(dest="action", required=True)
+    version_list = version_actions.add_parser("list", help="list versions, the latest first")
+    version_list.add_argument("--app", help="only this application's (default: all)")
+    set_latest = version_actions.add_parser("set-latest", help="make a version the latest")
+    set_latest.add_argument("name")
+    set_latest.add_argument("--app", help="its application (default: the one that recorded it)")
+
     commands.add_parser("migrate", help="create or check the system database schema")
     reset = commands.add_parser("reset", help="delete every table of the system database")
     reset.add_argument("--yes", action="store_true", help="confirm")
@@ -91,7 +106,9 @@ def _config(args: argparse.Namespace) -> Config:
     url = args.db_url or os.environ.get(URL_VARIABLE)
     if not url:
         raise UsageError(f"no database: pass --db-url or set {URL_VARIABLE}")
-    return Config(app_name=_APP, database_url=url, database_schema=args.schema)
+    # Version calls act for one application; the others read every application's rows.
+    app = getattr(args, "app", None) or _APP
+    return Config(app_name=app, database_url=url, database_schema=args.schema)
 
 
 def _status_row(status: WorkflowStatus) -> dict[str, Any]:
@@ -237,10 +254,12 @@ def main(
             return 0
         ctx = connect(config, migrate=False)
         try:
-            run: Callable[[argparse.Namespace, DBOSContext, TextIO], None] = (
-                _workflow if args.command == "workflow" else _queue
-            )
-            run(args, ctx, out)
+            commands: dict[str, Callable[[argparse.Namespace, DBOSContext, TextIO], None]] = {
+                "workflow": _workflow,
+                "queue": _queue,
+                "versions": _versions,
+            }
+            commands[args.command](args, ctx, out)
         finally:
             ctx.shutdown()
     except (DBOSError, UsageError) as exc:
@@ -252,6 +271,38 @@ def main(
 def _queue(args: argparse.Namespace, ctx: DBOSContext, out: TextIO) -> None:
     found = list_queued_workflows(ctx, queue_name=args.queue, limit=args.limit)
     _emit(args, found, [_status_row(s) for s in found], out)
+
+
+def _version_row(version: VersionInfo) -> dict[str, Any]:
+    return {
+        "name": version.name,
+        "latest_since": version.timestamp.isoformat(timespec="milliseconds"),
+        "created": version.created_at.isoformat(timespec="seconds"),
+        "application": version.application_name or "",
+    }
+
+
+def _versions(args: argparse.Namespace, ctx: DBOSContext, out: TextIO) -> None:
+    if args.action == "list":
+        found = list_application_versions(ctx, all_applications=args.app is None)
+        _emit(args, found, [_version_row(v) for v in found], out)
+        return
+    owner = args.app
+    if owner is None:
+        # The version's own application decides what "latest" means for it.
+        known = {v.name: v for v in list_application_versions(ctx, all_applications=True)}
+        if args.name not in known:
+            raise ApplicationVersionNotFoundError(args.name)
+        owner = known[args.name].application_name
+    if owner is None or owner == ctx.app_name:
+        set_latest_application_version(ctx, args.name)
+    else:
+        acting = connect(dataclasses.replace(_config(args), app_name=owner), migrate=False)
+        try:
+            set_latest_application_version(acting, args.name)
+        finally:
+            acting.shutdown()
+    _done(args, out, {"latest": args.name})
 
 
 def main_entry() -> None:

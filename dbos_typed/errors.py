@@ -2,8 +2,10 @@
 
 ```
 DBOSError                               root of everything below; .code names the failure
+├── ApplicationVersionNotFoundError     no such application version (or none): .version_name
 ├── InitializationError                 bad config, unreachable database, launch twice
 ├── InvalidOptionError (ValueError)     a bad argument: .argument and what was expected
+├── PatchingNotEnabledError             patch() without Config(enable_patching=True)
 ├── RegistrationError                   duplicate name, unresolvable or unserializable type
 ├── ScheduleNotFoundError               no schedule has that name: .schedule_name
 ├── SerializationError                  a value pydantic cannot encode or decode
@@ -35,6 +37,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 __all__ = [
+    "ApplicationVersionNotFoundError",
     "AwaitedWorkflowCancelledError",
     "ConflictingWorkflowError",
     "DBOSError",
@@ -44,6 +47,7 @@ __all__ = [
     "MaxStepRetriesExceededError",
     "NonDeterminismError",
     "NonExistentWorkflowError",
+    "PatchingNotEnabledError",
     "QueueDeduplicatedError",
     "RegistrationError",
     "ScheduleNotFoundError",
@@ -108,6 +112,26 @@ class InvalidOptionError(DBOSError, ValueError):
     def __init__(self, argument: str, problem: str) -> None:
         super().__init__(f"invalid {argument!r}: {problem}")
         self.argument = argument
+
+
+class PatchingNotEnabledError(DBOSError):
+    """`patch` or `deprecate_patch` was called, but the context was not configured for it.
+
+    Patching changes how the application version is chosen, so it is switched on
+    explicitly with `Config(enable_patching=True)`.
+
+    Attributes:
+        operation: The call that was refused (`"patch"` or `"deprecate_patch"`).
+    """
+
+    code = "PatchingNotEnabled"
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(
+            f"{operation} needs patching enabled: create the context with "
+            "Config(enable_patching=True)"
+        )
+        self.operation = operation
 
 
 class RegistrationError(DBOSError):
@@ -398,3 +422,21 @@ class ScheduleNotFoundError(DBOSError):
     def __init__(self, schedule_name: str) -> None:
         super().__init__(f"schedule {schedule_name!r} does not exist")
         self.schedule_name = schedule_name
+
+
+class ApplicationVersionNotFoundError(DBOSError):
+    """No application version of that name is recorded, or none at all.
+
+    Attributes:
+        version_name: The version looked for, or None when no version is recorded.
+    """
+
+    code = "ApplicationVersionNotFound"
+
+    def __init__(self, version_name: str | None = None) -> None:
+        super().__init__(
+            "no application version is recorded"
+            if version_name is None
+            else f"application version {version_name!r} is not recorded"
+        )
+        self.version_name = version_name

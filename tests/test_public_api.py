@@ -12,6 +12,7 @@ import dbos_typed as dbos
 from dbos_typed import errors
 
 EXPECTED_EXPORTS = [
+    "ApplicationVersionNotFoundError",
     "AwaitedWorkflowCancelledError",
     "Client",
     "Config",
@@ -26,6 +27,7 @@ EXPECTED_EXPORTS = [
     "MaxStepRetriesExceededError",
     "NonDeterminismError",
     "NonExistentWorkflowError",
+    "PatchingNotEnabledError",
     "QueueDeduplicatedError",
     "RateLimit",
     "RegistrationError",
@@ -37,6 +39,7 @@ EXPECTED_EXPORTS = [
     "StepFailedError",
     "StepInfo",
     "SystemDatabaseError",
+    "VersionInfo",
     "WaitTimeoutError",
     "WorkflowCancelled",
     "WorkflowContext",
@@ -55,15 +58,18 @@ EXPECTED_EXPORTS = [
     "debounce",
     "delete_schedule",
     "delete_workflows",
+    "deprecate_patch",
     "enqueue",
     "errors",
     "fork_workflow",
     "garbage_collect",
     "get_event",
+    "get_latest_application_version",
     "get_schedule",
     "get_workflow_id",
     "get_workflow_steps",
     "global_timeout",
+    "list_application_versions",
     "list_queued_workflows",
     "list_schedules",
     "list_workflows",
@@ -72,6 +78,7 @@ EXPECTED_EXPORTS = [
     "new_context",
     "new_debouncer",
     "new_workflow_queue",
+    "patch",
     "pause_schedule",
     "read_stream",
     "recover_pending_workflows",
@@ -84,6 +91,7 @@ EXPECTED_EXPORTS = [
     "run_workflow",
     "send",
     "set_event",
+    "set_latest_application_version",
     "set_workflow_attributes",
     "sleep",
     "trigger_schedule",
@@ -123,6 +131,9 @@ DURABLE_CALLS: list[object] = [
     dbos.trigger_schedule,
     dbos.Debouncer.debounce,
     dbos.debounce,
+    dbos.patch,
+    dbos.deprecate_patch,
+    dbos.set_latest_application_version,
 ]
 
 
@@ -146,6 +157,9 @@ def test_durable_calls_document_their_durability() -> None:
 
 SAMPLES: list[BaseException] = [
     errors.DBOSError("plain"),
+    errors.ApplicationVersionNotFoundError("v1"),
+    errors.ApplicationVersionNotFoundError(),
+    errors.PatchingNotEnabledError("patch"),
     errors.InitializationError("init"),
     errors.InvalidOptionError("timeout", "expected a positive timedelta"),
     errors.RegistrationError("dup"),

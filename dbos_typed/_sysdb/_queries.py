@@ -177,8 +177,8 @@ WHERE workflow_uuid = %(workflow_id)s AND status = 'PENDING'
 # -- queues --------------------------------------------------------------------------------
 
 # A queue's row is owned by one application (or none); another application cannot take
-# it over, so the upsert returns nothing then.
-UPSERT_QUEUE: Final[LiteralString] = """
+# it over, so both upserts return nothing then. Otherwise they return the row as stored.
+_INSERT_QUEUE: Final = """
 INSERT INTO {s}.queues AS qs (
     name, concurrency, worker_concurrency, rate_limit_max, rate_limit_period_sec,
     priority_enabled, partition_queue, polling_interval_sec, application_name,
@@ -188,18 +188,35 @@ INSERT INTO {s}.queues AS qs (
     %(rate_limit_period_sec)s, %(priority_enabled)s, %(partition_queue)s,
     %(polling_interval_sec)s, %(application_name)s, %(now_ms)s, %(now_ms)s
 )
-ON CONFLICT (name) DO UPDATE SET
+"""
+
+_QUEUE_OWNED_AND_RETURNED: Final = """
+WHERE qs.application_name IS NULL OR excluded.application_name IS NULL
+   OR qs.application_name = excluded.application_name
+RETURNING name, concurrency, worker_concurrency, rate_limit_max, rate_limit_period_sec,
+          priority_enabled, partition_queue, polling_interval_sec, application_name
+"""
+
+UPSERT_QUEUE: Final[LiteralString] = (
+    _INSERT_QUEUE
+    + """ON CONFLICT (name) DO UPDATE SET
     concurrency = excluded.concurrency, worker_concurrency = excluded.worker_concurrency,
     rate_limit_max = excluded.rate_limit_max,
     rate_limit_period_sec = excluded.rate_limit_period_sec,
     priority_enabled = excluded.priority_enabled, partition_queue = excluded.partition_queue,
     polling_interval_sec = excluded.polling_interval_sec,
     application_name = COALESCE(qs.application_name, excluded.application_name),
-    updated_at = excluded.updated_at
-WHERE qs.application_name IS NULL OR excluded.application_name IS NULL
-   OR qs.application_name = excluded.application_name
-RETURNING name
-"""
+    updated_at = excluded.updated_at"""
+    + _QUEUE_OWNED_AND_RETURNED
+)
+
+# An existing row is kept as it is; the no-op update only makes the stored row (and the
+# ownership check) come back in the same statement.
+INSERT_QUEUE_IF_ABSENT: Final[LiteralString] = (
+    _INSERT_QUEUE
+    + "ON CONFLICT (name) DO UPDATE SET updated_at = qs.updated_at"
+    + _QUEUE_OWNED_AND_RETURNED
+)
 
 _QUEUE_COLUMNS: Final = """
 SELECT name, concurrency, worker_concurrency, rate_limit_max, rate_limit_period_sec,
@@ -429,11 +446,43 @@ INSERT INTO {s}.application_versions (
 ON CONFLICT DO NOTHING
 """
 
-LATEST_VERSION: Final[LiteralString] = """
+# The latest version is the one with the newest timestamp; ties (two versions recorded in
+# the same millisecond) are broken the same way everywhere.
+_NEWEST_VERSION_FIRST: Final = "ORDER BY version_timestamp DESC, created_at DESC, version_name\n"
+
+LATEST_VERSION: Final[LiteralString] = (
+    """
 SELECT version_name FROM {s}.application_versions
 WHERE application_name = %(application_name)s OR application_name IS NULL
-ORDER BY version_timestamp DESC
-LIMIT 1
+"""
+    + _NEWEST_VERSION_FIRST
+    + "LIMIT 1\n"
+)
+
+# With no application named, every application's versions.
+LIST_VERSIONS: Final[LiteralString] = (
+    """
+SELECT version_id, version_name, version_timestamp, created_at, application_name
+FROM {s}.application_versions
+WHERE CAST(%(application_name)s AS TEXT) IS NULL
+   OR application_name = %(application_name)s OR application_name IS NULL
+"""
+    + _NEWEST_VERSION_FIRST
+)
+
+# Now, or just past the newest version the application sees if that is later (clocks of
+# different processes differ): the version becomes the latest either way.
+SET_LATEST_VERSION: Final[LiteralString] = """
+UPDATE {s}.application_versions
+SET version_timestamp = (
+    SELECT CASE WHEN MAX(o.version_timestamp) >= %(now_ms)s
+                THEN MAX(o.version_timestamp) + 1 ELSE %(now_ms)s END
+    FROM {s}.application_versions o
+    WHERE o.application_name = %(application_name)s OR o.application_name IS NULL
+)
+WHERE version_name = %(version_name)s
+  AND (application_name = %(application_name)s OR application_name IS NULL)
+RETURNING version_name
 """
 
 # -- messages ------------------------------------------------------------------------------

@@ -152,6 +152,17 @@ class QueueRow:
 
 
 @dataclass(frozen=True, slots=True)
+class VersionRow:
+    """One row of the `application_versions` table."""
+
+    version_id: str
+    version_name: str
+    timestamp_ms: int
+    created_at_ms: int
+    application_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Backlog:
     """What the idle probe found.
 

@@ -37,6 +37,7 @@ from dbos_typed._sysdb._rows import (
     StatusName,
     StatusRecord,
     StepRecord,
+    VersionRow,
 )
 from dbos_typed.errors import NonExistentWorkflowError, SystemDatabaseError
 
@@ -367,10 +368,15 @@ class SystemStore(abc.ABC):
 
     # -- queues --------------------------------------------------------------------------
 
-    def upsert_queue(self, row: QueueRow, now_ms: int) -> bool:
-        """Create or update a queue's row; False if another application owns the name."""
+    def upsert_queue(
+        self, row: QueueRow, now_ms: int, *, update_existing: bool = True
+    ) -> QueueRow | None:
+        """Create a queue's row, or update it if `update_existing`; return the stored row.
+
+        Returns None, and changes nothing, if another application owns the name.
+        """
         rows = self._query(
-            q.UPSERT_QUEUE,
+            q.UPSERT_QUEUE if update_existing else q.INSERT_QUEUE_IF_ABSENT,
             {
                 "name": row.name,
                 "concurrency": row.concurrency,
@@ -384,7 +390,7 @@ class SystemStore(abc.ABC):
                 "now_ms": now_ms,
             },
         )
-        return bool(rows)
+        return _queue_from(rows[0]) if rows else None
 
     def list_queues(self, application_name: str | None) -> list[QueueRow]:
         """The queues of an application, and those no application owns."""
@@ -426,6 +432,28 @@ class SystemStore(abc.ABC):
         """The newest registered version of the application, if any."""
         rows = self._query(q.LATEST_VERSION, {"application_name": application_name})
         return rows[0][0] if rows else None
+
+    def list_versions(self, application_name: str | None) -> list[VersionRow]:
+        """An application's versions and unclaimed ones (every one for None), newest first."""
+        rows = self._query(q.LIST_VERSIONS, {"application_name": application_name})
+        return [
+            VersionRow(
+                version_id=r[0],
+                version_name=r[1],
+                timestamp_ms=int(r[2]),
+                created_at_ms=int(r[3]),
+                application_name=r[4],
+            )
+            for r in rows
+        ]
+
+    def set_latest_version(self, version_name: str, application_name: str, now_ms: int) -> bool:
+        """Make a version the application's latest; False if it sees no such version."""
+        rows = self._query(
+            q.SET_LATEST_VERSION,
+            {"version_name": version_name, "application_name": application_name, "now_ms": now_ms},
+        )
+        return bool(rows)
 
     # -- messages --------------------------------------------------------------------------
 
