@@ -26,6 +26,7 @@ from dbos_typed._context import DBOSContext, WorkflowContext
 from dbos_typed._debouncer import Debouncer, new_debouncer
 from dbos_typed._events import get_event, set_event
 from dbos_typed._handle import WorkflowHandle, retrieve_workflow
+from dbos_typed._identity import Identity, get_identity
 from dbos_typed._lifecycle import new_context
 from dbos_typed._listing import StepInfo, get_workflow_steps, list_queued_workflows, list_workflows
 from dbos_typed._management import (
@@ -104,6 +105,7 @@ __all__ = [
     "DeadLetterError",
     "Debouncer",
     "ErrorRecord",
+    "Identity",
     "InitializationError",
     "InvalidOptionError",
     "MaxStepRetriesExceededError",
@@ -146,6 +148,7 @@ __all__ = [
     "fork_workflow",
     "garbage_collect",
     "get_event",
+    "get_identity",
     "get_latest_application_version",
     "get_schedule",
     "get_workflow_id",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, overload
 
@@ -23,6 +24,7 @@ from dbos_typed._context import Connected
 from dbos_typed._debouncer import DebounceCall, checked_max_wait, debounce_queue, delay_ms_of, land
 from dbos_typed._enqueue import DeduplicationPolicy, check_queue_options, insert_queued, queued_row
 from dbos_typed._handle import WorkflowHandle
+from dbos_typed._identity import Identity, labels_for
 from dbos_typed._lifecycle import open_store
 from dbos_typed._queue import WorkflowQueue
 from dbos_typed._runtime import Runtime
@@ -133,6 +135,8 @@ class _TypedEnqueue(Generic[T]):
         priority: int | None = None,
         partition_key: str | None = None,
         delay: timedelta | None = None,
+        identity: Identity | None = None,
+        attributes: Mapping[str, Any] | None = None,
     ) -> WorkflowHandle[T]:
         return _enqueue(
             client,
@@ -147,6 +151,8 @@ class _TypedEnqueue(Generic[T]):
             priority=priority,
             partition_key=partition_key,
             delay=delay,
+            identity=identity,
+            attributes=attributes,
         )
 
 
@@ -192,6 +198,8 @@ class _Enqueuer:
         priority: int | None = None,
         partition_key: str | None = None,
         delay: timedelta | None = None,
+        identity: Identity | None = None,
+        attributes: Mapping[str, Any] | None = None,
     ) -> WorkflowHandle[Any]:
         """Enqueue a workflow by name; the handle's result is plain JSON data."""
         return _enqueue(
@@ -207,6 +215,8 @@ class _Enqueuer:
             priority=priority,
             partition_key=partition_key,
             delay=delay,
+            identity=identity,
+            attributes=attributes,
         )
 
 
@@ -224,6 +234,8 @@ def _enqueue(
     priority: int | None,
     partition_key: str | None,
     delay: timedelta | None,
+    identity: Identity | None,
+    attributes: Mapping[str, Any] | None,
 ) -> WorkflowHandle[Any]:
     _check_client(client)
     if queue is None:
@@ -244,6 +256,7 @@ def _enqueue(
         delay=delay,
     )
     assert options is not None  # a queue is always given
+    labels = labels_for(client, identity, attributes)
     row = queued_row(
         runtime,
         options,
@@ -254,7 +267,7 @@ def _enqueue(
         # No version: whichever executor runs the application's latest version takes it.
         application_version=None,
     )
-    target = insert_queued(runtime, row, options.policy)
+    target = insert_queued(runtime, labels.apply(row), options.policy)
     return WorkflowHandle(client, target, codec)
 
 

@@ -17,6 +17,7 @@ from dbos_typed._sysdb._rows import StepRecord
 from dbos_typed.errors import InitializationError, InvalidOptionError, WorkflowCancelled
 
 if TYPE_CHECKING:
+    from dbos_typed._identity import Identity
     from dbos_typed._registry import WorkflowSpec
 
 logger = logging.getLogger("dbos_typed")
@@ -129,6 +130,7 @@ class WorkflowState:
     next_step: int = 0
     in_step: bool = False
     owner_xid: str | None = None  # the token this run's start or claim set on the row
+    identity: Identity | None = None  # read from the row when first asked for
 
     def check_cancelled(self) -> None:
         """Raise `WorkflowCancelled` if this workflow was asked to stop."""

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from dbos_typed._context import WorkflowContext
 from dbos_typed._durable import insert_child, record_of, record_operation
 from dbos_typed._handle import WorkflowHandle
+from dbos_typed._identity import Labels
 from dbos_typed._queue import WorkflowQueue
 from dbos_typed._registry import WorkflowSpec
 from dbos_typed._runtime import Runtime, now_ms
@@ -256,6 +257,7 @@ def enqueue_child(
     timeout: timedelta | None,
     options: QueueOptions,
     step_id: int,
+    labels: Labels,
 ) -> WorkflowHandle[Any]:
     """Enqueue a child of a running workflow, as the parent's step `step_id`.
 
@@ -269,15 +271,17 @@ def enqueue_child(
         # A queued child inherits what is left of its parent's time, counted from dequeue.
         left = max(1, state.deadline_ms - now_ms())
         timeout_ms = left if timeout_ms is None else min(timeout_ms, left)
-    row = queued_row(
-        runtime,
-        options,
-        workflow_id=child_id,
-        name=spec.name,
-        inputs=encode_inputs(spec.input_codec, value),
-        timeout_ms=timeout_ms,
-        application_version=runtime.application_version,
-        parent_workflow_id=state.workflow_id,
+    row = labels.apply(
+        queued_row(
+            runtime,
+            options,
+            workflow_id=child_id,
+            name=spec.name,
+            inputs=encode_inputs(spec.input_codec, value),
+            timeout_ms=timeout_ms,
+            application_version=runtime.application_version,
+            parent_workflow_id=state.workflow_id,
+        )
     )
     while True:
         try:

@@ -9,7 +9,6 @@ and are never checkpointed.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -19,6 +18,7 @@ from dbos_typed._context import Connected
 from dbos_typed._durable import checkpointed
 from dbos_typed._enqueue import unpartitioned_queue_name
 from dbos_typed._handle import WorkflowHandle
+from dbos_typed._identity import attributes_text
 from dbos_typed._queue import WorkflowQueue
 from dbos_typed._runtime import Runtime, now_ms
 from dbos_typed._serialization import Codec, codec_for
@@ -222,14 +222,7 @@ def set_workflow_attributes(
     """
     runtime = ctx._runtime
     workflow_id = checked_name(workflow_id, "workflow_id")
-    if not isinstance(attributes, Mapping):
-        raise InvalidOptionError("attributes", "expected a mapping of JSON values")
-    try:
-        text = json.dumps(dict(attributes), separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidOptionError("attributes", f"not JSON-serializable: {exc}") from exc
-    if "\\u0000" in text:
-        raise InvalidOptionError("attributes", "must not contain NUL characters")
+    text = attributes_text(attributes)
 
     def update() -> None:
         if not sysdb.set_attributes(runtime.store, workflow_id, text, now_ms()):

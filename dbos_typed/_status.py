@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from dbos_typed._identity import identity_from
 from dbos_typed._serialization import ErrorRecord, decode_any, decode_inputs
 from dbos_typed._sysdb._rows import StatusName, StatusRecord
 from dbos_typed.errors import SerializationError
@@ -45,6 +47,8 @@ class WorkflowStatus:
         forked_from: The workflow it was forked from, if any.
         authenticated_user: The user recorded when it started.
         assumed_role: The role recorded when it started.
+        authenticated_roles: The user's roles recorded when it started.
+        attributes: Its free-form JSON attributes, if any.
     """
 
     workflow_id: str
@@ -70,6 +74,8 @@ class WorkflowStatus:
     forked_from: str | None
     authenticated_user: str | None
     assumed_role: str | None
+    authenticated_roles: tuple[str, ...] = ()
+    attributes: dict[str, Any] | None = None
 
 
 def from_epoch_ms(ms: int | None) -> datetime | None:
@@ -123,7 +129,17 @@ def status_from_record(record: StatusRecord, spec: Any) -> WorkflowStatus:
         forked_from=record.forked_from,
         authenticated_user=record.authenticated_user,
         assumed_role=record.assumed_role,
+        authenticated_roles=identity_from(None, None, record.authenticated_roles).roles,
+        attributes=_attributes(record.attributes),
     )
+
+
+def _attributes(text: str | None) -> dict[str, Any] | None:
+    try:
+        value = None if text is None else json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _plain_input(envelope: Any) -> Any:

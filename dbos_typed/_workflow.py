@@ -6,7 +6,7 @@ Running them is `_execution`'s job; queue options and inserts live in `_enqueue`
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
@@ -24,6 +24,7 @@ from dbos_typed._enqueue import (
 )
 from dbos_typed._execution import launch_execution
 from dbos_typed._handle import WorkflowHandle
+from dbos_typed._identity import Identity, Labels, labels_for
 from dbos_typed._queue import WorkflowQueue
 from dbos_typed._registry import NO_INPUT, WorkflowSpec, build_spec, checked_input, describe
 from dbos_typed._runtime import now_ms
@@ -156,6 +157,8 @@ def run_workflow(
     priority: int | None = None,
     partition_key: str | None = None,
     delay: timedelta | None = None,
+    identity: Identity | None = None,
+    attributes: Mapping[str, Any] | None = None,
 ) -> WorkflowHandle[OutT]: ...
 
 
@@ -174,6 +177,8 @@ def run_workflow(
     priority: int | None = None,
     partition_key: str | None = None,
     delay: timedelta | None = None,
+    identity: Identity | None = None,
+    attributes: Mapping[str, Any] | None = None,
 ) -> WorkflowHandle[OutT]: ...
 
 
@@ -191,6 +196,8 @@ def run_workflow(
     priority: int | None = None,
     partition_key: str | None = None,
     delay: timedelta | None = None,
+    identity: Identity | None = None,
+    attributes: Mapping[str, Any] | None = None,
 ) -> WorkflowHandle[Any]:
     """Start a registered workflow, or put it on a queue, and return a handle to it.
 
@@ -223,6 +230,9 @@ def run_workflow(
         partition_key: Required on a partitioned queue, refused on others; limits apply
             per key. Cannot be combined with `deduplication_id`.
         delay: With a queue: do not start before this much time has passed.
+        identity: Who the workflow acts for, recorded with it; a child started without
+            one inherits its parent's.
+        attributes: Free-form JSON metadata recorded with the workflow (not inherited).
 
     Raises:
         RegistrationError: `fn` is not registered with this context.
@@ -252,24 +262,27 @@ def run_workflow(
         partition_key=partition_key,
         delay=delay,
     )
+    labels = labels_for(ctx, identity, attributes)
     if isinstance(ctx, WorkflowContext):
-        return _start_child(ctx, spec, value, workflow_id, timeout, options)
+        return _start_child(ctx, spec, value, workflow_id, timeout, options, labels)
     if not runtime.launched or runtime.shutting_down.is_set():
         raise InitializationError("launch() the context before running workflows")
     new_id = workflow_id or str(uuid.uuid4())
     if options is not None:
-        row = queued_row(
-            runtime,
-            options,
-            workflow_id=new_id,
-            name=spec.name,
-            inputs=encode_inputs(spec.input_codec, value),
-            timeout_ms=timeout_ms_of(timeout),
-            application_version=runtime.application_version,
+        row = labels.apply(
+            queued_row(
+                runtime,
+                options,
+                workflow_id=new_id,
+                name=spec.name,
+                inputs=encode_inputs(spec.input_codec, value),
+                timeout_ms=timeout_ms_of(timeout),
+                application_version=runtime.application_version,
+            )
         )
         target = insert_queued(runtime, row, options.policy)
         return WorkflowHandle(ctx, target, spec.output_codec, runtime.running_execution(target))
-    return _start(ctx, spec, value, new_id, timeout, parent=None)
+    return _start(ctx, spec, value, new_id, timeout, labels, parent=None)
 
 
 def _start_child(
@@ -279,6 +292,7 @@ def _start_child(
     workflow_id: str | None,
     timeout: timedelta | None,
     options: QueueOptions | None,
+    labels: Labels,
 ) -> WorkflowHandle[Any]:
     state = parent._state
     if state.in_step:
@@ -294,8 +308,8 @@ def _start_child(
         raise rebuild_error(ErrorRecord.decode(recorded.error), step_name=spec.name)
     child_id = workflow_id or f"{state.workflow_id}-{step_id}"
     if options is not None:
-        return enqueue_child(parent, spec, value, child_id, timeout, options, step_id)
-    return _start(parent, spec, value, child_id, timeout, parent=(state, step_id))
+        return enqueue_child(parent, spec, value, child_id, timeout, options, step_id, labels)
+    return _start(parent, spec, value, child_id, timeout, labels, parent=(state, step_id))
 
 
 def _start(
@@ -304,6 +318,7 @@ def _start(
     value: Any,
     workflow_id: str,
     timeout: timedelta | None,
+    labels: Labels,
     *,
     parent: tuple[WorkflowState, int] | None,
 ) -> WorkflowHandle[Any]:
@@ -331,6 +346,7 @@ def _start(
         deadline_ms=deadline,
         parent_workflow_id=None if parent is None else parent[0].workflow_id,
     )
+    row = labels.apply(row)
     if parent is None:
         inserted = runtime.store.insert_workflow(row)
     else:

@@ -22,7 +22,8 @@ SELECT ws.workflow_uuid, ws.status, ws.name,
        ws.queue_name, ws.recovery_attempts, ws.workflow_timeout_ms,
        ws.workflow_deadline_epoch_ms, ws.started_at_epoch_ms, ws.completed_at,
        ws.parent_workflow_id, ws.deduplication_id, ws.priority, ws.forked_from,
-       ws.authenticated_user, ws.assumed_role, ws.serialization
+       ws.authenticated_user, ws.assumed_role, ws.serialization, ws.authenticated_roles,
+       ws.attributes
 FROM {s}.workflow_status ws
 """
 
@@ -233,12 +234,12 @@ INSERT INTO {s}.workflow_status (
     workflow_uuid, status, name, class_name, config_name, authenticated_user, assumed_role,
     authenticated_roles, application_version, application_id, application_name, queue_name,
     recovery_attempts, workflow_timeout_ms, priority, forked_from, serialization,
-    created_at, updated_at, owner_xid
+    attributes, created_at, updated_at, owner_xid
 )
 SELECT %(new_id)s, 'ENQUEUED', name, class_name, config_name, authenticated_user,
        assumed_role, authenticated_roles, %(version)s, application_id, application_name,
        %(queue)s, 0, workflow_timeout_ms, priority, workflow_uuid, serialization,
-       %(now_ms)s, %(now_ms)s, NULL
+       attributes, %(now_ms)s, %(now_ms)s, NULL
 FROM {s}.workflow_status WHERE workflow_uuid = %(workflow_id)s
 """
 

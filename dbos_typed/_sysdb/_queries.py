@@ -18,13 +18,15 @@ INSERT INTO {s}.workflow_status AS ws (
     application_name, queue_name, recovery_attempts, workflow_timeout_ms,
     workflow_deadline_epoch_ms, deduplication_id, priority, queue_partition_key,
     delay_until_epoch_ms, parent_workflow_id, creator_xid, owner_xid, serialization,
-    is_debounced, debounce_deadline_epoch_ms, created_at, updated_at
+    is_debounced, debounce_deadline_epoch_ms, authenticated_user, assumed_role,
+    authenticated_roles, attributes, created_at, updated_at
 ) VALUES (
     %(workflow_id)s, %(status)s, %(name)s, %(executor_id)s, %(application_version)s,
     %(application_id)s, %(application_name)s, %(queue_name)s, %(recovery_attempts)s,
     %(timeout_ms)s, %(deadline_ms)s, %(deduplication_id)s, %(priority)s, %(partition_key)s,
     %(delay_until_ms)s, %(parent_workflow_id)s, %(creator_xid)s, %(owner_xid)s,
-    'portable_json', %(is_debounced)s, %(debounce_deadline_ms)s, %(now_ms)s, %(now_ms)s
+    'portable_json', %(is_debounced)s, %(debounce_deadline_ms)s, %(authenticated_user)s,
+    %(assumed_role)s, %(authenticated_roles)s, %(attributes)s, %(now_ms)s, %(now_ms)s
 )
 ON CONFLICT (workflow_uuid) DO UPDATE SET creator_xid = ws.creator_xid
 RETURNING status, name, queue_name, creator_xid, workflow_deadline_epoch_ms
@@ -104,7 +106,8 @@ SELECT ws.workflow_uuid, ws.status, ws.name, COALESCE(wi.inputs, ws.inputs),
        ws.queue_name, ws.recovery_attempts, ws.workflow_timeout_ms,
        ws.workflow_deadline_epoch_ms, ws.started_at_epoch_ms, ws.completed_at,
        ws.parent_workflow_id, ws.deduplication_id, ws.priority, ws.forked_from,
-       ws.authenticated_user, ws.assumed_role, ws.serialization
+       ws.authenticated_user, ws.assumed_role, ws.serialization, ws.authenticated_roles,
+       ws.attributes
 FROM {s}.workflow_status ws
 LEFT JOIN {s}.workflow_input wi ON wi.workflow_uuid = ws.workflow_uuid
 LEFT JOIN {s}.workflow_output wo ON wo.workflow_uuid = ws.workflow_uuid

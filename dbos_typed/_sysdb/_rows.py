@@ -55,6 +55,10 @@ class NewWorkflow:
     delay_until_ms: int | None = None
     is_debounced: bool = False
     debounce_deadline_ms: int | None = None  # a debounced burst starts no later than this
+    authenticated_user: str | None = None
+    assumed_role: str | None = None
+    authenticated_roles: str | None = None  # a JSON array of strings
+    attributes: str | None = None  # a JSON object
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,8 @@ class StatusRecord:
     authenticated_user: str | None
     assumed_role: str | None
     serialization: str | None
+    authenticated_roles: str | None = None  # a JSON array of strings
+    attributes: str | None = None  # a JSON object
 
 
 @dataclass(frozen=True, slots=True)

@@ -818,6 +818,10 @@ def insert_params(row: NewWorkflow) -> dict[str, Any]:
         "owner_xid": None if enqueued else row.creator_xid,
         "inputs": row.inputs,
         "now_ms": row.now_ms,
+        "authenticated_user": row.authenticated_user,
+        "assumed_role": row.assumed_role,
+        "authenticated_roles": row.authenticated_roles,
+        "attributes": row.attributes,
     }
 
 
@@ -890,6 +894,9 @@ def status_from_row(r: Sequence[Any]) -> StatusRecord:
         authenticated_user=r[21],
         assumed_role=r[22],
         serialization=r[23],
+        authenticated_roles=r[24],
+        # Postgres hands back a parsed jsonb value, SQLite the stored text.
+        attributes=r[25] if r[25] is None or isinstance(r[25], str) else json.dumps(r[25]),
     )
 
 

@@ -37,6 +37,8 @@ def checkout(ctx: dbos.WorkflowContext, order: Order) -> Receipt:
 
 
 def no_input(ctx: dbos.WorkflowContext) -> list[int]:
+    assert_type(dbos.get_identity(ctx), dbos.Identity)
+    assert_type(dbos.get_identity(ctx).roles, tuple[str, ...])
     return [1]
 
 
@@ -45,6 +47,8 @@ def usage(ctx: dbos.DBOSContext) -> None:
         dbos.register_workflow(ctx, checkout), Callable[[dbos.WorkflowContext, Order], Receipt]
     )
     handle = dbos.run_workflow(ctx, checkout, Order(id="a"), workflow_id="x")
+    dbos.run_workflow(ctx, no_input, identity=dbos.Identity(user="u"), attributes={"k": 1})
+    dbos.get_identity(ctx)  # type: ignore[arg-type]
     assert_type(handle, dbos.WorkflowHandle[Receipt])
     assert_type(handle.get_result(), Receipt)
     assert_type(handle.get_result(timeout=timedelta(seconds=1)), Receipt)
