@@ -20,6 +20,12 @@ ctx.shutdown()
 from __future__ import annotations
 
 from dbos_typed import errors
+from dbos_typed._aggregates import (
+    StepAggregate,
+    WorkflowAggregate,
+    get_step_aggregates,
+    get_workflow_aggregates,
+)
 from dbos_typed._client import Client, enqueue, new_client
 from dbos_typed._config import Config
 from dbos_typed._context import DBOSContext, WorkflowContext
@@ -105,10 +111,12 @@ __all__ = [
     "ScheduleStatus",
     "SerializationError",
     "StatusName",
+    "StepAggregate",
     "StepFailedError",
     "StepInfo",
     "SystemDatabaseError",
     "WaitTimeoutError",
+    "WorkflowAggregate",
     "WorkflowCancelled",
     "WorkflowContext",
     "WorkflowDeadlineExceededError",
@@ -131,6 +139,8 @@ __all__ = [
     "garbage_collect",
     "get_event",
     "get_schedule",
+    "get_step_aggregates",
+    "get_workflow_aggregates",
     "get_workflow_id",
     "get_workflow_steps",
     "global_timeout",
@@ -166,7 +176,9 @@ for _name in (
     "RateLimit",
     "ScheduleSpec",
     "ScheduleStatus",
+    "StepAggregate",
     "StepInfo",
+    "WorkflowAggregate",
     "WorkflowContext",
     "WorkflowHandle",
     "WorkflowQueue",
