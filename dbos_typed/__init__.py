@@ -20,6 +20,12 @@ ctx.shutdown()
 from __future__ import annotations
 
 from dbos_typed import errors
+from dbos_typed._aggregates import (
+    StepAggregate,
+    WorkflowAggregate,
+    get_step_aggregates,
+    get_workflow_aggregates,
+)
 from dbos_typed._client import Client, debounce, enqueue, new_client
 from dbos_typed._config import Config
 from dbos_typed._context import DBOSContext, WorkflowContext
@@ -120,11 +126,13 @@ __all__ = [
     "ScheduleStatus",
     "SerializationError",
     "StatusName",
+    "StepAggregate",
     "StepFailedError",
     "StepInfo",
     "SystemDatabaseError",
     "VersionInfo",
     "WaitTimeoutError",
+    "WorkflowAggregate",
     "WorkflowCancelled",
     "WorkflowContext",
     "WorkflowDeadlineExceededError",
@@ -151,6 +159,8 @@ __all__ = [
     "get_identity",
     "get_latest_application_version",
     "get_schedule",
+    "get_step_aggregates",
+    "get_workflow_aggregates",
     "get_workflow_id",
     "get_workflow_steps",
     "global_timeout",
@@ -191,8 +201,9 @@ for _name in (
     "RateLimit",
     "ScheduleSpec",
     "ScheduleStatus",
+    "StepAggregate",
     "StepInfo",
-    "VersionInfo",
+    "WorkflowAggregate",
     "WorkflowContext",
     "WorkflowHandle",
     "WorkflowQueue",

@@ -1,13 +1,15 @@
 """Reading workflows in bulk: `list_workflows`, `list_queued_workflows`, `get_workflow_steps`.
 
 From a workflow body each read is a checkpointed operation holding the rows it read, so a
-replay sees the same answer (decoded again with the workflow types registered then).
+replay sees the same answer (decoded again with the workflow types registered then). The
+filters are checked here once, in `workflow_filter`, for listing and aggregates alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +58,12 @@ def _names(value: str | Sequence[str] | None, argument: str) -> list[str] | None
     return values
 
 
+def checked_ids(value: Sequence[str] | None, argument: str) -> list[str] | None:
+    """Workflow IDs to filter on, each a non-empty string; a lone string is one ID."""
+    values = _names(value, argument)
+    return None if values is None else [checked_name(v, argument) for v in values]
+
+
 def _statuses(value: str | Sequence[str] | None) -> list[str] | None:
     values = _names(value, "status")
     if values is None:
@@ -73,6 +81,101 @@ def _count(value: int | None, argument: str) -> int | None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
         raise InvalidOptionError(argument, "expected an int >= 0 or None")
     return value
+
+
+def _flag(value: bool | None, argument: str) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise InvalidOptionError(argument, "expected True, False or None")
+    return value
+
+
+def _attributes(ctx: Connected, value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise InvalidOptionError("attributes", "expected a mapping with string keys")
+    wanted = dict(value)
+    try:
+        text = json.dumps(wanted, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidOptionError("attributes", f"not JSON-serializable: {exc}") from exc
+    if "\\u0000" in text:
+        raise InvalidOptionError("attributes", "must not contain NUL characters")
+    if not sysdb.attributes_matchable(ctx._runtime.store, wanted):
+        raise InvalidOptionError(
+            "attributes",
+            "SQLite matches only string, number (64-bit integer or float), boolean and null "
+            "values; nested objects and arrays need Postgres",
+        )
+    return wanted
+
+
+def workflow_filter(
+    ctx: Connected,
+    *,
+    workflow_ids: Sequence[str] | None,
+    workflow_id_prefix: str | None,
+    status: str | Sequence[str] | None,
+    name: str | Sequence[str] | None,
+    application_version: str | Sequence[str] | None,
+    executor_id: str | Sequence[str] | None,
+    user: str | Sequence[str] | None,
+    queue_name: str | Sequence[str] | None,
+    queues_only: bool,
+    parent_workflow_id: str | None,
+    forked_from: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    completed_after: datetime | None,
+    completed_before: datetime | None,
+    dequeued_after: datetime | None,
+    dequeued_before: datetime | None,
+    was_forked_from: bool | None,
+    has_parent: bool | None,
+    schedule_name: str | Sequence[str] | None,
+    application_name: str | Sequence[str] | None,
+    attributes: Mapping[str, Any] | None,
+    all_applications: bool,
+) -> sysdb.WorkflowFilter:
+    """Check the filters of `list_workflows` and `get_workflow_aggregates`, all up front.
+
+    Raises:
+        InvalidOptionError: a filter is malformed, or cannot be matched exactly here.
+    """
+    if workflow_id_prefix is not None and not isinstance(workflow_id_prefix, str):
+        raise InvalidOptionError("workflow_id_prefix", "expected a string")
+    applications = _names(application_name, "application_name")
+    if applications is not None and all_applications:
+        raise InvalidOptionError(
+            "application_name", "give either application names or all_applications, not both"
+        )
+    explicit = all_applications or applications is not None
+    own_and_unclaimed = None if explicit else ctx._runtime.app_name
+    return sysdb.WorkflowFilter(
+        workflow_ids=checked_ids(workflow_ids, "workflow_ids"),
+        workflow_id_prefix=workflow_id_prefix,
+        statuses=_statuses(status),
+        names=_names(name, "name"),
+        application_versions=_names(application_version, "application_version"),
+        executor_ids=_names(executor_id, "executor_id"),
+        users=_names(user, "user"),
+        queue_names=_names(queue_name, "queue_name"),
+        queues_only=queues_only,
+        parent_workflow_id=parent_workflow_id,
+        forked_from=forked_from,
+        created_after_ms=epoch_ms(created_after, "created_after"),
+        created_before_ms=epoch_ms(created_before, "created_before"),
+        completed_after_ms=epoch_ms(completed_after, "completed_after"),
+        completed_before_ms=epoch_ms(completed_before, "completed_before"),
+        dequeued_after_ms=epoch_ms(dequeued_after, "dequeued_after"),
+        dequeued_before_ms=epoch_ms(dequeued_before, "dequeued_before"),
+        was_forked_from=_flag(was_forked_from, "was_forked_from"),
+        has_parent=_flag(has_parent, "has_parent"),
+        schedule_names=_names(schedule_name, "schedule_name"),
+        attributes=_attributes(ctx, attributes),
+        application_name=own_and_unclaimed,
+        application_names=applications,
+    )
 
 
 def list_workflows(
@@ -94,6 +197,13 @@ def list_workflows(
     created_before: datetime | None = None,
     completed_after: datetime | None = None,
     completed_before: datetime | None = None,
+    dequeued_after: datetime | None = None,
+    dequeued_before: datetime | None = None,
+    was_forked_from: bool | None = None,
+    has_parent: bool | None = None,
+    schedule_name: str | Sequence[str] | None = None,
+    application_name: str | Sequence[str] | None = None,
+    attributes: Mapping[str, Any] | None = None,
     limit: int | None = None,
     offset: int | None = None,
     sort_desc: bool = False,
@@ -104,7 +214,8 @@ def list_workflows(
     """List workflows matching every given filter, oldest first (newest with `sort_desc`).
 
     Filters given as a sequence match any of its values; time bounds are inclusive.
-    Workflows of this application and unclaimed ones are listed unless `all_applications`.
+    Workflows of this application and unclaimed ones are listed, unless `application_name`
+    names the applications or `all_applications` asks for every one.
 
     Durability: from a workflow body the read is a checkpointed operation
     (`DBOS.listWorkflows`) that records the rows read; a replay returns them again.
@@ -126,37 +237,59 @@ def list_workflows(
         created_before: Created at or before.
         completed_after: Finished at or after.
         completed_before: Finished at or before.
+        dequeued_after: Last taken from a queue at or after.
+        dequeued_before: Last taken from a queue at or before.
+        was_forked_from: Only workflows that were (True) or were never (False) forked.
+        has_parent: Only children (True) or only top-level workflows (False).
+        schedule_name: Only ticks of these cron schedules.
+        application_name: Only workflows of exactly these applications (unclaimed ones,
+            which belong to none, are then left out).
+        attributes: Only workflows whose attributes contain this JSON object: every key
+            present with an equal value. Postgres matches any JSON (nested values by JSON
+            containment); SQLite matches top-level string, number, boolean and null values
+            exactly and refuses nested objects and arrays rather than match them loosely.
         limit: At most this many.
         offset: Skip this many first.
         sort_desc: Newest first.
         load_input: Decode inputs (off saves reading them).
         load_output: Decode outputs and errors.
         all_applications: Include workflows of other applications sharing the database.
+
+    Returns:
+        The matching workflows.
+
+    Raises:
+        InvalidOptionError: a filter is malformed, both `application_name` and
+            `all_applications` are given, or `attributes` holds nested values on SQLite.
     """
     runtime = ctx._runtime
-    if workflow_ids is not None:
-        workflow_ids = [
-            checked_name(w, "workflow_ids") for w in _names(workflow_ids, "workflow_ids") or []
-        ]
-    if workflow_id_prefix is not None and not isinstance(workflow_id_prefix, str):
-        raise InvalidOptionError("workflow_id_prefix", "expected a string")
-    query = sysdb.WorkflowFilter(
-        workflow_ids=workflow_ids,
-        workflow_id_prefix=workflow_id_prefix,
-        statuses=_statuses(status),
-        names=_names(name, "name"),
-        application_versions=_names(application_version, "application_version"),
-        executor_ids=_names(executor_id, "executor_id"),
-        users=_names(user, "user"),
-        queue_names=_names(queue_name, "queue_name"),
-        queues_only=queues_only,
-        parent_workflow_id=parent_workflow_id,
-        forked_from=forked_from,
-        created_after_ms=epoch_ms(created_after, "created_after"),
-        created_before_ms=epoch_ms(created_before, "created_before"),
-        completed_after_ms=epoch_ms(completed_after, "completed_after"),
-        completed_before_ms=epoch_ms(completed_before, "completed_before"),
-        application_name=None if all_applications else runtime.app_name,
+    query = replace(
+        workflow_filter(
+            ctx,
+            workflow_ids=workflow_ids,
+            workflow_id_prefix=workflow_id_prefix,
+            status=status,
+            name=name,
+            application_version=application_version,
+            executor_id=executor_id,
+            user=user,
+            queue_name=queue_name,
+            queues_only=queues_only,
+            parent_workflow_id=parent_workflow_id,
+            forked_from=forked_from,
+            created_after=created_after,
+            created_before=created_before,
+            completed_after=completed_after,
+            completed_before=completed_before,
+            dequeued_after=dequeued_after,
+            dequeued_before=dequeued_before,
+            was_forked_from=was_forked_from,
+            has_parent=has_parent,
+            schedule_name=schedule_name,
+            application_name=application_name,
+            attributes=attributes,
+            all_applications=all_applications,
+        ),
         limit=_count(limit, "limit"),
         offset=_count(offset, "offset"),
         sort_desc=sort_desc,

@@ -6,6 +6,8 @@ dbos-typed [--db-url URL] [--schema NAME] [--json] COMMAND
   workflow get ID | steps ID | cancel ID [--children] | resume ID
   workflow fork ID [--step N] [--new-id ID] [--app-version V]
   workflow delete ID ... [--children]
+  workflow stats --group-by status,name [--bucket 1h] [--status S ...] [--name N] ...
+  workflow step-stats --group-by name,status [--bucket 15m] [--workflow ID ...]
   queue list [--queue Q]
   versions list [--app NAME] | set-latest NAME [--app NAME]
   migrate | reset --yes
@@ -21,13 +23,21 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from pydantic_core import to_jsonable_python
 
+from dbos_typed._aggregates import (
+    StepAggregate,
+    WorkflowAggregate,
+    get_step_aggregates,
+    get_workflow_aggregates,
+)
 from dbos_typed._config import Config, parse_database_url
 from dbos_typed._context import DBOSContext
 from dbos_typed._lifecycle import connect, new_context
@@ -81,6 +91,22 @@ def _parser() -> argparse.ArgumentParser:
     delete = actions.add_parser("delete", help="delete workflows")
     delete.add_argument("workflow_ids", nargs="+")
     delete.add_argument("--children", action="store_true", help="also delete descendants")
+    stats = actions.add_parser("stats", help="count workflows per group and time bucket")
+    stats.add_argument(
+        "--group-by",
+        default="",
+        help="comma-separated columns: status, name, queue_name, executor_id, "
+        "application_version, application_name",
+    )
+    stats.add_argument("--bucket", help="also group by creation time, e.g. 15m, 1h, 1d")
+    stats.add_argument("--status", action="append", help="repeatable")
+    stats.add_argument("--name", action="append", help="workflow name; repeatable")
+    stats.add_argument("--queue", action="append", help="queue name; repeatable")
+    stats.add_argument("--app-version", action="append", help="repeatable")
+    step_stats = actions.add_parser("step-stats", help="count recorded steps per group")
+    step_stats.add_argument("--group-by", default="", help="comma-separated: name, status")
+    step_stats.add_argument("--bucket", help="also group by completion time, e.g. 15m, 1h")
+    step_stats.add_argument("--workflow", action="append", help="workflow ID; repeatable")
 
     queue = commands.add_parser("queue", help="queued workflows")
     queue_actions = queue.add_subparsers(dest="action", required=True)
@@ -121,6 +147,49 @@ def _status_row(status: WorkflowStatus) -> dict[str, Any]:
         "executor": status.executor_id or "",
         "version": (status.application_version or "")[:12],
     }
+
+
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
+_DURATION_UNITS = {
+    "ms": timedelta(milliseconds=1),
+    "s": timedelta(seconds=1),
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+}
+
+
+def _duration(text: str | None) -> timedelta | None:
+    if text is None:
+        return None
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise UsageError(f"bad duration {text!r}: expected e.g. 500ms, 30s, 15m, 1h30m or 1d")
+    return sum((int(n) * _DURATION_UNITS[u] for n, u in parts), timedelta())
+
+
+def _columns(text: str) -> list[Any]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def _seconds(value: timedelta | None) -> str:
+    return "" if value is None else f"{value.total_seconds():.3f}s"
+
+
+def _aggregate_row(row: WorkflowAggregate | StepAggregate, bucketed: bool) -> dict[str, Any]:
+    cells: dict[str, Any] = {}
+    if bucketed:
+        start = row.bucket_start
+        cells["bucket"] = "" if start is None else start.isoformat(timespec="seconds")
+    cells.update({column: value or "" for column, value in row.group.items()})
+    cells["count"] = row.count
+    if isinstance(row, WorkflowAggregate):
+        cells["first_created"] = row.first_created_at.isoformat(timespec="seconds")
+        cells["max_queue_wait"] = _seconds(row.max_queue_wait)
+        cells["max_latency"] = _seconds(row.max_latency)
+    else:
+        cells["max_duration"] = _seconds(row.max_duration)
+    return cells
 
 
 def _print_table(rows: Sequence[dict[str, Any]], out: TextIO) -> None:
@@ -202,6 +271,29 @@ def _workflow(args: argparse.Namespace, ctx: DBOSContext, out: TextIO) -> None:
     elif action == "delete":
         delete_workflows(ctx, args.workflow_ids, delete_children=args.children)
         _done(args, out, {"deleted": args.workflow_ids})
+    elif action == "stats":
+        bucket = _duration(args.bucket)
+        groups = get_workflow_aggregates(
+            ctx,
+            group_by=_columns(args.group_by),
+            bucket=bucket,
+            status=args.status,
+            name=args.name,
+            queue_name=args.queue,
+            application_version=args.app_version,
+            all_applications=True,
+        )
+        _emit(args, groups, [_aggregate_row(g, bucket is not None) for g in groups], out)
+    elif action == "step-stats":
+        bucket = _duration(args.bucket)
+        step_groups = get_step_aggregates(
+            ctx,
+            group_by=_columns(args.group_by),
+            bucket=bucket,
+            workflow_ids=args.workflow,
+            all_applications=True,
+        )
+        _emit(args, step_groups, [_aggregate_row(g, bucket is not None) for g in step_groups], out)
 
 
 def _done(args: argparse.Namespace, out: TextIO, result: dict[str, Any]) -> None:

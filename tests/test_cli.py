@@ -84,6 +84,61 @@ def test_cancel_resume_fork_delete(backend: Backend) -> None:
     assert (code, out.strip()) == (0, "(none)")
 
 
+def test_workflow_and_step_stats(backend: Backend) -> None:
+    _populated(backend)
+    hour_ms = 3_600_000
+    start = 1_735_689_600_000  # 2025-01-01T00:00:00Z
+    for n, created in enumerate((start, start + 10, start + hour_ms)):
+        backend.query(
+            "UPDATE {s}.workflow_status SET created_at = %s, completed_at = %s "
+            "WHERE workflow_uuid = %s",
+            created,
+            created + 250,
+            f"cli-{n}",
+        )
+
+    code, out, err = _run(backend, "workflow", "stats", "--group-by", "status,name")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].split() == [
+        "STATUS",
+        "NAME",
+        "COUNT",
+        "FIRST_CREATED",
+        "MAX_QUEUE_WAIT",
+        "MAX_LATENCY",
+    ]
+    assert lines[1].split() == ["SUCCESS", "double", "3", "2025-01-01T00:00:00+00:00", "0.250s"]
+
+    code, out, _ = _run(
+        backend, "--json", "workflow", "stats", "--bucket", "1h", "--name", "double"
+    )
+    rows = json.loads(out)
+    assert code == 0
+    assert [(r["bucket_start"], r["count"], r["group"]) for r in rows] == [
+        ("2025-01-01T00:00:00Z", 2, {}),
+        ("2025-01-01T01:00:00Z", 1, {}),
+    ]
+
+    code, out, _ = _run(backend, "workflow", "step-stats", "--group-by", "name,status")
+    assert code == 0
+    assert out.splitlines()[1].split()[:3] == ["double", "SUCCESS", "3"]
+    code, out, _ = _run(
+        backend, "--json", "workflow", "step-stats", "--bucket", "1d", "--workflow", "cli-1"
+    )
+    assert code == 0 and [r["count"] for r in json.loads(out)] == [1]
+
+    for argv in (
+        ("workflow", "stats"),  # nothing to group by
+        ("workflow", "stats", "--group-by", "colour"),
+        ("workflow", "stats", "--bucket", "1 hour"),
+        ("workflow", "step-stats", "--bucket", "0s"),
+    ):
+        code, out, err = _run(backend, *argv)
+        assert code == 1 and out == "" and err.startswith("dbos-typed: error:"), argv
+        assert err.count("\n") == 1
+
+
 def test_errors_are_one_line_and_nonzero(backend: Backend, tmp_path: Path) -> None:
     empty = f"sqlite:///{tmp_path / 'empty.sqlite'}"
     out, err = io.StringIO(), io.StringIO()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -83,10 +85,111 @@ def test_list_workflows_rejects_bad_filters(backend: Backend) -> None:
         ({"limit": -1}, "limit"),
         ({"created_after": datetime(2026, 1, 1)}, "created_after"),
         ({"workflow_ids": ["ok", ""]}, "workflow_ids"),
+        ({"dequeued_after": datetime(2026, 1, 1)}, "dequeued_after"),
+        ({"was_forked_from": 1}, "was_forked_from"),
+        ({"has_parent": "no"}, "has_parent"),
+        ({"schedule_name": [3]}, "schedule_name"),
+        ({"application_name": [None]}, "application_name"),
+        ({"attributes": {1: "x"}}, "attributes"),
     ]:
         with pytest.raises(dbos.InvalidOptionError) as info:
             dbos.list_workflows(ctx, **kwargs)  # type: ignore[arg-type]
         assert info.value.argument == argument
+
+
+def test_list_workflows_by_dequeue_time_lineage_schedule_and_application(
+    backend: Backend,
+) -> None:
+    def parent(ctx: dbos.WorkflowContext, tag: str) -> str:
+        return dbos.run_workflow(ctx, three_steps, tag, workflow_id="child").get_result()
+
+    ctx = backend.context_with(three_steps, parent)
+    ctx.launch()
+    dbos.run_workflow(ctx, parent, "p", workflow_id="parent").get_result()
+    dbos.run_workflow(ctx, three_steps, "o", workflow_id="orig").get_result()
+    dbos.fork_workflow(ctx, "orig", 1, new_workflow_id="copy").get_result()
+
+    def ids(**filters: Any) -> list[str]:
+        return sorted(w.workflow_id for w in dbos.list_workflows(ctx, **filters))
+
+    assert ids(has_parent=True) == ["child"]
+    assert ids(has_parent=False) == ["copy", "orig", "parent"]
+    assert ids(was_forked_from=True) == ["orig"]
+    assert ids(was_forked_from=False) == ["child", "copy", "parent"]
+
+    noon = datetime(2025, 1, 1, 12, tzinfo=UTC)
+    noon_ms = int(noon.timestamp() * 1000)
+    for workflow_id, started in (("orig", noon_ms - 1), ("copy", noon_ms), ("child", None)):
+        backend.query(
+            "UPDATE {s}.workflow_status SET started_at_epoch_ms = %s WHERE workflow_uuid = %s",
+            started,
+            workflow_id,
+        )
+    assert ids(dequeued_after=noon) == ["copy"]  # inclusive
+    assert ids(dequeued_before=noon) == ["copy", "orig"]
+    assert ids(dequeued_before=noon - timedelta(milliseconds=1)) == ["orig"]
+
+    backend.query(
+        "UPDATE {s}.workflow_status SET schedule_name = 'nightly' WHERE workflow_uuid = 'orig'"
+    )
+    backend.query(
+        "UPDATE {s}.workflow_status SET schedule_name = 'hourly' WHERE workflow_uuid = 'copy'"
+    )
+    assert ids(schedule_name="nightly") == ["orig"]
+    assert ids(schedule_name=["nightly", "hourly"]) == ["copy", "orig"]
+
+    # application_name names the applications exactly, instead of "this one and unclaimed".
+    backend.query(
+        "UPDATE {s}.workflow_status SET application_name = 'other' WHERE workflow_uuid = 'orig'"
+    )
+    backend.query(
+        "UPDATE {s}.workflow_status SET application_name = NULL WHERE workflow_uuid = 'copy'"
+    )
+    assert ids() == ["child", "copy", "parent"]
+    assert ids(application_name="other") == ["orig"]
+    assert ids(application_name=["other", "test-app"]) == ["child", "orig", "parent"]
+    assert ids(all_applications=True) == ["child", "copy", "orig", "parent"]
+    with pytest.raises(dbos.InvalidOptionError) as info:
+        ids(application_name="other", all_applications=True)
+    assert info.value.argument == "application_name"
+
+
+def test_list_workflows_by_attributes(backend: Backend) -> None:
+    ctx = _ctx(backend)
+    for n in range(4):
+        dbos.run_workflow(ctx, three_steps, str(n), workflow_id=f"w{n}").get_result()
+    dbos.set_workflow_attributes(
+        ctx, "w0", {"team": "payments", "n": 1, "vip": True, "note": None, "tags": ["x", "y"]}
+    )
+    dbos.set_workflow_attributes(ctx, "w1", {"team": "search", "n": 2.5, "vip": False})
+    dbos.set_workflow_attributes(ctx, "w2", {"team": "payments", "n": 1.0, "tags": "x"})
+
+    def ids(attributes: Mapping[str, object]) -> list[str]:
+        return sorted(w.workflow_id for w in dbos.list_workflows(ctx, attributes=attributes))
+
+    assert ids({"team": "payments"}) == ["w0", "w2"]
+    assert ids({"team": "payments", "vip": True}) == ["w0"]
+    assert ids({"n": 1}) == ["w0", "w2"]  # 1 and 1.0 are the same JSON number
+    assert ids({"n": 2.5}) == ["w1"]
+    assert ids({"n": "1"}) == []  # a string is not a number
+    assert ids({"vip": False}) == ["w1"]
+    assert ids({"vip": 0}) == []  # nor is a boolean
+    assert ids({"note": None}) == ["w0"]  # present and null, not merely absent
+    assert ids({"tags": "x"}) == ["w2"]  # a string is not contained in an array
+    assert ids({"team": "Payments"}) == []
+    assert ids({"missing": None}) == []
+    assert ids({}) == ["w0", "w1", "w2"]  # every workflow that has attributes
+    if backend.name == "postgres":
+        assert ids({"tags": ["y"]}) == ["w0"]
+    else:
+        # SQLite cannot match nested values exactly, so it refuses rather than guess.
+        with pytest.raises(dbos.InvalidOptionError) as info:
+            ids({"tags": ["y"]})
+        assert info.value.argument == "attributes"
+    for bad in ({"n": float("nan")}, {"t": "\x00"}, {"n": object()}):
+        with pytest.raises(dbos.InvalidOptionError) as info:
+            ids(bad)
+        assert info.value.argument == "attributes"
 
 
 def test_get_workflow_steps(backend: Backend) -> None:

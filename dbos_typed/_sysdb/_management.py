@@ -1,14 +1,14 @@
 """Management statements: listing, forking, deleting and trimming workflows.
 
-Listing composes its WHERE clause from fixed fragments, one per filter, so the statement is
-still built only from constants; list filters bind one parameter each (an array on Postgres,
-a JSON array on SQLite).
+Listing (and the aggregates in `_aggregates`) composes its WHERE clause from fixed
+fragments, one per filter, so the statement is still built only from constants; list
+filters bind one parameter each (an array on Postgres, a JSON array on SQLite).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, LiteralString
 
@@ -37,7 +37,12 @@ _JOIN_OUTPUT: LiteralString = (
 
 @dataclass(frozen=True, slots=True)
 class WorkflowFilter:
-    """Which workflows to list; None means "any"."""
+    """Which workflows to list or aggregate; None means "any".
+
+    `application_name` selects that application's workflows and unclaimed ones;
+    `application_names` selects exactly the named applications. `limit`, `offset`,
+    `sort_desc` and the `load_*` flags shape a listing; aggregates ignore them.
+    """
 
     workflow_ids: Sequence[str] | None = None
     workflow_id_prefix: str | None = None
@@ -54,7 +59,14 @@ class WorkflowFilter:
     created_before_ms: int | None = None
     completed_after_ms: int | None = None
     completed_before_ms: int | None = None
+    dequeued_after_ms: int | None = None
+    dequeued_before_ms: int | None = None
+    was_forked_from: bool | None = None
+    has_parent: bool | None = None
+    schedule_names: Sequence[str] | None = None
+    attributes: Mapping[str, Any] | None = None
     application_name: str | None = None
+    application_names: Sequence[str] | None = None
     limit: int | None = None
     offset: int | None = None
     sort_desc: bool = False
@@ -79,6 +91,112 @@ def _all_of(clauses: list[LiteralString]) -> LiteralString:
     return joined
 
 
+# JSON containment of a flat object. Postgres has it natively; on SQLite every key of the
+# wanted object must be present with a value of the same JSON type (integers and reals are
+# both numbers) and the same value, which is exact for scalars. Nested values are refused
+# before the statement is built (see `attributes_matchable`).
+_ATTRIBUTES_PG: LiteralString = "ws.attributes @> %(attributes)s::jsonb"
+
+_ATTRIBUTES_SQLITE: LiteralString = """json_type(
+    CASE WHEN json_valid(ws.attributes) THEN ws.attributes END) = 'object'
+AND NOT EXISTS (
+    SELECT 1 FROM json_each(%(attributes)s) AS want
+    WHERE NOT EXISTS (
+        SELECT 1
+        FROM json_each(CASE WHEN json_valid(ws.attributes) THEN ws.attributes END) AS have
+        WHERE have.key = want.key
+          AND (have.type = want.type
+               OR (have.type IN ('integer', 'real') AND want.type IN ('integer', 'real')))
+          AND (want.type IN ('null', 'true', 'false') OR have.atom = want.atom)
+    )
+)"""
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def attributes_matchable(store: SystemStore, attributes: Mapping[str, Any]) -> bool:
+    """Whether this backend can match `attributes` by containment exactly.
+
+    Postgres matches any JSON. SQLite matches top-level keys whose values are strings,
+    numbers that fit its integers or floats, booleans and null.
+    """
+    if store.backend == "postgres":
+        return True
+    return all(
+        v is None or isinstance(v, bool | str | float) or (isinstance(v, int) and v in _INT64)
+        for v in attributes.values()
+    )
+
+
+def workflow_conditions(
+    store: SystemStore, f: WorkflowFilter
+) -> tuple[list[LiteralString], dict[str, Any]]:
+    """The conditions selecting `f`'s workflows (table alias `ws`), and their parameters."""
+    clauses: list[LiteralString] = []
+    params: dict[str, Any] = {}
+    lists: tuple[tuple[Sequence[str] | None, LiteralString, LiteralString], ...] = (
+        (f.workflow_ids, "ws.workflow_uuid", "ids"),
+        (f.statuses, "ws.status", "statuses"),
+        (f.names, "ws.name", "names"),
+        (f.application_versions, "ws.application_version", "versions"),
+        (f.executor_ids, "ws.executor_id", "executors"),
+        (f.users, "ws.authenticated_user", "users"),
+        (f.queue_names, "ws.queue_name", "queues"),
+        (f.schedule_names, "ws.schedule_name", "schedules"),
+        (f.application_names, "ws.application_name", "apps"),
+    )
+    for values, column, param in lists:
+        if values is not None:
+            clauses.append(_in_list(store, column, param))
+            params[param] = _list_param(store, values)
+    scalars: tuple[tuple[object, LiteralString, LiteralString], ...] = (
+        (f.parent_workflow_id, "ws.parent_workflow_id = %(parent)s", "parent"),
+        (f.forked_from, "ws.forked_from = %(forked_from)s", "forked_from"),
+        (f.created_after_ms, "ws.created_at >= %(created_after)s", "created_after"),
+        (f.created_before_ms, "ws.created_at <= %(created_before)s", "created_before"),
+        (f.completed_after_ms, "ws.completed_at >= %(completed_after)s", "completed_after"),
+        (f.completed_before_ms, "ws.completed_at <= %(completed_before)s", "completed_before"),
+        (f.dequeued_after_ms, "ws.started_at_epoch_ms >= %(dequeued_after)s", "dequeued_after"),
+        (
+            f.dequeued_before_ms,
+            "ws.started_at_epoch_ms <= %(dequeued_before)s",
+            "dequeued_before",
+        ),
+        (f.was_forked_from, "ws.was_forked_from = %(was_forked_from)s", "was_forked_from"),
+        (
+            f.application_name,
+            "(ws.application_name = %(app)s OR ws.application_name IS NULL)",
+            "app",
+        ),
+    )
+    for value, clause, param in scalars:
+        if value is not None:
+            clauses.append(clause)
+            params[param] = value
+    if f.has_parent is not None:
+        clauses.append(
+            "ws.parent_workflow_id IS NOT NULL" if f.has_parent else "ws.parent_workflow_id IS NULL"
+        )
+    if f.attributes is not None:
+        clauses.append(_ATTRIBUTES_PG if store.backend == "postgres" else _ATTRIBUTES_SQLITE)
+        params["attributes"] = json.dumps(dict(f.attributes), separators=(",", ":"))
+    if f.workflow_id_prefix is not None:
+        # A range instead of LIKE, so '%' and '_' in IDs are data, never patterns.
+        clauses.append("ws.workflow_uuid >= %(prefix)s AND ws.workflow_uuid < %(prefix_end)s")
+        params["prefix"] = f.workflow_id_prefix
+        params["prefix_end"] = f.workflow_id_prefix + "\U0010ffff"
+    if f.queues_only:
+        clauses.append("ws.queue_name IS NOT NULL")
+        if f.statuses is None:
+            clauses.append("ws.status IN ('ENQUEUED', 'PENDING', 'DELAYED')")
+    return clauses, params
+
+
+def where(clauses: list[LiteralString]) -> LiteralString:
+    """A WHERE clause requiring every condition (nothing when there are none)."""
+    return "WHERE " + _all_of(clauses) + "\n" if clauses else ""
+
+
 def list_workflows(store: SystemStore, f: WorkflowFilter) -> list[StatusRecord]:
     """The workflows matching `f`, oldest first unless `sort_desc`."""
     inputs: LiteralString = "COALESCE(wi.inputs, ws.inputs)" if f.load_input else "NULL"
@@ -93,49 +211,8 @@ def list_workflows(store: SystemStore, f: WorkflowFilter) -> list[StatusRecord]:
         query += _JOIN_INPUT
     if f.load_output:
         query += _JOIN_OUTPUT
-    clauses: list[LiteralString] = []
-    params: dict[str, Any] = {}
-    lists: tuple[tuple[Sequence[str] | None, LiteralString, LiteralString], ...] = (
-        (f.workflow_ids, "ws.workflow_uuid", "ids"),
-        (f.statuses, "ws.status", "statuses"),
-        (f.names, "ws.name", "names"),
-        (f.application_versions, "ws.application_version", "versions"),
-        (f.executor_ids, "ws.executor_id", "executors"),
-        (f.users, "ws.authenticated_user", "users"),
-        (f.queue_names, "ws.queue_name", "queues"),
-    )
-    for values, column, param in lists:
-        if values is not None:
-            clauses.append(_in_list(store, column, param))
-            params[param] = _list_param(store, values)
-    scalars: tuple[tuple[object, LiteralString, LiteralString], ...] = (
-        (f.parent_workflow_id, "ws.parent_workflow_id = %(parent)s", "parent"),
-        (f.forked_from, "ws.forked_from = %(forked_from)s", "forked_from"),
-        (f.created_after_ms, "ws.created_at >= %(created_after)s", "created_after"),
-        (f.created_before_ms, "ws.created_at <= %(created_before)s", "created_before"),
-        (f.completed_after_ms, "ws.completed_at >= %(completed_after)s", "completed_after"),
-        (f.completed_before_ms, "ws.completed_at <= %(completed_before)s", "completed_before"),
-        (
-            f.application_name,
-            "(ws.application_name = %(app)s OR ws.application_name IS NULL)",
-            "app",
-        ),
-    )
-    for value, clause, param in scalars:
-        if value is not None:
-            clauses.append(clause)
-            params[param] = value
-    if f.workflow_id_prefix is not None:
-        # A range instead of LIKE, so '%' and '_' in IDs are data, never patterns.
-        clauses.append("ws.workflow_uuid >= %(prefix)s AND ws.workflow_uuid < %(prefix_end)s")
-        params["prefix"] = f.workflow_id_prefix
-        params["prefix_end"] = f.workflow_id_prefix + "\U0010ffff"
-    if f.queues_only:
-        clauses.append("ws.queue_name IS NOT NULL")
-        if f.statuses is None:
-            clauses.append("ws.status IN ('ENQUEUED', 'PENDING', 'DELAYED')")
-    if clauses:
-        query += "WHERE " + _all_of(clauses) + "\n"
+    clauses, params = workflow_conditions(store, f)
+    query += where(clauses)
     query += (
         "ORDER BY ws.created_at DESC, ws.workflow_uuid DESC\n"
         if f.sort_desc

@@ -307,3 +307,25 @@ class ScheduledTick:
     application_version: str | None
     application_name: str | None
     now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowAggregateRecord:
+    """One group of workflow_status rows: its key and its metrics, in epoch milliseconds."""
+
+    group: dict[str, str | None]
+    bucket_start_ms: int | None
+    count: int
+    first_created_at_ms: int
+    max_queue_wait_ms: int | None
+    max_latency_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepAggregateRecord:
+    """One group of operation_outputs rows: its key and its metrics, in epoch milliseconds."""
+
+    group: dict[str, str | None]
+    bucket_start_ms: int | None
+    count: int
+    max_duration_ms: int | None

@@ -81,3 +81,16 @@ def takes_an_argument(x: int) -> int:
 
 def takes_nothing() -> int:
     return 1
+
+
+def aggregates(ctx: dbos.DBOSContext) -> None:
+    rows = dbos.get_workflow_aggregates(ctx, group_by=["status", "name"], bucket=timedelta(hours=1))
+    assert_type(rows, list[dbos.WorkflowAggregate])
+    assert_type(rows[0].max_latency, timedelta | None)
+    steps = dbos.get_step_aggregates(ctx, group_by=["name", "status"])
+    assert_type(steps, list[dbos.StepAggregate])
+    assert_type(steps[0].max_duration, timedelta | None)
+
+    # Only the columns each aggregate can group by are accepted.
+    dbos.get_workflow_aggregates(ctx, group_by=["state"])  # type: ignore[list-item]
+    dbos.get_step_aggregates(ctx, group_by=["queue_name"])  # type: ignore[list-item]
