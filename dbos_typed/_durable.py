@@ -11,26 +11,31 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from dbos_typed._context import WorkflowContext
+from dbos_typed._context import Connected, WorkflowContext
 from dbos_typed._runtime import now_ms
-from dbos_typed._serialization import ErrorRecord
+from dbos_typed._serialization import Codec, ErrorRecord
 from dbos_typed._sysdb._retry import StoreClosedError
 from dbos_typed._sysdb._rows import RecordResult, StatusName, StepRecord
 from dbos_typed.errors import (
     AwaitedWorkflowCancelledError,
     DeadLetterError,
+    InvalidOptionError,
     MaxStepRetriesExceededError,
     NonDeterminismError,
     NonExistentWorkflowError,
     QueueDeduplicatedError,
+    QueueNotFoundError,
+    ScheduleNotFoundError,
     StepFailedError,
     WaitTimeoutError,
     WorkflowCancelled,
     WorkflowDeadlineExceededError,
     WorkflowFailedError,
 )
+
+T = TypeVar("T")
 
 
 class Superseded(WorkflowCancelled):
@@ -146,6 +151,73 @@ def run_durably(
     if failure is not None:
         raise failure
     return value
+
+
+def in_workflow_body(ctx: object) -> bool:
+    """Whether `ctx` is a running workflow's context, outside any step."""
+    return isinstance(ctx, WorkflowContext) and not ctx._state.in_step
+
+
+def checkpointed_call(
+    ctx: Connected, step_name: str, action: Callable[[], T], codec: Codec[Any]
+) -> T:
+    """Run a management call; in a workflow body, as a checkpointed operation that replays.
+
+    What answers the call is recorded: its value (through `codec`), or one of the errors
+    that are an answer (an argument refused; no such workflow, queue or schedule), raised
+    again on replay. Any other failure, such as a database error, is not recorded, so the
+    call runs again when the workflow does. Outside a workflow, or inside a step, it is a
+    plain call.
+    """
+    if not in_workflow_body(ctx):
+        return action()
+    assert isinstance(ctx, WorkflowContext)
+
+    def execute() -> tuple[str | None, str | None, Any, BaseException | None]:
+        try:
+            value = action()
+        except _ANSWERS as exc:
+            return None, _answer_record(exc).encode(), None, exc
+        return codec.encode(value), None, value, None
+
+    def replay(step: StepRecord) -> Any:
+        if step.error is not None:
+            raise _rebuilt_answer(ErrorRecord.decode(step.error))
+        return codec.decode(step.output or "null")
+
+    result: T = run_durably(ctx, step_name, execute, replay)
+    return result
+
+
+_ANSWERS = (InvalidOptionError, NonExistentWorkflowError, QueueNotFoundError, ScheduleNotFoundError)
+
+
+def _answer_record(
+    exc: InvalidOptionError | NonExistentWorkflowError | QueueNotFoundError | ScheduleNotFoundError,
+) -> ErrorRecord:
+    data: dict[str, Any]
+    if isinstance(exc, InvalidOptionError):
+        data = {"argument": exc.argument}
+    elif isinstance(exc, NonExistentWorkflowError):
+        data = {"workflow_id": exc.workflow_id}
+    elif isinstance(exc, QueueNotFoundError):
+        data = {"queue_name": exc.queue_name}
+    else:
+        data = {"schedule_name": exc.schedule_name}
+    return ErrorRecord(name=type(exc).__name__, message=str(exc), data=data)
+
+
+def _rebuilt_answer(record: ErrorRecord) -> BaseException:
+    data = record.data
+    if record.name == "NonExistentWorkflowError":
+        return NonExistentWorkflowError(str(_field(data, "workflow_id", "")))
+    if record.name == "QueueNotFoundError":
+        return QueueNotFoundError(str(_field(data, "queue_name", "")))
+    if record.name == "ScheduleNotFoundError":
+        return ScheduleNotFoundError(str(_field(data, "schedule_name", "")))
+    # The message is "invalid '<argument>': <problem>".
+    problem = record.message.split(": ", 1)[-1]
+    return InvalidOptionError(str(_field(data, "argument", "name")), problem)
 
 
 # -- errors dbos_typed records and rebuilds ------------------------------------------------

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from dbos_typed._context import DBOSContext, WorkflowContext
 from dbos_typed._cron import (
@@ -25,20 +25,18 @@ from dbos_typed._cron import (
     tick_workflow_id,
     trigger_workflow_id,
 )
-from dbos_typed._durable import run_durably
+from dbos_typed._durable import checkpointed_call, in_workflow_body
 from dbos_typed._handle import WorkflowHandle
 from dbos_typed._registry import describe
 from dbos_typed._runtime import Runtime, now_ms
-from dbos_typed._serialization import Codec, ErrorRecord, codec_for, encode_inputs
-from dbos_typed._sysdb._rows import INTERNAL_QUEUE, ScheduledTick, ScheduleRow, StepRecord
+from dbos_typed._serialization import Codec, codec_for, encode_inputs
+from dbos_typed._sysdb._rows import INTERNAL_QUEUE, ScheduledTick, ScheduleRow
 from dbos_typed.errors import InvalidOptionError, ScheduleNotFoundError
 
 #: At most this many ticks are enqueued by one backfill.
 MAX_BACKFILL_TICKS = 100_000
 
 _TICK_CODEC = codec_for(datetime)
-
-T = TypeVar("T")
 
 
 class ScheduleStatus(enum.StrEnum):
@@ -154,7 +152,7 @@ def create_schedule(
     row = _row_for(
         runtime, ScheduleSpec(name, workflow, schedule, timezone, queue, automatic_backfill)
     )
-    durable = _in_workflow_body(ctx)
+    durable = in_workflow_body(ctx)
 
     def create() -> WorkflowSchedule:
         if not runtime.store.create_schedule(row):
@@ -166,7 +164,7 @@ def create_schedule(
         runtime.schedule_wakeup.set()
         return _public(row)
 
-    return _step(ctx, "DBOS.createSchedule", create, _SCHEDULE_CODEC)
+    return checkpointed_call(ctx, "DBOS.createSchedule", create, _SCHEDULE_CODEC)
 
 
 def apply_schedules(ctx: DBOSContext, specs: Sequence[ScheduleSpec]) -> None:
@@ -220,7 +218,7 @@ def get_schedule(ctx: DBOSContext, name: str) -> WorkflowSchedule:
             raise ScheduleNotFoundError(checked)
         return _public(row)
 
-    return _step(ctx, "DBOS.getSchedule", get, _SCHEDULE_CODEC)
+    return checkpointed_call(ctx, "DBOS.getSchedule", get, _SCHEDULE_CODEC)
 
 
 def list_schedules(
@@ -253,7 +251,7 @@ def list_schedules(
             and (name_prefix is None or schedule.schedule_name.startswith(name_prefix))
         ]
 
-    return _step(ctx, "DBOS.listSchedules", list_, _SCHEDULES_CODEC)
+    return checkpointed_call(ctx, "DBOS.listSchedules", list_, _SCHEDULES_CODEC)
 
 
 def pause_schedule(ctx: DBOSContext, name: str) -> None:
@@ -297,7 +295,7 @@ def delete_schedule(ctx: DBOSContext, name: str) -> None:
         runtime.store.delete_schedule(checked)
         runtime.schedule_wakeup.set()
 
-    _step(ctx, "DBOS.deleteSchedule", delete, _NONE_CODEC)
+    checkpointed_call(ctx, "DBOS.deleteSchedule", delete, _NONE_CODEC)
 
 
 def backfill_schedule(ctx: DBOSContext, name: str, start: datetime, end: datetime) -> list[str]:
@@ -429,12 +427,8 @@ def _runtime_of(ctx: DBOSContext) -> Runtime:
     return ctx._runtime
 
 
-def _in_workflow_body(ctx: DBOSContext) -> bool:
-    return isinstance(ctx, WorkflowContext) and not ctx._state.in_step
-
-
 def _outside_workflow(ctx: DBOSContext, call: str) -> Runtime:
-    if _in_workflow_body(ctx):
+    if in_workflow_body(ctx):
         # As in the Go SDK: these write many rows and are not checkpointed operations.
         raise InvalidOptionError(
             "ctx", f"{call} cannot be called from a workflow; call it from a step"
@@ -445,45 +439,6 @@ def _outside_workflow(ctx: DBOSContext, call: str) -> Runtime:
 _SCHEDULE_CODEC: Codec[Any] = codec_for(WorkflowSchedule)
 _SCHEDULES_CODEC: Codec[Any] = codec_for(list[WorkflowSchedule])
 _NONE_CODEC: Codec[Any] = codec_for(None)
-
-
-def _step(ctx: DBOSContext, step_name: str, action: Callable[[], T], codec: Codec[Any]) -> T:
-    """Run `action`; in a workflow body, as a checkpointed operation that replays."""
-    if not _in_workflow_body(ctx):
-        return action()
-    assert isinstance(ctx, WorkflowContext)
-
-    def execute() -> tuple[str | None, str | None, Any, BaseException | None]:
-        try:
-            value = action()
-        except (ScheduleNotFoundError, InvalidOptionError) as exc:
-            return None, _error_record(exc).encode(), None, exc
-        return codec.encode(value), None, value, None
-
-    def replay(step: StepRecord) -> Any:
-        if step.error is not None:
-            raise _rebuilt(ErrorRecord.decode(step.error))
-        return codec.decode(step.output or "null")
-
-    result: T = run_durably(ctx, step_name, execute, replay)
-    return result
-
-
-def _error_record(exc: ScheduleNotFoundError | InvalidOptionError) -> ErrorRecord:
-    if isinstance(exc, ScheduleNotFoundError):
-        data = {"schedule_name": exc.schedule_name}
-    else:
-        data = {"argument": exc.argument}
-    return ErrorRecord(name=type(exc).__name__, message=str(exc), data=data)
-
-
-def _rebuilt(record: ErrorRecord) -> BaseException:
-    data = record.data if isinstance(record.data, dict) else {}
-    if record.name == "ScheduleNotFoundError":
-        return ScheduleNotFoundError(str(data.get("schedule_name", "")))
-    argument = str(data.get("argument", "name"))
-    problem = record.message.split(": ", 1)[-1]
-    return InvalidOptionError(argument, problem)
 
 
 def _same_definition(a: ScheduleRow, b: ScheduleRow) -> bool:
@@ -519,7 +474,7 @@ def _set_status(ctx: DBOSContext, name: str, status: ScheduleStatus, step_name: 
             raise ScheduleNotFoundError(checked)
         runtime.schedule_wakeup.set()
 
-    _step(ctx, step_name, set_status, _NONE_CODEC)
+    checkpointed_call(ctx, step_name, set_status, _NONE_CODEC)
 
 
 def _workflow_name(runtime: Runtime, workflow: object) -> str:

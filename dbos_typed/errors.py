@@ -4,6 +4,7 @@
 DBOSError                               root of everything below; .code names the failure
 ├── InitializationError                 bad config, unreachable database, launch twice
 ├── InvalidOptionError (ValueError)     a bad argument: .argument and what was expected
+├── QueueNotFoundError                  no queue has that name: .queue_name
 ├── RegistrationError                   duplicate name, unresolvable or unserializable type
 ├── ScheduleNotFoundError               no schedule has that name: .schedule_name
 ├── SerializationError                  a value pydantic cannot encode or decode
@@ -45,6 +46,7 @@ __all__ = [
     "NonDeterminismError",
     "NonExistentWorkflowError",
     "QueueDeduplicatedError",
+    "QueueNotFoundError",
     "RegistrationError",
     "ScheduleNotFoundError",
     "SerializationError",
@@ -398,3 +400,17 @@ class ScheduleNotFoundError(DBOSError):
     def __init__(self, schedule_name: str) -> None:
         super().__init__(f"schedule {schedule_name!r} does not exist")
         self.schedule_name = schedule_name
+
+
+class QueueNotFoundError(DBOSError):
+    """No queue with this name is declared in the system database.
+
+    Attributes:
+        queue_name: The name looked for.
+    """
+
+    code = "QueueNotFound"
+
+    def __init__(self, queue_name: str) -> None:
+        super().__init__(f"queue {queue_name!r} does not exist")
+        self.queue_name = queue_name

@@ -139,6 +139,7 @@ SAMPLES: list[BaseException] = [
     errors.DBOSError("plain"),
     errors.InitializationError("init"),
     errors.InvalidOptionError("timeout", "expected a positive timedelta"),
+    errors.QueueNotFoundError("orders"),
     errors.RegistrationError("dup"),
     errors.ScheduleNotFoundError("nightly"),
     errors.SerializationError("ser"),
