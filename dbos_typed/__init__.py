@@ -39,6 +39,13 @@ from dbos_typed._management import (
 )
 from dbos_typed._messaging import recv, send
 from dbos_typed._queue import RateLimit, WorkflowQueue, listen_queues, new_workflow_queue
+from dbos_typed._queue_management import (
+    delete_queue,
+    list_queues,
+    retrieve_queue,
+    set_workflow_delay,
+    update_queue,
+)
 from dbos_typed._schedule import (
     ScheduleSpec,
     ScheduleStatus,
@@ -71,6 +78,7 @@ from dbos_typed.errors import (
     NonDeterminismError,
     NonExistentWorkflowError,
     QueueDeduplicatedError,
+    QueueNotFoundError,
     RegistrationError,
     ScheduleNotFoundError,
     SerializationError,
@@ -98,6 +106,7 @@ __all__ = [
     "NonDeterminismError",
     "NonExistentWorkflowError",
     "QueueDeduplicatedError",
+    "QueueNotFoundError",
     "RateLimit",
     "RegistrationError",
     "ScheduleNotFoundError",
@@ -123,6 +132,7 @@ __all__ = [
     "cancel_workflow",
     "close_stream",
     "create_schedule",
+    "delete_queue",
     "delete_schedule",
     "delete_workflows",
     "enqueue",
@@ -135,6 +145,7 @@ __all__ = [
     "get_workflow_steps",
     "global_timeout",
     "list_queued_workflows",
+    "list_queues",
     "list_schedules",
     "list_workflows",
     "listen_queues",
@@ -148,14 +159,17 @@ __all__ = [
     "register_workflow",
     "resume_schedule",
     "resume_workflow",
+    "retrieve_queue",
     "retrieve_workflow",
     "run_as_step",
     "run_workflow",
     "send",
     "set_event",
     "set_workflow_attributes",
+    "set_workflow_delay",
     "sleep",
     "trigger_schedule",
+    "update_queue",
     "write_stream",
 ]
 

@@ -41,7 +41,8 @@ class RateLimit:
 class WorkflowQueue:
     """A declared queue and its flow control; made by `new_workflow_queue`.
 
-    Pass it (or its name) as `run_workflow(..., queue=...)`. On a partitioned queue every
+    `retrieve_queue`, `list_queues` and `update_queue` return the stored settings in the
+    same form. Pass it (or its name) as `run_workflow(..., queue=...)`. On a partitioned queue every
     limit applies to each partition key separately.
 
     Attributes:
@@ -52,6 +53,7 @@ class WorkflowQueue:
         priority_enabled: Whether enqueues may set a priority.
         partitioned: Whether every enqueue names a partition key.
         polling_interval: How often idle processes look for work enqueued elsewhere.
+        application_name: The application that owns it (None: unclaimed, served by any).
     """
 
     name: str
@@ -61,6 +63,7 @@ class WorkflowQueue:
     priority_enabled: bool = False
     partitioned: bool = False
     polling_interval: timedelta = timedelta(seconds=1)
+    application_name: str | None = None
 
 
 def new_workflow_queue(
@@ -77,8 +80,9 @@ def new_workflow_queue(
     """Declare a queue, or update its settings; before or after `launch()`.
 
     Durability: the settings are written to the `queues` table at once, so every process
-    and client sharing the database applies them (running processes within about a
-    second). Declaring the same name again replaces its settings.
+    and client sharing the database applies them (running processes at their next pass;
+    on SQLite, processes other than this one within about a second). Declaring the same
+    name again replaces its settings; `update_queue` changes only some of them.
 
     Args:
         ctx: A context or a `Client`.
@@ -104,24 +108,7 @@ def new_workflow_queue(
         raise InvalidOptionError("name", "expected a non-empty string")
     if name == INTERNAL_QUEUE:
         raise InvalidOptionError("name", f"{INTERNAL_QUEUE!r} is reserved for dbos_typed")
-    for argument, value in (
-        ("worker_concurrency", worker_concurrency),
-        ("concurrency", concurrency),
-    ):
-        if value is not None and (not _is_int(value) or not 0 < value <= _MAX_INT4):
-            raise InvalidOptionError(argument, "expected a positive int or None")
-    if worker_concurrency is not None and concurrency is not None:
-        if worker_concurrency > concurrency:
-            raise InvalidOptionError(
-                "worker_concurrency", f"expected at most concurrency ({concurrency})"
-            )
-    if limiter is not None and not isinstance(limiter, RateLimit):
-        raise InvalidOptionError("limiter", "expected a RateLimit or None")
-    for argument, flag in (("priority_enabled", priority_enabled), ("partitioned", partitioned)):
-        if not isinstance(flag, bool):
-            raise InvalidOptionError(argument, "expected a bool")
-    if not isinstance(polling_interval, timedelta) or polling_interval <= timedelta(0):
-        raise InvalidOptionError("polling_interval", "expected a positive timedelta")
+    runtime = ctx._runtime
     queue = WorkflowQueue(
         name=name,
         worker_concurrency=worker_concurrency,
@@ -130,13 +117,14 @@ def new_workflow_queue(
         priority_enabled=priority_enabled,
         partitioned=partitioned,
         polling_interval=polling_interval,
+        application_name=runtime.owner_name,
     )
-    runtime = ctx._runtime
-    row = row_of(queue, runtime.owner_name)
+    check_settings(queue)
+    row = row_of(queue)
     if not runtime.store.upsert_queue(row, now_ms()):
         raise RegistrationError(f"queue {name!r} belongs to another application")
     runtime.queues[name] = row
-    runtime.announce_work(name)
+    runtime.announce_queue_settings(name)
     return queue
 
 
@@ -166,7 +154,37 @@ def listen_queues(ctx: DBOSContext, queues: Iterable[WorkflowQueue | str], /) ->
     runtime.listened = frozenset(names | {INTERNAL_QUEUE})
 
 
-def row_of(queue: WorkflowQueue, application_name: str | None) -> QueueRow:
+def check_settings(queue: WorkflowQueue) -> None:
+    """Check a queue's flow-control settings, as declared or as changed.
+
+    Raises:
+        InvalidOptionError: a setting is out of range; the argument is named.
+    """
+    for argument, value in (
+        ("worker_concurrency", queue.worker_concurrency),
+        ("concurrency", queue.concurrency),
+    ):
+        if value is not None and (not _is_int(value) or not 0 < value <= _MAX_INT4):
+            raise InvalidOptionError(argument, "expected a positive int or None")
+    if queue.worker_concurrency is not None and queue.concurrency is not None:
+        if queue.worker_concurrency > queue.concurrency:
+            raise InvalidOptionError(
+                "worker_concurrency", f"expected at most concurrency ({queue.concurrency})"
+            )
+    if queue.limiter is not None and not isinstance(queue.limiter, RateLimit):
+        raise InvalidOptionError("limiter", "expected a RateLimit or None")
+    for argument, flag in (
+        ("priority_enabled", queue.priority_enabled),
+        ("partitioned", queue.partitioned),
+    ):
+        if not isinstance(flag, bool):
+            raise InvalidOptionError(argument, "expected a bool")
+    polling_interval = queue.polling_interval
+    if not isinstance(polling_interval, timedelta) or polling_interval <= timedelta(0):
+        raise InvalidOptionError("polling_interval", "expected a positive timedelta")
+
+
+def row_of(queue: WorkflowQueue) -> QueueRow:
     """The `queues` row that stores a queue's settings."""
     limiter = queue.limiter
     return QueueRow(
@@ -178,7 +196,24 @@ def row_of(queue: WorkflowQueue, application_name: str | None) -> QueueRow:
         priority_enabled=queue.priority_enabled,
         partition_queue=queue.partitioned,
         polling_interval_sec=queue.polling_interval.total_seconds(),
-        application_name=application_name,
+        application_name=queue.application_name,
+    )
+
+
+def queue_of(row: QueueRow) -> WorkflowQueue:
+    """The queue whose settings a `queues` row stores."""
+    limiter = None
+    if row.rate_limit_max is not None and row.rate_limit_period_sec is not None:
+        limiter = RateLimit(row.rate_limit_max, timedelta(seconds=row.rate_limit_period_sec))
+    return WorkflowQueue(
+        name=row.name,
+        worker_concurrency=row.worker_concurrency,
+        concurrency=row.concurrency,
+        limiter=limiter,
+        priority_enabled=row.priority_enabled,
+        partitioned=row.partition_queue,
+        polling_interval=timedelta(seconds=row.polling_interval_sec),
+        application_name=row.application_name,
     )
 
 

@@ -26,6 +26,7 @@ EXPECTED_EXPORTS = [
     "NonDeterminismError",
     "NonExistentWorkflowError",
     "QueueDeduplicatedError",
+    "QueueNotFoundError",
     "RateLimit",
     "RegistrationError",
     "ScheduleNotFoundError",
@@ -51,6 +52,7 @@ EXPECTED_EXPORTS = [
     "cancel_workflow",
     "close_stream",
     "create_schedule",
+    "delete_queue",
     "delete_schedule",
     "delete_workflows",
     "enqueue",
@@ -63,6 +65,7 @@ EXPECTED_EXPORTS = [
     "get_workflow_steps",
     "global_timeout",
     "list_queued_workflows",
+    "list_queues",
     "list_schedules",
     "list_workflows",
     "listen_queues",
@@ -76,14 +79,17 @@ EXPECTED_EXPORTS = [
     "register_workflow",
     "resume_schedule",
     "resume_workflow",
+    "retrieve_queue",
     "retrieve_workflow",
     "run_as_step",
     "run_workflow",
     "send",
     "set_event",
     "set_workflow_attributes",
+    "set_workflow_delay",
     "sleep",
     "trigger_schedule",
+    "update_queue",
     "write_stream",
 ]
 
@@ -113,6 +119,9 @@ DURABLE_CALLS: list[object] = [
     dbos.delete_schedule,
     dbos.backfill_schedule,
     dbos.trigger_schedule,
+    dbos.delete_queue,
+    dbos.update_queue,
+    dbos.set_workflow_delay,
 ]
 
 
