@@ -7,6 +7,7 @@ dbos-typed [--db-url URL] [--schema NAME] [--json] COMMAND
   workflow fork ID [--step N] [--new-id ID] [--app-version V]
   workflow delete ID ... [--children]
   queue list [--queue Q]
+  queues list [--app NAME ...] | get NAME | delete NAME
   migrate | reset --yes
 ```
 
@@ -31,6 +32,8 @@ from dbos_typed._context import DBOSContext
 from dbos_typed._lifecycle import connect, new_context
 from dbos_typed._listing import get_workflow_steps, list_queued_workflows, list_workflows
 from dbos_typed._management import cancel_workflow, delete_workflows, fork_workflow, resume_workflow
+from dbos_typed._queue import WorkflowQueue
+from dbos_typed._queue_management import delete_queue, list_queues, retrieve_queue
 from dbos_typed._status import WorkflowStatus
 from dbos_typed.errors import DBOSError
 
@@ -80,6 +83,18 @@ def _parser() -> argparse.ArgumentParser:
     queue_list = queue_actions.add_parser("list", help="list queued workflows")
     queue_list.add_argument("--queue", action="append", help="queue name; repeatable")
     queue_list.add_argument("--limit", type=int, default=50)
+
+    queues = commands.add_parser("queues", help="declared queues and their settings")
+    queues_actions = queues.add_subparsers(dest="action", required=True)
+    queues_list = queues_actions.add_parser("list", help="list declared queues")
+    queues_list.add_argument(
+        "--app", action="append", help="owning application; repeatable (default: all)"
+    )
+    queues_actions.add_parser("get", help="one queue's settings").add_argument("name")
+    queues_delete = queues_actions.add_parser(
+        "delete", help="delete a queue (its enqueued workflows stay)"
+    )
+    queues_delete.add_argument("name")
 
     commands.add_parser("migrate", help="create or check the system database schema")
     reset = commands.add_parser("reset", help="delete every table of the system database")
@@ -237,9 +252,11 @@ def main(
             return 0
         ctx = connect(config, migrate=False)
         try:
-            run: Callable[[argparse.Namespace, DBOSContext, TextIO], None] = (
-                _workflow if args.command == "workflow" else _queue
-            )
+            run: Callable[[argparse.Namespace, DBOSContext, TextIO], None] = {
+                "workflow": _workflow,
+                "queue": _queue,
+                "queues": _queues,
+            }[args.command]
             run(args, ctx, out)
         finally:
             ctx.shutdown()
@@ -252,6 +269,36 @@ def main(
 def _queue(args: argparse.Namespace, ctx: DBOSContext, out: TextIO) -> None:
     found = list_queued_workflows(ctx, queue_name=args.queue, limit=args.limit)
     _emit(args, found, [_status_row(s) for s in found], out)
+
+
+def _queues(args: argparse.Namespace, ctx: DBOSContext, out: TextIO) -> None:
+    action: str = args.action
+    if action == "list":
+        if args.app:
+            found = list_queues(ctx, application_names=args.app)
+        else:
+            found = list_queues(ctx, all_applications=True)
+        _emit(args, found, [_queue_row(q) for q in found], out)
+    elif action == "get":
+        queue = retrieve_queue(ctx, args.name)
+        _emit(args, queue, [_queue_row(queue)], out)
+    elif action == "delete":
+        delete_queue(ctx, args.name)
+        _done(args, out, {"deleted": args.name})
+
+
+def _queue_row(queue: WorkflowQueue) -> dict[str, Any]:
+    limiter = queue.limiter
+    return {
+        "name": queue.name,
+        "workers": "" if queue.worker_concurrency is None else queue.worker_concurrency,
+        "global": "" if queue.concurrency is None else queue.concurrency,
+        "rate": "" if limiter is None else f"{limiter.limit}/{limiter.period.total_seconds():g}s",
+        "priority": "yes" if queue.priority_enabled else "",
+        "partitioned": "yes" if queue.partitioned else "",
+        "polling": f"{queue.polling_interval.total_seconds():g}s",
+        "app": queue.application_name or "",
+    }
 
 
 def main_entry() -> None:
