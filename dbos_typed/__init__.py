@@ -48,6 +48,13 @@ from dbos_typed._management import (
 from dbos_typed._messaging import recv, send
 from dbos_typed._patch import deprecate_patch, patch
 from dbos_typed._queue import RateLimit, WorkflowQueue, listen_queues, new_workflow_queue
+from dbos_typed._queue_management import (
+    delete_queue,
+    list_queues,
+    retrieve_queue,
+    set_workflow_delay,
+    update_queue,
+)
 from dbos_typed._schedule import (
     ScheduleSpec,
     ScheduleStatus,
@@ -88,6 +95,7 @@ from dbos_typed.errors import (
     NonExistentWorkflowError,
     PatchingNotEnabledError,
     QueueDeduplicatedError,
+    QueueNotFoundError,
     RegistrationError,
     ScheduleNotFoundError,
     SerializationError,
@@ -119,6 +127,7 @@ __all__ = [
     "NonExistentWorkflowError",
     "PatchingNotEnabledError",
     "QueueDeduplicatedError",
+    "QueueNotFoundError",
     "RateLimit",
     "RegistrationError",
     "ScheduleNotFoundError",
@@ -148,6 +157,7 @@ __all__ = [
     "close_stream",
     "create_schedule",
     "debounce",
+    "delete_queue",
     "delete_schedule",
     "delete_workflows",
     "deprecate_patch",
@@ -166,6 +176,7 @@ __all__ = [
     "global_timeout",
     "list_application_versions",
     "list_queued_workflows",
+    "list_queues",
     "list_schedules",
     "list_workflows",
     "listen_queues",
@@ -181,6 +192,7 @@ __all__ = [
     "register_workflow",
     "resume_schedule",
     "resume_workflow",
+    "retrieve_queue",
     "retrieve_workflow",
     "run_as_step",
     "run_workflow",
@@ -188,8 +200,10 @@ __all__ = [
     "set_event",
     "set_latest_application_version",
     "set_workflow_attributes",
+    "set_workflow_delay",
     "sleep",
     "trigger_schedule",
+    "update_queue",
     "write_stream",
 ]
 

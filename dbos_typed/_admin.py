@@ -161,15 +161,15 @@ def _recover(handler: _Handler, _: dict[str, str], body: Any) -> tuple[int, Any]
 
 def _queues_metadata(handler: _Handler, _: dict[str, str], __: Any) -> tuple[int, Any]:
     queues = [{"name": INTERNAL_QUEUE}]
-    for row in sysdb.list_queue_rows(handler.ctx._runtime.store):
+    for row in sysdb.list_queues(handler.ctx._runtime.store, None):
         entry: dict[str, Any] = {"name": row.name, "priorityEnabled": row.priority_enabled}
         if row.worker_concurrency is not None:
             entry["workerConcurrency"] = row.worker_concurrency
         if row.concurrency is not None:
             entry["concurrency"] = row.concurrency
         if row.rate_limit_max is not None:
-            entry["rateLimit"] = {"limit": row.rate_limit_max, "period": row.rate_limit_period}
-        entry["partitionQueue"] = row.partitioned
+            entry["rateLimit"] = {"limit": row.rate_limit_max, "period": row.rate_limit_period_sec}
+        entry["partitionQueue"] = row.partition_queue
         queues.append(entry)
     return HTTPStatus.OK, queues
 

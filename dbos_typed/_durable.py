@@ -34,6 +34,7 @@ from dbos_typed.errors import (
     NonDeterminismError,
     NonExistentWorkflowError,
     QueueDeduplicatedError,
+    QueueNotFoundError,
     ScheduleNotFoundError,
     StepFailedError,
     WaitTimeoutError,
@@ -50,6 +51,7 @@ _ANSWERS = (
     InvalidOptionError,
     NonExistentWorkflowError,
     QueueDeduplicatedError,
+    QueueNotFoundError,
     ScheduleNotFoundError,
 )
 
@@ -199,16 +201,24 @@ def run_durably(
     return value
 
 
+def in_workflow_body(ctx: object) -> bool:
+    """Whether `ctx` is a running workflow's context, outside any step."""
+    return isinstance(ctx, WorkflowContext) and not ctx._state.in_step
+
+
 def checkpointed(ctx: Connected, name: str, action: Callable[[], T], codec: Codec[Any]) -> T:
     """Run a library call; in a workflow body, as an operation recorded under `name`.
 
     A replay returns the recorded answer (or raises the recorded error) without calling
     `action` again, so a workflow that forks, cancels or lists sees the same outcome after
-    a restart, and a write is made once. Inside a step, or outside a workflow, the call
-    runs as is.
+    a restart, and a write is made once. Only errors that answer the call (an argument
+    refused; no such workflow, queue or schedule) are recorded; a database error is not,
+    so the call runs again when the workflow does. Inside a step, or outside a workflow,
+    the call runs as is.
     """
-    if not isinstance(ctx, WorkflowContext) or ctx._state.in_step:
+    if not in_workflow_body(ctx):
         return action()
+    assert isinstance(ctx, WorkflowContext)
 
     def execute() -> tuple[str | None, str | None, Any, BaseException | None]:
         try:
@@ -288,6 +298,10 @@ def record_of(exc: BaseException) -> ErrorRecord:
             message=str(exc),
             data={"schedule_name": exc.schedule_name},
         )
+    if isinstance(exc, QueueNotFoundError):
+        return ErrorRecord(
+            name="QueueNotFoundError", message=str(exc), data={"queue_name": exc.queue_name}
+        )
     if isinstance(exc, WaitTimeoutError):
         return ErrorRecord(
             name="WaitTimeoutError",
@@ -331,6 +345,8 @@ def _rebuild_own(record: ErrorRecord) -> BaseException | None:
         return InvalidOptionError(str(_field(data, "argument", "")), str(problem))
     if record.name == "ScheduleNotFoundError":
         return ScheduleNotFoundError(str(_field(data, "schedule_name", "")))
+    if record.name == "QueueNotFoundError":
+        return QueueNotFoundError(str(_field(data, "queue_name", "")))
     if record.name == "WaitTimeoutError":
         seconds = _field(data, "timeout_seconds", 0.0)
         what = str(_field(data, "what", "a result"))

@@ -136,7 +136,10 @@ def _start_notifications(runtime: Runtime) -> None:
         # Workflows wait for messages and events on one LISTEN connection; SQLite polls.
         runtime.notifier = Notifier(store.notify)
         runtime.listener = Listener(
-            store.conninfo, runtime.waiters, on_queued_work=runtime.note_queued_work
+            store.conninfo,
+            runtime.waiters,
+            on_queued_work=runtime.note_queued_work,
+            on_queue_settings=runtime.note_queue_settings,
         )
         runtime.listener.start()
 

@@ -48,7 +48,8 @@ class RateLimit:
 class WorkflowQueue:
     """A declared queue and its flow control; made by `new_workflow_queue`.
 
-    Pass it (or its name) as `run_workflow(..., queue=...)`. On a partitioned queue every
+    `retrieve_queue`, `list_queues` and `update_queue` return the stored settings in the
+    same form. Pass it (or its name) as `run_workflow(..., queue=...)`. On a partitioned queue every
     limit applies to each partition key separately.
 
     Attributes:
@@ -59,6 +60,7 @@ class WorkflowQueue:
         priority_enabled: Whether enqueues may set a priority.
         partitioned: Whether every enqueue names a partition key.
         polling_interval: How often idle processes look for work enqueued elsewhere.
+        application_name: The application that owns it (None: unclaimed, served by any).
     """
 
     name: str
@@ -68,6 +70,7 @@ class WorkflowQueue:
     priority_enabled: bool = False
     partitioned: bool = False
     polling_interval: timedelta = timedelta(seconds=1)
+    application_name: str | None = None
 
 
 def new_workflow_queue(
@@ -99,7 +102,9 @@ def new_workflow_queue(
 
     Durability: the row is written to the `queues` table at once (or, under the default
     policy before launch, at launch), so every process and client sharing the database
-    applies the stored settings (running processes within about a second).
+    applies the stored settings (running processes at their next pass; on SQLite,
+    processes other than this one within about a second). `update_queue` changes only
+    some settings of an existing queue.
 
     Args:
         ctx: A context or a `Client`.
@@ -128,28 +133,11 @@ def new_workflow_queue(
         raise InvalidOptionError("name", "expected a non-empty string")
     if name == INTERNAL_QUEUE:
         raise InvalidOptionError("name", f"{INTERNAL_QUEUE!r} is reserved for dbos_typed")
-    for argument, value in (
-        ("worker_concurrency", worker_concurrency),
-        ("concurrency", concurrency),
-    ):
-        if value is not None and (not _is_int(value) or not 0 < value <= _MAX_INT4):
-            raise InvalidOptionError(argument, "expected a positive int or None")
-    if worker_concurrency is not None and concurrency is not None:
-        if worker_concurrency > concurrency:
-            raise InvalidOptionError(
-                "worker_concurrency", f"expected at most concurrency ({concurrency})"
-            )
-    if limiter is not None and not isinstance(limiter, RateLimit):
-        raise InvalidOptionError("limiter", "expected a RateLimit or None")
-    for argument, flag in (("priority_enabled", priority_enabled), ("partitioned", partitioned)):
-        if not isinstance(flag, bool):
-            raise InvalidOptionError(argument, "expected a bool")
-    if not isinstance(polling_interval, timedelta) or polling_interval <= timedelta(0):
-        raise InvalidOptionError("polling_interval", "expected a positive timedelta")
     if on_conflict not in get_args(QueueConflictPolicy):
         raise InvalidOptionError(
             "on_conflict", "expected 'update_if_latest_version', 'always_update' or 'never_update'"
         )
+    runtime = ctx._runtime
     queue = WorkflowQueue(
         name=name,
         worker_concurrency=worker_concurrency,
@@ -158,9 +146,10 @@ def new_workflow_queue(
         priority_enabled=priority_enabled,
         partitioned=partitioned,
         polling_interval=polling_interval,
+        application_name=runtime.owner_name,
     )
-    runtime = ctx._runtime
-    row = row_of(queue, runtime.owner_name)
+    check_settings(queue)
+    row = row_of(queue)
     overwrite = _overwrites(runtime, on_conflict, can_wait=isinstance(ctx, DBOSContext))
     stored = runtime.store.upsert_queue(row, now_ms(), update_existing=overwrite is True)
     if stored is None:
@@ -170,7 +159,7 @@ def new_workflow_queue(
     if overwrite is None and stored != row:
         runtime.deferred_queues[name] = row
     runtime.queues[name] = stored
-    runtime.announce_work(name)
+    runtime.announce_queue_settings(name)
     return queue
 
 
@@ -239,7 +228,37 @@ def listen_queues(ctx: DBOSContext, queues: Iterable[WorkflowQueue | str], /) ->
     runtime.listened = frozenset(names | {INTERNAL_QUEUE})
 
 
-def row_of(queue: WorkflowQueue, application_name: str | None) -> QueueRow:
+def check_settings(queue: WorkflowQueue) -> None:
+    """Check a queue's flow-control settings, as declared or as changed.
+
+    Raises:
+        InvalidOptionError: a setting is out of range; the argument is named.
+    """
+    for argument, value in (
+        ("worker_concurrency", queue.worker_concurrency),
+        ("concurrency", queue.concurrency),
+    ):
+        if value is not None and (not _is_int(value) or not 0 < value <= _MAX_INT4):
+            raise InvalidOptionError(argument, "expected a positive int or None")
+    if queue.worker_concurrency is not None and queue.concurrency is not None:
+        if queue.worker_concurrency > queue.concurrency:
+            raise InvalidOptionError(
+                "worker_concurrency", f"expected at most concurrency ({queue.concurrency})"
+            )
+    if queue.limiter is not None and not isinstance(queue.limiter, RateLimit):
+        raise InvalidOptionError("limiter", "expected a RateLimit or None")
+    for argument, flag in (
+        ("priority_enabled", queue.priority_enabled),
+        ("partitioned", queue.partitioned),
+    ):
+        if not isinstance(flag, bool):
+            raise InvalidOptionError(argument, "expected a bool")
+    polling_interval = queue.polling_interval
+    if not isinstance(polling_interval, timedelta) or polling_interval <= timedelta(0):
+        raise InvalidOptionError("polling_interval", "expected a positive timedelta")
+
+
+def row_of(queue: WorkflowQueue) -> QueueRow:
     """The `queues` row that stores a queue's settings."""
     limiter = queue.limiter
     return QueueRow(
@@ -251,7 +270,24 @@ def row_of(queue: WorkflowQueue, application_name: str | None) -> QueueRow:
         priority_enabled=queue.priority_enabled,
         partition_queue=queue.partitioned,
         polling_interval_sec=queue.polling_interval.total_seconds(),
-        application_name=application_name,
+        application_name=queue.application_name,
+    )
+
+
+def queue_of(row: QueueRow) -> WorkflowQueue:
+    """The queue whose settings a `queues` row stores."""
+    limiter = None
+    if row.rate_limit_max is not None and row.rate_limit_period_sec is not None:
+        limiter = RateLimit(row.rate_limit_max, timedelta(seconds=row.rate_limit_period_sec))
+    return WorkflowQueue(
+        name=row.name,
+        worker_concurrency=row.worker_concurrency,
+        concurrency=row.concurrency,
+        limiter=limiter,
+        priority_enabled=row.priority_enabled,
+        partitioned=row.partition_queue,
+        polling_interval=timedelta(seconds=row.polling_interval_sec),
+        application_name=row.application_name,
     )
 
 

@@ -13,8 +13,15 @@ limits:
 - order: priority, then enqueue time.
 
 It wakes at once on `Runtime.queue_wakeup` (a local enqueue, a queued workflow finishing
-here, recovery; later a database notification can set it too) and otherwise polls at the
-shortest polling interval of the queues it serves.
+here, recovery, a moved delay, or another process's enqueue notified on Postgres) and
+otherwise polls at the shortest polling interval of the queues it serves, or until the
+next delayed workflow is due. Since the due time is read again at every pass, a delay
+shortened meanwhile is never waited out to its old end.
+
+Queue settings are read again at most once a second while there is work, and at the next
+pass after `Runtime.queue_settings_stale` is set (a queue declared, changed or deleted
+here, or in another process that notified it): a deleted queue is then no longer served,
+and its remaining workflows wait for a queue of that name to be declared again.
 """
 
 from __future__ import annotations
@@ -48,11 +55,17 @@ class QueueRunner:
         self._active: dict[_Slot, set[str]] = {}
         self._active_lock = threading.Lock()
         self._configs: dict[str, QueueRow] = {}
+        # Queues with work but no settings row at the last read (deleted, or never declared):
+        # they wait for the next read rather than forcing one at every pass.
+        self._undeclared: frozenset[str] = frozenset()
         self._accept_unversioned = False
         self._refreshed_at = float("-inf")
 
     def start(self) -> None:
         """Start the loop."""
+        # Nothing has been read yet, so nothing read is stale: the first pass with work
+        # reads the settings anyway.
+        self._runtime.queue_settings_stale.clear()
         self._thread.start()
 
     def stop(self, timeout: float) -> None:
@@ -113,9 +126,15 @@ class QueueRunner:
 
     def _served_slots(self, ready: frozenset[tuple[str, str | None]]) -> list[_Slot]:
         """The (queue, partition) pairs with work that this process serves, in a stable order."""
+        stale = self._runtime.queue_settings_stale.is_set()
         if not ready:
+            if stale:
+                self._refresh(force=True)  # keeps what enqueues check and polling current
             return []
-        self._refresh(force=any(q not in self._configs and q != INTERNAL_QUEUE for q, _ in ready))
+        queues = {q for q, _ in ready if q != INTERNAL_QUEUE}
+        # A queue never seen may just have been declared by another process.
+        self._refresh(force=stale or bool(queues - self._configs.keys() - self._undeclared))
+        self._undeclared = frozenset(queues - self._configs.keys())
         listened = self._runtime.listened
         slots: set[_Slot] = set()
         for queue_name, partition_key in ready:
@@ -138,8 +157,12 @@ class QueueRunner:
         if not force and time.monotonic() - self._refreshed_at < _REFRESH_SECONDS:
             return
         runtime = self._runtime
+        # Cleared before reading, so a change made during the read is read again next pass.
+        runtime.queue_settings_stale.clear()
         self._configs = {row.name: row for row in runtime.store.list_queues(runtime.app_name)}
-        runtime.queues.update(self._configs)
+        # Replaced, not merged: a queue deleted elsewhere must not linger here. Other
+        # applications' queues, cached by enqueues, are simply read again when needed.
+        runtime.queues = dict(self._configs)
         # Rows with no version (enqueued by clients and tools) go to the newest version only.
         latest = runtime.store.latest_version(runtime.app_name)
         self._accept_unversioned = latest is None or latest == runtime.application_version

@@ -18,7 +18,13 @@ from typing import Any
 
 from dbos_typed._config import Config
 from dbos_typed._registry import Registry
-from dbos_typed._sysdb._listener import QUEUES_CHANNEL, Listener, Notifier, Waiters
+from dbos_typed._sysdb._listener import (
+    QUEUE_SETTINGS_CHANNEL,
+    QUEUES_CHANNEL,
+    Listener,
+    Notifier,
+    Waiters,
+)
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE, QueueRow
 from dbos_typed._sysdb._store import SystemStore
 
@@ -190,6 +196,9 @@ class Runtime:
         # Queues declared before launch whose stored settings differ; launch writes these
         # settings over them if this process's version turns out to be the latest.
         self.deferred_queues: dict[str, QueueRow] = {}
+        # Set when queue settings changed (here or, as notified, elsewhere): the queue
+        # runner re-reads them at its next pass instead of within its refresh interval.
+        self.queue_settings_stale = threading.Event()
         # Set when this process changes a schedule, so the scheduler reconciles at once.
         self.schedule_wakeup = threading.Event()
         self.launched = False
@@ -219,6 +228,17 @@ class Runtime:
         self.queue_wakeup.set()
         if self.notifier is not None:
             self.notifier.signal(QUEUES_CHANNEL, queue_name or INTERNAL_QUEUE)
+
+    def note_queue_settings(self) -> None:
+        """Queue settings changed (a declaration, update or deletion): re-read them now."""
+        self.queue_settings_stale.set()
+        self.queue_wakeup.set()
+
+    def announce_queue_settings(self, queue_name: str) -> None:
+        """Make this process's runner, and (on Postgres) other processes', re-read queues."""
+        self.note_queue_settings()
+        if self.notifier is not None:
+            self.notifier.signal(QUEUE_SETTINGS_CHANNEL, queue_name)
 
     @property
     def app_name(self) -> str:

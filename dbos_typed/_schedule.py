@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from dbos_typed._context import DBOSContext, WorkflowContext
 from dbos_typed._cron import (
@@ -25,7 +25,7 @@ from dbos_typed._cron import (
     tick_workflow_id,
     trigger_workflow_id,
 )
-from dbos_typed._durable import checkpointed
+from dbos_typed._durable import checkpointed, in_workflow_body
 from dbos_typed._handle import WorkflowHandle
 from dbos_typed._registry import describe
 from dbos_typed._runtime import Runtime, now_ms
@@ -37,8 +37,6 @@ from dbos_typed.errors import InvalidOptionError, ScheduleNotFoundError
 MAX_BACKFILL_TICKS = 100_000
 
 _TICK_CODEC = codec_for(datetime)
-
-T = TypeVar("T")
 
 
 class ScheduleStatus(enum.StrEnum):
@@ -154,7 +152,7 @@ def create_schedule(
     row = _row_for(
         runtime, ScheduleSpec(name, workflow, schedule, timezone, queue, automatic_backfill)
     )
-    durable = _in_workflow_body(ctx)
+    durable = in_workflow_body(ctx)
 
     def create() -> WorkflowSchedule:
         if not runtime.store.create_schedule(row):
@@ -429,12 +427,8 @@ def _runtime_of(ctx: DBOSContext) -> Runtime:
     return ctx._runtime
 
 
-def _in_workflow_body(ctx: DBOSContext) -> bool:
-    return isinstance(ctx, WorkflowContext) and not ctx._state.in_step
-
-
 def _outside_workflow(ctx: DBOSContext, call: str) -> Runtime:
-    if _in_workflow_body(ctx):
+    if in_workflow_body(ctx):
         # As in the Go SDK: these write many rows and are not checkpointed operations.
         raise InvalidOptionError(
             "ctx", f"{call} cannot be called from a workflow; call it from a step"

@@ -10,6 +10,7 @@ dbos-typed [--db-url URL] [--schema NAME] [--json] COMMAND
   workflow step-stats --group-by name,status [--bucket 15m] [--workflow ID ...]
   queue list [--queue Q]
   versions list [--app NAME] | set-latest NAME [--app NAME]
+  queues list [--app NAME ...] | get NAME | delete NAME
   migrate | reset --yes
 ```
 
@@ -43,6 +44,8 @@ from dbos_typed._context import DBOSContext
 from dbos_typed._lifecycle import connect, new_context
 from dbos_typed._listing import get_workflow_steps, list_queued_workflows, list_workflows
 from dbos_typed._management import cancel_workflow, delete_workflows, fork_workflow, resume_workflow
+from dbos_typed._queue import WorkflowQueue
+from dbos_typed._queue_management import delete_queue, list_queues, retrieve_queue
 from dbos_typed._status import WorkflowStatus
 from dbos_typed._versions import (
     VersionInfo,
@@ -122,6 +125,18 @@ def _parser() -> argparse.ArgumentParser:
     set_latest.add_argument("name")
     set_latest.add_argument("--app", help="its application (default: the one that recorded it)")
 
+    queues = commands.add_parser("queues", help="declared queues and their settings")
+    queues_actions = queues.add_subparsers(dest="action", required=True)
+    queues_list = queues_actions.add_parser("list", help="list declared queues")
+    queues_list.add_argument(
+        "--app", action="append", help="owning application; repeatable (default: all)"
+    )
+    queues_actions.add_parser("get", help="one queue's settings").add_argument("name")
+    queues_delete = queues_actions.add_parser(
+        "delete", help="delete a queue (its enqueued workflows stay)"
+    )
+    queues_delete.add_argument("name")
+
     commands.add_parser("migrate", help="create or check the system database schema")
     reset = commands.add_parser("reset", help="delete every table of the system database")
     reset.add_argument("--yes", action="store_true", help="confirm")
@@ -133,7 +148,7 @@ def _config(args: argparse.Namespace) -> Config:
     if not url:
         raise UsageError(f"no database: pass --db-url or set {URL_VARIABLE}")
     # Version calls act for one application; the others read every application's rows.
-    app = getattr(args, "app", None) or _APP
+    app = (args.app if args.command == "versions" else None) or _APP
     return Config(app_name=app, database_url=url, database_schema=args.schema)
 
 
@@ -349,6 +364,7 @@ def main(
             commands: dict[str, Callable[[argparse.Namespace, DBOSContext, TextIO], None]] = {
                 "workflow": _workflow,
                 "queue": _queue,
+                "queues": _queues,
                 "versions": _versions,
             }
             commands[args.command](args, ctx, out)
@@ -395,6 +411,36 @@ def _versions(args: argparse.Namespace, ctx: DBOSContext, out: TextIO) -> None:
         finally:
             acting.shutdown()
     _done(args, out, {"latest": args.name})
+
+
+def _queues(args: argparse.Namespace, ctx: DBOSContext, out: TextIO) -> None:
+    action: str = args.action
+    if action == "list":
+        if args.app:
+            found = list_queues(ctx, application_names=args.app)
+        else:
+            found = list_queues(ctx, all_applications=True)
+        _emit(args, found, [_queue_row(q) for q in found], out)
+    elif action == "get":
+        queue = retrieve_queue(ctx, args.name)
+        _emit(args, queue, [_queue_row(queue)], out)
+    elif action == "delete":
+        delete_queue(ctx, args.name)
+        _done(args, out, {"deleted": args.name})
+
+
+def _queue_row(queue: WorkflowQueue) -> dict[str, Any]:
+    limiter = queue.limiter
+    return {
+        "name": queue.name,
+        "workers": "" if queue.worker_concurrency is None else queue.worker_concurrency,
+        "global": "" if queue.concurrency is None else queue.concurrency,
+        "rate": "" if limiter is None else f"{limiter.limit}/{limiter.period.total_seconds():g}s",
+        "priority": "yes" if queue.priority_enabled else "",
+        "partitioned": "yes" if queue.partitioned else "",
+        "polling": f"{queue.polling_interval.total_seconds():g}s",
+        "app": queue.application_name or "",
+    }
 
 
 def main_entry() -> None:

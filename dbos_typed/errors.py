@@ -6,6 +6,7 @@ DBOSError                               root of everything below; .code names th
 ├── InitializationError                 bad config, unreachable database, launch twice
 ├── InvalidOptionError (ValueError)     a bad argument: .argument and what was expected
 ├── PatchingNotEnabledError             patch() without Config(enable_patching=True)
+├── QueueNotFoundError                  no queue has that name: .queue_name
 ├── RegistrationError                   duplicate name, unresolvable or unserializable type
 ├── ScheduleNotFoundError               no schedule has that name: .schedule_name
 ├── SerializationError                  a value pydantic cannot encode or decode
@@ -49,6 +50,7 @@ __all__ = [
     "NonExistentWorkflowError",
     "PatchingNotEnabledError",
     "QueueDeduplicatedError",
+    "QueueNotFoundError",
     "RegistrationError",
     "ScheduleNotFoundError",
     "SerializationError",
@@ -440,3 +442,17 @@ class ApplicationVersionNotFoundError(DBOSError):
             else f"application version {version_name!r} is not recorded"
         )
         self.version_name = version_name
+
+
+class QueueNotFoundError(DBOSError):
+    """No queue with this name is declared in the system database.
+
+    Attributes:
+        queue_name: The name looked for.
+    """
+
+    code = "QueueNotFound"
+
+    def __init__(self, queue_name: str) -> None:
+        super().__init__(f"queue {queue_name!r} does not exist")
+        self.queue_name = queue_name

@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dbos_typed as dbos
@@ -137,6 +138,32 @@ def test_workflow_and_step_stats(backend: Backend) -> None:
         code, out, err = _run(backend, *argv)
         assert code == 1 and out == "" and err.startswith("dbos-typed: error:"), argv
         assert err.count("\n") == 1
+
+
+def test_queues_list_get_and_delete(backend: Backend) -> None:
+    ctx = backend.new_context()
+    dbos.new_workflow_queue(
+        ctx, "orders", worker_concurrency=2, limiter=dbos.RateLimit(5, timedelta(seconds=2))
+    )
+    dbos.new_workflow_queue(backend.new_context("other-app"), "emails", partitioned=True)
+    code, out, err = _run(backend, "queues", "list")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].split() == "NAME WORKERS GLOBAL RATE PRIORITY PARTITIONED POLLING APP".split()
+    assert lines[1].split() == ["emails", "yes", "1s", "other-app"]
+    assert lines[2].split() == ["orders", "2", "5/2s", "1s", "test-app"]
+
+    code, out, _ = _run(backend, "--json", "queues", "list", "--app", "test-app")
+    assert code == 0
+    assert [(q["name"], q["worker_concurrency"]) for q in json.loads(out)] == [("orders", 2)]
+    code, out, _ = _run(backend, "--json", "queues", "get", "emails")
+    assert code == 0 and json.loads(out)["partitioned"] is True
+
+    assert _run(backend, "queues", "delete", "orders") == (0, "deleted orders\n", "")
+    assert [q.name for q in dbos.list_queues(ctx, all_applications=True)] == ["emails"]
+    code, out, err = _run(backend, "queues", "get", "orders")
+    assert (code, out) == (1, "") and "queue 'orders' does not exist" in err
+    assert _run(backend, "queues", "delete", "orders")[0] == 0  # already gone: no error
 
 
 def test_errors_are_one_line_and_nonzero(backend: Backend, tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ EXPECTED_EXPORTS = [
     "NonExistentWorkflowError",
     "PatchingNotEnabledError",
     "QueueDeduplicatedError",
+    "QueueNotFoundError",
     "RateLimit",
     "RegistrationError",
     "ScheduleNotFoundError",
@@ -59,6 +60,7 @@ EXPECTED_EXPORTS = [
     "close_stream",
     "create_schedule",
     "debounce",
+    "delete_queue",
     "delete_schedule",
     "delete_workflows",
     "deprecate_patch",
@@ -77,6 +79,7 @@ EXPECTED_EXPORTS = [
     "global_timeout",
     "list_application_versions",
     "list_queued_workflows",
+    "list_queues",
     "list_schedules",
     "list_workflows",
     "listen_queues",
@@ -92,6 +95,7 @@ EXPECTED_EXPORTS = [
     "register_workflow",
     "resume_schedule",
     "resume_workflow",
+    "retrieve_queue",
     "retrieve_workflow",
     "run_as_step",
     "run_workflow",
@@ -99,8 +103,10 @@ EXPECTED_EXPORTS = [
     "set_event",
     "set_latest_application_version",
     "set_workflow_attributes",
+    "set_workflow_delay",
     "sleep",
     "trigger_schedule",
+    "update_queue",
     "write_stream",
 ]
 
@@ -143,6 +149,9 @@ DURABLE_CALLS: list[object] = [
     dbos.patch,
     dbos.deprecate_patch,
     dbos.set_latest_application_version,
+    dbos.delete_queue,
+    dbos.update_queue,
+    dbos.set_workflow_delay,
 ]
 
 
@@ -171,6 +180,7 @@ SAMPLES: list[BaseException] = [
     errors.PatchingNotEnabledError("patch"),
     errors.InitializationError("init"),
     errors.InvalidOptionError("timeout", "expected a positive timedelta"),
+    errors.QueueNotFoundError("orders"),
     errors.RegistrationError("dup"),
     errors.ScheduleNotFoundError("nightly"),
     errors.SerializationError("ser"),

@@ -23,7 +23,15 @@ EVENTS_CHANNEL = "dbos_workflow_events_channel"
 STREAMS_CHANNEL = "dbos_streams_channel"
 #: New queued work: the payload is the queue's name. Only dbos_typed listens on it.
 QUEUES_CHANNEL = "dbos_typed_queues_channel"
-CHANNELS = (NOTIFICATIONS_CHANNEL, EVENTS_CHANNEL, STREAMS_CHANNEL, QUEUES_CHANNEL)
+#: A queue was declared, changed or deleted: the payload is its name. Only dbos_typed listens.
+QUEUE_SETTINGS_CHANNEL = "dbos_typed_queue_settings_channel"
+CHANNELS = (
+    NOTIFICATIONS_CHANNEL,
+    EVENTS_CHANNEL,
+    STREAMS_CHANNEL,
+    QUEUES_CHANNEL,
+    QUEUE_SETTINGS_CHANNEL,
+)
 
 Key = tuple[str, str]
 
@@ -112,10 +120,12 @@ class Listener:
         conninfo: str,
         waiters: Waiters,
         on_queued_work: Callable[[], None] | None = None,
+        on_queue_settings: Callable[[], None] | None = None,
     ) -> None:
         self._conninfo = conninfo
         self._waiters = waiters
         self._on_queued_work = on_queued_work
+        self._on_queue_settings = on_queue_settings
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._thread: threading.Thread | None = None
@@ -156,6 +166,9 @@ class Listener:
                             if notify.channel == QUEUES_CHANNEL:
                                 if self._on_queued_work is not None:
                                     self._on_queued_work()
+                            elif notify.channel == QUEUE_SETTINGS_CHANNEL:
+                                if self._on_queue_settings is not None:
+                                    self._on_queue_settings()
                             else:
                                 self._waiters.wake((notify.channel, notify.payload))
             except Exception as exc:

@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, LiteralString
 
-from dbos_typed._sysdb._rows import StatusRecord, StepRecord
-from dbos_typed._sysdb._store import SystemStore, Transaction, status_from_row
+from dbos_typed._sysdb import _queries as q
+from dbos_typed._sysdb._rows import QueueRow, StatusRecord, StepRecord
+from dbos_typed._sysdb._store import SystemStore, Transaction, queue_from, status_from_row
 
 _STATUS_COLUMNS: LiteralString = """
 SELECT ws.workflow_uuid, ws.status, ws.name,
@@ -474,32 +475,21 @@ def set_attributes(store: SystemStore, workflow_id: str, attributes: str, now_ms
     return bool(store._query(query, params))
 
 
-@dataclass(frozen=True, slots=True)
-class QueueRow:
-    """A row of the `queues` table."""
-
-    name: str
-    concurrency: int | None
-    worker_concurrency: int | None
-    rate_limit_max: int | None
-    rate_limit_period: float | None
-    priority_enabled: bool
-    partitioned: bool
+_LIST_QUEUES: LiteralString = q.QUEUE_COLUMNS + "WHERE name <> '_dbos_internal_queue'\n"
 
 
-_LIST_QUEUES: LiteralString = """
-SELECT name, concurrency, worker_concurrency, rate_limit_max, rate_limit_period_sec,
-       priority_enabled, partition_queue
-FROM {s}.queues ORDER BY name
-"""
+def list_queues(store: SystemStore, application_names: Sequence[str] | None) -> list[QueueRow]:
+    """Declared queues by name: those of these applications and the unclaimed ones, or all.
 
-
-def list_queue_rows(store: SystemStore) -> list[QueueRow]:
-    """Every queue declared in the database."""
-    return [
-        QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]))
-        for r in store._query(_LIST_QUEUES, {})
-    ]
+    The internal queue is never listed, even if a row of that name was written.
+    """
+    query: LiteralString = _LIST_QUEUES
+    params: dict[str, Any] = {}
+    if application_names is not None:
+        owned = _in_list(store, "application_name", "apps")
+        query += "  AND (application_name IS NULL OR " + owned + ")\n"
+        params["apps"] = _list_param(store, application_names)
+    return [queue_from(r) for r in store._query(query + "ORDER BY name", params)]
 
 
 _ADOPT_PENDING: LiteralString = """

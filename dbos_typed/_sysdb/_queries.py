@@ -221,20 +221,45 @@ INSERT_QUEUE_IF_ABSENT: Final[LiteralString] = (
     + _QUEUE_OWNED_AND_RETURNED
 )
 
-_QUEUE_COLUMNS: Final = """
-SELECT name, concurrency, worker_concurrency, rate_limit_max, rate_limit_period_sec,
-       priority_enabled, partition_queue, polling_interval_sec, application_name
-FROM {s}.queues
-"""
+_QUEUE_FIELDS: Final = """name, concurrency, worker_concurrency, rate_limit_max,
+    rate_limit_period_sec, priority_enabled, partition_queue, polling_interval_sec,
+    application_name"""
+
+#: A queue's settings, in the column order `queue_from` reads.
+QUEUE_COLUMNS: Final[LiteralString] = "\nSELECT " + _QUEUE_FIELDS + "\nFROM {s}.queues\n"
 
 LIST_QUEUES: Final[LiteralString] = (
-    _QUEUE_COLUMNS
+    QUEUE_COLUMNS
     + """WHERE application_name = %(application_name)s OR application_name IS NULL
 ORDER BY name
 """
 )
 
-GET_QUEUE: Final[LiteralString] = _QUEUE_COLUMNS + "WHERE name = %(name)s\n"
+GET_QUEUE: Final[LiteralString] = QUEUE_COLUMNS + "WHERE name = %(name)s\n"
+
+# Reads a queue's row and locks it (both backends) for the rest of the transaction, so a
+# concurrent change of another setting is not overwritten with what was read before it.
+LOCK_QUEUE: Final[LiteralString] = (
+    """
+UPDATE {s}.queues SET updated_at = %(now_ms)s
+WHERE name = %(name)s
+RETURNING """
+    + _QUEUE_FIELDS
+)
+
+# The owner is not a setting: it stays.
+UPDATE_QUEUE: Final[LiteralString] = """
+UPDATE {s}.queues
+SET concurrency = %(concurrency)s, worker_concurrency = %(worker_concurrency)s,
+    rate_limit_max = %(rate_limit_max)s, rate_limit_period_sec = %(rate_limit_period_sec)s,
+    priority_enabled = %(priority_enabled)s, partition_queue = %(partition_queue)s,
+    polling_interval_sec = %(polling_interval_sec)s, updated_at = %(now_ms)s
+WHERE name = %(name)s
+"""
+
+DELETE_QUEUE: Final[LiteralString] = """
+DELETE FROM {s}.queues WHERE name = %(name)s RETURNING name
+"""
 
 # The idle runner's only query: which queues (and partitions) have work, and when the
 # next delayed workflow is due. The in-flight index covers ENQUEUED rows; DELAYED rows
@@ -250,6 +275,13 @@ SELECT NULL, NULL, min(delay_until_epoch_ms)
 FROM {s}.workflow_status
 WHERE status = 'DELAYED'
   AND (application_name = %(application_name)s OR application_name IS NULL)
+"""
+
+SET_WORKFLOW_DELAY: Final[LiteralString] = """
+UPDATE {s}.workflow_status
+SET delay_until_epoch_ms = %(delay_until_ms)s, updated_at = %(now_ms)s
+WHERE workflow_uuid = %(workflow_id)s AND status = 'DELAYED'
+RETURNING 1
 """
 
 # A debounced workflow gives up its deduplication ID as it leaves DELAYED: its burst is

@@ -377,30 +377,48 @@ class SystemStore(abc.ABC):
         """
         rows = self._query(
             q.UPSERT_QUEUE if update_existing else q.INSERT_QUEUE_IF_ABSENT,
-            {
-                "name": row.name,
-                "concurrency": row.concurrency,
-                "worker_concurrency": row.worker_concurrency,
-                "rate_limit_max": row.rate_limit_max,
-                "rate_limit_period_sec": row.rate_limit_period_sec,
-                "priority_enabled": row.priority_enabled,
-                "partition_queue": row.partition_queue,
-                "polling_interval_sec": row.polling_interval_sec,
-                "application_name": row.application_name,
-                "now_ms": now_ms,
-            },
+            _queue_params(row, now_ms),
         )
-        return _queue_from(rows[0]) if rows else None
+        return queue_from(rows[0]) if rows else None
+
+    def update_queue(
+        self, name: str, change: Callable[[QueueRow], QueueRow], now_ms: int
+    ) -> QueueRow | None:
+        """Rewrite a queue's settings from its current row, in one transaction.
+
+        The row stays locked while `change` computes the new one (it may raise, and then
+        nothing is written). The name and owner are kept.
+
+        Returns:
+            The row written, or None if there is no such queue.
+        """
+
+        def body(tx: Transaction) -> QueueRow | None:
+            rows = tx.execute(q.LOCK_QUEUE, {"name": name, "now_ms": now_ms})
+            if not rows:
+                return None
+            current = queue_from(rows[0])
+            changed = replace(
+                change(current), name=current.name, application_name=current.application_name
+            )
+            tx.execute(q.UPDATE_QUEUE, _queue_params(changed, now_ms))
+            return changed
+
+        return self._transaction(body)
+
+    def delete_queue(self, name: str) -> bool:
+        """Delete a queue's row (its workflows stay); False if there was none."""
+        return bool(self._query(q.DELETE_QUEUE, {"name": name}))
 
     def list_queues(self, application_name: str | None) -> list[QueueRow]:
         """The queues of an application, and those no application owns."""
         rows = self._query(q.LIST_QUEUES, {"application_name": application_name})
-        return [_queue_from(r) for r in rows]
+        return [queue_from(r) for r in rows]
 
     def get_queue(self, name: str) -> QueueRow | None:
         """One queue's row, or None."""
         rows = self._query(q.GET_QUEUE, {"name": name})
-        return _queue_from(rows[0]) if rows else None
+        return queue_from(rows[0]) if rows else None
 
     def queue_backlog(self, application_name: str) -> Backlog:
         """Which queues have ENQUEUED work and when the next DELAYED one is due, at once."""
@@ -408,6 +426,11 @@ class SystemStore(abc.ABC):
         ready = frozenset((r[0], r[1]) for r in rows if r[0] is not None)
         delays = [int(r[2]) for r in rows if r[0] is None and r[2] is not None]
         return Backlog(ready, min(delays) if delays else None)
+
+    def set_workflow_delay(self, workflow_id: str, delay_until_ms: int, now_ms: int) -> bool:
+        """Move a DELAYED workflow's start time; False (nothing changed) if it is not DELAYED."""
+        params = {"workflow_id": workflow_id, "delay_until_ms": delay_until_ms, "now_ms": now_ms}
+        return bool(self._query(q.SET_WORKFLOW_DELAY, params))
 
     def promote_delayed(self, application_name: str, now_ms: int) -> list[str]:
         """Move DELAYED workflows whose delay has passed to ENQUEUED; returns their queues."""
@@ -853,7 +876,23 @@ def claimed_from(r: Sequence[Any], owner_xid: str | None = None) -> ClaimedWorkf
     )
 
 
-def _queue_from(r: Sequence[Any]) -> QueueRow:
+def _queue_params(row: QueueRow, now_ms: int) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "concurrency": row.concurrency,
+        "worker_concurrency": row.worker_concurrency,
+        "rate_limit_max": row.rate_limit_max,
+        "rate_limit_period_sec": row.rate_limit_period_sec,
+        "priority_enabled": row.priority_enabled,
+        "partition_queue": row.partition_queue,
+        "polling_interval_sec": row.polling_interval_sec,
+        "application_name": row.application_name,
+        "now_ms": now_ms,
+    }
+
+
+def queue_from(r: Sequence[Any]) -> QueueRow:
+    """Read a row selected with `QUEUE_COLUMNS`."""
     return QueueRow(
         name=r[0],
         concurrency=r[1],

@@ -6,7 +6,7 @@ rejecting it, mypy would report the ignore as unused and the check would fail.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, assert_type
 
 from pydantic import BaseModel, TypeAdapter
@@ -79,6 +79,30 @@ def usage(ctx: dbos.DBOSContext) -> None:
     dbos.run_workflow(ctx, checkout, Order(id="a"), queue=queue, delay=5)  # type: ignore[call-overload]
     dbos.new_workflow_queue(ctx, "q", limiter=(1, 2))  # type: ignore[arg-type]
     dbos.listen_queues(ctx, [1])  # type: ignore[list-item]
+
+
+def management_usage(ctx: dbos.DBOSContext, client: dbos.Client) -> None:
+    assert_type(dbos.retrieve_queue(ctx, "orders"), dbos.WorkflowQueue)
+    assert_type(dbos.retrieve_queue(client, "orders").application_name, str | None)
+    assert_type(dbos.list_queues(ctx), list[dbos.WorkflowQueue])
+    assert_type(dbos.list_queues(client, application_names=["shop"]), list[dbos.WorkflowQueue])
+    updated = dbos.update_queue(
+        ctx, "orders", worker_concurrency=None, limiter=dbos.RateLimit(1, timedelta(seconds=1))
+    )
+    assert_type(updated, dbos.WorkflowQueue)
+    dbos.update_queue(client, "orders", polling_interval=timedelta(seconds=2), partitioned=True)
+    dbos.delete_queue(client, "orders")
+    dbos.set_workflow_delay(ctx, "wf", delay=timedelta(minutes=5))
+    dbos.set_workflow_delay(client, "wf", until=datetime.now(UTC))
+
+    # Misuse that must not type-check.
+    dbos.update_queue(ctx, "orders", worker_concurrency="5")  # type: ignore[arg-type]
+    dbos.update_queue(ctx, "orders", limiter=(1, 2))  # type: ignore[arg-type]
+    dbos.update_queue(ctx, "orders", polling_interval=None)  # type: ignore[arg-type]
+    dbos.update_queue(ctx, "orders", priority=1)  # type: ignore[call-arg]
+    dbos.set_workflow_delay(ctx, "wf", delay=5)  # type: ignore[arg-type]
+    dbos.set_workflow_delay(ctx, "wf", timedelta(minutes=5))  # type: ignore[call-arg]
+    dbos.delete_queue(ctx, name="orders")  # type: ignore[call-arg]
 
 
 def client_usage() -> None:
