@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -154,3 +155,28 @@ def test_a_parent_cancelled_by_another_process_starts_no_child(backend: Backend)
         handle.get_result(timeout=timedelta(seconds=10))
     assert backend.query("SELECT workflow_uuid FROM {s}.workflow_status") == [("parent",)]
     assert runs["child"] == 0
+
+
+def test_a_child_start_retried_after_a_lost_reply_still_runs_the_child(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def child(ctx: dbos.WorkflowContext) -> str:
+        return count("child")
+
+    def parent(ctx: dbos.WorkflowContext) -> str:
+        return dbos.run_workflow(ctx, child).get_result(timeout=timedelta(seconds=20))
+
+    runs.clear()
+    ctx = backend.context_with(child, parent)
+    ctx.launch()
+    store = ctx._runtime.store
+    original = store._transaction
+
+    def reply_lost(body: Any) -> Any:
+        if "insert_child_workflow" in getattr(body, "__qualname__", ""):
+            original(body)  # committed, but the reply never arrives: the retry runs again
+        return original(body)
+
+    monkeypatch.setattr(store, "_transaction", reply_lost)
+    assert dbos.run_workflow(ctx, parent).get_result(timeout=timedelta(seconds=20)) == "child"
+    assert runs["child"] == 1

@@ -148,7 +148,14 @@ class SystemStore(abc.ABC):
 
         def body(tx: Transaction) -> InsertedWorkflow:
             inserted = self._insert_in(tx, row)
-            self._checkpoint_in(tx, parent)
+            try:
+                self._checkpoint_in(tx, parent)
+            except _NotRecorded:
+                if inserted.created and self._records_child(tx, parent, row.workflow_id):
+                    # This very call committed both before (a retry after a lost reply):
+                    # the child is ours to run.
+                    return inserted
+                raise
             return inserted
 
         try:
@@ -187,6 +194,12 @@ class SystemStore(abc.ABC):
         if self.get_step(workflow_id, step.step_id) is not None:
             return RecordResult.ALREADY_RECORDED
         return RecordResult.NOT_PENDING
+
+    def _records_child(self, tx: Transaction, parent: Checkpoint, child_id: str) -> bool:
+        rows = tx.execute(
+            q.GET_STEP, {"workflow_id": parent.workflow_id, "step_id": parent.step.step_id}
+        )
+        return bool(rows) and _step_from(rows[0]).child_workflow_id == child_id
 
     def _checkpoint_in(self, tx: Transaction, checkpoint: Checkpoint) -> None:
         """Write a checkpoint inside `tx`, or roll the whole transaction back if refused."""
