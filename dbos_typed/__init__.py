@@ -58,6 +58,7 @@ from dbos_typed._sleep import sleep
 from dbos_typed._status import StatusName, WorkflowStatus
 from dbos_typed._step import run_as_step
 from dbos_typed._streams import close_stream, read_stream, write_stream
+from dbos_typed._transaction import DataSource, new_data_source, run_as_transaction
 from dbos_typed._version import __version__ as __version__
 from dbos_typed._workflow import get_workflow_id, register_workflow, run_workflow
 from dbos_typed.errors import (
@@ -90,6 +91,7 @@ __all__ = [
     "ConflictingWorkflowError",
     "DBOSContext",
     "DBOSError",
+    "DataSource",
     "DeadLetterError",
     "ErrorRecord",
     "InitializationError",
@@ -140,6 +142,7 @@ __all__ = [
     "listen_queues",
     "new_client",
     "new_context",
+    "new_data_source",
     "new_workflow_queue",
     "pause_schedule",
     "read_stream",
@@ -150,6 +153,7 @@ __all__ = [
     "resume_workflow",
     "retrieve_workflow",
     "run_as_step",
+    "run_as_transaction",
     "run_workflow",
     "send",
     "set_event",
@@ -163,6 +167,7 @@ for _name in (
     "Client",
     "Config",
     "DBOSContext",
+    "DataSource",
     "RateLimit",
     "ScheduleSpec",
     "ScheduleStatus",
