@@ -74,6 +74,7 @@ from dbos_typed._sleep import sleep
 from dbos_typed._status import StatusName, WorkflowStatus
 from dbos_typed._step import run_as_step
 from dbos_typed._streams import close_stream, read_stream, write_stream
+from dbos_typed._transaction import DataSource, new_data_source, run_as_transaction
 from dbos_typed._version import __version__ as __version__
 from dbos_typed._versions import (
     VersionInfo,
@@ -116,6 +117,7 @@ __all__ = [
     "ConflictingWorkflowError",
     "DBOSContext",
     "DBOSError",
+    "DataSource",
     "DeadLetterError",
     "Debouncer",
     "ErrorRecord",
@@ -182,6 +184,7 @@ __all__ = [
     "listen_queues",
     "new_client",
     "new_context",
+    "new_data_source",
     "new_debouncer",
     "new_workflow_queue",
     "patch",
@@ -195,6 +198,7 @@ __all__ = [
     "retrieve_queue",
     "retrieve_workflow",
     "run_as_step",
+    "run_as_transaction",
     "run_workflow",
     "send",
     "set_event",
@@ -211,6 +215,7 @@ for _name in (
     "Client",
     "Config",
     "DBOSContext",
+    "DataSource",
     "Debouncer",
     "RateLimit",
     "ScheduleSpec",

@@ -105,12 +105,17 @@ def record_operation(ctx: WorkflowContext, step: StepRecord) -> None:
     if result is RecordResult.WRITTEN:
         return
     existing = refused(ctx, step.step_id, step.name, result)
-    still_ours = state.owner_xid is None or (
-        runtime.store.workflow_owner(state.workflow_id) == state.owner_xid
-    )
-    if still_ours and (existing.output, existing.error) == (step.output, step.error):
+    if still_owned(ctx) and (existing.output, existing.error) == (step.output, step.error):
         return  # our own write, retried after a lost reply
     raise Superseded(state.workflow_id, "superseded by another execution")
+
+
+def still_owned(ctx: WorkflowContext) -> bool:
+    """Whether the workflow's row still carries the token this run's start or claim set."""
+    state = ctx._state
+    if state.owner_xid is None:
+        return True
+    return ctx._runtime.store.workflow_owner(state.workflow_id) == state.owner_xid
 
 
 def checkpoint_of(ctx: WorkflowContext, step: StepRecord) -> Checkpoint:

@@ -23,10 +23,10 @@ from dbos_typed.errors import (
     MaxStepRetriesExceededError,
     SerializationError,
     StepFailedError,
-    WorkflowCancelled,
 )
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 _NO_HINT = object()
 
@@ -114,36 +114,55 @@ def run_as_step(
         raise InvalidOptionError(
             "fn", f"expected a zero-argument callable, got {type(fn).__name__}"
         )
-    policy = _RetryPolicy.checked(max_retries, base_interval, backoff_factor, max_interval)
-    if retry_if is not None and not callable(retry_if):
-        raise InvalidOptionError("retry_if", "expected a callable taking an exception")
+    policy = RetryPolicy.checked(max_retries, base_interval, backoff_factor, max_interval, retry_if)
     name = optional_name(name, "name")
     state = ctx._state
     if state.in_step:
         return fn()
-    step_name = name or getattr(fn, "__qualname__", None) or describe(fn)
-    codec = _codec_for_step(fn, result_type)
+    step_name = name or step_name_of(fn)
+    codec = codec_for_step(fn, result_type)
+
+    def attempt(number: int) -> Any:
+        try:
+            return fn()
+        except Exception as exc:
+            raise policy.verdict(step_name, number, exc) from exc
 
     def execute() -> tuple[str | None, str | None, Any, BaseException | None]:
         state.in_step = True
         try:
-            value = _call_with_retries(ctx, fn, step_name, policy, retry_if)
+            value = call_with_retries(ctx, policy, attempt)
         except StepFailedError as failure:
             return None, record_of(failure).encode(), None, failure
         finally:
             state.in_step = False
-        return _encode_result(codec, value, step_name), None, value, None
+        return encode_result(codec, value, step_name), None, value, None
 
-    def replay(recorded: StepRecord) -> Any:
-        if recorded.error is not None:
-            raise rebuild_error(ErrorRecord.decode(recorded.error), step_name=step_name)
-        text = recorded.output if recorded.output is not None else "null"
-        return codec.decode(text) if codec is not None else decode_any(text)
-
-    return run_durably(ctx, step_name, execute, replay)
+    return run_durably(
+        ctx, step_name, execute, lambda recorded: replay_step(recorded, step_name, codec)
+    )
 
 
-def _encode_result(codec: Codec[Any] | None, value: Any, step_name: str) -> str:
+def step_name_of(fn: Callable[..., Any]) -> str:
+    """The name a step or transaction is recorded under when none is given."""
+    return getattr(fn, "__qualname__", None) or describe(fn)
+
+
+def replay_step(recorded: StepRecord, step_name: str, codec: Codec[Any] | None) -> Any:
+    """What a recorded step gives on replay: its result, or its error raised again."""
+    if recorded.error is not None:
+        raise rebuild_error(ErrorRecord.decode(recorded.error), step_name=step_name)
+    text = recorded.output if recorded.output is not None else "null"
+    return codec.decode(text) if codec is not None else decode_any(text)
+
+
+def encode_result(codec: Codec[Any] | None, value: Any, step_name: str) -> str:
+    """A step's result as stored JSON.
+
+    Raises:
+        SerializationError: the value cannot be stored, or (without a known result type)
+            would not come back from JSON unchanged.
+    """
     if codec is not None:
         return codec.encode(value)
     if not is_json_native(value):
@@ -155,14 +174,15 @@ def _encode_result(codec: Codec[Any] | None, value: Any, step_name: str) -> str:
     return codec_for(Any).encode(value)
 
 
-def _codec_for_step(fn: Callable[[], Any], result_type: Any) -> Codec[Any] | None:
+def codec_for_step(fn: Callable[..., Any], result_type: Any) -> Codec[Any] | None:
+    """The codec for a step's result: `result_type`, else `fn`'s return annotation, else None."""
     if result_type is not None:
         return codec_for(result_type)
     hint = _return_hint(fn)
     return None if hint is _NO_HINT else codec_for(hint)
 
 
-def _return_hint(fn: Callable[[], Any]) -> Any:
+def _return_hint(fn: Callable[..., Any]) -> Any:
     target = fn.func if isinstance(fn, functools.partial) else fn
     code = getattr(target, "__code__", None)
     if code is None:
@@ -191,19 +211,43 @@ def _hint_uncached(target: Any) -> Any:
     return hints.get("return", _NO_HINT)
 
 
-class _RetryPolicy:
-    __slots__ = ("base", "factor", "max_interval", "max_retries")
+class TryAgain(Exception):
+    """Raised by an attempt whose failure the retry policy allows to be retried."""
 
-    def __init__(self, max_retries: int, base: float, factor: float, max_interval: float) -> None:
+
+class RetryPolicy:
+    """How often, and after how long, a failed step (or transaction) runs again."""
+
+    __slots__ = ("base", "factor", "max_interval", "max_retries", "retry_if")
+
+    def __init__(
+        self,
+        max_retries: int,
+        base: float,
+        factor: float,
+        max_interval: float,
+        retry_if: Callable[[Exception], bool] | None,
+    ) -> None:
         self.max_retries = max_retries
         self.base = base
         self.factor = factor
         self.max_interval = max_interval
+        self.retry_if = retry_if
 
     @classmethod
     def checked(
-        cls, max_retries: int, base: timedelta, factor: float, max_interval: timedelta
-    ) -> _RetryPolicy:
+        cls,
+        max_retries: int,
+        base: timedelta,
+        factor: float,
+        max_interval: timedelta,
+        retry_if: Callable[[Exception], bool] | None,
+    ) -> RetryPolicy:
+        """The policy the public options describe.
+
+        Raises:
+            InvalidOptionError: an option is out of range or of the wrong type.
+        """
         if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
             raise InvalidOptionError("max_retries", "expected an int >= 0")
         if not isinstance(base, timedelta) or base <= timedelta(0):
@@ -212,50 +256,62 @@ class _RetryPolicy:
             raise InvalidOptionError("max_interval", "expected a positive timedelta")
         if not isinstance(factor, int | float) or isinstance(factor, bool) or factor < 1:
             raise InvalidOptionError("backoff_factor", "expected a number >= 1")
+        if retry_if is not None and not callable(retry_if):
+            raise InvalidOptionError("retry_if", "expected a callable taking an exception")
         base_s = base.total_seconds()
         # A base interval longer than the cap raises the cap, as the caller clearly wants it.
-        return cls(max_retries, base_s, float(factor), max(max_interval.total_seconds(), base_s))
+        return cls(
+            max_retries, base_s, float(factor), max(max_interval.total_seconds(), base_s), retry_if
+        )
 
     def delay(self, retry: int) -> float:
+        """Seconds to wait before retry number `retry` (1-based), with a little jitter."""
         raw = min(self.base * self.factor ** (retry - 1), self.max_interval)
         return raw * random.uniform(0.95, 1.05)
 
+    def verdict(self, step_name: str, attempt: int, exc: Exception) -> TryAgain | StepFailedError:
+        """What attempt number `attempt` failing with `exc` leads to.
 
-def _call_with_retries(
-    ctx: WorkflowContext,
-    fn: Callable[[], Any],
-    step_name: str,
-    policy: _RetryPolicy,
-    retry_if: Callable[[Exception], bool] | None,
-) -> Any:
-    attempt = 0
+        Returns `TryAgain` when the policy allows another attempt, else the error the step
+        ends with: `StepFailedError`, or `MaxStepRetriesExceededError` once retries were made
+        and all are spent.
+        """
+        if attempt <= self.max_retries and (self.retry_if is None or self.retry_if(exc)):
+            return TryAgain()
+        record = ErrorRecord.of(exc)
+        if attempt > 1 and attempt > self.max_retries:
+            return MaxStepRetriesExceededError(
+                step_name,
+                attempts=attempt,
+                error_name=record.name,
+                error_message=record.message,
+                error_code=record.code,
+                data=record.data,
+            )
+        return StepFailedError(
+            step_name,
+            error_name=record.name,
+            error_message=record.message,
+            error_code=record.code,
+            data=record.data,
+        )
+
+
+def call_with_retries(ctx: WorkflowContext, policy: RetryPolicy, attempt: Callable[[int], T]) -> T:
+    """Call `attempt(1)`, `attempt(2)`, ... until one returns or raises anything but `TryAgain`.
+
+    Between attempts it waits as the policy says; a cancellation ends the wait at once.
+
+    Raises:
+        WorkflowCancelled: the workflow was cancelled while waiting to retry.
+    """
+    number = 0
     while True:
-        attempt += 1
+        number += 1
         try:
-            return fn()
-        except WorkflowCancelled:
-            raise
-        except Exception as exc:
-            record = ErrorRecord.of(exc)
-            retryable = attempt <= policy.max_retries and (retry_if is None or retry_if(exc))
-            if not retryable:
-                if attempt > 1 and attempt > policy.max_retries:
-                    raise MaxStepRetriesExceededError(
-                        step_name,
-                        attempts=attempt,
-                        error_name=record.name,
-                        error_message=record.message,
-                        error_code=record.code,
-                        data=record.data,
-                    ) from exc
-                raise StepFailedError(
-                    step_name,
-                    error_name=record.name,
-                    error_message=record.message,
-                    error_code=record.code,
-                    data=record.data,
-                ) from exc
-            _wait_before_retry(ctx, policy.delay(attempt))
+            return attempt(number)
+        except TryAgain:
+            _wait_before_retry(ctx, policy.delay(number))
 
 
 def _wait_before_retry(ctx: WorkflowContext, seconds: float) -> None:

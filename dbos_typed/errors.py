@@ -151,6 +151,9 @@ class SerializationError(DBOSError):
 class SystemDatabaseError(DBOSError):
     """The system database rejected an operation for a reason other than an outage.
 
+    Also raised when a data source's own table (`transaction_completion`) cannot be read or
+    written.
+
     Attributes:
         sqlstate: The database's error code, when it gave one.
     """

@@ -11,6 +11,7 @@ import psycopg
 import psycopg.errors
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from dbos_typed._sysdb import _queries as q
@@ -395,6 +396,43 @@ class PostgresStore(SystemStore):
         if recorded:
             return RecordResult.WRITTEN
         return self._why_not_recorded(workflow_id, step_id)
+
+    def database_identity(self) -> tuple[str, ...] | None:
+        """Which database this is, and as whom: cluster identifier, database name, role.
+
+        None when the server does not tell (a role not allowed to read the control data).
+        """
+        try:
+            rows = self._query(q.DATABASE_IDENTITY_PG, {})
+        except SystemDatabaseError:
+            return None
+        return tuple(str(value) for value in rows[0])
+
+    def record_step_on(
+        self, conn: psycopg.Connection[Any], checkpoint: Checkpoint, *, lock_row: bool
+    ) -> bool:
+        """Write a checkpoint in a transaction open on another connection to this database.
+
+        A data source on the system database commits its writes and the checkpoint
+        together this way. `lock_row` share-locks the workflow's row first (see
+        `LOCK_WORKFLOW_ROW_PG`). Returns False when the guard refused the checkpoint;
+        driver errors propagate untranslated, for the caller's retry logic.
+        """
+        with conn.cursor(row_factory=tuple_row) as cur:
+            if lock_row:
+                cur.execute(
+                    self._compile(q.LOCK_WORKFLOW_ROW_PG), {"workflow_id": checkpoint.workflow_id}
+                )
+            cur.execute(self._compile(q.RECORD_STEP), checkpoint_params(checkpoint))
+            return cur.fetchone() is not None
+
+    def step_recorded_on(
+        self, conn: psycopg.Connection[Any], workflow_id: str, step_id: int
+    ) -> bool:
+        """Whether a step is recorded, read on another connection to this database."""
+        with conn.cursor(row_factory=tuple_row) as cur:
+            cur.execute(self._compile(q.GET_STEP), {"workflow_id": workflow_id, "step_id": step_id})
+            return cur.fetchone() is not None
 
     @property
     def conninfo(self) -> str:

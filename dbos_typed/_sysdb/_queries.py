@@ -834,3 +834,79 @@ WHERE NOT %(only_if_active)s OR EXISTS (
 ON CONFLICT (workflow_uuid) DO NOTHING
 RETURNING workflow_uuid
 """
+
+# -- data sources: the application's own Postgres database ---------------------------------
+
+# Names a database and a role across connections and URLs: the server's cluster identifier
+# (chosen at initdb), the database's name within it, and the role connected.
+DATABASE_IDENTITY_PG: Final[LiteralString] = """
+SELECT system_identifier::text, current_database(), current_user::text
+FROM pg_catalog.pg_control_system()
+"""
+
+# The catalogs are readable by every role, even one without USAGE on the schema.
+SCHEMA_EXISTS_PG: Final[LiteralString] = """
+SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s)
+"""
+
+COMPLETION_TABLE_EXISTS_PG: Final[LiteralString] = """
+SELECT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = %(schema)s AND c.relname = 'transaction_completion'
+)
+"""
+
+CREATE_SCHEMA_PG: Final[LiteralString] = "CREATE SCHEMA IF NOT EXISTS {s}"
+
+CREATE_COMPLETION_TABLE_PG: Final[LiteralString] = """
+CREATE TABLE IF NOT EXISTS {s}.transaction_completion (
+    workflow_id TEXT NOT NULL,
+    step_id INT4 NOT NULL,
+    output TEXT,
+    error TEXT,
+    serialization TEXT,
+    created_at BIGINT NOT NULL DEFAULT (EXTRACT(EPOCH FROM now()) * 1000)::BIGINT,
+    PRIMARY KEY (workflow_id, step_id)
+)
+"""
+
+FIND_COMPLETION_PG: Final[LiteralString] = """
+SELECT output, error FROM {s}.transaction_completion
+WHERE workflow_id = %(workflow_id)s AND step_id = %(step_id)s
+"""
+
+# Nothing is inserted when the row exists: another execution of the same step committed
+# first, and its outcome stands.
+INSERT_COMPLETION_PG: Final[LiteralString] = """
+INSERT INTO {s}.transaction_completion (workflow_id, step_id, output, error, serialization)
+VALUES (%(workflow_id)s, %(step_id)s, %(output)s, %(error)s, 'portable_json')
+ON CONFLICT (workflow_id, step_id) DO NOTHING
+RETURNING 1
+"""
+
+# A data source's transaction opens with its isolation level and a savepoint before the
+# user's function; each pair is sent in one round trip.
+START_ATTEMPT_PG: Final[dict[str, LiteralString]] = {
+    "read_committed": "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SAVEPOINT dbos_step",
+    "repeatable_read": "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SAVEPOINT dbos_step",
+    "serializable": "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; SAVEPOINT dbos_step",
+}
+
+# After the function: deferred constraints are checked now, so that a violation is the
+# function's failure and not a failed COMMIT after it.
+END_USER_WRITES_PG: Final[LiteralString] = (
+    "SET CONSTRAINTS ALL IMMEDIATE; RELEASE SAVEPOINT dbos_step"
+)
+
+# The function failed: its writes are undone and the transaction is usable again.
+UNDO_USER_WRITES_PG: Final[LiteralString] = "ROLLBACK TO SAVEPOINT dbos_step"
+
+# A data source on the system database writes its checkpoint in its own transaction. Under
+# REPEATABLE READ or SERIALIZABLE that transaction's snapshot may predate a cancellation or
+# a new claim of the workflow; locking the row first turns such a change into a
+# serialization failure (and a retry on a fresh snapshot) rather than a checkpoint written
+# past the guard.
+LOCK_WORKFLOW_ROW_PG: Final[LiteralString] = """
+SELECT 1 FROM {s}.workflow_status WHERE workflow_uuid = %(workflow_id)s FOR SHARE
+"""

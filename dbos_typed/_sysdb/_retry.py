@@ -27,13 +27,14 @@ def retry_outages(
     closed: threading.Event,
     what: str,
     on_outage: Callable[[], None] | None = None,
+    database: str = "system database",
 ) -> T:
     """Run `action`, retrying for as long as it fails with an outage.
 
     An outage (lost connection, server restarting) is never turned into a failed workflow:
     the caller waits for the database to come back. Other errors propagate at once. Once
     `closed` is set, the wait stops with `StoreClosedError`. `on_outage` runs before each
-    retry (to drop dead pooled connections, say).
+    retry (to drop dead pooled connections, say). `database` names the database in logs.
     """
     delay = _FIRST_DELAY
     attempt = 0
@@ -45,18 +46,19 @@ def retry_outages(
                 raise
             attempt += 1
             if closed.is_set():
-                raise StoreClosedError(f"system database closed during {what}") from exc
+                raise StoreClosedError(f"{database} closed during {what}") from exc
             level = logging.WARNING if attempt in (1, 5) or attempt % 20 == 0 else logging.DEBUG
             logger.log(
                 level,
-                "system database unavailable during %s (attempt %d, retrying in %.1fs): %s",
+                "%s unavailable during %s (attempt %d, retrying in %.1fs): %s",
+                database,
                 what,
                 attempt,
                 delay,
                 exc,
             )
             if closed.wait(delay * random.uniform(0.95, 1.05)):
-                raise StoreClosedError(f"system database closed during {what}") from exc
+                raise StoreClosedError(f"{database} closed during {what}") from exc
             if on_outage is not None:
                 try:
                     on_outage()

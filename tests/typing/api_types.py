@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, assert_type
 
+import psycopg
+from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, TypeAdapter
 
 import dbos_typed as dbos
@@ -94,3 +96,34 @@ def aggregates(ctx: dbos.DBOSContext) -> None:
     # Only the columns each aggregate can group by are accepted.
     dbos.get_workflow_aggregates(ctx, group_by=["state"])  # type: ignore[list-item]
     dbos.get_step_aggregates(ctx, group_by=["queue_name"])  # type: ignore[list-item]
+
+
+def debit(conn: psycopg.Connection[Any]) -> int:
+    return 1
+
+
+def transfer(ctx: dbos.WorkflowContext, ds: dbos.DataSource) -> None:
+    assert_type(dbos.run_as_transaction(ctx, ds, debit), int)
+    assert_type(dbos.run_as_transaction(ctx, ds, lambda conn: "x", name="note"), str)
+    assert_type(
+        dbos.run_as_transaction(ctx, ds, lambda conn: Receipt(total=1), result_type=Receipt),
+        Receipt,
+    )
+    assert_type(dbos.run_as_transaction(ctx, ds, debit, isolation="serializable"), int)
+
+    # Misuse that must not type-check.
+    dbos.run_as_transaction(ctx, ds, debit, isolation="snapshot")  # type: ignore[call-overload]
+    dbos.run_as_transaction(ctx, ds, takes_nothing)  # type: ignore[arg-type]
+    dbos.run_as_transaction(ctx, ds, debit, result_type=str)  # type: ignore[arg-type]
+    dbos.run_as_transaction(ctx, "ds", debit)  # type: ignore[call-overload]
+
+
+def data_sources(ctx: dbos.DBOSContext, pool: ConnectionPool[Any]) -> None:
+    ds = dbos.new_data_source(ctx, "postgresql://localhost/app", name="app", schema="dbos")
+    assert_type(ds, dbos.DataSource)
+    assert_type(dbos.new_data_source(ctx, pool), dbos.DataSource)
+    assert_type(ds.pool, ConnectionPool[Any])
+
+    # Misuse that must not type-check.
+    dbos.new_data_source(ctx, 42)  # type: ignore[arg-type]
+    dbos.run_as_transaction(ctx, ds, debit)  # type: ignore[call-overload]

@@ -1,0 +1,297 @@
+"""The application's own Postgres database, as a data source uses it.
+
+dbos_typed keeps one table there, `transaction_completion`: a row per workflow step whose
+transaction committed (or finally failed), written in the same transaction as the user's
+own writes, so that the two commit together or not at all. This module creates that table
+and runs one transaction at a time, running it again on a fresh transaction after a
+serialization failure, a deadlock or a lost connection. It knows nothing of workflows: the
+caller's body decides what the transaction does.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from typing import Any, LiteralString, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import tuple_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from dbos_typed._sysdb import _queries as q
+from dbos_typed._sysdb._postgres import is_outage
+from dbos_typed._sysdb._retry import StoreClosedError, retry_outages
+from dbos_typed.errors import InitializationError, SystemDatabaseError
+
+T = TypeVar("T")
+
+logger = logging.getLogger("dbos_typed")
+
+# SQLSTATEs after which the same transaction, run again, may well succeed.
+_CONFLICT_CODES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+_FIRST_CONFLICT_DELAY = 0.005
+_MAX_CONFLICT_DELAY = 1.0
+
+
+class Conflict(Exception):
+    """Raised by a transaction's body to roll it back and run it again at once.
+
+    For a row that another transaction committed first: the next run sees it.
+    """
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    if isinstance(exc, Conflict):
+        return True
+    return isinstance(exc, psycopg.Error) and exc.sqlstate in _CONFLICT_CODES
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a fresh transaction may succeed where this one failed.
+
+    True for serialization failures, deadlocks and lost or refused connections: failures
+    of the moment, not of the code that ran.
+    """
+    return _is_conflict(exc) or is_outage(exc)
+
+
+class AppTransaction:
+    """One open transaction on the application database.
+
+    Attributes:
+        retried: Whether an earlier run of the same body was rolled back by a conflict or
+            an outage (its commit may have happened before the connection was lost).
+    """
+
+    __slots__ = ("_conn", "_database", "retried")
+
+    def __init__(self, conn: psycopg.Connection[Any], database: AppDatabase, retried: bool):
+        self._conn = conn
+        self._database = database
+        self.retried = retried
+
+    @property
+    def connection(self) -> psycopg.Connection[Any]:
+        """The connection the transaction is open on."""
+        return self._conn
+
+    def completion(self, workflow_id: str, step_id: int) -> tuple[str | None, str | None] | None:
+        """The (output, error) recorded for a step, or None."""
+        with self._conn.cursor(row_factory=tuple_row) as cur:
+            cur.execute(
+                self._database.statement(q.FIND_COMPLETION_PG),
+                {"workflow_id": workflow_id, "step_id": step_id},
+            )
+            row = cur.fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def complete(
+        self, workflow_id: str, step_id: int, output: str | None, error: str | None
+    ) -> None:
+        """Record a step's outcome in this transaction.
+
+        Raises:
+            Conflict: another execution of the step committed its row first; the next run
+                of the body will find it.
+        """
+        params = {"workflow_id": workflow_id, "step_id": step_id, "output": output, "error": error}
+        with self._conn.cursor(row_factory=tuple_row) as cur:
+            cur.execute(self._database.statement(q.INSERT_COMPLETION_PG), params)
+            if cur.fetchone() is None:
+                raise Conflict(f"step {step_id} of workflow {workflow_id!r} completed elsewhere")
+
+    def run_isolated(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run `fn` (once per transaction): if it raises, its writes are undone, the rest stays.
+
+        Every transaction opens with a savepoint, which this releases on success or rolls
+        back to on failure. Deferred constraints are checked before `fn` counts as done,
+        so that their violation is its failure rather than the commit's.
+        """
+        try:
+            value = fn(self._conn)
+            # Parameterless and unprepared: both statements go in one round trip.
+            self._conn.execute(q.END_USER_WRITES_PG, prepare=False)
+        except Exception:
+            self._conn.execute(q.UNDO_USER_WRITES_PG, prepare=False)
+            raise
+        return value
+
+
+class AppDatabase:
+    """A data source's connection pool and the bookkeeping table in its database."""
+
+    def __init__(self, pool: ConnectionPool[Any], *, schema: str, owns_pool: bool) -> None:
+        self.pool = pool
+        self.schema = schema
+        self._owns_pool = owns_pool
+        self._schema_id = sql.Identifier(schema)
+        self._compiled: dict[str, bytes] = {}
+        self._closed = threading.Event()
+
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        *,
+        schema: str,
+        application_name: str,
+        max_connections: int,
+        connect_timeout: float,
+    ) -> AppDatabase:
+        """Open a pool of its own on the database at `url`.
+
+        Raises:
+            InitializationError: the URL is malformed or the database cannot be reached.
+        """
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            raise InitializationError(f"invalid application database URL: {exc}") from exc
+        params.setdefault("application_name", application_name[:63])
+        params.setdefault("connect_timeout", str(int(connect_timeout)))
+        pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            make_conninfo("", **params),
+            min_size=1,
+            max_size=max_connections,
+            kwargs={"autocommit": True},
+            timeout=connect_timeout,
+            open=False,
+            name="dbos_typed-data-source",
+        )
+        try:
+            pool.open(wait=True, timeout=connect_timeout)
+        except PoolTimeout as exc:
+            pool.close()
+            raise InitializationError(f"cannot connect to the application database: {exc}") from exc
+        return cls(pool, schema=schema, owns_pool=True)
+
+    def statement(self, query: LiteralString) -> bytes:
+        """`query` with this data source's schema in place of `{s}`."""
+        compiled = self._compiled.get(query)
+        if compiled is None:
+            compiled = sql.SQL(query).format(s=self._schema_id).as_bytes(None)
+            self._compiled[query] = compiled
+        return compiled
+
+    def _exists(self, conn: psycopg.Connection[Any], query: LiteralString) -> bool:
+        with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+            cur.execute(query, {"schema": self.schema})
+            row = cur.fetchone()
+        return bool(row and row[0])
+
+    def ensure_completion_table(self) -> None:
+        """Create `transaction_completion` (and its schema) unless the table exists.
+
+        A table that exists is used as it is, so a role allowed only to read and insert
+        works once the table was created for it.
+
+        Raises:
+            InitializationError: the database cannot be reached, or the table is missing
+                and this role cannot create it; the message gives the statements to run.
+        """
+        try:
+            with self.pool.connection() as conn:
+                if self._exists(conn, q.COMPLETION_TABLE_EXISTS_PG):
+                    return
+                try:
+                    with conn.transaction():
+                        if not self._exists(conn, q.SCHEMA_EXISTS_PG):
+                            conn.execute(self.statement(q.CREATE_SCHEMA_PG))
+                        conn.execute(self.statement(q.CREATE_COMPLETION_TABLE_PG))
+                except psycopg.Error as exc:
+                    # Another process may have created it at the same moment.
+                    if self._exists(conn, q.COMPLETION_TABLE_EXISTS_PG):
+                        return
+                    raise InitializationError(self._cannot_create(exc)) from exc
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise InitializationError(f"cannot reach the application database: {exc}") from exc
+
+    def _cannot_create(self, exc: psycopg.Error) -> str:
+        statements = ";\n".join(
+            sql.SQL(query).format(s=self._schema_id).as_string(None).strip()
+            for query in (q.CREATE_SCHEMA_PG, q.CREATE_COMPLETION_TABLE_PG)
+        )
+        reason = exc.diag.message_primary or str(exc)
+        return (
+            f"the application database has no {self._schema_id.as_string(None)}."
+            f"transaction_completion table and this role cannot create it ({reason}). "
+            "Create it once as a role that may, and grant this role SELECT and INSERT "
+            f"on it:\n{statements};"
+        )
+
+    def database_identity(self) -> tuple[str, ...] | None:
+        """Which database this is, and as whom (as `PostgresStore.database_identity`)."""
+        try:
+            with (
+                self.pool.connection() as conn,
+                conn.transaction(),
+                conn.cursor(row_factory=tuple_row) as cur,
+            ):
+                cur.execute(q.DATABASE_IDENTITY_PG)
+                row = cur.fetchone()
+        except (psycopg.Error, PoolTimeout):
+            return None
+        return None if row is None else tuple(str(value) for value in row)
+
+    def transaction(self, isolation: str, body: Callable[[AppTransaction], T]) -> T:
+        """Run `body` in one transaction at `isolation` (a `START_ATTEMPT_PG` key); commit.
+
+        A serialization failure, a deadlock, a lost connection or a `Conflict`, in `body`
+        or at commit, rolls the transaction back and runs `body` again on a fresh one, for
+        as long as it takes. Any other exception rolls it back and propagates.
+
+        Raises:
+            StoreClosedError: the data source was closed (the context shut down).
+            SystemDatabaseError: a statement failed for another reason than the moment
+                (the bookkeeping table was dropped, a privilege revoked).
+        """
+        retried = False
+
+        def until_no_conflict() -> T:
+            nonlocal retried
+            conflicts = 0
+            while True:
+                if self._closed.is_set():
+                    raise StoreClosedError("the data source was closed (the context shut down)")
+                try:
+                    return self._once(isolation, body, retried)
+                except Exception as exc:
+                    retried = True
+                    if not _is_conflict(exc):
+                        raise  # outages are retried around this loop, the rest propagates
+                    conflicts += 1
+                    delay = min(_FIRST_CONFLICT_DELAY * 2 ** (conflicts - 1), _MAX_CONFLICT_DELAY)
+                    logger.debug(
+                        "transaction conflict (attempt %d), running it again: %s", conflicts, exc
+                    )
+                    if self._closed.wait(delay * random.uniform(0.5, 1.5)):
+                        raise StoreClosedError("the data source was closed") from exc
+
+        try:
+            return retry_outages(
+                until_no_conflict,
+                is_outage=is_outage,
+                closed=self._closed,
+                what="a transaction",
+                on_outage=self.pool.check,
+                database="application database",
+            )
+        except psycopg.Error as exc:
+            raise SystemDatabaseError(
+                f"the application database refused an operation: {exc}", sqlstate=exc.sqlstate
+            ) from exc
+
+    def _once(self, isolation: str, body: Callable[[AppTransaction], T], retried: bool) -> T:
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute(q.START_ATTEMPT_PG[isolation], prepare=False)
+            return body(AppTransaction(conn, self, retried))
+
+    def close(self) -> None:
+        """Stop retrying; close the pool if this data source opened it."""
+        self._closed.set()
+        if self._owns_pool:
+            self.pool.close()
