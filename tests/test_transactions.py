@@ -675,7 +675,9 @@ def limited_role(app: AppDatabase) -> Iterator[Role]:
     app.query(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {{s}} TO {role}")
     parts = urlsplit(app.url)
     try:
-        yield Role(name, urlunsplit(parts._replace(netloc=f"{name}@{parts.hostname}:{parts.port}")))
+        # Only the user changes: the host may be a socket directory in the query string.
+        host = parts.netloc.rsplit("@", 1)[-1]
+        yield Role(name, urlunsplit(parts._replace(netloc=f"{name}@{host}")))
     finally:
         app.query(f"DROP OWNED BY {role}")
         app.query(f"DROP ROLE {role}")
