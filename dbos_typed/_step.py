@@ -7,14 +7,21 @@ import random
 import threading
 import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
 from pydantic import TypeAdapter
 
 from dbos_typed._context import WorkflowContext
-from dbos_typed._durable import rebuild_error, record_of, run_durably
-from dbos_typed._registry import describe
+from dbos_typed._durable import (
+    OperationOutcome,
+    begin_operation,
+    complete_operation,
+    rebuild_error,
+    record_of,
+)
+from dbos_typed._runtime import now_ms
 from dbos_typed._serialization import Codec, ErrorRecord, codec_for, decode_any, is_json_native
 from dbos_typed._sysdb._rows import StepRecord
 from dbos_typed._validate import optional_name
@@ -91,7 +98,8 @@ def run_as_step(
     Args:
         ctx: The running workflow's context.
         fn: The step body.
-        name: The recorded step name; defaults to `fn`'s qualified name.
+        name: The recorded step name; defaults to `fn`'s qualified name (for a
+            `functools.partial`, its function's).
         max_retries: How many times to retry after a failure (0: run once).
         base_interval: Delay before the first retry.
         backoff_factor: Each further retry waits this much longer, up to `max_interval`.
@@ -106,6 +114,42 @@ def run_as_step(
         NonDeterminismError: a different step is recorded at this point of the workflow.
         WorkflowCancelled: the workflow was cancelled.
     """
+    policy, name = check_step_call(
+        ctx, fn, name, max_retries, base_interval, backoff_factor, max_interval, retry_if
+    )
+    state = ctx._state
+    if state.in_step:
+        return fn()
+    plan = StepPlan.of(fn, name, policy, retry_if, result_type)
+    step_id, recorded = begin_operation(ctx, plan.name)
+    if recorded is not None:
+        return plan.replay(recorded)
+    started = now_ms()
+    with state.running_step(step_id, blocking=True):
+        try:
+            value = _call_with_retries(ctx, fn, plan)
+        except StepFailedError as failure:
+            outcome = plan.failed(failure)
+        else:
+            outcome = plan.succeeded(value)
+    return complete_operation(ctx, step_id, plan.name, started, outcome)
+
+
+def check_step_call(
+    ctx: object,
+    fn: object,
+    name: str | None,
+    max_retries: int,
+    base_interval: timedelta,
+    backoff_factor: float,
+    max_interval: timedelta,
+    retry_if: object,
+) -> tuple[RetryPolicy, str | None]:
+    """Check the arguments of a step call; return its retry policy and checked name.
+
+    Raises:
+        InvalidOptionError: the argument named in it is invalid.
+    """
     if not isinstance(ctx, WorkflowContext):
         raise InvalidOptionError(
             "ctx", "run_as_step needs the WorkflowContext of a running workflow"
@@ -114,33 +158,85 @@ def run_as_step(
         raise InvalidOptionError(
             "fn", f"expected a zero-argument callable, got {type(fn).__name__}"
         )
-    policy = _RetryPolicy.checked(max_retries, base_interval, backoff_factor, max_interval)
+    policy = RetryPolicy.checked(max_retries, base_interval, backoff_factor, max_interval)
     if retry_if is not None and not callable(retry_if):
         raise InvalidOptionError("retry_if", "expected a callable taking an exception")
-    name = optional_name(name, "name")
-    state = ctx._state
-    if state.in_step:
-        return fn()
-    step_name = name or getattr(fn, "__qualname__", None) or describe(fn)
-    codec = _codec_for_step(fn, result_type)
+    return policy, optional_name(name, "name")
 
-    def execute() -> tuple[str | None, str | None, Any, BaseException | None]:
-        state.in_step = True
-        try:
-            value = _call_with_retries(ctx, fn, step_name, policy, retry_if)
-        except StepFailedError as failure:
-            return None, record_of(failure).encode(), None, failure
-        finally:
-            state.in_step = False
-        return _encode_result(codec, value, step_name), None, value, None
 
-    def replay(recorded: StepRecord) -> Any:
+@dataclass(frozen=True, slots=True)
+class StepPlan:
+    """How one step call runs and is recorded: its name, retries and result codec."""
+
+    name: str
+    policy: RetryPolicy
+    retry_if: Callable[[Exception], bool] | None
+    codec: Codec[Any] | None  # None: no type known, only plain JSON values
+
+    @classmethod
+    def of(
+        cls,
+        fn: Callable[[], Any],
+        name: str | None,
+        policy: RetryPolicy,
+        retry_if: Callable[[Exception], bool] | None,
+        result_type: Any,
+    ) -> StepPlan:
+        """The plan of a step running `fn`, named `name` or after `fn`."""
+        return cls(name or _default_name(fn), policy, retry_if, _codec_for_step(fn, result_type))
+
+    def give_up(self, attempt: int, exc: Exception) -> StepFailedError | None:
+        """The error that ends the step after failed attempt `attempt`; None to retry."""
+        record = ErrorRecord.of(exc)
+        policy = self.policy
+        if attempt <= policy.max_retries and (self.retry_if is None or self.retry_if(exc)):
+            return None
+        failure: StepFailedError
+        if attempt > 1 and attempt > policy.max_retries:
+            failure = MaxStepRetriesExceededError(
+                self.name,
+                attempts=attempt,
+                error_name=record.name,
+                error_message=record.message,
+                error_code=record.code,
+                data=record.data,
+            )
+        else:
+            failure = StepFailedError(
+                self.name,
+                error_name=record.name,
+                error_message=record.message,
+                error_code=record.code,
+                data=record.data,
+            )
+        failure.__cause__ = exc
+        return failure
+
+    def succeeded(self, value: Any) -> OperationOutcome:
+        """What a step that returned `value` records and returns."""
+        return _encode_result(self.codec, value, self.name), None, value, None
+
+    @staticmethod
+    def failed(failure: StepFailedError) -> OperationOutcome:
+        """What a step that gave up with `failure` records and raises."""
+        return None, record_of(failure).encode(), None, failure
+
+    def replay(self, recorded: StepRecord) -> Any:
+        """The recorded step's result, or its recorded error raised."""
         if recorded.error is not None:
-            raise rebuild_error(ErrorRecord.decode(recorded.error), step_name=step_name)
+            raise rebuild_error(ErrorRecord.decode(recorded.error), step_name=self.name)
         text = recorded.output if recorded.output is not None else "null"
-        return codec.decode(text) if codec is not None else decode_any(text)
+        return self.codec.decode(text) if self.codec is not None else decode_any(text)
 
-    return run_durably(ctx, step_name, execute, replay)
+
+def _default_name(fn: Callable[[], Any]) -> str:
+    # The same on every run: a partial is named after its function, an object after its
+    # class (a repr may hold a memory address, which would not replay).
+    target: Any = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    name = getattr(target, "__qualname__", None)
+    return name if isinstance(name, str) else type(target).__qualname__
 
 
 def _encode_result(codec: Codec[Any] | None, value: Any, step_name: str) -> str:
@@ -191,7 +287,9 @@ def _hint_uncached(target: Any) -> Any:
     return hints.get("return", _NO_HINT)
 
 
-class _RetryPolicy:
+class RetryPolicy:
+    """When a failed step is tried again, and after how long."""
+
     __slots__ = ("base", "factor", "max_interval", "max_retries")
 
     def __init__(self, max_retries: int, base: float, factor: float, max_interval: float) -> None:
@@ -203,7 +301,7 @@ class _RetryPolicy:
     @classmethod
     def checked(
         cls, max_retries: int, base: timedelta, factor: float, max_interval: timedelta
-    ) -> _RetryPolicy:
+    ) -> RetryPolicy:
         if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
             raise InvalidOptionError("max_retries", "expected an int >= 0")
         if not isinstance(base, timedelta) or base <= timedelta(0):
@@ -221,13 +319,7 @@ class _RetryPolicy:
         return raw * random.uniform(0.95, 1.05)
 
 
-def _call_with_retries(
-    ctx: WorkflowContext,
-    fn: Callable[[], Any],
-    step_name: str,
-    policy: _RetryPolicy,
-    retry_if: Callable[[Exception], bool] | None,
-) -> Any:
+def _call_with_retries(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan) -> Any:
     attempt = 0
     while True:
         attempt += 1
@@ -236,26 +328,10 @@ def _call_with_retries(
         except WorkflowCancelled:
             raise
         except Exception as exc:
-            record = ErrorRecord.of(exc)
-            retryable = attempt <= policy.max_retries and (retry_if is None or retry_if(exc))
-            if not retryable:
-                if attempt > 1 and attempt > policy.max_retries:
-                    raise MaxStepRetriesExceededError(
-                        step_name,
-                        attempts=attempt,
-                        error_name=record.name,
-                        error_message=record.message,
-                        error_code=record.code,
-                        data=record.data,
-                    ) from exc
-                raise StepFailedError(
-                    step_name,
-                    error_name=record.name,
-                    error_message=record.message,
-                    error_code=record.code,
-                    data=record.data,
-                ) from exc
-            _wait_before_retry(ctx, policy.delay(attempt))
+            failure = plan.give_up(attempt, exc)
+            if failure is not None:
+                raise failure from exc
+            _wait_before_retry(ctx, plan.policy.delay(attempt))
 
 
 def _wait_before_retry(ctx: WorkflowContext, seconds: float) -> None:
