@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import random
 import threading
 import typing
@@ -113,10 +114,16 @@ def run_as_step(
         MaxStepRetriesExceededError: `fn` failed on every allowed attempt.
         NonDeterminismError: a different step is recorded at this point of the workflow.
         WorkflowCancelled: the workflow was cancelled.
+        InvalidOptionError: a bad option (named); or `fn` is a coroutine function, or
+            returned an awaitable: `dbos_typed.aio.run_as_step` awaits those.
     """
     policy, name = check_step_call(
         ctx, fn, name, max_retries, base_interval, backoff_factor, max_interval, retry_if
     )
+    if inspect.iscoroutinefunction(fn):
+        raise InvalidOptionError(
+            "fn", "is a coroutine function: use `await dbos_typed.aio.run_as_step(...)`"
+        )
     state = ctx._state
     if state.in_step:
         return fn()
@@ -213,7 +220,21 @@ class StepPlan:
         return failure
 
     def succeeded(self, value: Any) -> OperationOutcome:
-        """What a step that returned `value` records and returns."""
+        """What a step that returned `value` records and returns.
+
+        Raises:
+            InvalidOptionError: the value is an awaitable, which only the awaitable
+                `run_as_step` of `dbos_typed.aio` awaits.
+            SerializationError: the value cannot be stored.
+        """
+        if inspect.isawaitable(value):
+            if inspect.iscoroutine(value):
+                value.close()  # never to be awaited; closing it avoids a warning
+            raise InvalidOptionError(
+                "fn",
+                f"step {self.name!r} returned an awaitable: use "
+                "`await dbos_typed.aio.run_as_step(...)` from an async workflow",
+            )
         return _encode_result(self.codec, value, self.name), None, value, None
 
     @staticmethod
