@@ -19,7 +19,7 @@ ctx.shutdown()
 
 from __future__ import annotations
 
-from dbos_typed import errors
+from dbos_typed import aio, errors
 from dbos_typed._aggregates import (
     StepAggregate,
     WorkflowAggregate,
@@ -153,6 +153,7 @@ __all__ = [
     "WorkflowQueue",
     "WorkflowSchedule",
     "WorkflowStatus",
+    "aio",
     "apply_schedules",
     "backfill_schedule",
     "cancel_workflow",

@@ -27,6 +27,7 @@ from dbos_typed._handle import WorkflowHandle
 from dbos_typed._identity import Identity, labels_for
 from dbos_typed._lifecycle import open_store
 from dbos_typed._queue import WorkflowQueue
+from dbos_typed._registry import NO_INPUT
 from dbos_typed._runtime import Runtime
 from dbos_typed._serialization import Codec, codec_for, encode_any
 from dbos_typed._sysdb._listener import Notifier
@@ -37,7 +38,6 @@ from dbos_typed.errors import InvalidOptionError, SerializationError
 
 T = TypeVar("T")
 
-_NO_INPUT: Any = object()
 _CLIENT_CONFIG_NAME = "dbos-client"
 
 
@@ -125,7 +125,7 @@ class _TypedEnqueue(Generic[T]):
         client: Client,
         queue: WorkflowQueue | str,
         workflow_name: str,
-        input: object = _NO_INPUT,
+        input: object = NO_INPUT,
         /,
         *,
         workflow_id: str | None = None,
@@ -138,7 +138,7 @@ class _TypedEnqueue(Generic[T]):
         identity: Identity | None = None,
         attributes: Mapping[str, Any] | None = None,
     ) -> WorkflowHandle[T]:
-        return _enqueue(
+        return enqueue_named(
             client,
             self._codec,
             queue,
@@ -188,7 +188,7 @@ class _Enqueuer:
         client: Client,
         queue: WorkflowQueue | str,
         workflow_name: str,
-        input: object = _NO_INPUT,
+        input: object = NO_INPUT,
         /,
         *,
         workflow_id: str | None = None,
@@ -202,7 +202,7 @@ class _Enqueuer:
         attributes: Mapping[str, Any] | None = None,
     ) -> WorkflowHandle[Any]:
         """Enqueue a workflow by name; the handle's result is plain JSON data."""
-        return _enqueue(
+        return enqueue_named(
             client,
             None,
             queue,
@@ -220,7 +220,7 @@ class _Enqueuer:
         )
 
 
-def _enqueue(
+def enqueue_named(
     client: Client,
     codec: Codec[Any] | None,
     queue: WorkflowQueue | str,
@@ -237,6 +237,12 @@ def _enqueue(
     identity: Identity | None,
     attributes: Mapping[str, Any] | None,
 ) -> WorkflowHandle[Any]:
+    """Enqueue a workflow by name from a client (`enqueue`); `codec` decodes its result.
+
+    Raises:
+        InvalidOptionError: a bad option, or an unknown queue.
+        QueueDeduplicatedError: the deduplication ID is taken (policy "reject").
+    """
     _check_client(client)
     if queue is None:
         raise InvalidOptionError("queue", "expected a WorkflowQueue or a queue name")
@@ -289,7 +295,7 @@ def _check_workflow_name(workflow_name: object) -> None:
 def _inputs_of(input: object) -> str:
     """The input envelope of a workflow started by name (no input: an empty one)."""
     try:
-        payload = "" if input is _NO_INPUT else encode_any(input)
+        payload = "" if input is NO_INPUT else encode_any(input)
     except SerializationError as exc:
         raise InvalidOptionError("input", str(exc)) from exc
     return '{"positionalArgs":[' + payload + '],"namedArgs":{}}'
@@ -308,7 +314,7 @@ class _TypedDebounce(Generic[T]):
         client: Client,
         workflow_name: str,
         key: str,
-        input: object = _NO_INPUT,
+        input: object = NO_INPUT,
         /,
         *,
         delay: timedelta,
@@ -370,7 +376,7 @@ class _Debounce:
         client: Client,
         workflow_name: str,
         key: str,
-        input: object = _NO_INPUT,
+        input: object = NO_INPUT,
         /,
         *,
         delay: timedelta,

@@ -8,6 +8,9 @@ workflow and is the only context accepted by durable in-workflow operations such
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -118,6 +121,14 @@ class DBOSContext(Connected):
         self.shutdown()
 
 
+# The awaited step running where this is read, with its workflow's state. A context
+# variable, not a field of the state: an async workflow runs several steps at once, each in
+# a task of its own, and a step's blocking body runs on a worker thread that inherits it.
+_awaited_step: ContextVar[tuple[WorkflowState, int] | None] = ContextVar(
+    "dbos_typed_awaited_step", default=None
+)
+
+
 @dataclass(eq=False)
 class WorkflowState:
     """The private, mutable part of a running workflow."""
@@ -128,9 +139,46 @@ class WorkflowState:
     deadline_ms: int | None
     recorded: dict[int, StepRecord] = field(default_factory=dict)
     next_step: int = 0
-    in_step: bool = False
     owner_xid: str | None = None  # the token this run's start or claim set on the row
     identity: Identity | None = None  # read from the row when first asked for
+    blocking_step: int | None = None  # the step a blocking `run_as_step` is running
+
+    @property
+    def in_step(self) -> bool:
+        """Whether the calling code runs inside one of this workflow's steps."""
+        awaited = _awaited_step.get()
+        return (awaited is not None and awaited[0] is self) or self.blocking_step is not None
+
+    @property
+    def running_step_id(self) -> int:
+        """The ID of the step the calling code runs in (see `in_step`)."""
+        awaited = _awaited_step.get()
+        if awaited is not None and awaited[0] is self:
+            return awaited[1]
+        assert self.blocking_step is not None
+        return self.blocking_step
+
+    @contextmanager
+    def running_step(self, step_id: int, *, blocking: bool) -> Iterator[None]:
+        """Mark what the calling code runs as running inside step `step_id`.
+
+        A blocking step marks the whole workflow: while it runs, nothing else of the
+        workflow does, but its body may start threads of its own. An awaited step marks
+        only its task (and what inherits the task's context), as other steps run beside it.
+        """
+        if blocking:
+            outer = self.blocking_step
+            self.blocking_step = step_id
+            try:
+                yield
+            finally:
+                self.blocking_step = outer
+            return
+        token = _awaited_step.set((self, step_id))
+        try:
+            yield
+        finally:
+            _awaited_step.reset(token)
 
     def check_cancelled(self) -> None:
         """Raise `WorkflowCancelled` if this workflow was asked to stop."""

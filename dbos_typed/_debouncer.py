@@ -11,7 +11,7 @@ clears the deduplication ID, so the next call starts a new burst.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, overload
@@ -230,6 +230,28 @@ class Debouncer(Generic[InT, OutT]):
             assert isinstance(landed, Debounced)  # no checkpoint, so never refused
             target = landed.workflow_id
         return WorkflowHandle(ctx, target, spec.output_codec, runtime.running_execution(target))
+
+
+@overload
+def new_debouncer(
+    ctx: DBOSContext,
+    fn: Callable[[WorkflowContext], Coroutine[Any, Any, OutT]],
+    /,
+    *,
+    max_wait: timedelta | None = None,
+    queue: WorkflowQueue | str | None = None,
+) -> Debouncer[None, OutT]: ...
+
+
+@overload
+def new_debouncer(
+    ctx: DBOSContext,
+    fn: Callable[[WorkflowContext, InT], Coroutine[Any, Any, OutT]],
+    /,
+    *,
+    max_wait: timedelta | None = None,
+    queue: WorkflowQueue | str | None = None,
+) -> Debouncer[InT, OutT]: ...
 
 
 @overload

@@ -45,6 +45,10 @@ from dbos_typed.errors import (
 
 T = TypeVar("T")
 
+#: What running an operation produced: (output JSON, error JSON, value to return,
+#: exception to raise), recorded by `complete_operation`.
+OperationOutcome = tuple[str | None, str | None, Any, BaseException | None]
+
 # What a library call may raise as its answer (recorded, and raised again on replay), as
 # opposed to a database outage or a cancellation, which must never be recorded.
 _ANSWERS = (
@@ -175,20 +179,32 @@ def refused(ctx: WorkflowContext, step_id: int, name: str, result: RecordResult)
 def run_durably(
     ctx: WorkflowContext,
     name: str,
-    execute: Callable[[], tuple[str | None, str | None, Any, BaseException | None]],
+    execute: Callable[[], OperationOutcome],
     replay: Callable[[StepRecord], Any],
     *,
     child_workflow_id: str | None = None,
 ) -> Any:
-    """Run one durable operation: replay it if recorded, else execute and checkpoint it.
-
-    `execute` returns (output JSON, error JSON, value to return, exception to raise).
-    """
+    """Run one durable operation: replay it if recorded, else execute and checkpoint it."""
     step_id, recorded = begin_operation(ctx, name)
     if recorded is not None:
         return replay(recorded)
     started = now_ms()
-    output, error, value, failure = execute()
+    return complete_operation(
+        ctx, step_id, name, started, execute(), child_workflow_id=child_workflow_id
+    )
+
+
+def complete_operation(
+    ctx: WorkflowContext,
+    step_id: int,
+    name: str,
+    started_ms: int,
+    outcome: OperationOutcome,
+    *,
+    child_workflow_id: str | None = None,
+) -> Any:
+    """Checkpoint what operation `step_id` produced; return its value or raise its error."""
+    output, error, value, failure = outcome
     record_operation(
         ctx,
         StepRecord(
@@ -197,7 +213,7 @@ def run_durably(
             output=output,
             error=error,
             child_workflow_id=child_workflow_id,
-            started_at_ms=started,
+            started_at_ms=started_ms,
             completed_at_ms=now_ms(),
         ),
     )
@@ -225,7 +241,7 @@ def checkpointed(ctx: Connected, name: str, action: Callable[[], T], codec: Code
         return action()
     assert isinstance(ctx, WorkflowContext)
 
-    def execute() -> tuple[str | None, str | None, Any, BaseException | None]:
+    def execute() -> OperationOutcome:
         try:
             value = action()
         except _ANSWERS as exc:

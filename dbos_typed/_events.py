@@ -15,11 +15,10 @@ from pydantic import TypeAdapter
 
 from dbos_typed._context import Connected, WorkflowContext
 from dbos_typed._durable import begin_operation, checkpoint_of, record_operation, refused
-from dbos_typed._messaging import record_timeout, replay_wait
+from dbos_typed._durable_wait import DurableWait, replay_wait, wait_durably
 from dbos_typed._runtime import now_ms
 from dbos_typed._serialization import Codec, codec_for, encode_any
-from dbos_typed._sleep import SLEEP_STEP, checkpoint_deadline
-from dbos_typed._sysdb._listener import EVENTS_CHANNEL, payload_of
+from dbos_typed._sysdb._listener import EVENTS_CHANNEL, Key, payload_of
 from dbos_typed._sysdb._rows import RecordResult, StepRecord
 from dbos_typed._validate import checked_name
 from dbos_typed._waiting import Wait
@@ -57,8 +56,8 @@ def set_event(ctx: WorkflowContext, key: str, value: T) -> None:
     state = ctx._state
     workflow_id = state.workflow_id
     if state.in_step:
-        # The enclosing step took the last ID handed out.
-        runtime.store.set_event(workflow_id, key, text, state.next_step - 1, None)
+        # Attributed to the enclosing step.
+        runtime.store.set_event(workflow_id, key, text, state.running_step_id, None)
     else:
         step_id, recorded = begin_operation(ctx, SET_EVENT_STEP)
         if recorded is not None:
@@ -70,53 +69,81 @@ def set_event(ctx: WorkflowContext, key: str, value: T) -> None:
     runtime.publish(EVENTS_CHANNEL, payload_of(workflow_id, key))
 
 
-def _get_event(
-    ctx: Connected, workflow_id: str, key: str, timeout: timedelta, codec: Codec[Any]
-) -> Any:
+def check_get_event(ctx: object, workflow_id: object, key: object, timeout: object) -> None:
+    """Check the arguments of `get_event`.
+
+    Raises:
+        InvalidOptionError: the argument named in it is invalid.
+    """
     if not isinstance(ctx, Connected):
         raise InvalidOptionError("ctx", "expected a DBOSContext, WorkflowContext or Client")
     checked_name(workflow_id, "workflow_id")
     checked_name(key, "key")
     if not isinstance(timeout, timedelta) or timeout < timedelta(0):
         raise InvalidOptionError("timeout", "expected a non-negative timedelta")
+
+
+def is_durable_read(ctx: Connected) -> bool:
+    """Whether `get_event` is a checkpointed operation here: in a workflow body."""
+    return isinstance(ctx, WorkflowContext) and not ctx._state.in_step
+
+
+def event_key(workflow_id: str, key: str) -> Key:
+    """The notification key writers of the event wake."""
+    return (EVENTS_CHANNEL, payload_of(workflow_id, key))
+
+
+def event_wait_description(workflow_id: str, key: str) -> str:
+    """What a `WaitTimeoutError` of `get_event` says it waited for."""
+    return f"event {key!r} of workflow {workflow_id!r}"
+
+
+class ReadingEvent(DurableWait):
+    """A `get_event` from a workflow body, in progress: takes its two step IDs when made."""
+
+    def __init__(
+        self, ctx: WorkflowContext, workflow_id: str, key: str, timeout: timedelta
+    ) -> None:
+        self._workflow_id = workflow_id
+        self._key = key
+        what = event_wait_description(workflow_id, key)
+        super().__init__(ctx, GET_EVENT_STEP, event_key(workflow_id, key), timeout, what)
+
+    def check(self) -> StepRecord | None:
+        """Read the event; once it is set, checkpoint the value read."""
+        text = self.ctx._runtime.store.get_event(self._workflow_id, self._key)
+        if text is None:
+            return None
+        step = StepRecord(
+            self.step_id, GET_EVENT_STEP, text, None, None, self.started_ms(), now_ms()
+        )
+        record_operation(self.ctx, step)
+        return step
+
+    def probe(self) -> bool:
+        """Whether the event is set."""
+        return self.ctx._runtime.store.get_event(self._workflow_id, self._key) is not None
+
+
+def _get_event(
+    ctx: Connected, workflow_id: str, key: str, timeout: timedelta, codec: Codec[Any]
+) -> Any:
+    check_get_event(ctx, workflow_id, key, timeout)
+    if is_durable_read(ctx):
+        assert isinstance(ctx, WorkflowContext)
+        return replay_wait(wait_durably(ReadingEvent(ctx, workflow_id, key, timeout)), codec)
     started = time.time()
     store = ctx._runtime.store
-    what = f"event {key!r} of workflow {workflow_id!r}"
-    wait_key = (EVENTS_CHANNEL, payload_of(workflow_id, key))
-    if not isinstance(ctx, WorkflowContext) or ctx._state.in_step:
-        with Wait(ctx, wait_key) as wait:
-            deadline = started + timeout.total_seconds()
-            while True:
+    with Wait(ctx, event_key(workflow_id, key)) as wait:
+        deadline = started + timeout.total_seconds()
+        while True:
+            text = store.get_event(workflow_id, key)
+            if text is not None:
+                return codec.decode(text)
+            if not wait.until(deadline, lambda: store.get_event(workflow_id, key) is not None):
                 text = store.get_event(workflow_id, key)
-                if text is not None:
-                    return codec.decode(text)
-                if not wait.until(deadline, lambda: store.get_event(workflow_id, key) is not None):
-                    text = store.get_event(workflow_id, key)
-                    if text is None:
-                        raise WaitTimeoutError(what, timeout)
-    step_id, recorded = begin_operation(ctx, GET_EVENT_STEP)
-    sleep_id, sleep_recorded = begin_operation(ctx, SLEEP_STEP)
-    if recorded is not None:
-        return replay_wait(recorded, codec)
-    with Wait(ctx, wait_key) as wait:
-        text = store.get_event(workflow_id, key)
-        if text is None:
-            deadline = checkpoint_deadline(ctx, sleep_id, sleep_recorded, timeout, started)
-            while text is None:
-                signalled = wait.until(
-                    deadline, lambda: store.get_event(workflow_id, key) is not None
-                )
-                text = store.get_event(workflow_id, key)
-                if text is None and not signalled:
-                    existing = record_timeout(
-                        ctx, step_id, GET_EVENT_STEP, WaitTimeoutError(what, timeout)
-                    )
-                    return replay_wait(existing, codec)
-    record_operation(
-        ctx,
-        StepRecord(step_id, GET_EVENT_STEP, text, None, None, int(started * 1000), now_ms()),
-    )
-    return codec.decode(text)
+                if text is None:
+                    raise WaitTimeoutError(event_wait_description(workflow_id, key), timeout)
 
 
 class GetEvent(Protocol[T_co]):

@@ -6,6 +6,7 @@ Both paths end here: a direct start (`_workflow._start`) and a claim by the queu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -116,7 +117,7 @@ def _run_body(
     try:
         if runtime.shutting_down.is_set():
             raise WorkflowCancelled(workflow_id, "interrupted by shutdown")
-        result = spec.fn(ctx, value) if spec.input_codec is not None else spec.fn(ctx)
+        result = _call_body(spec, ctx, value)
         output = spec.output_codec.encode(result)
         # A cancelled run never writes an outcome: its row may be PENDING again because
         # the workflow was resumed and claimed by a new run meanwhile.
@@ -145,6 +146,16 @@ def _run_body(
     ):
         return ("database", None)
     return ("ok", result)
+
+
+def _call_body(spec: WorkflowSpec, ctx: WorkflowContext, value: Any) -> Any:
+    body = spec.fn(ctx, value) if spec.input_codec is not None else spec.fn(ctx)
+    if not spec.is_async:
+        return body
+    # An async workflow gets an event loop of its own on this worker thread, for as long
+    # as it runs: its steps and waits share it, and no other workflow can stall it. Tasks
+    # it leaves behind are cancelled when it returns, before its outcome is recorded.
+    return asyncio.run(body)
 
 
 def _failure_record(exc: Exception) -> ErrorRecord:

@@ -16,10 +16,11 @@ from typing import Any, Generic, TypeVar, overload
 from pydantic import TypeAdapter
 
 from dbos_typed._context import Connected, WorkflowContext
-from dbos_typed._durable import rebuild_error, record_of, run_durably
+from dbos_typed._durable import OperationOutcome, rebuild_error, record_of, run_durably
 from dbos_typed._runtime import Execution, Runtime, now_ms
 from dbos_typed._serialization import Codec, ErrorRecord, codec_for, decode_any, encode_any
 from dbos_typed._status import WorkflowStatus, status_from_record
+from dbos_typed._sysdb._listener import Waker
 from dbos_typed._sysdb._rows import Outcome, StatusName, StepRecord
 from dbos_typed._validate import checked_name
 from dbos_typed.errors import (
@@ -40,6 +41,18 @@ _FIRST_POLL = 0.005
 _MAX_POLL = 1.0
 
 _UNFINISHED = frozenset({StatusName.PENDING, StatusName.ENQUEUED, StatusName.DELAYED})
+
+GET_RESULT_STEP = "DBOS.getResult"
+
+#: What awaiting a workflow's result may end with, recorded as the outcome of a
+#: `DBOS.getResult` operation and raised again on replay.
+AWAITED_FAILURES = (
+    WorkflowFailedError,
+    AwaitedWorkflowCancelledError,
+    DeadLetterError,
+    NonExistentWorkflowError,
+    WaitTimeoutError,
+)
 
 
 class WorkflowHandle(Generic[R]):
@@ -92,27 +105,21 @@ class WorkflowHandle(Generic[R]):
         return self._wait(timeout, None)
 
     def _durable_result(self, ctx: WorkflowContext, timeout: timedelta | None) -> Any:
-        def execute() -> tuple[str | None, str | None, Any, BaseException | None]:
+        def execute() -> OperationOutcome:
             try:
                 value = self._wait(timeout, ctx)
-            except (
-                WorkflowFailedError,
-                AwaitedWorkflowCancelledError,
-                DeadLetterError,
-                NonExistentWorkflowError,
-                WaitTimeoutError,
-            ) as exc:
+            except AWAITED_FAILURES as exc:
                 return None, record_of(exc).encode(), None, exc
             return self._encode(value), None, value, None
 
-        def replay(recorded: StepRecord) -> Any:
-            if recorded.error is not None:
-                raise rebuild_error(ErrorRecord.decode(recorded.error), step_name="DBOS.getResult")
-            return self._decode(recorded.output or "null")
-
         return run_durably(
-            ctx, "DBOS.getResult", execute, replay, child_workflow_id=self.workflow_id
+            ctx, GET_RESULT_STEP, execute, self._replay, child_workflow_id=self.workflow_id
         )
+
+    def _replay(self, recorded: StepRecord) -> Any:
+        if recorded.error is not None:
+            raise rebuild_error(ErrorRecord.decode(recorded.error), step_name=GET_RESULT_STEP)
+        return self._decode(recorded.output or "null")
 
     def _encode(self, value: Any) -> str:
         return self._codec.encode(value) if self._codec is not None else encode_any(value)
@@ -121,58 +128,19 @@ class WorkflowHandle(Generic[R]):
         return self._codec.decode(text) if self._codec is not None else decode_any(text)
 
     def _wait(self, timeout: timedelta | None, waiter_ctx: WorkflowContext | None) -> R:
-        runtime = self._runtime
-        give_up = None if timeout is None else time.monotonic() + timeout.total_seconds()
         waker = threading.Event()
-        interrupt = waiter_ctx._state.execution if waiter_ctx is not None else None
-        if interrupt is not None:
-            interrupt.add_waker(waker)
-        watched: Execution | None = None
-        poll = _FIRST_POLL
+        watch = OutcomeWatch(self, timeout, waiter_ctx, waker)
         try:
             while True:
-                execution = self._execution or runtime.running_execution(self.workflow_id)
-                local_pending = False
-                if execution is not None:
-                    if execution is not watched:
-                        watched = execution
-                        execution.future.add_done_callback(lambda _: waker.set())
-                    if execution.future.done():
-                        kind, value = execution.future.result()
-                        if kind == "ok":
-                            return value  # type: ignore[no-any-return]
-                        if kind == "error":
-                            raise value
-                        self._execution = None
-                    else:
-                        local_pending = True
-                if not local_pending:
-                    outcome = runtime.store.get_outcome(self.workflow_id)
-                    if outcome is None:
-                        raise NonExistentWorkflowError(self.workflow_id)
-                    if outcome.status not in _UNFINISHED:
-                        return self._resolve(outcome)  # type: ignore[no-any-return]
-                    if runtime.shutting_down.is_set() and execution is not None:
-                        raise DBOSError(
-                            f"the context shut down before workflow {self.workflow_id!r} finished"
-                        )
-                if waiter_ctx is not None:
-                    waiter_ctx._state.check_cancelled()
-                wait = None if local_pending else poll
-                if give_up is not None:
-                    remaining = give_up - time.monotonic()
-                    if remaining <= 0:
-                        raise WaitTimeoutError(
-                            f"workflow {self.workflow_id!r}", timeout or timedelta()
-                        )
-                    wait = remaining if wait is None else min(wait, remaining)
-                waker.wait(wait)
+                result = watch.local_result()
+                if result is PENDING and not watch.local_pending:
+                    result = watch.settle(self._runtime.store.get_outcome(self.workflow_id))
+                if result is not PENDING:
+                    return result  # type: ignore[no-any-return]
+                waker.wait(watch.next_wait())
                 waker.clear()
-                if not local_pending:
-                    poll = min(poll * 1.5, _MAX_POLL)
         finally:
-            if interrupt is not None:
-                interrupt.remove_waker(waker)
+            watch.close()
 
     def _resolve(self, outcome: Outcome) -> Any:
         workflow_id = self.workflow_id
@@ -205,6 +173,119 @@ class WorkflowHandle(Generic[R]):
         return status_from_record(record, self._runtime.registry.by_name(record.name))
 
 
+#: What `OutcomeWatch` answers while the workflow has not finished.
+PENDING: Any = object()
+
+
+class OutcomeWatch:
+    """One wait for a workflow's outcome, with the waiting itself left to the caller.
+
+    It looks first at a run of the workflow in this process (whose end sets `waker`), and
+    otherwise at the database, which the caller reads and hands to `settle`, polling with
+    a backoff; the blocking handle and the awaitable one drive it the same way.
+    """
+
+    __slots__ = (
+        "_give_up",
+        "_handle",
+        "_interrupt",
+        "_poll",
+        "_timeout",
+        "_waiter",
+        "_waker",
+        "_watched",
+        "local_pending",
+    )
+
+    def __init__(
+        self,
+        handle: WorkflowHandle[Any],
+        timeout: timedelta | None,
+        waiter_ctx: WorkflowContext | None,
+        waker: Waker,
+    ) -> None:
+        self._handle = handle
+        self._timeout = timeout or timedelta(0)
+        self._give_up = None if timeout is None else time.monotonic() + timeout.total_seconds()
+        self._waker = waker
+        self._waiter = waiter_ctx
+        self._interrupt = waiter_ctx._state.execution if waiter_ctx is not None else None
+        if self._interrupt is not None:
+            self._interrupt.add_waker(waker)
+        self._watched: Execution | None = None
+        self._poll = _FIRST_POLL
+        self.local_pending = False  # a run in this process has not ended: no need to poll
+
+    def close(self) -> None:
+        """Stop being woken by the waiting workflow's cancellation."""
+        if self._interrupt is not None:
+            self._interrupt.remove_waker(self._waker)
+
+    def local_result(self) -> Any:
+        """The result of this process's run of the workflow, or `PENDING`.
+
+        Raises:
+            WorkflowFailedError: that run raised.
+        """
+        handle = self._handle
+        execution = handle._execution or handle._runtime.running_execution(handle.workflow_id)
+        self.local_pending = False
+        if execution is None:
+            return PENDING
+        if execution is not self._watched:
+            self._watched = execution
+            waker = self._waker
+            execution.future.add_done_callback(lambda _: waker.set())
+        if not execution.future.done():
+            self.local_pending = True
+            return PENDING
+        kind, value = execution.future.result()
+        if kind == "ok":
+            return value
+        if kind == "error":
+            raise value
+        handle._execution = None  # the outcome is in the database
+        return PENDING
+
+    def settle(self, outcome: Outcome | None) -> Any:
+        """The result the database holds (`PENDING` while unfinished); raises failures.
+
+        Raises:
+            NonExistentWorkflowError: there is no such workflow.
+            DBOSError: the context shut down while its run of the workflow was going.
+        """
+        handle = self._handle
+        if outcome is None:
+            raise NonExistentWorkflowError(handle.workflow_id)
+        if outcome.status not in _UNFINISHED:
+            return handle._resolve(outcome)
+        if handle._runtime.shutting_down.is_set() and self._watched is not None:
+            raise DBOSError(
+                f"the context shut down before workflow {handle.workflow_id!r} finished"
+            )
+        return PENDING
+
+    def next_wait(self) -> float | None:
+        """How long to wait for the waker before looking again (None: until woken).
+
+        Raises:
+            WorkflowCancelled: the waiting workflow was cancelled.
+            WaitTimeoutError: the caller's timeout passed.
+        """
+        if self._waiter is not None:
+            self._waiter._state.check_cancelled()
+        wait = None
+        if not self.local_pending:
+            wait = self._poll
+            self._poll = min(self._poll * 1.5, _MAX_POLL)
+        if self._give_up is not None:
+            remaining = self._give_up - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeoutError(f"workflow {self._handle.workflow_id!r}", self._timeout)
+            wait = remaining if wait is None else min(wait, remaining)
+        return wait
+
+
 class _Retriever:
     """`retrieve_workflow(ctx, id)`, or `retrieve_workflow[T](ctx, id)` for a typed result."""
 
@@ -218,16 +299,23 @@ class _Retriever:
         codec = codec_for(tp)
 
         def retrieve(ctx: Connected, workflow_id: str, /) -> WorkflowHandle[Any]:
-            return _retrieve(ctx, workflow_id, codec)
+            return retrieve_handle(ctx, workflow_id, codec)
 
         return retrieve
 
     def __call__(self, ctx: Connected, workflow_id: str, /) -> WorkflowHandle[Any]:
         """Retrieve a handle whose result is decoded with the registered workflow's type."""
-        return _retrieve(ctx, workflow_id, None)
+        return retrieve_handle(ctx, workflow_id, None)
 
 
-def _retrieve(ctx: Connected, workflow_id: str, codec: Codec[Any] | None) -> WorkflowHandle[Any]:
+def retrieve_handle(
+    ctx: Connected, workflow_id: str, codec: Codec[Any] | None
+) -> WorkflowHandle[Any]:
+    """A handle to an existing workflow; `codec` None: the registered result type's.
+
+    Raises:
+        NonExistentWorkflowError: there is no such workflow.
+    """
     workflow_id = checked_name(workflow_id, "workflow_id")
     runtime = ctx._runtime
     record = runtime.store.get_status(workflow_id)

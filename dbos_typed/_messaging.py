@@ -8,7 +8,6 @@ local receiver directly.
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar, overload
@@ -16,15 +15,15 @@ from typing import Any, Protocol, TypeVar, overload
 from pydantic import TypeAdapter
 
 from dbos_typed._context import Connected, WorkflowContext
-from dbos_typed._durable import begin_operation, checkpoint_of, rebuild_error, record_of, refused
+from dbos_typed._durable import begin_operation, checkpoint_of, refused
+from dbos_typed._durable_wait import DurableWait, replay_wait, wait_durably
 from dbos_typed._runtime import now_ms
-from dbos_typed._serialization import Codec, ErrorRecord, codec_for, encode_any
-from dbos_typed._sleep import SLEEP_STEP, checkpoint_deadline, workflow_context
+from dbos_typed._serialization import Codec, codec_for, encode_any
+from dbos_typed._sleep import workflow_context
 from dbos_typed._sysdb._listener import NOTIFICATIONS_CHANNEL, payload_of
 from dbos_typed._sysdb._rows import NULL_TOPIC, NewMessage, RecordResult, StepRecord
 from dbos_typed._validate import checked_name
-from dbos_typed._waiting import Wait
-from dbos_typed.errors import InvalidOptionError, WaitTimeoutError
+from dbos_typed.errors import InvalidOptionError
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -121,65 +120,37 @@ def _checked_timeout(timeout: object) -> timedelta:
     return timeout
 
 
-def _recv(ctx: WorkflowContext, topic: str | None, timeout: timedelta, codec: Codec[Any]) -> Any:
-    workflow_context(ctx, "recv")
-    stored_topic = _stored_topic(topic)
-    timeout = _checked_timeout(timeout)
-    started = time.time()
-    step_id, recorded = begin_operation(ctx, RECV_STEP)
-    # The second step ID holds the durable timeout; replay takes it too.
-    sleep_id, sleep_recorded = begin_operation(ctx, SLEEP_STEP)
-    if recorded is not None:
-        return replay_wait(recorded, codec)
-    runtime = ctx._runtime
-    workflow_id = ctx._state.workflow_id
-    store = runtime.store
-    what = f"a message on topic {topic!r}"
+class Receiving(DurableWait):
+    """A `recv` in progress: takes its two step IDs when made."""
 
-    def consume() -> StepRecord | None:
-        step = StepRecord(step_id, RECV_STEP, None, None, None, int(started * 1000), now_ms())
-        result, text = store.receive_message(stored_topic, checkpoint_of(ctx, step))
+    exclusive = True
+
+    def __init__(self, ctx: WorkflowContext, topic: str | None, timeout: timedelta) -> None:
+        workflow_context(ctx, "recv")
+        self._topic = _stored_topic(topic)
+        timeout = _checked_timeout(timeout)
+        key = (NOTIFICATIONS_CHANNEL, payload_of(ctx._state.workflow_id, self._topic))
+        super().__init__(ctx, RECV_STEP, key, timeout, f"a message on topic {topic!r}")
+
+    def check(self) -> StepRecord | None:
+        """Consume the oldest message on the topic, with the checkpoint, if there is one."""
+        ctx = self.ctx
+        step = StepRecord(self.step_id, RECV_STEP, None, None, None, self.started_ms(), now_ms())
+        result, text = ctx._runtime.store.receive_message(self._topic, checkpoint_of(ctx, step))
         if result is None:
             return None
         if result is RecordResult.WRITTEN:
-            return StepRecord(step_id, RECV_STEP, text, None, None)
+            return StepRecord(self.step_id, RECV_STEP, text, None, None)
         # Refused: our own commit whose reply was lost (or a rival's): its record stands.
-        return refused(ctx, step_id, RECV_STEP, result)
+        return refused(ctx, self.step_id, RECV_STEP, result)
 
-    key = (NOTIFICATIONS_CHANNEL, payload_of(workflow_id, stored_topic))
-    with Wait(ctx, key, exclusive=True) as wait:
-        got = consume()
-        if got is None:
-            deadline = checkpoint_deadline(ctx, sleep_id, sleep_recorded, timeout, started)
-            while got is None:
-                signalled = wait.until(
-                    deadline, lambda: store.has_message(workflow_id, stored_topic)
-                )
-                got = consume()
-                if got is None and not signalled:
-                    got = record_timeout(ctx, step_id, RECV_STEP, WaitTimeoutError(what, timeout))
-    return replay_wait(got, codec)
+    def probe(self) -> bool:
+        """Whether a message waits on the topic."""
+        return self.ctx._runtime.store.has_message(self.ctx._state.workflow_id, self._topic)
 
 
-def record_timeout(
-    ctx: WorkflowContext, step_id: int, name: str, exc: WaitTimeoutError
-) -> StepRecord:
-    """Checkpoint a wait's timeout as its outcome and raise it, so replay raises it too.
-
-    Returns the record already standing at `step_id` if there is one (it wins).
-    """
-    runtime = ctx._runtime
-    step = StepRecord(step_id, name, None, record_of(exc).encode(), None, now_ms(), now_ms())
-    result = runtime.store.record_step(ctx._state.workflow_id, step, runtime.app_name)
-    if result is RecordResult.WRITTEN:
-        raise exc
-    return refused(ctx, step_id, name, result)
-
-
-def replay_wait(recorded: StepRecord, codec: Codec[Any]) -> Any:
-    if recorded.error is not None:
-        raise rebuild_error(ErrorRecord.decode(recorded.error), step_name=recorded.name)
-    return codec.decode(recorded.output or "null")
+def _recv(ctx: WorkflowContext, topic: str | None, timeout: timedelta, codec: Codec[Any]) -> Any:
+    return replay_wait(wait_durably(Receiving(ctx, topic, timeout)), codec)
 
 
 class Receive(Protocol[T_co]):

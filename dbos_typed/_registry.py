@@ -29,6 +29,7 @@ class WorkflowSpec:
     input_codec: Codec[Any] | None  # None: the workflow takes no input
     output_codec: Codec[Any]
     max_recovery_attempts: int | None  # None: unlimited
+    is_async: bool = False  # an `async def`: its body runs on an event loop of its own
 
 
 #: The default of a workflow's input argument in calls that start one: no input was given.
@@ -74,6 +75,11 @@ def build_spec(
         raise RegistrationError(f"cannot register {fn!r}: it is not callable")
     label = describe(fn)
     name = optional_name(name, "name")
+    if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+        raise RegistrationError(
+            f"workflow {label} is a generator; a workflow returns one result "
+            "(write values to a stream with write_stream to hand them out as they come)"
+        )
     if max_recovery_attempts is not None and (
         not isinstance(max_recovery_attempts, int) or max_recovery_attempts < 1
     ):
@@ -118,6 +124,7 @@ def build_spec(
         input_codec=input_codec,
         output_codec=output_codec,
         max_recovery_attempts=max_recovery_attempts,
+        is_async=inspect.iscoroutinefunction(fn),
     )
 
 

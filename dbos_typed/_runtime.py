@@ -24,6 +24,7 @@ from dbos_typed._sysdb._listener import (
     Listener,
     Notifier,
     Waiters,
+    Waker,
 )
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE, QueueRow
 from dbos_typed._sysdb._store import SystemStore
@@ -51,12 +52,19 @@ class WorkerPool:
         self._name = name
         self._tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._idle = 0
+        self._stopped = False
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
     def submit(self, task: Callable[[], None]) -> None:
         """Run `task` on an idle thread, or on a new one."""
         with self._lock:
+            if self._stopped:
+                # The queue now ends in stop markers: this task must not wait behind them.
+                threading.Thread(
+                    target=self._run, args=(task,), name=f"{self._name}-late", daemon=True
+                ).start()
+                return
             if self._idle > 0:
                 self._idle -= 1
             else:
@@ -72,16 +80,25 @@ class WorkerPool:
             task = self._tasks.get()
             if task is None:
                 return
-            try:
-                task()
-            except BaseException:  # a task must never kill the worker silently
-                logger.exception("unexpected error in a workflow thread")
+            self._run(task)
             with self._lock:
                 self._idle += 1
 
+    @staticmethod
+    def _run(task: Callable[[], None]) -> None:
+        try:
+            task()
+        except BaseException:  # a task must never kill the worker silently
+            logger.exception("unexpected error in a workflow thread")
+
     def stop(self) -> None:
-        """Let idle threads exit; busy ones finish their task first."""
+        """Let idle threads exit; busy ones finish their task first.
+
+        A task submitted afterwards (a step of a workflow that is unwinding) runs on a
+        thread of its own, which exits after it.
+        """
         with self._lock:
+            self._stopped = True
             count = len(self._threads)
         for _ in range(count):
             self._tasks.put(None)
@@ -144,7 +161,7 @@ class Execution:
     owner_xid: str | None = None
     future: Future[tuple[str, Any]] = field(default_factory=Future)
     cancel_reason: str | None = None
-    wakers: list[threading.Event] = field(default_factory=list)
+    wakers: list[Waker] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def cancel(self, reason: str) -> None:
@@ -156,14 +173,14 @@ class Execution:
         for waker in wakers:
             waker.set()
 
-    def add_waker(self, waker: threading.Event) -> None:
+    def add_waker(self, waker: Waker) -> None:
         """Register an event to set when the workflow is cancelled."""
         with self.lock:
             self.wakers.append(waker)
             if self.cancel_reason is not None:
                 waker.set()
 
-    def remove_waker(self, waker: threading.Event) -> None:
+    def remove_waker(self, waker: Waker) -> None:
         """Forget an event registered with `add_waker`."""
         with self.lock:
             if waker in self.wakers:

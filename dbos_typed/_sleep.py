@@ -39,12 +39,7 @@ def sleep(ctx: WorkflowContext, duration: timedelta) -> timedelta:
         InvalidOptionError: called inside a step, or `duration` is not a timedelta.
         WorkflowCancelled: the workflow was cancelled while sleeping.
     """
-    workflow_context(ctx, "sleep")
-    if not isinstance(duration, timedelta):
-        raise InvalidOptionError("duration", "expected a timedelta")
-    started = time.time()
-    step_id, recorded = begin_operation(ctx, SLEEP_STEP)
-    deadline = checkpoint_deadline(ctx, step_id, recorded, duration, started)
+    started, deadline = begin_sleep(ctx, duration)
     state = ctx._state
     waker = threading.Event()
     state.execution.add_waker(waker)
@@ -59,6 +54,23 @@ def sleep(ctx: WorkflowContext, duration: timedelta) -> timedelta:
     finally:
         state.execution.remove_waker(waker)
     return timedelta(seconds=max(0.0, time.time() - started))
+
+
+def begin_sleep(ctx: WorkflowContext, duration: timedelta) -> tuple[float, float]:
+    """Check a `sleep` call, take its step ID and checkpoint its deadline.
+
+    Returns:
+        When the call was made and when the sleep ends, in epoch seconds.
+
+    Raises:
+        InvalidOptionError: called inside a step, or `duration` is not a timedelta.
+    """
+    workflow_context(ctx, "sleep")
+    if not isinstance(duration, timedelta):
+        raise InvalidOptionError("duration", "expected a timedelta")
+    started = time.time()
+    step_id, recorded = begin_operation(ctx, SLEEP_STEP)
+    return started, checkpoint_deadline(ctx, step_id, recorded, duration, started)
 
 
 def workflow_context(ctx: object, operation: str) -> WorkflowContext:

@@ -8,7 +8,8 @@ directly and NOTIFY `dbos_streams_channel` (batched) for readers elsewhere.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from enum import Enum
 from typing import Any, Protocol, TypeVar, overload
 
 from pydantic import TypeAdapter
@@ -73,8 +74,8 @@ def _append(ctx: WorkflowContext, key: str, text: str, name: str) -> None:
     state = ctx._state
     workflow_id = state.workflow_id
     if state.in_step:
-        # The enclosing step took the last ID handed out.
-        result = runtime.store.append_stream(workflow_id, key, text, state.next_step - 1, None)
+        # Attributed to the enclosing step.
+        result = runtime.store.append_stream(workflow_id, key, text, state.running_step_id, None)
     else:
         step_id, recorded = begin_operation(ctx, name)
         if recorded is not None:
@@ -99,15 +100,25 @@ def _start_read(
     snapshot: object,
 ) -> Iterator[Any]:
     # Checked when the call is made: the reader itself is a generator, which runs later.
+    workflow_id, key, from_offset, snapshot = check_read(workflow_id, key, from_offset, snapshot)
+    return _read(ctx, workflow_id, key, codec, from_offset, snapshot)
+
+
+def check_read(
+    workflow_id: object, key: object, from_offset: object, snapshot: object
+) -> tuple[str, str, int, bool]:
+    """Check the arguments of `read_stream`; return them typed.
+
+    Raises:
+        InvalidOptionError: the argument named in it is invalid.
+    """
     if isinstance(from_offset, bool) or not isinstance(from_offset, int) or from_offset < 0:
         raise InvalidOptionError("from_offset", "expected a non-negative int")
     if not isinstance(snapshot, bool):
         raise InvalidOptionError("snapshot", "expected a bool")
-    return _read(
-        ctx,
+    return (
         checked_name(workflow_id, "workflow_id"),
         checked_name(key, "key"),
-        codec,
         from_offset,
         snapshot,
     )
@@ -122,32 +133,78 @@ def _read(
     snapshot: bool,
 ) -> Iterator[Any]:
     store = ctx._runtime.store
-    offset = from_offset
-    drained_after_exit = False
-    with Wait(ctx, (STREAMS_CHANNEL, payload_of(workflow_id, key))) as wait:
+    cursor = StreamCursor(workflow_id, key, from_offset, snapshot)
+    with Wait(ctx, cursor.wait_key) as wait:
         while True:
-            status, values = store.read_stream(workflow_id, key, offset, _BATCH)
-            if status is None:
-                raise NonExistentWorkflowError(workflow_id)
-            for text in values:
-                if text == STREAM_CLOSED:
-                    return
-                offset += 1
+            texts, then = cursor.take(cursor.read(store))
+            for text in texts:
                 yield codec.decode(text)
-            if values:
-                continue
-            if snapshot:
+            if then is Next.END:
                 return
-            if status not in _WRITING:
-                # The status can change while the workflow still runs (a cancel), so
-                # read once more after seeing it before giving up.
-                if drained_after_exit:
-                    return
-                drained_after_exit = True
-                continue
-            wait.until(
-                None, functools.partial(_moved, store, workflow_id, key, offset), max_interval=1.0
-            )
+            if then is Next.WAIT:
+                wait.until(None, cursor.moved(store), max_interval=1.0)
+
+
+class Next(Enum):
+    """What a stream reader does after a read."""
+
+    READ = "read"
+    WAIT = "wait"
+    END = "end"
+
+
+class StreamCursor:
+    """Where a reader is in a stream, and what it does after each read of it.
+
+    Shared by the blocking reader and the awaitable one, which differ only in how they
+    read and wait.
+    """
+
+    __slots__ = ("_drained", "_key", "_snapshot", "_workflow_id", "offset", "wait_key")
+
+    def __init__(self, workflow_id: str, key: str, from_offset: int, snapshot: bool) -> None:
+        self._workflow_id = workflow_id
+        self._key = key
+        self._snapshot = snapshot
+        self._drained = False
+        self.offset = from_offset
+        self.wait_key = (STREAMS_CHANNEL, payload_of(workflow_id, key))
+
+    def read(self, store: SystemStore) -> tuple[StatusName | None, list[str]]:
+        """Read the next batch from the database: the writer's status and the values."""
+        return store.read_stream(self._workflow_id, self._key, self.offset, _BATCH)
+
+    def take(self, read: tuple[StatusName | None, list[str]]) -> tuple[list[str], Next]:
+        """The values of one read to yield, in order, and what to do next.
+
+        Raises:
+            NonExistentWorkflowError: there is no such workflow.
+        """
+        status, values = read
+        if status is None:
+            raise NonExistentWorkflowError(self._workflow_id)
+        texts: list[str] = []
+        for text in values:
+            if text == STREAM_CLOSED:
+                return texts, Next.END
+            texts.append(text)
+        self.offset += len(texts)
+        if values:
+            return texts, Next.READ
+        if self._snapshot:
+            return texts, Next.END
+        if status not in _WRITING:
+            # The status can change while the workflow still runs (a cancel), so read
+            # once more after seeing it before giving up.
+            if self._drained:
+                return texts, Next.END
+            self._drained = True
+            return texts, Next.READ
+        return texts, Next.WAIT
+
+    def moved(self, store: SystemStore) -> Callable[[], bool]:
+        """A probe for periodic re-checks: whether there is more to read, or an end."""
+        return functools.partial(_moved, store, self._workflow_id, self._key, self.offset)
 
 
 def _moved(store: SystemStore, workflow_id: str, key: str, offset: int) -> bool:

@@ -30,21 +30,19 @@ from dbos_typed._durable import (
     still_owned,
 )
 from dbos_typed._runtime import Runtime, now_ms
-from dbos_typed._serialization import Codec
 from dbos_typed._step import (
-    RetryPolicy,
+    StepPlan,
     TryAgain,
     call_with_retries,
-    codec_for_step,
+    check_step_call,
     encode_result,
-    replay_step,
-    step_name_of,
+    judged,
 )
 from dbos_typed._sysdb._app_database import AppDatabase, AppTransaction, is_transient
 from dbos_typed._sysdb._postgres import PostgresStore
 from dbos_typed._sysdb._retry import StoreClosedError
 from dbos_typed._sysdb._rows import RecordResult, StepRecord
-from dbos_typed._validate import checked_name, optional_name
+from dbos_typed._validate import checked_name
 from dbos_typed.errors import InitializationError, InvalidOptionError, WorkflowCancelled
 
 R = TypeVar("R")
@@ -282,19 +280,19 @@ def run_as_transaction(
         raise InvalidOptionError(
             "fn", f"expected a callable taking a connection, got {type(fn).__name__}"
         )
-    policy = RetryPolicy.checked(max_retries, base_interval, backoff_factor, max_interval, retry_if)
+    policy, name = check_step_call(
+        ctx, fn, name, max_retries, base_interval, backoff_factor, max_interval, retry_if
+    )
     if isolation not in _ISOLATION_LEVELS:
         raise InvalidOptionError(
             "isolation", "expected 'read_committed', 'repeatable_read' or 'serializable'"
         )
-    name = optional_name(name, "name")
     if ctx._state.in_step:
         raise InvalidOptionError(
             "ctx", "run_as_transaction cannot be called from inside a step or a transaction"
         )
-    step_name = name or step_name_of(fn)
-    run = _TransactionRun(ctx, ds, fn, step_name, codec_for_step(fn, result_type), policy)
-    return run.run(isolation)
+    plan = StepPlan.of(fn, name, policy, retry_if, result_type)  # type: ignore[arg-type]
+    return _TransactionRun(ctx, ds, fn, plan).run(isolation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,16 +316,13 @@ class _TransactionRun:
         ctx: WorkflowContext,
         ds: DataSource,
         fn: Callable[[psycopg.Connection[Any]], Any],
-        step_name: str,
-        codec: Codec[Any] | None,
-        policy: RetryPolicy,
+        plan: StepPlan,
     ) -> None:
         self.ctx = ctx
         self.ds = ds
         self.fn = fn
-        self.step_name = step_name
-        self.codec = codec
-        self.policy = policy
+        self.plan = plan
+        self.step_name = plan.name
         self.step_id = -1
         self.started_ms = 0
 
@@ -335,20 +330,20 @@ class _TransactionRun:
         ctx = self.ctx
         self.step_id, recorded = begin_operation(ctx, self.step_name)
         if recorded is not None:
-            return replay_step(recorded, self.step_name, self.codec)
+            return self.plan.replay(recorded)
         self.started_ms = now_ms()
         database = self.ds._database
         try:
             if self.ds._shares_database_with(ctx._runtime):
                 outcome = call_with_retries(
                     ctx,
-                    self.policy,
+                    self.plan.policy,
                     lambda number: self._with_checkpoint(database, isolation, number),
                 )
             else:
                 outcome = call_with_retries(
                     ctx,
-                    self.policy,
+                    self.plan.policy,
                     lambda number: database.transaction(
                         isolation, lambda tx: self._with_completion(tx, number)
                     ),
@@ -357,7 +352,7 @@ class _TransactionRun:
         except StoreClosedError as exc:
             raise WorkflowCancelled(ctx.workflow_id, "interrupted by shutdown") from exc
         if outcome.fresh is None:
-            return replay_step(self._record(outcome), self.step_name, self.codec)
+            return self.plan.replay(self._record(outcome))
         value, failure = outcome.fresh
         if failure is not None:
             raise failure
@@ -421,19 +416,15 @@ class _TransactionRun:
         Raises:
             TryAgain: `fn` failed and may be retried; the transaction is to be rolled back.
         """
-        state = self.ctx._state
-        state.in_step = True
         try:
-            value = tx.run_isolated(self.fn)
+            with self.ctx._state.running_step(self.step_id, blocking=True):
+                value = tx.run_isolated(self.fn)
         except Exception as exc:
             if is_transient(exc):
                 raise  # a fresh transaction, not another attempt
-            verdict = self.policy.verdict(self.step_name, number, exc)
+            verdict = judged(self.plan, number, exc)
             if isinstance(verdict, TryAgain):
                 raise verdict from exc
-            verdict.__cause__ = exc
             # `fn`'s writes are undone; the failure commits as its outcome.
             return _Outcome(None, record_of(verdict).encode(), (None, verdict))
-        finally:
-            state.in_step = False
-        return _Outcome(encode_result(self.codec, value, self.step_name), None, (value, None))
+        return _Outcome(encode_result(self.plan.codec, value, self.step_name), None, (value, None))

@@ -6,7 +6,7 @@ Running them is `_execution`'s job; queue options and inserts live in `_enqueue`
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
@@ -141,6 +141,47 @@ def register_workflow(
     if cron is not None:
         runtime.registry.declare_schedule(spec.name, cron)
     return fn
+
+
+# An `async def` workflow's handle is typed by what its coroutine returns; these come first
+# because a coroutine function also matches the plain overloads (with the coroutine as R).
+@overload
+def run_workflow(
+    ctx: DBOSContext,
+    fn: Callable[[WorkflowContext], Coroutine[Any, Any, OutT]],
+    /,
+    *,
+    workflow_id: str | None = None,
+    timeout: timedelta | None = None,
+    queue: WorkflowQueue | str | None = None,
+    deduplication_id: str | None = None,
+    deduplication_policy: DeduplicationPolicy = "reject",
+    priority: int | None = None,
+    partition_key: str | None = None,
+    delay: timedelta | None = None,
+    identity: Identity | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> WorkflowHandle[OutT]: ...
+
+
+@overload
+def run_workflow(
+    ctx: DBOSContext,
+    fn: Callable[[WorkflowContext, InT], Coroutine[Any, Any, OutT]],
+    input: InT,
+    /,
+    *,
+    workflow_id: str | None = None,
+    timeout: timedelta | None = None,
+    queue: WorkflowQueue | str | None = None,
+    deduplication_id: str | None = None,
+    deduplication_policy: DeduplicationPolicy = "reject",
+    priority: int | None = None,
+    partition_key: str | None = None,
+    delay: timedelta | None = None,
+    identity: Identity | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> WorkflowHandle[OutT]: ...
 
 
 @overload

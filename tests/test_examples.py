@@ -36,3 +36,12 @@ def test_approval_example(tmp_path: Path, flag: str, outcome: str) -> None:
     assert "awaiting review" in out
     assert outcome in out
     assert (tmp_path / "approval.sqlite").exists()
+
+
+def test_async_app_example(tmp_path: Path) -> None:
+    out = _run(tmp_path, "examples.async_app")
+    assert "3 prices fetched" in out
+    assert "1200 in all, {'apple': 500, 'fig': 300, 'kiwi': 400}" in out
+    # Fetched concurrently, recorded in the order the workflow made the calls.
+    assert "recorded steps: price-apple, price-fig, price-kiwi, DBOS.setEvent, DBOS.sleep" in out
+    assert (tmp_path / "async_app.sqlite").exists()

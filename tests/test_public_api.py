@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 import dbos_typed as dbos
-from dbos_typed import errors
+from dbos_typed import aio, errors
 
 EXPECTED_EXPORTS = [
     "ApplicationVersionNotFoundError",
@@ -55,6 +55,7 @@ EXPECTED_EXPORTS = [
     "WorkflowQueue",
     "WorkflowSchedule",
     "WorkflowStatus",
+    "aio",
     "apply_schedules",
     "backfill_schedule",
     "cancel_workflow",
@@ -113,6 +114,28 @@ EXPECTED_EXPORTS = [
     "write_stream",
 ]
 
+EXPECTED_AIO_EXPORTS = [
+    "AsyncWorkflowHandle",
+    "cancel_workflow",
+    "close_stream",
+    "enqueue",
+    "fork_workflow",
+    "get_event",
+    "get_workflow_steps",
+    "list_queued_workflows",
+    "list_workflows",
+    "read_stream",
+    "recv",
+    "resume_workflow",
+    "retrieve_workflow",
+    "run_as_step",
+    "run_workflow",
+    "send",
+    "set_event",
+    "sleep",
+    "write_stream",
+]
+
 DURABLE_CALLS: list[object] = [
     dbos.run_workflow,
     dbos.run_as_step,
@@ -156,6 +179,23 @@ DURABLE_CALLS: list[object] = [
     dbos.delete_queue,
     dbos.update_queue,
     dbos.set_workflow_delay,
+    aio.run_workflow,
+    aio.run_as_step,
+    aio.AsyncWorkflowHandle.get_result,
+    aio.enqueue,
+    aio.cancel_workflow,
+    aio.resume_workflow,
+    aio.fork_workflow,
+    aio.list_workflows,
+    aio.list_queued_workflows,
+    aio.get_workflow_steps,
+    aio.sleep,
+    aio.send,
+    aio.recv,
+    aio.set_event,
+    aio.get_event,
+    aio.write_stream,
+    aio.close_stream,
 ]
 
 
@@ -170,6 +210,14 @@ def test_every_public_name_has_a_docstring() -> None:
         obj = getattr(dbos, name)
         doc = inspect.getdoc(obj)
         assert doc and len(doc) > 20, f"{name} needs a docstring"
+
+
+def test_aio_exports_are_pinned_and_documented() -> None:
+    assert sorted(aio.__all__) == EXPECTED_AIO_EXPORTS
+    for name in aio.__all__:
+        doc = inspect.getdoc(getattr(aio, name))
+        assert doc and len(doc) > 20, f"aio.{name} needs a docstring"
+    assert aio.AsyncWorkflowHandle.__module__ == "dbos_typed.aio"
 
 
 def test_durable_calls_document_their_durability() -> None:

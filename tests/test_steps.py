@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 import pytest
@@ -202,6 +203,28 @@ def test_changed_step_name_on_replay_is_non_determinism(backend: Backend) -> Non
         dbos.resume_workflow(ctx, "nd").get_result()
     assert info.value.error_name == "NonDeterminismError"
     assert "'first'" in info.value.error_message and "'renamed'" in info.value.error_message
+
+
+def test_a_partial_is_named_after_its_function_and_replays(backend: Backend) -> None:
+    gate = Gate()
+
+    def wf(ctx: dbos.WorkflowContext) -> int:
+        def add(a: int, b: int) -> int:  # a new function object on every run
+            return a + b
+
+        total = dbos.run_as_step(ctx, functools.partial(add, 1, 2))
+        dbos.run_as_step(ctx, gate, name="gate")
+        return total
+
+    ctx = _start(backend, wf)
+    dbos.run_workflow(ctx, wf, workflow_id="partial")
+    gate.wait_entered()
+    dbos.cancel_workflow(ctx, "partial")
+    gate.open()
+    assert dbos.resume_workflow(ctx, "partial").get_result(timeout=timedelta(seconds=10)) == 3
+    assert backend.query(
+        "SELECT function_name FROM {s}.operation_outputs WHERE function_id = 0"
+    ) == [("test_a_partial_is_named_after_its_function_and_replays.<locals>.wf.<locals>.add",)]
 
 
 def test_bad_step_options_are_refused(backend: Backend) -> None:

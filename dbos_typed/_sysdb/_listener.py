@@ -1,7 +1,8 @@
 """Change notifications: who waits for what, the Postgres LISTEN thread, and the notifier.
 
-A wait is a `threading.Event` registered under a key `(channel, payload)`, where the payload
-is `"<workflow id>::<topic or key>"` exactly as DBOS sends it. Waking a key sets its events;
+A wait is a waker (a `threading.Event`, or an event loop's equivalent) registered under a
+key `(channel, payload)`, where the payload is `"<workflow id>::<topic or key>"` exactly as
+DBOS sends it. Waking a key sets its wakers;
 the waiters then re-check the database themselves, so a spurious wake-up costs one query and
 a lost one only delays a waiter until its next periodic re-check. Thousands of waits cost
 thousands of events, and one connection per context.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import psycopg
 from psycopg import sql
@@ -36,6 +38,13 @@ CHANNELS = (
 Key = tuple[str, str]
 
 
+class Waker(Protocol):
+    """What a waiter sleeps on: a `threading.Event`, or a coroutine's event on its loop."""
+
+    def set(self) -> None:
+        """Wake the waiter; safe to call from any thread, more than once."""
+
+
 def payload_of(workflow_id: str, name: str) -> str:
     """The notification payload DBOS uses for a workflow's topic, event key or stream key."""
     return f"{workflow_id}::{name}"
@@ -47,9 +56,9 @@ class Waiters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         # channel -> payload -> events; per channel so waking a workflow's keys scans little.
-        self._events: dict[str, dict[str, list[threading.Event]]] = {}
+        self._events: dict[str, dict[str, list[Waker]]] = {}
 
-    def add(self, key: Key, event: threading.Event, *, exclusive: bool = False) -> bool:
+    def add(self, key: Key, event: Waker, *, exclusive: bool = False) -> bool:
         """Register `event` under `key`; with `exclusive`, refuse (False) if one is there."""
         channel, payload = key
         with self._lock:
@@ -59,7 +68,7 @@ class Waiters:
             events.append(event)
             return True
 
-    def remove(self, key: Key, event: threading.Event) -> None:
+    def remove(self, key: Key, event: Waker) -> None:
         """Forget an event registered with `add`."""
         channel, payload = key
         with self._lock:

@@ -1,0 +1,69 @@
+"""Awaitable calls for asyncio applications, and async workflows and steps.
+
+From async code (a FastAPI or aiohttp handler), start, await and steer workflows without
+blocking the event loop; waits hold no thread, and cancelling the awaiting task ends them:
+
+```python
+from dbos_typed import aio
+
+handle = await aio.run_workflow(ctx, checkout, order)   # AsyncWorkflowHandle[Receipt]
+receipt = await handle.get_result(timeout=timedelta(seconds=30))
+```
+
+Workflows and steps may be coroutines. An `async def` workflow runs on an event loop of
+its own, on one of the context's worker threads; inside it, durable calls are awaited,
+and each takes its step ID when it is called, so concurrent steps replay identically:
+
+```python
+async def quote(ctx: dbos.WorkflowContext, skus: list[str]) -> int:
+    prices = await asyncio.gather(
+        *(aio.run_as_step(ctx, functools.partial(price_of, sku)) for sku in skus)
+    )
+    await aio.sleep(ctx, timedelta(seconds=1))
+    return sum(prices)
+```
+
+The blocking calls of `dbos_typed` still work inside an async workflow; they block that
+workflow's own loop (and no other) while they run.
+"""
+
+from __future__ import annotations
+
+from dbos_typed.aio._events import get_event, set_event
+from dbos_typed.aio._handle import AsyncWorkflowHandle, retrieve_workflow
+from dbos_typed.aio._management import (
+    cancel_workflow,
+    fork_workflow,
+    get_workflow_steps,
+    list_queued_workflows,
+    list_workflows,
+    resume_workflow,
+)
+from dbos_typed.aio._messaging import recv, send, sleep
+from dbos_typed.aio._step import run_as_step
+from dbos_typed.aio._streams import close_stream, read_stream, write_stream
+from dbos_typed.aio._workflow import enqueue, run_workflow
+
+__all__ = [
+    "AsyncWorkflowHandle",
+    "cancel_workflow",
+    "close_stream",
+    "enqueue",
+    "fork_workflow",
+    "get_event",
+    "get_workflow_steps",
+    "list_queued_workflows",
+    "list_workflows",
+    "read_stream",
+    "recv",
+    "resume_workflow",
+    "retrieve_workflow",
+    "run_as_step",
+    "run_workflow",
+    "send",
+    "set_event",
+    "sleep",
+    "write_stream",
+]
+
+AsyncWorkflowHandle.__module__ = __name__

@@ -1,0 +1,213 @@
+"""The awaitable `run_as_step`: a step whose body may be a coroutine.
+
+The step's ID is taken when `run_as_step` is called, so steps started together (with
+`asyncio.gather`, say) are numbered in the order the workflow made the calls, whichever
+finishes first, and a replay finds each one's record at the same ID. Each records its
+own checkpoint when its body returns.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
+from typing import Any, TypeVar, overload
+
+from pydantic import TypeAdapter
+
+from dbos_typed._context import WorkflowContext
+from dbos_typed._durable import begin_operation, complete_operation
+from dbos_typed._runtime import now_ms
+from dbos_typed._step import StepPlan, check_step_call
+from dbos_typed.aio._loop import LoopWaker, on_worker, prepared
+from dbos_typed.errors import StepFailedError, WorkflowCancelled
+
+R = TypeVar("R")
+
+
+# A coroutine function (or a callable returning an awaitable) is typed by what it awaits
+# to, so those overloads come first.
+@overload
+def run_as_step(
+    ctx: WorkflowContext,
+    fn: Callable[[], Awaitable[R]],
+    /,
+    *,
+    name: str | None = None,
+    max_retries: int = 0,
+    base_interval: timedelta = ...,
+    backoff_factor: float = 2.0,
+    max_interval: timedelta = ...,
+    retry_if: Callable[[Exception], bool] | None = None,
+    result_type: None = None,
+) -> Coroutine[None, None, R]: ...
+
+
+@overload
+def run_as_step(
+    ctx: WorkflowContext,
+    fn: Callable[[], Awaitable[R]],
+    /,
+    *,
+    name: str | None = None,
+    max_retries: int = 0,
+    base_interval: timedelta = ...,
+    backoff_factor: float = 2.0,
+    max_interval: timedelta = ...,
+    retry_if: Callable[[Exception], bool] | None = None,
+    result_type: type[R] | TypeAdapter[R],
+) -> Coroutine[None, None, R]: ...
+
+
+@overload
+def run_as_step(
+    ctx: WorkflowContext,
+    fn: Callable[[], R],
+    /,
+    *,
+    name: str | None = None,
+    max_retries: int = 0,
+    base_interval: timedelta = ...,
+    backoff_factor: float = 2.0,
+    max_interval: timedelta = ...,
+    retry_if: Callable[[Exception], bool] | None = None,
+    result_type: None = None,
+) -> Coroutine[None, None, R]: ...
+
+
+@overload
+def run_as_step(
+    ctx: WorkflowContext,
+    fn: Callable[[], R],
+    /,
+    *,
+    name: str | None = None,
+    max_retries: int = 0,
+    base_interval: timedelta = ...,
+    backoff_factor: float = 2.0,
+    max_interval: timedelta = ...,
+    retry_if: Callable[[Exception], bool] | None = None,
+    result_type: type[R] | TypeAdapter[R],
+) -> Coroutine[None, None, R]: ...
+
+
+def run_as_step(
+    ctx: WorkflowContext,
+    fn: Callable[[], Any],
+    /,
+    *,
+    name: str | None = None,
+    max_retries: int = 0,
+    base_interval: timedelta = timedelta(milliseconds=100),
+    backoff_factor: float = 2.0,
+    max_interval: timedelta = timedelta(seconds=5),
+    retry_if: Callable[[Exception], bool] | None = None,
+    result_type: Any = None,
+) -> Coroutine[None, None, Any]:
+    """Run `fn` as a step of the running workflow; await its result.
+
+    The awaitable form of `dbos_typed.run_as_step`, with the same options. `fn` takes no
+    arguments and may be a coroutine function (`functools.partial(fetch, url)`, or an
+    `async def`), which runs on the workflow's loop, concurrently with other steps. Any
+    other callable runs on a worker thread, so a blocking function never stalls the
+    loop; if it returns an awaitable (`lambda: fetch(url)`), that is awaited on the loop.
+    The result type is `result_type`, else the function's return annotation (for an
+    `async def`, what it returns).
+
+    Durability: the step's ID is taken when `run_as_step` is called, before anything is
+    awaited; its result or error is checkpointed when its body ends, and a replay
+    returns (or raises) the record without running it. Steps started together are
+    numbered in the order of the calls, so `asyncio.gather(run_as_step(ctx, a),
+    run_as_step(ctx, b))` records `a` then `b` and replays identically. A step whose
+    awaiting task is cancelled records nothing and runs again on replay (steps are
+    at-least-once). Called from inside another step, `fn` simply runs, without a
+    checkpoint of its own.
+
+    Args:
+        ctx: The running workflow's context.
+        fn: The step body: a coroutine function, or any zero-argument callable.
+        name: The recorded step name; defaults to `fn`'s qualified name (for a
+            `functools.partial`, its function's).
+        max_retries: How many times to retry after a failure (0: run once).
+        base_interval: Delay before the first retry (awaited; a cancellation ends it).
+        backoff_factor: Each further retry waits this much longer, up to `max_interval`.
+        max_interval: The longest delay between retries.
+        retry_if: Decides whether an error is worth retrying; by default all are.
+        result_type: The type to store and restore the result as.
+
+    Raises:
+        StepFailedError: `fn` raised (on replay too); the original is its `__cause__` on
+            the first run.
+        MaxStepRetriesExceededError: `fn` failed on every allowed attempt.
+        NonDeterminismError: a different step is recorded at this point of the workflow.
+        WorkflowCancelled: the workflow was cancelled.
+        InvalidOptionError: a bad option (named), or a context that is not a workflow's.
+    """
+
+    def start() -> Coroutine[None, None, Any]:
+        policy, step_name = check_step_call(
+            ctx, fn, name, max_retries, base_interval, backoff_factor, max_interval, retry_if
+        )
+        if ctx._state.in_step:
+            return _call(ctx, fn)
+        plan = StepPlan.of(fn, step_name, policy, retry_if, result_type)
+        step_id, recorded = begin_operation(ctx, plan.name)
+        if recorded is not None:
+            return _replayed(plan, recorded)
+        return _run(ctx, fn, plan, step_id)
+
+    return prepared(start)
+
+
+async def _replayed(plan: StepPlan, recorded: Any) -> Any:
+    return plan.replay(recorded)
+
+
+async def _run(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan, step_id: int) -> Any:
+    state = ctx._state
+    started = now_ms()
+    # Set in this task's context only: steps gathered together each run in a task of
+    # their own, and each knows its own ID.
+    with state.running_step(step_id, blocking=False):
+        try:
+            value = await _call_with_retries(ctx, fn, plan)
+        except StepFailedError as failure:
+            outcome = plan.failed(failure)
+        else:
+            outcome = plan.succeeded(value)
+    return complete_operation(ctx, step_id, plan.name, started, outcome)
+
+
+async def _call_with_retries(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan) -> Any:
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await _call(ctx, fn)
+        except WorkflowCancelled:
+            raise
+        except Exception as exc:
+            failure = plan.give_up(attempt, exc)
+            if failure is not None:
+                raise failure from exc
+            await _wait_before_retry(ctx, plan.policy.delay(attempt))
+
+
+async def _call(ctx: WorkflowContext, fn: Callable[[], Any]) -> Any:
+    if inspect.iscoroutinefunction(fn):  # also sees through functools.partial
+        return await fn()
+    result = await on_worker(ctx, fn)
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+async def _wait_before_retry(ctx: WorkflowContext, seconds: float) -> None:
+    execution = ctx._state.execution
+    waker = LoopWaker()
+    execution.add_waker(waker)
+    try:
+        await waker.wait(seconds)
+    finally:
+        execution.remove_waker(waker)
+    ctx._state.check_cancelled()

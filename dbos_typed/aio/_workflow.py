@@ -1,0 +1,235 @@
+"""The awaitable `run_workflow` and `enqueue[R]`: start workflows from async code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import timedelta
+from typing import Any, Generic, TypeVar, overload
+
+from pydantic import TypeAdapter
+
+from dbos_typed import _workflow
+from dbos_typed._client import Client, enqueue_named
+from dbos_typed._context import DBOSContext, WorkflowContext
+from dbos_typed._enqueue import DeduplicationPolicy
+from dbos_typed._identity import Identity
+from dbos_typed._queue import WorkflowQueue
+from dbos_typed._registry import NO_INPUT
+from dbos_typed._serialization import Codec, codec_for
+from dbos_typed.aio._handle import AsyncWorkflowHandle, wrap
+from dbos_typed.aio._loop import performed
+
+InT = TypeVar("InT")
+OutT = TypeVar("OutT")
+T = TypeVar("T")
+
+
+# As in `dbos_typed.run_workflow`: an `async def` workflow's handle is typed by what its
+# coroutine returns, so its overloads come first.
+@overload
+def run_workflow(
+    ctx: DBOSContext,
+    fn: Callable[[WorkflowContext], Coroutine[None, None, OutT]],
+    /,
+    *,
+    workflow_id: str | None = None,
+    timeout: timedelta | None = None,
+    queue: WorkflowQueue | str | None = None,
+    deduplication_id: str | None = None,
+    deduplication_policy: DeduplicationPolicy = "reject",
+    priority: int | None = None,
+    partition_key: str | None = None,
+    delay: timedelta | None = None,
+    identity: Identity | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> Coroutine[None, None, AsyncWorkflowHandle[OutT]]: ...
+
+
+@overload
+def run_workflow(
+    ctx: DBOSContext,
+    fn: Callable[[WorkflowContext, InT], Coroutine[None, None, OutT]],
+    input: InT,
+    /,
+    *,
+    workflow_id: str | None = None,
+    timeout: timedelta | None = None,
+    queue: WorkflowQueue | str | None = None,
+    deduplication_id: str | None = None,
+    deduplication_policy: DeduplicationPolicy = "reject",
+    priority: int | None = None,
+    partition_key: str | None = None,
+    delay: timedelta | None = None,
+    identity: Identity | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> Coroutine[None, None, AsyncWorkflowHandle[OutT]]: ...
+
+
+@overload
+def run_workflow(
+    ctx: DBOSContext,
+    fn: Callable[[WorkflowContext], OutT],
+    /,
+    *,
+    workflow_id: str | None = None,
+    timeout: timedelta | None = None,
+    queue: WorkflowQueue | str | None = None,
+    deduplication_id: str | None = None,
+    deduplication_policy: DeduplicationPolicy = "reject",
+    priority: int | None = None,
+    partition_key: str | None = None,
+    delay: timedelta | None = None,
+    identity: Identity | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> Coroutine[None, None, AsyncWorkflowHandle[OutT]]: ...
+
+
+@overload
+def run_workflow(
+    ctx: DBOSContext,
+    fn: Callable[[WorkflowContext, InT], OutT],
+    input: InT,
+    /,
+    *,
+    workflow_id: str | None = None,
+    timeout: timedelta | None = None,
+    queue: WorkflowQueue | str | None = None,
+    deduplication_id: str | None = None,
+    deduplication_policy: DeduplicationPolicy = "reject",
+    priority: int | None = None,
+    partition_key: str | None = None,
+    delay: timedelta | None = None,
+    identity: Identity | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> Coroutine[None, None, AsyncWorkflowHandle[OutT]]: ...
+
+
+def run_workflow(
+    ctx: DBOSContext,
+    fn: Callable[..., Any],
+    input: Any = NO_INPUT,
+    /,
+    *,
+    workflow_id: str | None = None,
+    timeout: timedelta | None = None,
+    queue: WorkflowQueue | str | None = None,
+    deduplication_id: str | None = None,
+    deduplication_policy: DeduplicationPolicy = "reject",
+    priority: int | None = None,
+    partition_key: str | None = None,
+    delay: timedelta | None = None,
+    identity: Identity | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> Coroutine[None, None, AsyncWorkflowHandle[Any]]:
+    """Start a registered workflow, or put it on a queue; await a handle to it.
+
+    The awaitable form of `dbos_typed.run_workflow`, with the same arguments and errors.
+    The workflow (sync or `async def`) runs on this process's worker threads, never on the
+    caller's loop; the start itself (a database write) is made on a thread.
+
+    Durability: as `dbos_typed.run_workflow`: the workflow and its input are recorded
+    before it runs, and the workflow ID is an idempotency key. Called with a workflow's
+    context it starts a child, recorded as a step of the parent whose ID is taken when
+    `run_workflow` is called, not when it is awaited.
+    """
+
+    def start() -> AsyncWorkflowHandle[Any]:
+        handle = _workflow.run_workflow(
+            ctx,
+            fn,
+            input,
+            workflow_id=workflow_id,
+            timeout=timeout,
+            queue=queue,
+            deduplication_id=deduplication_id,
+            deduplication_policy=deduplication_policy,
+            priority=priority,
+            partition_key=partition_key,
+            delay=delay,
+            identity=identity,
+            attributes=attributes,
+        )
+        return wrap(handle)
+
+    return performed(ctx, start)
+
+
+class _TypedEnqueue(Generic[T]):
+    """`enqueue[T]`: the same call, with a handle typed (and validated) as `T`."""
+
+    __slots__ = ("_codec",)
+
+    def __init__(self, codec: Codec[Any] | None) -> None:
+        self._codec = codec
+
+    def __call__(
+        self,
+        client: Client,
+        queue: WorkflowQueue | str,
+        workflow_name: str,
+        input: object = NO_INPUT,
+        /,
+        *,
+        workflow_id: str | None = None,
+        timeout: timedelta | None = None,
+        deduplication_id: str | None = None,
+        deduplication_policy: DeduplicationPolicy = "reject",
+        priority: int | None = None,
+        partition_key: str | None = None,
+        delay: timedelta | None = None,
+        identity: Identity | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> Coroutine[None, None, AsyncWorkflowHandle[T]]:
+        """Enqueue a workflow by name; see `enqueue`."""
+
+        def start() -> AsyncWorkflowHandle[T]:
+            handle = enqueue_named(
+                client,
+                self._codec,
+                queue,
+                workflow_name,
+                input,
+                workflow_id=workflow_id,
+                timeout=timeout,
+                deduplication_id=deduplication_id,
+                deduplication_policy=deduplication_policy,
+                priority=priority,
+                partition_key=partition_key,
+                delay=delay,
+                identity=identity,
+                attributes=attributes,
+            )
+            return wrap(handle)
+
+        return performed(client, start)
+
+
+class _Enqueuer(_TypedEnqueue[Any]):
+    """Put a workflow on a queue by its registered name, from a `Client`; await its handle.
+
+    The awaitable form of `dbos_typed.enqueue`, with the same arguments and errors:
+    `await enqueue(client, queue, workflow_name, input, **options)` returns a handle
+    whose result is plain JSON data; `await enqueue[R](client, ...)` validates the result
+    as `R` and is typed `AsyncWorkflowHandle[R]`. The insert is made on a thread.
+
+    Durability: the ENQUEUED row (and its input) is committed before the handle is
+    returned; an executor of the application's latest version runs it, and it survives
+    crashes. The workflow ID is an idempotency key, as with `run_workflow`.
+    """
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    @overload
+    def __getitem__(self, tp: type[T]) -> _TypedEnqueue[T]: ...
+
+    @overload
+    def __getitem__(self, tp: TypeAdapter[T]) -> _TypedEnqueue[T]: ...
+
+    def __getitem__(self, tp: Any) -> _TypedEnqueue[Any]:
+        return _TypedEnqueue(codec_for(tp))
+
+
+enqueue = _Enqueuer()
