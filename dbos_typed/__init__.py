@@ -37,12 +37,14 @@ from dbos_typed._lifecycle import new_context
 from dbos_typed._listing import StepInfo, get_workflow_steps, list_queued_workflows, list_workflows
 from dbos_typed._management import (
     cancel_workflow,
+    cancel_workflows,
     delete_workflows,
     fork_workflow,
     garbage_collect,
     global_timeout,
     recover_pending_workflows,
     resume_workflow,
+    resume_workflows,
     set_workflow_attributes,
 )
 from dbos_typed._messaging import recv, send
@@ -55,6 +57,7 @@ from dbos_typed._queue_management import (
     set_workflow_delay,
     update_queue,
 )
+from dbos_typed._registry import RegisteredWorkflow
 from dbos_typed._schedule import (
     ScheduleSpec,
     ScheduleStatus,
@@ -82,7 +85,13 @@ from dbos_typed._versions import (
     list_application_versions,
     set_latest_application_version,
 )
-from dbos_typed._workflow import get_workflow_id, register_workflow, run_workflow
+from dbos_typed._workflow import (
+    get_step_id,
+    get_workflow_id,
+    list_registered_workflows,
+    register_workflow,
+    run_workflow,
+)
 from dbos_typed.errors import (
     ApplicationVersionNotFoundError,
     AwaitedWorkflowCancelledError,
@@ -131,6 +140,7 @@ __all__ = [
     "QueueDeduplicatedError",
     "QueueNotFoundError",
     "RateLimit",
+    "RegisteredWorkflow",
     "RegistrationError",
     "ScheduleNotFoundError",
     "ScheduleSpec",
@@ -157,6 +167,7 @@ __all__ = [
     "apply_schedules",
     "backfill_schedule",
     "cancel_workflow",
+    "cancel_workflows",
     "close_stream",
     "create_schedule",
     "debounce",
@@ -173,6 +184,7 @@ __all__ = [
     "get_latest_application_version",
     "get_schedule",
     "get_step_aggregates",
+    "get_step_id",
     "get_workflow_aggregates",
     "get_workflow_id",
     "get_workflow_steps",
@@ -180,6 +192,7 @@ __all__ = [
     "list_application_versions",
     "list_queued_workflows",
     "list_queues",
+    "list_registered_workflows",
     "list_schedules",
     "list_workflows",
     "listen_queues",
@@ -196,6 +209,7 @@ __all__ = [
     "register_workflow",
     "resume_schedule",
     "resume_workflow",
+    "resume_workflows",
     "retrieve_queue",
     "retrieve_workflow",
     "run_as_step",
@@ -219,6 +233,7 @@ for _name in (
     "DataSource",
     "Debouncer",
     "RateLimit",
+    "RegisteredWorkflow",
     "ScheduleSpec",
     "ScheduleStatus",
     "StepAggregate",

@@ -29,6 +29,7 @@ from dbos_typed.errors import InvalidOptionError, NonExistentWorkflowError
 
 _NO_ANSWER: Codec[None] = codec_for(None)
 _WORKFLOW_ID: Codec[str] = codec_for(str)
+_WORKFLOW_IDS: Codec[list[str]] = codec_for(list[str])
 
 
 def _cancel_locally(runtime: Runtime, workflow_ids: Sequence[str]) -> None:
@@ -60,17 +61,43 @@ def cancel_workflow(ctx: Connected, workflow_id: str, /, *, cancel_children: boo
     def cancel() -> None:
         if runtime.store.workflow_status(workflow_id) is None:
             raise NonExistentWorkflowError(workflow_id)
-        targets = (
-            sysdb.with_descendants(runtime.store, [workflow_id])
-            if cancel_children
-            else [workflow_id]
-        )
-        now = now_ms()
-        for target in targets:
-            runtime.store.cancel_workflow(target, now)
-        _cancel_locally(runtime, targets)
+        _cancel(runtime, [workflow_id], cancel_children)
 
     checkpointed(ctx, "DBOS.cancelWorkflow", cancel, _NO_ANSWER)
+
+
+def cancel_workflows(
+    ctx: Connected, workflow_ids: Sequence[str], /, *, cancel_children: bool = False
+) -> None:
+    """Cancel several workflows at once; missing and finished ones are skipped.
+
+    Durability: as `cancel_workflow`, for each of them. From a workflow body the call is
+    one operation (`DBOS.cancelWorkflows`), made once.
+
+    Args:
+        ctx: Any context.
+        workflow_ids: The workflows to cancel.
+        cancel_children: Also cancel every workflow they started, recursively.
+    """
+    runtime = ctx._runtime
+    ids = _checked_ids(workflow_ids)
+    checkpointed(
+        ctx, "DBOS.cancelWorkflows", lambda: _cancel(runtime, ids, cancel_children), _NO_ANSWER
+    )
+
+
+def _checked_ids(workflow_ids: Sequence[str]) -> list[str]:
+    if isinstance(workflow_ids, str) or not isinstance(workflow_ids, Sequence):
+        raise InvalidOptionError("workflow_ids", "expected a sequence of IDs, not one string")
+    return [checked_name(w, "workflow_ids") for w in workflow_ids]
+
+
+def _cancel(runtime: Runtime, workflow_ids: Sequence[str], with_children: bool) -> None:
+    targets = sysdb.with_descendants(runtime.store, workflow_ids) if with_children else workflow_ids
+    now = now_ms()
+    for target in targets:
+        runtime.store.cancel_workflow(target, now)
+    _cancel_locally(runtime, targets)
 
 
 def resume_workflow(
@@ -99,16 +126,59 @@ def resume_workflow(
     """
     runtime = ctx._runtime
     workflow_id = checked_name(workflow_id, "workflow_id")
-    queue_name = INTERNAL_QUEUE if queue is None else unpartitioned_queue_name(runtime, queue)
+    queue_name = _resume_queue(runtime, queue)
 
     def resume() -> None:
-        if not runtime.store.resume_workflow(workflow_id, queue_name, now_ms()):
-            if runtime.store.workflow_status(workflow_id) is None:
-                raise NonExistentWorkflowError(workflow_id)
-        runtime.announce_work()
+        if not _resume(runtime, [workflow_id], queue_name):
+            raise NonExistentWorkflowError(workflow_id)
 
     checkpointed(ctx, "DBOS.resumeWorkflow", resume, _NO_ANSWER)
     return _handle(ctx, workflow_id)
+
+
+def resume_workflows(
+    ctx: Connected, workflow_ids: Sequence[str], /, *, queue: WorkflowQueue | str | None = None
+) -> list[WorkflowHandle[Any]]:
+    """Resume several workflows at once; missing ones are skipped.
+
+    Durability: as `resume_workflow`, for each of them. From a workflow body the call is
+    one operation (`DBOS.resumeWorkflows`), made once; a replay returns the same handles.
+
+    Args:
+        ctx: Any context.
+        workflow_ids: The workflows to resume.
+        queue: Run them from this queue instead of at once from the internal queue.
+
+    Returns:
+        A handle to each workflow that exists, in the order given.
+
+    Raises:
+        InvalidOptionError: the queue does not exist or is partitioned.
+    """
+    runtime = ctx._runtime
+    ids = _checked_ids(workflow_ids)
+    queue_name = _resume_queue(runtime, queue)
+    found = checkpointed(
+        ctx, "DBOS.resumeWorkflows", lambda: _resume(runtime, ids, queue_name), _WORKFLOW_IDS
+    )
+    return [_handle(ctx, workflow_id) for workflow_id in found]
+
+
+def _resume_queue(runtime: Runtime, queue: WorkflowQueue | str | None) -> str:
+    return INTERNAL_QUEUE if queue is None else unpartitioned_queue_name(runtime, queue)
+
+
+def _resume(runtime: Runtime, workflow_ids: Sequence[str], queue_name: str) -> list[str]:
+    """Resume each workflow; the IDs of those that exist (finished ones included)."""
+    now = now_ms()
+    found = [
+        workflow_id
+        for workflow_id in dict.fromkeys(workflow_ids)
+        if runtime.store.resume_workflow(workflow_id, queue_name, now)
+        or runtime.store.workflow_status(workflow_id) is not None
+    ]
+    runtime.announce_work()
+    return found
 
 
 def _handle(ctx: Connected, workflow_id: str) -> WorkflowHandle[Any]:
@@ -196,9 +266,7 @@ def delete_workflows(
         delete_children: Also delete every workflow they started, recursively.
     """
     runtime = ctx._runtime
-    if isinstance(workflow_ids, str):
-        raise InvalidOptionError("workflow_ids", "expected a sequence of IDs, not one string")
-    ids = [checked_name(w, "workflow_ids") for w in workflow_ids]
+    ids = _checked_ids(workflow_ids)
 
     def delete() -> None:
         targets = sysdb.with_descendants(runtime.store, ids) if delete_children else ids

@@ -32,6 +32,27 @@ class WorkflowSpec:
     is_async: bool = False  # an `async def`: its body runs on an event loop of its own
 
 
+@dataclass(frozen=True, slots=True)
+class RegisteredWorkflow:
+    """A workflow registered with a context, as `list_registered_workflows` reports it.
+
+    Attributes:
+        name: The name its runs are recorded under.
+        function: The registered function.
+        max_recovery_attempts: Starts allowed without finishing; None for unlimited.
+        takes_input: Whether it takes an input after its context.
+        is_async: Whether it is an `async def`.
+        schedule: The cron expression it was registered with, if any.
+    """
+
+    name: str
+    function: Callable[..., Any]
+    max_recovery_attempts: int | None
+    takes_input: bool
+    is_async: bool
+    schedule: str | None
+
+
 #: The default of a workflow's input argument in calls that start one: no input was given.
 NO_INPUT: Any = object()
 
@@ -179,6 +200,23 @@ class Registry:
     def by_fn(self, fn: Callable[..., Any]) -> WorkflowSpec | None:
         """The spec registered for a function object."""
         return self._by_fn.get(fn)
+
+    def entries(self) -> list[RegisteredWorkflow]:
+        """Every registered workflow, sorted by name."""
+        with self._lock:
+            specs = sorted(self._by_name.values(), key=lambda spec: spec.name)
+            schedules = dict(self._schedules)
+        return [
+            RegisteredWorkflow(
+                name=spec.name,
+                function=spec.fn,
+                max_recovery_attempts=spec.max_recovery_attempts,
+                takes_input=spec.input_codec is not None,
+                is_async=spec.is_async,
+                schedule=schedules[spec.name].expression if spec.name in schedules else None,
+            )
+            for spec in specs
+        ]
 
     def names(self) -> tuple[str, ...]:
         """Every registered name, sorted."""

@@ -26,7 +26,14 @@ from dbos_typed._execution import launch_execution
 from dbos_typed._handle import WorkflowHandle
 from dbos_typed._identity import Identity, Labels, labels_for
 from dbos_typed._queue import WorkflowQueue
-from dbos_typed._registry import NO_INPUT, WorkflowSpec, build_spec, checked_input, describe
+from dbos_typed._registry import (
+    NO_INPUT,
+    RegisteredWorkflow,
+    WorkflowSpec,
+    build_spec,
+    checked_input,
+    describe,
+)
 from dbos_typed._runtime import now_ms
 from dbos_typed._serialization import ErrorRecord, encode_inputs
 from dbos_typed._sysdb._rows import NewWorkflow, StatusName
@@ -421,3 +428,32 @@ def get_workflow_id(ctx: WorkflowContext) -> str:
     if not isinstance(ctx, WorkflowContext):
         raise InvalidOptionError("ctx", "expected the WorkflowContext of a running workflow")
     return ctx.workflow_id
+
+
+def get_step_id(ctx: WorkflowContext) -> int:
+    """The ID of the step the calling code runs in.
+
+    Inside a step (its body, or threads and tasks it starts), that step's ID; in the
+    workflow body, the ID of the last operation it started, -1 before the first. Step IDs
+    count from 0 in the order operations start, so the same code gets the same ID on a
+    replay: a step may use it, with the workflow ID, as an idempotency key for a call it
+    makes to another system.
+
+    Raises:
+        InvalidOptionError: `ctx` is not a running workflow's context.
+    """
+    if not isinstance(ctx, WorkflowContext):
+        raise InvalidOptionError("ctx", "expected the WorkflowContext of a running workflow")
+    state = ctx._state
+    return state.running_step_id if state.in_step else state.next_step - 1
+
+
+def list_registered_workflows(ctx: DBOSContext, /) -> list[RegisteredWorkflow]:
+    """The workflows registered with a context, sorted by name.
+
+    Args:
+        ctx: The context they were registered with (inside a workflow, its context).
+    """
+    if not isinstance(ctx, DBOSContext):
+        raise InvalidOptionError("ctx", "expected a DBOSContext")
+    return ctx._runtime.registry.entries()

@@ -408,3 +408,22 @@ def test_generators_are_refused_as_workflows(backend: Backend) -> None:
     for fn in (agen, gen):
         with pytest.raises(dbos.RegistrationError, match="generator"):
             dbos.register_workflow(ctx, fn)
+
+
+def test_concurrent_async_steps_each_see_their_own_step_id(backend: Backend) -> None:
+    async def own_id(ctx: dbos.WorkflowContext) -> int:
+        await asyncio.sleep(0)  # let the other step start before this one answers
+        return dbos.get_step_id(ctx)
+
+    async def both(ctx: dbos.WorkflowContext) -> list[int]:
+        ids = await asyncio.gather(
+            aio.run_as_step(ctx, functools.partial(own_id, ctx), name="one"),
+            aio.run_as_step(ctx, functools.partial(own_id, ctx), name="two"),
+        )
+        return [*ids, dbos.get_step_id(ctx)]
+
+    ctx = backend.context_with(both)
+    ctx.launch()
+    assert dbos.run_workflow(ctx, both, workflow_id="both").get_result(
+        timeout=timedelta(seconds=10)
+    ) == [0, 1, 1]

@@ -421,3 +421,86 @@ def test_resume_onto_a_queue_runs_under_its_limits(backend: Backend) -> None:
         dbos.resume_workflow(ctx, "stopped", queue="nowhere")
     with pytest.raises(dbos.InvalidOptionError, match="partitioned"):
         dbos.resume_workflow(ctx, "stopped", queue="split")
+
+
+def test_batch_cancel_and_resume_skip_missing_and_finished_workflows(backend: Backend) -> None:
+    ctx = _ctx(backend)
+    dbos.new_workflow_queue(ctx, "later")
+    dbos.run_workflow(ctx, three_steps, "d", workflow_id="done").get_result()
+    for workflow_id in ("w1", "w2"):
+        dbos.run_workflow(
+            ctx,
+            three_steps,
+            workflow_id,
+            workflow_id=workflow_id,
+            queue="later",
+            delay=timedelta(hours=1),
+        )
+
+    dbos.cancel_workflows(ctx, ["w1", "missing", "done", "w2"])
+    statuses = {w.workflow_id: w.status for w in dbos.list_workflows(ctx)}
+    assert statuses == {
+        "done": dbos.StatusName.SUCCESS,
+        "w1": dbos.StatusName.CANCELLED,
+        "w2": dbos.StatusName.CANCELLED,
+    }
+
+    handles = dbos.resume_workflows(ctx, ["w2", "missing", "w1", "w2"])
+    assert [h.workflow_id for h in handles] == ["w2", "w1"]
+    assert [h.get_result(timeout=timedelta(seconds=20)) for h in handles] == [
+        "w2-a+w2-b+w2-c",
+        "w1-a+w1-b+w1-c",
+    ]
+    with pytest.raises(dbos.InvalidOptionError, match="workflow_ids"):
+        dbos.cancel_workflows(ctx, "w1")
+    with pytest.raises(dbos.InvalidOptionError, match="workflow_ids"):
+        dbos.resume_workflows(ctx, "w1")
+    with pytest.raises(dbos.InvalidOptionError, match="no queue named"):
+        dbos.resume_workflows(ctx, ["w1"], queue="nowhere")
+
+
+def test_batch_cancel_reaches_descendants(backend: Backend) -> None:
+    gate = Gate()
+
+    def child(ctx: dbos.WorkflowContext) -> str:
+        dbos.run_as_step(ctx, gate, name="gate")
+        dbos.run_as_step(ctx, lambda: "after", name="after")
+        return "done"
+
+    def parent(ctx: dbos.WorkflowContext) -> str:
+        return dbos.run_workflow(ctx, child).get_result()
+
+    ctx = backend.context_with(child, parent)
+    ctx.launch()
+    handle = dbos.run_workflow(ctx, parent, workflow_id="parent")
+    gate.wait_entered()
+    dbos.cancel_workflows(ctx, ["parent"], cancel_children=True)
+    gate.open()
+    with pytest.raises(dbos.AwaitedWorkflowCancelledError):
+        handle.get_result(timeout=timedelta(seconds=20))
+    statuses = {w.workflow_id: w.status for w in dbos.list_workflows(ctx)}
+    assert statuses == {"parent": dbos.StatusName.CANCELLED, "parent-0": dbos.StatusName.CANCELLED}
+    # The child stopped in its gate step: neither that step's result nor the next is recorded.
+    assert dbos.get_workflow_steps(ctx, "parent-0") == []
+
+
+def test_batch_calls_from_a_workflow_are_recorded_once(backend: Backend) -> None:
+    def steer(ctx: dbos.WorkflowContext) -> list[str]:
+        dbos.cancel_workflows(ctx, ["target", "missing"])
+        return [h.workflow_id for h in dbos.resume_workflows(ctx, ["missing", "target"])]
+
+    ctx = backend.context_with(three_steps, steer)
+    dbos.new_workflow_queue(ctx, "later")
+    ctx.launch()
+    dbos.run_workflow(
+        ctx, three_steps, "t", workflow_id="target", queue="later", delay=timedelta(hours=1)
+    )
+    assert dbos.run_workflow(ctx, steer, workflow_id="steer").get_result() == ["target"]
+    assert (
+        dbos.retrieve_workflow[str](ctx, "target").get_result(timeout=timedelta(seconds=20))
+        == "t-a+t-b+t-c"
+    )
+    assert [(s.name, s.output) for s in dbos.get_workflow_steps(ctx, "steer")] == [
+        ("DBOS.cancelWorkflows", None),
+        ("DBOS.resumeWorkflows", ["target"]),
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -121,3 +122,30 @@ def test_a_first_run_checkpoint_is_one_statement(backend: Backend) -> None:
     assert len(step_writes) == 10
     assert all(s.startswith("INSERT") for s in step_writes)
     assert not [s for s in statements if s.startswith("SELECT")]
+
+
+def test_list_registered_workflows_reports_what_was_registered(backend: Backend) -> None:
+    async def later(ctx: dbos.WorkflowContext) -> None:
+        return None
+
+    def ticking(ctx: dbos.WorkflowContext, scheduled_time: datetime) -> None:
+        return None
+
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, fine, name="fine", max_recovery_attempts=None)
+    dbos.register_workflow(ctx, later, name="later", max_recovery_attempts=3)
+    dbos.register_workflow(ctx, ticking, name="ticking", schedule="*/5 * * * *")
+    entries = dbos.list_registered_workflows(ctx)
+    assert [(e.name, e.function, e.max_recovery_attempts) for e in entries] == [
+        ("fine", fine, None),
+        ("later", later, 3),
+        ("ticking", ticking, 100),
+    ]
+    assert [(e.takes_input, e.is_async, e.schedule) for e in entries] == [
+        (True, False, None),
+        (False, True, None),
+        (True, False, "*/5 * * * *"),
+    ]
+    assert dbos.list_registered_workflows(backend.new_context()) == []
+    with pytest.raises(dbos.InvalidOptionError, match="ctx"):
+        dbos.list_registered_workflows("not a context")  # type: ignore[arg-type]

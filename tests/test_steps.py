@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from datetime import timedelta
 
 import pytest
@@ -246,3 +247,28 @@ def test_bad_step_options_are_refused(backend: Backend) -> None:
     ctx = _start(backend, wf)
     assert dbos.run_workflow(ctx, wf).get_result() == "checked"
     assert seen == ["max_retries", "base_interval", "backoff_factor", "max_interval"]
+
+
+def test_get_step_id_names_the_running_step_and_replays_the_same(backend: Backend) -> None:
+    seen: list[tuple[str, int]] = []
+
+    def in_thread(ctx: dbos.WorkflowContext) -> int:
+        found: list[int] = []
+        worker = threading.Thread(target=lambda: found.append(dbos.get_step_id(ctx)))
+        worker.start()
+        worker.join()
+        return found[0]
+
+    def numbered(ctx: dbos.WorkflowContext) -> list[int]:
+        seen.append(("body", dbos.get_step_id(ctx)))
+        first = dbos.run_as_step(ctx, lambda: dbos.get_step_id(ctx), name="first")
+        seen.append(("body", dbos.get_step_id(ctx)))
+        second = dbos.run_as_step(ctx, lambda: in_thread(ctx), name="second")
+        return [first, second]
+
+    ctx = backend.context_with(numbered)
+    ctx.launch()
+    assert dbos.run_workflow(ctx, numbered, workflow_id="n").get_result() == [0, 1]
+    assert seen == [("body", -1), ("body", 0)]
+    with pytest.raises(dbos.InvalidOptionError, match="ctx"):
+        dbos.get_step_id(ctx)  # type: ignore[arg-type]

@@ -33,11 +33,13 @@ from dbos_typed.aio._events import get_event, set_event
 from dbos_typed.aio._handle import AsyncWorkflowHandle, retrieve_workflow
 from dbos_typed.aio._management import (
     cancel_workflow,
+    cancel_workflows,
     fork_workflow,
     get_workflow_steps,
     list_queued_workflows,
     list_workflows,
     resume_workflow,
+    resume_workflows,
 )
 from dbos_typed.aio._messaging import recv, send, sleep
 from dbos_typed.aio._step import run_as_step
@@ -47,6 +49,7 @@ from dbos_typed.aio._workflow import enqueue, run_workflow
 __all__ = [
     "AsyncWorkflowHandle",
     "cancel_workflow",
+    "cancel_workflows",
     "close_stream",
     "enqueue",
     "fork_workflow",
@@ -57,6 +60,7 @@ __all__ = [
     "read_stream",
     "recv",
     "resume_workflow",
+    "resume_workflows",
     "retrieve_workflow",
     "run_as_step",
     "run_workflow",

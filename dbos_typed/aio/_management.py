@@ -46,8 +46,14 @@ def _async_handle(handle: WorkflowHandle[Any]) -> AsyncWorkflowHandle[Any]:
     return wrap(handle)
 
 
+def _async_handles(handles: list[WorkflowHandle[Any]]) -> list[AsyncWorkflowHandle[Any]]:
+    return [wrap(handle) for handle in handles]
+
+
 cancel_workflow = _awaitable(_management.cancel_workflow, _same)
+cancel_workflows = _awaitable(_management.cancel_workflows, _same)
 resume_workflow = _awaitable(_management.resume_workflow, _async_handle)
+resume_workflows = _awaitable(_management.resume_workflows, _async_handles)
 fork_workflow = _awaitable(_management.fork_workflow, _async_handle)
 list_workflows = _awaitable(_listing.list_workflows, _same)
 list_queued_workflows = _awaitable(_listing.list_queued_workflows, _same)

@@ -117,6 +117,8 @@ async def application(ctx: dbos.DBOSContext, client: dbos.Client) -> None:
 
     assert_type(await aio.cancel_workflow(ctx, "x", cancel_children=True), None)
     assert_type(await aio.resume_workflow(client, "x"), aio.AsyncWorkflowHandle[Any])
+    assert_type(await aio.cancel_workflows(client, ["x"]), None)
+    assert_type(await aio.resume_workflows(ctx, ["x"]), list[aio.AsyncWorkflowHandle[Any]])
     assert_type(await aio.fork_workflow(ctx, "x", 2), aio.AsyncWorkflowHandle[Any])
     assert_type(await aio.list_workflows(ctx, status="ERROR", limit=5), list[dbos.WorkflowStatus])
     assert_type(await aio.list_queued_workflows(ctx), list[dbos.WorkflowStatus])

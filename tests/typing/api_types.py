@@ -33,6 +33,7 @@ def checkout(ctx: dbos.WorkflowContext, order: Order) -> Receipt:
     nested = dbos.run_as_step(ctx, lambda: [order.id], result_type=TypeAdapter(list[str]))
     assert_type(nested, list[str])
     assert_type(dbos.get_workflow_id(ctx), str)
+    assert_type(dbos.get_step_id(ctx), int)
     child = dbos.run_workflow(ctx, no_input)
     assert_type(child, dbos.WorkflowHandle[list[int]])
     return typed
@@ -64,12 +65,17 @@ def usage(ctx: dbos.DBOSContext) -> None:
         dbos.WorkflowHandle[int | None],
     )
     assert_type(dbos.retrieve_workflow(ctx, "x"), dbos.WorkflowHandle[Any])
+    assert_type(dbos.cancel_workflows(ctx, ["x", "y"], cancel_children=True), None)
+    assert_type(dbos.resume_workflows(ctx, ["x"]), list[dbos.WorkflowHandle[Any]])
+    assert_type(dbos.list_registered_workflows(ctx), list[dbos.RegisteredWorkflow])
+    assert_type(dbos.list_registered_workflows(ctx)[0].max_recovery_attempts, int | None)
 
     # Misuse that must not type-check.
     dbos.run_workflow(ctx, checkout, 42)  # type: ignore[arg-type]
     dbos.run_workflow(ctx, checkout)  # type: ignore[arg-type]
     dbos.run_as_step(ctx, lambda: 1)  # type: ignore[call-overload]
     dbos.run_as_step(ctx, 42)  # type: ignore[call-overload]
+    dbos.get_step_id(ctx)  # type: ignore[arg-type]
 
 
 def wrong_step(ctx: dbos.WorkflowContext) -> None:
