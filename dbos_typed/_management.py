@@ -255,7 +255,9 @@ def delete_workflows(
 ) -> None:
     """Delete workflows and everything recorded for them (steps, messages, events, streams).
 
-    Missing IDs are ignored. A workflow deleted while running stops at its next step.
+    Missing IDs are ignored. A workflow deleted while running stops at its next step. The
+    completion rows that data sources made with this context hold for them are deleted
+    too, so an ID may be used again (a `Client` knows no data source: it leaves them).
 
     Durability: from a workflow body the deletion is an operation of its own
     (`DBOS.deleteWorkflows`), made once.
@@ -272,6 +274,7 @@ def delete_workflows(
         targets = sysdb.with_descendants(runtime.store, ids) if delete_children else ids
         sysdb.delete_workflows(runtime.store, targets)
         _cancel_locally(runtime, targets)
+        _forget_elsewhere(runtime, targets)
 
     checkpointed(ctx, "DBOS.deleteWorkflows", delete, _NO_ANSWER)
 
@@ -304,7 +307,8 @@ def garbage_collect(
 ) -> int:
     """Delete finished workflows created before `cutoff`, or all but the newest `keep_rows`.
 
-    Unfinished workflows (PENDING, ENQUEUED, DELAYED) are never deleted.
+    Unfinished workflows (PENDING, ENQUEUED, DELAYED) are never deleted. The completion
+    rows that data sources made with this context hold for them are deleted too.
 
     Returns:
         How many workflows were deleted.
@@ -315,9 +319,20 @@ def garbage_collect(
         not isinstance(keep_rows, int) or isinstance(keep_rows, bool) or keep_rows < 1
     ):
         raise InvalidOptionError("keep_rows", "expected an int >= 1")
-    return sysdb.garbage_collect(
-        ctx._runtime.store, cutoff_ms=epoch_ms(cutoff, "cutoff"), keep_rows=keep_rows
+    runtime = ctx._runtime
+    deleted = sysdb.garbage_collect(
+        runtime.store, cutoff_ms=epoch_ms(cutoff, "cutoff"), keep_rows=keep_rows
     )
+    _forget_elsewhere(runtime, deleted)
+    return len(deleted)
+
+
+def _forget_elsewhere(runtime: Runtime, workflow_ids: Sequence[str]) -> None:
+    # After the system rows: were it the other way round, a failure in between would leave
+    # a workflow whose transactions a replay would run a second time.
+    if workflow_ids:
+        for forget in runtime.on_workflows_deleted:
+            forget(workflow_ids)
 
 
 def global_timeout(ctx: Connected, cutoff: datetime, /) -> list[str]:

@@ -11,7 +11,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -223,6 +223,9 @@ class Runtime:
         self.lifecycle_lock = threading.Lock()
         self.on_launch: list[Callable[[], None]] = []
         self.on_shutdown: list[Callable[[float], None]] = []
+        # Called with the IDs of workflows this process deleted, to delete what other
+        # databases (the data sources' completion rows) hold for them.
+        self.on_workflows_deleted: list[Callable[[Sequence[str]], None]] = []
         self.admin_url: str | None = None
         self.created_ms = now_ms()
         self.waiters = Waiters()

@@ -9,8 +9,9 @@ row: the writes and the checkpoint commit in one transaction.
 
 from __future__ import annotations
 
+import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal, TypeVar, overload
@@ -43,9 +44,16 @@ from dbos_typed._sysdb._postgres import PostgresStore
 from dbos_typed._sysdb._retry import StoreClosedError
 from dbos_typed._sysdb._rows import RecordResult, StepRecord
 from dbos_typed._validate import checked_name
-from dbos_typed.errors import InitializationError, InvalidOptionError, WorkflowCancelled
+from dbos_typed.errors import (
+    InitializationError,
+    InvalidOptionError,
+    SystemDatabaseError,
+    WorkflowCancelled,
+)
 
 R = TypeVar("R")
+
+logger = logging.getLogger("dbos_typed")
 
 IsolationLevel = Literal["read_committed", "repeatable_read", "serializable"]
 _ISOLATION_LEVELS = ("read_committed", "repeatable_read", "serializable")
@@ -148,10 +156,28 @@ def new_data_source(
             if runtime.shutting_down.is_set():
                 raise InitializationError("this context was shut down; create a new one")
             runtime.on_shutdown.append(lambda _: database.close())
+            runtime.on_workflows_deleted.append(lambda ids: _forget(source, ids))
     except BaseException:
         database.close()
         raise
     return source
+
+
+def _forget(source: DataSource, workflow_ids: Sequence[str]) -> None:
+    """Delete a data source's completion rows for deleted workflows.
+
+    A failure is logged, not raised: the workflows are gone already, and rows left behind
+    only matter if their IDs are used again.
+    """
+    try:
+        source._database.forget_workflows(workflow_ids)
+    except (SystemDatabaseError, StoreClosedError) as exc:
+        logger.warning(
+            "could not delete the completion rows of %d deleted workflows from data source %r: %s",
+            len(workflow_ids),
+            source.name,
+            exc,
+        )
 
 
 def _open(runtime: Runtime, url_or_pool: object, schema: str) -> AppDatabase:

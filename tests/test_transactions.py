@@ -7,12 +7,13 @@ itself run on Postgres only.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -684,7 +685,7 @@ def limited_role(app: AppDatabase) -> Iterator[Role]:
 
 
 def test_a_role_without_ddl_rights_gets_the_statements_to_run(
-    backend: Backend, app: AppDatabase, limited_role: Role
+    backend: Backend, app: AppDatabase, limited_role: Role, caplog: pytest.LogCaptureFixture
 ) -> None:
     ctx = backend.new_context()
     with pytest.raises(dbos.InitializationError) as info:
@@ -713,6 +714,40 @@ def test_a_role_without_ddl_rights_gets_the_statements_to_run(
     assert dbos.run_workflow(ctx, wf, workflow_id="limited").get_result() == 1
     assert app.ledger() == ["limited"]
     assert [(w, s) for w, s, *_ in app.completions()] == [("limited", 0)]
+
+    # Deleting the workflow cannot delete its completion row without the right: the
+    # deletion still succeeds, and says so in the log.
+    with caplog.at_level(logging.WARNING, logger="dbos_typed"):
+        dbos.delete_workflows(ctx, ["limited"])
+    assert dbos.list_workflows(ctx) == []
+    assert [(w, s) for w, s, *_ in app.completions()] == [("limited", 0)]
+    assert "could not delete the completion rows of 1 deleted workflows" in caplog.text
+
+
+def test_deleting_a_workflow_deletes_its_completion_rows(
+    backend: Backend, app: AppDatabase
+) -> None:
+    ctx = backend.new_context()
+    ds = dbos.new_data_source(ctx, app.url, schema=app.schema)
+
+    def wf(ctx: dbos.WorkflowContext, note: str) -> int:
+        result: int = dbos.run_as_transaction(ctx, ds, lambda conn: _insert(conn, app.schema, note))
+        return result
+
+    dbos.register_workflow(ctx, wf)
+    ctx.launch()
+    for workflow_id in ("again", "kept", "old"):
+        dbos.run_workflow(ctx, wf, workflow_id, workflow_id=workflow_id).get_result()
+
+    # An ID used again after a deletion is a new workflow: its transaction runs again.
+    dbos.delete_workflows(ctx, ["again"])
+    assert [w for w, *_ in app.completions()] == ["kept", "old"]
+    assert dbos.run_workflow(ctx, wf, "again", workflow_id="again").get_result() == 4
+    assert app.ledger() == ["again", "kept", "old", "again"]
+
+    backend.query("UPDATE {s}.workflow_status SET created_at = 0 WHERE workflow_uuid = %s", "old")
+    assert dbos.garbage_collect(ctx, cutoff=datetime(2000, 1, 1, tzinfo=UTC)) == 1
+    assert [w for w, *_ in app.completions()] == ["again", "kept"]
 
 
 def test_an_owned_pool_closes_with_the_context_and_a_given_one_does_not(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, LiteralString, TypeVar
 
 import psycopg
@@ -35,6 +35,7 @@ logger = logging.getLogger("dbos_typed")
 _CONFLICT_CODES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 _FIRST_CONFLICT_DELAY = 0.005
 _MAX_CONFLICT_DELAY = 1.0
+_FORGET_BATCH = 1000  # workflow IDs per DELETE, to bound each statement
 
 
 class Conflict(Exception):
@@ -289,6 +290,26 @@ class AppDatabase:
         with self.pool.connection() as conn, conn.transaction():
             conn.execute(q.START_ATTEMPT_PG[isolation], prepare=False)
             return body(AppTransaction(conn, self, retried))
+
+    def forget_workflows(self, workflow_ids: Sequence[str]) -> int:
+        """Delete the completion rows of these workflows; how many were deleted.
+
+        Raises:
+            StoreClosedError: the data source was closed.
+            SystemDatabaseError: the statement was refused (this role may not delete).
+        """
+        deleted = 0
+        for start in range(0, len(workflow_ids), _FORGET_BATCH):
+            batch = list(workflow_ids[start : start + _FORGET_BATCH])
+
+            def body(tx: AppTransaction, batch: list[str] = batch) -> int:
+                cur = tx.connection.execute(
+                    self.statement(q.DELETE_COMPLETIONS_PG), {"workflow_ids": batch}
+                )
+                return cur.rowcount
+
+            deleted += self.transaction("read_committed", body)
+        return deleted
 
     def close(self) -> None:
         """Stop retrying; close the pool if this data source opened it."""

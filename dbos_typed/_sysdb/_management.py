@@ -429,8 +429,14 @@ WHERE status NOT IN ('PENDING', 'ENQUEUED', 'DELAYED')
 """
 
 
-def garbage_collect(store: SystemStore, *, cutoff_ms: int | None, keep_rows: int | None) -> int:
-    """Delete finished workflows older than the cutoff, or beyond the newest `keep_rows`."""
+def garbage_collect(
+    store: SystemStore, *, cutoff_ms: int | None, keep_rows: int | None
+) -> list[str]:
+    """Delete finished workflows older than the cutoff, or beyond the newest `keep_rows`.
+
+    Returns:
+        The IDs of the workflows deleted.
+    """
     doomed: set[str] = set()
     if cutoff_ms is not None:
         doomed.update(r[0] for r in store._query(_GC_BY_TIME, {"cutoff": cutoff_ms}))
@@ -439,7 +445,7 @@ def garbage_collect(store: SystemStore, *, cutoff_ms: int | None, keep_rows: int
     ordered = sorted(doomed)
     for start in range(0, len(ordered), 1000):
         delete_workflows(store, ordered[start : start + 1000])
-    return len(ordered)
+    return ordered
 
 
 _TIMEOUT_OLD: LiteralString = """

@@ -885,6 +885,10 @@ ON CONFLICT (workflow_id, step_id) DO NOTHING
 RETURNING 1
 """
 
+DELETE_COMPLETIONS_PG: Final[LiteralString] = """
+DELETE FROM {s}.transaction_completion WHERE workflow_id = ANY(%(workflow_ids)s)
+"""
+
 # A data source's transaction opens with its isolation level and a savepoint before the
 # user's function; each pair is sent in one round trip.
 START_ATTEMPT_PG: Final[dict[str, LiteralString]] = {
