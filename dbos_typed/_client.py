@@ -22,7 +22,13 @@ from pydantic import TypeAdapter
 from dbos_typed._config import Config
 from dbos_typed._context import Connected
 from dbos_typed._debouncer import DebounceCall, checked_max_wait, debounce_queue, delay_ms_of, land
-from dbos_typed._enqueue import DeduplicationPolicy, check_queue_options, insert_queued, queued_row
+from dbos_typed._enqueue import (
+    DeduplicationPolicy,
+    check_queue_options,
+    checked_timeout_ms,
+    insert_queued,
+    queued_row,
+)
 from dbos_typed._handle import WorkflowHandle
 from dbos_typed._identity import Identity, labels_for
 from dbos_typed._lifecycle import open_store
@@ -249,8 +255,7 @@ def enqueue_named(
     _check_workflow_name(workflow_name)
     if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
         raise InvalidOptionError("workflow_id", "expected a non-empty string or None")
-    if timeout is not None and (not isinstance(timeout, timedelta) or timeout <= timedelta(0)):
-        raise InvalidOptionError("timeout", "expected a positive timedelta or None")
+    timeout_ms = checked_timeout_ms(timeout)
     runtime = client._runtime
     options = check_queue_options(
         runtime,
@@ -269,7 +274,7 @@ def enqueue_named(
         workflow_id=workflow_id or str(uuid.uuid4()),
         name=workflow_name,
         inputs=_inputs_of(input),
-        timeout_ms=None if timeout is None else max(1, int(timeout.total_seconds() * 1000)),
+        timeout_ms=timeout_ms,
         # No version: whichever executor runs the application's latest version takes it.
         application_version=None,
     )
@@ -321,6 +326,7 @@ class _TypedDebounce(Generic[T]):
         max_wait: timedelta | None = None,
         queue: WorkflowQueue | str | None = None,
         workflow_id: str | None = None,
+        timeout: timedelta | None = None,
     ) -> WorkflowHandle[T]:
         return _debounce(
             client,
@@ -332,6 +338,7 @@ class _TypedDebounce(Generic[T]):
             max_wait=max_wait,
             queue=queue,
             workflow_id=workflow_id,
+            timeout=timeout,
         )
 
 
@@ -352,7 +359,8 @@ class _Debounce:
     plain JSON data; `debounce[R](client, ...)` validates the result as `R` and is typed
     `WorkflowHandle[R]`. Options: `delay` (required, at least zero), `max_wait` (counted
     from the burst's first call; the call that starts a burst sets it), `queue` (the
-    internal queue by default; not a partitioned one) and `workflow_id` (used if this call
+    internal queue by default; not a partitioned one), `workflow_id` and `timeout` (the
+    workflow's time limit, counted from when it starts running; both used if this call
     starts a burst).
 
     Raises:
@@ -383,6 +391,7 @@ class _Debounce:
         max_wait: timedelta | None = None,
         queue: WorkflowQueue | str | None = None,
         workflow_id: str | None = None,
+        timeout: timedelta | None = None,
     ) -> WorkflowHandle[Any]:
         """Debounce a workflow by name; the handle's result is plain JSON data."""
         return _debounce(
@@ -395,6 +404,7 @@ class _Debounce:
             max_wait=max_wait,
             queue=queue,
             workflow_id=workflow_id,
+            timeout=timeout,
         )
 
 
@@ -409,6 +419,7 @@ def _debounce(
     max_wait: timedelta | None,
     queue: WorkflowQueue | str | None,
     workflow_id: str | None,
+    timeout: timedelta | None,
 ) -> WorkflowHandle[Any]:
     _check_client(client)
     _check_workflow_name(workflow_name)
@@ -422,6 +433,7 @@ def _debounce(
         max_wait_ms=checked_max_wait(max_wait),
         # No version: whichever executor runs the application's latest version takes it.
         application_version=None,
+        timeout_ms=checked_timeout_ms(timeout),
     )
     row = call.row(runtime, optional_name(workflow_id, "workflow_id") or str(uuid.uuid4()))
     landed = land(runtime, row)

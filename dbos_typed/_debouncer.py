@@ -25,7 +25,7 @@ from dbos_typed._durable import (
     record_operation,
     refused,
 )
-from dbos_typed._enqueue import unpartitioned_queue_name
+from dbos_typed._enqueue import checked_timeout_ms, unpartitioned_queue_name
 from dbos_typed._handle import WorkflowHandle
 from dbos_typed._queue import WorkflowQueue
 from dbos_typed._registry import NO_INPUT, WorkflowSpec, checked_input, describe
@@ -72,6 +72,7 @@ class DebounceCall:
     delay_ms: int
     max_wait_ms: int | None
     application_version: str | None
+    timeout_ms: int | None = None
 
     @property
     def deduplication_id(self) -> str:
@@ -99,6 +100,7 @@ class DebounceCall:
             delay_until_ms=start if deadline is None else min(start, deadline),
             is_debounced=True,
             debounce_deadline_ms=deadline,
+            timeout_ms=self.timeout_ms,
         )
 
 
@@ -148,6 +150,7 @@ class Debouncer(Generic[InT, OutT]):
         *,
         delay: timedelta,
         workflow_id: str | None = None,
+        timeout: timedelta | None = None,
     ) -> WorkflowHandle[OutT]: ...
 
     @overload
@@ -160,6 +163,7 @@ class Debouncer(Generic[InT, OutT]):
         *,
         delay: timedelta,
         workflow_id: str | None = None,
+        timeout: timedelta | None = None,
     ) -> WorkflowHandle[OutT]: ...
 
     def debounce(
@@ -171,6 +175,7 @@ class Debouncer(Generic[InT, OutT]):
         *,
         delay: timedelta,
         workflow_id: str | None = None,
+        timeout: timedelta | None = None,
     ) -> WorkflowHandle[Any]:
         """Start a burst for `key`, or join the one it has; return a handle to its workflow.
 
@@ -192,6 +197,8 @@ class Debouncer(Generic[InT, OutT]):
                 the key comes first; at least zero.
             workflow_id: The ID of the workflow, should this call start a burst; a call
                 that joins a burst gets the burst's workflow.
+            timeout: The workflow's time limit, counted from when it starts running (as
+                for `enqueue`), should this call start a burst.
 
         Raises:
             InvalidOptionError: a bad key, input, delay or ID, the wrong context, or a call
@@ -219,6 +226,7 @@ class Debouncer(Generic[InT, OutT]):
             delay_ms=delay_ms_of(delay),
             max_wait_ms=checked_max_wait(self._max_wait),
             application_version=runtime.application_version,
+            timeout_ms=checked_timeout_ms(timeout),
         )
         workflow_id = optional_name(workflow_id, "workflow_id")
         if isinstance(ctx, WorkflowContext):

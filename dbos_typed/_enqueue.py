@@ -201,6 +201,17 @@ def timeout_ms_of(timeout: timedelta | None) -> int | None:
     return None if timeout is None else max(1, int(timeout.total_seconds() * 1000))
 
 
+def checked_timeout_ms(timeout: object) -> int | None:
+    """A workflow's `timeout` argument, checked, in milliseconds (`timeout_ms_of`).
+
+    Raises:
+        InvalidOptionError: it is neither None nor a positive timedelta.
+    """
+    if timeout is not None and (not isinstance(timeout, timedelta) or timeout <= timedelta(0)):
+        raise InvalidOptionError("timeout", "expected a positive timedelta or None")
+    return timeout_ms_of(timeout)
+
+
 def insert_queued(runtime: Runtime, row: NewWorkflow, policy: DeduplicationPolicy) -> str:
     """Insert an enqueued row; returns the ID of the workflow the caller should watch.
 

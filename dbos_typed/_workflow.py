@@ -17,6 +17,7 @@ from dbos_typed._enqueue import (
     DeduplicationPolicy,
     QueueOptions,
     check_queue_options,
+    checked_timeout_ms,
     enqueue_child,
     insert_queued,
     queued_row,
@@ -299,8 +300,7 @@ def run_workflow(
         )
     value = checked_input(spec, input)
     workflow_id = optional_name(workflow_id, "workflow_id")
-    if timeout is not None and (not isinstance(timeout, timedelta) or timeout <= timedelta(0)):
-        raise InvalidOptionError("timeout", "expected a positive timedelta or None")
+    checked_timeout_ms(timeout)
     options = check_queue_options(
         runtime,
         queue,

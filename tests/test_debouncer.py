@@ -361,7 +361,12 @@ def test_clients_and_applications_share_bursts(backend: Backend) -> None:
         with pytest.raises(dbos.InvalidOptionError) as info:
             dbos.debounce(client, "collect", "k", "v", delay=NOW, max_wait=timedelta(0))
         assert info.value.argument == "max_wait"
-    assert _count(backend) == 3
+        with pytest.raises(dbos.InvalidOptionError) as info:
+            dbos.debounce(client, "collect", "k", "v", delay=NOW, timeout=timedelta(0))
+        assert info.value.argument == "timeout"
+        limited = dbos.debounce(client, "collect", "t", "v", delay=HOLD, timeout=timedelta(days=1))
+        assert limited.get_status().timeout == timedelta(days=1)
+    assert _count(backend) == 4
 
 
 def test_bad_arguments_are_refused_before_anything_is_written(backend: Backend) -> None:
@@ -396,8 +401,29 @@ def test_bad_arguments_are_refused_before_anything_is_written(backend: Backend) 
         (lambda: loose.debounce(ctx, "k", delay=NOW), "input"),
         (lambda: debouncer.debounce(ctx, "k", "v", delay=NOW, workflow_id=""), "workflow_id"),
         (lambda: debouncer.debounce(other, "k", "v", delay=NOW), "ctx"),
+        (lambda: debouncer.debounce(ctx, "k", "v", delay=NOW, timeout=timedelta(0)), "timeout"),
     ):
         with pytest.raises(dbos.InvalidOptionError) as info:
             call()
         assert info.value.argument == argument
     assert _count(backend) == 0
+
+
+def test_a_timeout_limits_the_burst_workflow_once_it_runs(backend: Backend) -> None:
+    def waits(ctx: dbos.WorkflowContext, value: str) -> str:
+        dbos.recv[str](ctx, "never", timeout=timedelta(hours=1))
+        return value
+
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, waits, name="waits")
+    debouncer = dbos.new_debouncer(ctx, waits)
+    ctx.launch()
+    first = debouncer.debounce(ctx, "k", "one", delay=HOLD, timeout=timedelta(milliseconds=300))
+    # The time limit counts from the start of the run, not from the burst's first call.
+    assert _row(backend, first.workflow_id)["status"] == "DELAYED"
+    assert first.get_status().deadline is None
+    last = debouncer.debounce(ctx, "k", "two", delay=NOW)
+    assert last.workflow_id == first.workflow_id
+    with pytest.raises(dbos.WorkflowDeadlineExceededError):
+        last.get_result(timeout=WAIT)
+    assert last.get_status().timeout == timedelta(milliseconds=300)

@@ -44,6 +44,8 @@ def usage(ctx: dbos.DBOSContext) -> None:
     assert_type(handle, dbos.WorkflowHandle[Saved])
     assert_type(handle.get_result(), Saved)
     chosen = saves.debounce(ctx, "doc-1", Edit(document="d", text=""), delay=SOON, workflow_id="x")
+    saves.debounce(ctx, "doc-1", Edit(document="d", text=""), delay=SOON, timeout=SOON)
+    saves.debounce(ctx, "doc-1", Edit(document="d", text=""), delay=SOON, timeout=5)  # type: ignore[arg-type]
     assert_type(chosen, dbos.WorkflowHandle[Saved])
 
     reindexes = dbos.new_debouncer(ctx, reindex, queue="saves")
