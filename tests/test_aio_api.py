@@ -129,6 +129,31 @@ def test_cancel_resume_fork_and_list_from_async_code(backend: Backend) -> None:
     assert asyncio.run(main()) == ["CANCELLED", "done", ["first", "gate"], "done", []]
 
 
+def test_batch_steering_attributes_and_deletion_from_async_code(backend: Backend) -> None:
+    def waits(ctx: dbos.WorkflowContext, tag: str) -> str:
+        return tag
+
+    ctx = backend.context_with(waits)
+    dbos.new_workflow_queue(ctx, "later")
+    ctx.launch()
+
+    async def main() -> list[object]:
+        for tag in ("a", "b"):
+            await aio.run_workflow(
+                ctx, waits, tag, workflow_id=tag, queue="later", delay=timedelta(hours=1)
+            )
+        await aio.cancel_workflows(ctx, ["a", "b", "missing"])
+        cancelled = [w.status for w in await aio.list_workflows(ctx)]
+        handles = await aio.resume_workflows(ctx, ["b", "a"])
+        results = [await h.get_result(timeout=timedelta(seconds=20)) for h in handles]
+        await aio.set_workflow_attributes(ctx, "a", {"team": "x"})
+        [labelled] = await aio.list_workflows(ctx, workflow_ids=["a"])
+        await aio.delete_workflows(ctx, ["a", "b"])
+        return [cancelled, results, labelled.attributes, await aio.list_workflows(ctx)]
+
+    assert asyncio.run(main()) == [["CANCELLED", "CANCELLED"], ["b", "a"], {"team": "x"}, []]
+
+
 def test_cancelling_an_awaiting_task_ends_its_wait(backend: Backend) -> None:
     gate = Gate()
 

@@ -34,12 +34,14 @@ from dbos_typed.aio._handle import AsyncWorkflowHandle, retrieve_workflow
 from dbos_typed.aio._management import (
     cancel_workflow,
     cancel_workflows,
+    delete_workflows,
     fork_workflow,
     get_workflow_steps,
     list_queued_workflows,
     list_workflows,
     resume_workflow,
     resume_workflows,
+    set_workflow_attributes,
 )
 from dbos_typed.aio._messaging import recv, send, sleep
 from dbos_typed.aio._step import run_as_step
@@ -51,6 +53,7 @@ __all__ = [
     "cancel_workflow",
     "cancel_workflows",
     "close_stream",
+    "delete_workflows",
     "enqueue",
     "fork_workflow",
     "get_event",
@@ -66,6 +69,7 @@ __all__ = [
     "run_workflow",
     "send",
     "set_event",
+    "set_workflow_attributes",
     "sleep",
     "write_stream",
 ]
