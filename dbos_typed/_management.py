@@ -10,7 +10,7 @@ and are never checkpointed.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -86,9 +86,11 @@ def cancel_workflows(
     )
 
 
-def _checked_ids(workflow_ids: Sequence[str]) -> list[str]:
-    if isinstance(workflow_ids, str) or not isinstance(workflow_ids, Sequence):
+def _checked_ids(workflow_ids: Iterable[str]) -> list[str]:
+    if isinstance(workflow_ids, str):
         raise InvalidOptionError("workflow_ids", "expected a sequence of IDs, not one string")
+    if not isinstance(workflow_ids, Iterable):
+        raise InvalidOptionError("workflow_ids", "expected a sequence of IDs")
     return [checked_name(w, "workflow_ids") for w in workflow_ids]
 
 
