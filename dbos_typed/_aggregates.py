@@ -138,6 +138,8 @@ def get_workflow_aggregates(
     was_forked_from: bool | None = None,
     has_parent: bool | None = None,
     schedule_name: str | Sequence[str] | None = None,
+    deduplication_id: str | Sequence[str] | None = None,
+    is_debounced: bool | None = None,
     application_name: str | Sequence[str] | None = None,
     attributes: Mapping[str, Any] | None = None,
     all_applications: bool = False,
@@ -180,6 +182,8 @@ def get_workflow_aggregates(
         was_forked_from: Only workflows that were (True) or were never (False) forked.
         has_parent: Only children (True) or only top-level workflows (False).
         schedule_name: Only ticks of these cron schedules.
+        deduplication_id: Only workflows holding these queue deduplication IDs.
+        is_debounced: Only debounced bursts' workflows (True) or only others (False).
         application_name: Only workflows of exactly these applications.
         attributes: Only workflows whose attributes contain this JSON object (on SQLite,
             top-level scalar values only; see `list_workflows`).
@@ -219,6 +223,8 @@ def get_workflow_aggregates(
         was_forked_from=was_forked_from,
         has_parent=has_parent,
         schedule_name=schedule_name,
+        deduplication_id=deduplication_id,
+        is_debounced=is_debounced,
         application_name=application_name,
         attributes=attributes,
         all_applications=all_applications,

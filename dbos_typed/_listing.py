@@ -136,6 +136,8 @@ def workflow_filter(
     application_name: str | Sequence[str] | None,
     attributes: Mapping[str, Any] | None,
     all_applications: bool,
+    deduplication_id: str | Sequence[str] | None = None,
+    is_debounced: bool | None = None,
 ) -> sysdb.WorkflowFilter:
     """Check the filters of `list_workflows` and `get_workflow_aggregates`, all up front.
 
@@ -172,6 +174,8 @@ def workflow_filter(
         was_forked_from=_flag(was_forked_from, "was_forked_from"),
         has_parent=_flag(has_parent, "has_parent"),
         schedule_names=_names(schedule_name, "schedule_name"),
+        deduplication_ids=_names(deduplication_id, "deduplication_id"),
+        is_debounced=_flag(is_debounced, "is_debounced"),
         attributes=_attributes(ctx, attributes),
         application_name=own_and_unclaimed,
         application_names=applications,
@@ -202,6 +206,8 @@ def list_workflows(
     was_forked_from: bool | None = None,
     has_parent: bool | None = None,
     schedule_name: str | Sequence[str] | None = None,
+    deduplication_id: str | Sequence[str] | None = None,
+    is_debounced: bool | None = None,
     application_name: str | Sequence[str] | None = None,
     attributes: Mapping[str, Any] | None = None,
     limit: int | None = None,
@@ -242,6 +248,8 @@ def list_workflows(
         was_forked_from: Only workflows that were (True) or were never (False) forked.
         has_parent: Only children (True) or only top-level workflows (False).
         schedule_name: Only ticks of these cron schedules.
+        deduplication_id: Only workflows holding these queue deduplication IDs.
+        is_debounced: Only debounced bursts' workflows (True) or only others (False).
         application_name: Only workflows of exactly these applications (unclaimed ones,
             which belong to none, are then left out).
         attributes: Only workflows whose attributes contain this JSON object: every key
@@ -286,6 +294,8 @@ def list_workflows(
             was_forked_from=was_forked_from,
             has_parent=has_parent,
             schedule_name=schedule_name,
+            deduplication_id=deduplication_id,
+            is_debounced=is_debounced,
             application_name=application_name,
             attributes=attributes,
             all_applications=all_applications,

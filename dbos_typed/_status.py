@@ -49,6 +49,15 @@ class WorkflowStatus:
         assumed_role: The role recorded when it started.
         authenticated_roles: The user's roles recorded when it started.
         attributes: Its free-form JSON attributes, if any.
+        queue_partition_key: The partition of its queue it was enqueued on, if any.
+        was_forked_from: Whether a fork was made of it.
+        delay_until: When it leaves DELAYED for its queue, while it is delayed.
+        class_name: The class of its workflow, as recorded by SDKs that have one.
+        config_name: The configured instance of that class, likewise.
+        serialization: The format its input and output are stored in.
+        schedule_name: The cron schedule that started it, if any.
+        debounce_deadline: The latest time its debounced burst may start, if any.
+        is_debounced: Whether it is (or was) a debounced burst's workflow.
     """
 
     workflow_id: str
@@ -76,6 +85,15 @@ class WorkflowStatus:
     assumed_role: str | None
     authenticated_roles: tuple[str, ...] = ()
     attributes: dict[str, Any] | None = None
+    queue_partition_key: str | None = None
+    was_forked_from: bool = False
+    delay_until: datetime | None = None
+    class_name: str | None = None
+    config_name: str | None = None
+    serialization: str | None = None
+    schedule_name: str | None = None
+    debounce_deadline: datetime | None = None
+    is_debounced: bool = False
 
 
 def from_epoch_ms(ms: int | None) -> datetime | None:
@@ -131,6 +149,15 @@ def status_from_record(record: StatusRecord, spec: Any) -> WorkflowStatus:
         assumed_role=record.assumed_role,
         authenticated_roles=identity_from(None, None, record.authenticated_roles).roles,
         attributes=_attributes(record.attributes),
+        queue_partition_key=record.queue_partition_key,
+        was_forked_from=record.was_forked_from,
+        delay_until=from_epoch_ms(record.delay_until_ms),
+        class_name=record.class_name,
+        config_name=record.config_name,
+        serialization=record.serialization,
+        schedule_name=record.schedule_name,
+        debounce_deadline=from_epoch_ms(record.debounce_deadline_ms),
+        is_debounced=record.is_debounced,
     )
 
 

@@ -56,6 +56,13 @@ def test_list_get_steps_fork(served: tuple[dbos.DBOSContext, str]) -> None:
     assert rows[0]["Status"] == "SUCCESS" and rows[0]["Output"] == "3" and rows[0]["Input"] == "2"
     status, one = _call(base, "GET", "/workflows/a1")
     assert status == 200 and one["WorkflowName"] == "add_one" and one["Output"] == "2"
+    assert {
+        k: one[k] for k in ("QueuePartitionKey", "WorkflowClassName", "AuthenticatedRoles")
+    } == {
+        "QueuePartitionKey": None,
+        "WorkflowClassName": None,
+        "AuthenticatedRoles": None,
+    }
     assert _call(base, "GET", "/workflows/missing")[0] == 404
     status, steps = _call(base, "GET", "/workflows/a1/steps")
     assert status == 200 and [(s["function_id"], s["function_name"]) for s in steps] == [(0, "add")]

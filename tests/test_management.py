@@ -504,3 +504,62 @@ def test_batch_calls_from_a_workflow_are_recorded_once(backend: Backend) -> None
         ("DBOS.cancelWorkflows", None),
         ("DBOS.resumeWorkflows", ["target"]),
     ]
+
+
+def test_status_reports_every_recorded_field_and_lists_by_debounce_and_deduplication(
+    backend: Backend,
+) -> None:
+    def tag(ctx: dbos.WorkflowContext, value: str) -> str:
+        return value
+
+    ctx = backend.context_with(tag)
+    dbos.new_workflow_queue(ctx, "later")
+    split = dbos.new_workflow_queue(ctx, "split", partitioned=True)
+    debouncer = dbos.new_debouncer(ctx, tag, queue="later")
+    ctx.launch()
+    hour = timedelta(hours=1)
+    before = datetime.now(UTC)
+    dbos.run_workflow(ctx, tag, "o", workflow_id="orig").get_result()
+    dbos.fork_workflow(ctx, "orig", 0, new_workflow_id="copy").get_result()
+    dbos.run_workflow(ctx, tag, "d", workflow_id="delayed", queue="later", delay=hour)
+    dbos.run_workflow(
+        ctx, tag, "u", workflow_id="unique", queue="later", delay=hour, deduplication_id="u-1"
+    )
+    dbos.run_workflow(ctx, tag, "p", workflow_id="part", queue=split, partition_key="k1")
+    burst = debouncer.debounce(ctx, "key", "b", delay=hour)
+    backend.query(
+        "UPDATE {s}.workflow_status SET schedule_name = 'nightly', class_name = 'Jobs', "
+        "config_name = 'main' WHERE workflow_uuid = 'orig'"
+    )
+    by_id = {w.workflow_id: w for w in dbos.list_workflows(ctx)}
+
+    orig = by_id["orig"]
+    assert (orig.was_forked_from, orig.schedule_name) == (True, "nightly")
+    assert (orig.class_name, orig.config_name) == ("Jobs", "main")
+    assert orig.serialization == "portable_json"
+    assert by_id["copy"].was_forked_from is False
+    delayed = by_id["delayed"]
+    assert delayed.status is dbos.StatusName.DELAYED
+    assert delayed.delay_until is not None and delayed.delay_until >= before + hour
+    assert by_id["part"].queue_partition_key == "k1"
+    assert by_id["unique"].deduplication_id == "u-1"
+    debounced = by_id[burst.workflow_id]
+    assert debounced.is_debounced and not delayed.is_debounced
+    assert debounced.debounce_deadline is None  # no max_wait
+    assert burst.get_status().is_debounced  # the handle's status reads the same row
+
+    def ids(**filters: Any) -> list[str]:
+        return sorted(w.workflow_id for w in dbos.list_workflows(ctx, **filters))
+
+    assert ids(is_debounced=True) == [burst.workflow_id]
+    assert burst.workflow_id not in ids(is_debounced=False)
+    assert ids(deduplication_id="u-1") == ["unique"]
+    assert debounced.deduplication_id is not None
+    assert ids(deduplication_id=["u-1", debounced.deduplication_id]) == sorted(
+        ["unique", burst.workflow_id]
+    )
+    [group] = dbos.get_workflow_aggregates(ctx, group_by=["status"], is_debounced=True)
+    assert group.count == 1
+    with pytest.raises(dbos.InvalidOptionError) as info:
+        ids(is_debounced="yes")
+    assert info.value.argument == "is_debounced"

@@ -24,7 +24,9 @@ SELECT ws.workflow_uuid, ws.status, ws.name,
        ws.workflow_deadline_epoch_ms, ws.started_at_epoch_ms, ws.completed_at,
        ws.parent_workflow_id, ws.deduplication_id, ws.priority, ws.forked_from,
        ws.authenticated_user, ws.assumed_role, ws.serialization, ws.authenticated_roles,
-       ws.attributes
+       ws.attributes, ws.queue_partition_key, ws.was_forked_from, ws.delay_until_epoch_ms,
+       ws.class_name, ws.config_name, ws.schedule_name, ws.debounce_deadline_epoch_ms,
+       ws.is_debounced
 FROM {s}.workflow_status ws
 """
 
@@ -65,6 +67,8 @@ class WorkflowFilter:
     was_forked_from: bool | None = None
     has_parent: bool | None = None
     schedule_names: Sequence[str] | None = None
+    deduplication_ids: Sequence[str] | None = None
+    is_debounced: bool | None = None
     attributes: Mapping[str, Any] | None = None
     application_name: str | None = None
     application_names: Sequence[str] | None = None
@@ -144,6 +148,7 @@ def workflow_conditions(
         (f.users, "ws.authenticated_user", "users"),
         (f.queue_names, "ws.queue_name", "queues"),
         (f.schedule_names, "ws.schedule_name", "schedules"),
+        (f.deduplication_ids, "ws.deduplication_id", "dedup_ids"),
         (f.application_names, "ws.application_name", "apps"),
     )
     for values, column, param in lists:
@@ -164,6 +169,7 @@ def workflow_conditions(
             "dequeued_before",
         ),
         (f.was_forked_from, "ws.was_forked_from = %(was_forked_from)s", "was_forked_from"),
+        (f.is_debounced, "ws.is_debounced = %(is_debounced)s", "is_debounced"),
         (
             f.application_name,
             "(ws.application_name = %(app)s OR ws.application_name IS NULL)",

@@ -107,7 +107,9 @@ SELECT ws.workflow_uuid, ws.status, ws.name, COALESCE(wi.inputs, ws.inputs),
        ws.workflow_deadline_epoch_ms, ws.started_at_epoch_ms, ws.completed_at,
        ws.parent_workflow_id, ws.deduplication_id, ws.priority, ws.forked_from,
        ws.authenticated_user, ws.assumed_role, ws.serialization, ws.authenticated_roles,
-       ws.attributes
+       ws.attributes, ws.queue_partition_key, ws.was_forked_from, ws.delay_until_epoch_ms,
+       ws.class_name, ws.config_name, ws.schedule_name, ws.debounce_deadline_epoch_ms,
+       ws.is_debounced
 FROM {s}.workflow_status ws
 LEFT JOIN {s}.workflow_input wi ON wi.workflow_uuid = ws.workflow_uuid
 LEFT JOIN {s}.workflow_output wo ON wo.workflow_uuid = ws.workflow_uuid

@@ -125,6 +125,14 @@ class StatusRecord:
     serialization: str | None
     authenticated_roles: str | None = None  # a JSON array of strings
     attributes: str | None = None  # a JSON object
+    queue_partition_key: str | None = None
+    was_forked_from: bool = False
+    delay_until_ms: int | None = None
+    class_name: str | None = None
+    config_name: str | None = None
+    schedule_name: str | None = None
+    debounce_deadline_ms: int | None = None
+    is_debounced: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -949,6 +949,14 @@ def status_from_row(r: Sequence[Any]) -> StatusRecord:
         authenticated_roles=r[24],
         # Postgres hands back a parsed jsonb value, SQLite the stored text.
         attributes=r[25] if r[25] is None or isinstance(r[25], str) else json.dumps(r[25]),
+        queue_partition_key=r[26],
+        was_forked_from=bool(r[27]),
+        delay_until_ms=r[28],
+        class_name=r[29],
+        config_name=r[30],
+        schedule_name=r[31],
+        debounce_deadline_ms=r[32],
+        is_debounced=bool(r[33]),
     )
 
 
