@@ -224,32 +224,107 @@ def fork_workflow(
     """
     runtime = ctx._runtime
     workflow_id = checked_name(workflow_id, "workflow_id")
-    if not isinstance(start_step, int) or isinstance(start_step, bool) or start_step < 0:
-        raise InvalidOptionError("start_step", "expected an int >= 0")
+    start_step = _start_step(start_step, "start_step")
     if new_workflow_id is not None:
         checked_name(new_workflow_id, "new_workflow_id")
-    if application_version is not None:
-        checked_name(application_version, "application_version")
-    queue = checked_name(queue_name, "queue_name") if queue_name else INTERNAL_QUEUE
+    application_version, queue = _fork_target(application_version, queue_name)
 
     def fork() -> str:
         # Drawn inside the operation, so a replay finds the copy the first run made.
         new_id = new_workflow_id or str(uuid.uuid4())
-        forked = sysdb.fork_workflow(
-            runtime.store,
-            workflow_id,
-            new_id=new_id,
-            start_step=start_step,
-            application_version=application_version,
-            queue_name=queue,
-            now_ms=now_ms(),
-        )
-        if not forked:
-            raise NonExistentWorkflowError(workflow_id)
-        runtime.announce_work()
+        _fork(runtime, [(workflow_id, new_id, start_step)], application_version, queue)
         return new_id
 
     return _handle(ctx, checkpointed(ctx, "DBOS.forkWorkflow", fork, _WORKFLOW_ID))
+
+
+def fork_workflows(
+    ctx: Connected,
+    forks: Sequence[tuple[str, int] | tuple[str, int, str]],
+    /,
+    *,
+    application_version: str | None = None,
+    queue_name: str | None = None,
+) -> list[WorkflowHandle[Any]]:
+    """Fork several workflows at once, all or none (see `fork_workflow`).
+
+    Durability: every copy is recorded in one transaction, so either all of them exist or,
+    if an original is missing, none does. From a workflow body the call is one operation
+    (`DBOS.forkWorkflows`), made once; a replay returns handles to the same copies.
+
+    Args:
+        ctx: Any context.
+        forks: `(workflow_id, start_step)` pairs, or `(workflow_id, start_step,
+            new_workflow_id)` triples to choose the copy's ID (a random UUID otherwise).
+        application_version: The version to run the copies on; by default the newest one.
+        queue_name: The queue to run them from; the internal queue by default.
+
+    Returns:
+        A handle to each copy, in the order given.
+
+    Raises:
+        NonExistentWorkflowError: one of the originals does not exist.
+        InvalidOptionError: a malformed entry, or a new ID given twice.
+    """
+    runtime = ctx._runtime
+    if isinstance(forks, str) or not isinstance(forks, Sequence):
+        raise InvalidOptionError("forks", "expected a sequence of (workflow_id, start_step) pairs")
+    wanted = [_checked_fork(entry) for entry in forks]
+    chosen = [new_id for _, _, new_id in wanted if new_id is not None]
+    if len(set(chosen)) != len(chosen):
+        raise InvalidOptionError("forks", "a new workflow ID is given twice")
+    version, queue = _fork_target(application_version, queue_name)
+
+    def fork() -> list[str]:
+        # Drawn inside the operation, so a replay finds the copies the first run made.
+        batch = [(w, new_id or str(uuid.uuid4()), step) for w, step, new_id in wanted]
+        _fork(runtime, batch, version, queue)
+        return [new_id for _, new_id, _ in batch]
+
+    copies = checkpointed(ctx, "DBOS.forkWorkflows", fork, _WORKFLOW_IDS)
+    return [_handle(ctx, workflow_id) for workflow_id in copies]
+
+
+def _checked_fork(entry: object) -> tuple[str, int, str | None]:
+    if not isinstance(entry, tuple) or len(entry) not in (2, 3):
+        raise InvalidOptionError(
+            "forks", "expected (workflow_id, start_step) or (workflow_id, start_step, new_id)"
+        )
+    workflow_id = checked_name(entry[0], "forks")
+    start_step = _start_step(entry[1], "forks")
+    new_id = checked_name(entry[2], "forks") if len(entry) == 3 else None
+    return workflow_id, start_step, new_id
+
+
+def _start_step(value: object, argument: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidOptionError(argument, "expected a start step: an int >= 0")
+    return value
+
+
+def _fork_target(application_version: str | None, queue_name: str | None) -> tuple[str | None, str]:
+    if application_version is not None:
+        checked_name(application_version, "application_version")
+    queue = checked_name(queue_name, "queue_name") if queue_name else INTERNAL_QUEUE
+    return application_version, queue
+
+
+def _fork(
+    runtime: Runtime,
+    forks: Sequence[tuple[str, str, int]],
+    application_version: str | None,
+    queue_name: str,
+) -> None:
+    missing = sysdb.fork_workflows(
+        runtime.store,
+        forks,
+        application_version=application_version,
+        queue_name=queue_name,
+        now_ms=now_ms(),
+    )
+    if missing is not None:
+        raise NonExistentWorkflowError(missing)
+    runtime.announce_work()
 
 
 def delete_workflows(

@@ -148,10 +148,18 @@ def test_batch_steering_attributes_and_deletion_from_async_code(backend: Backend
         results = [await h.get_result(timeout=timedelta(seconds=20)) for h in handles]
         await aio.set_workflow_attributes(ctx, "a", {"team": "x"})
         [labelled] = await aio.list_workflows(ctx, workflow_ids=["a"])
-        await aio.delete_workflows(ctx, ["a", "b"])
-        return [cancelled, results, labelled.attributes, await aio.list_workflows(ctx)]
+        [copy] = await aio.fork_workflows(ctx, [("a", 0, "a-copy")])
+        copied = await copy.get_result(timeout=timedelta(seconds=20))
+        await aio.delete_workflows(ctx, ["a", "b", "a-copy"])
+        return [cancelled, results, labelled.attributes, copied, await aio.list_workflows(ctx)]
 
-    assert asyncio.run(main()) == [["CANCELLED", "CANCELLED"], ["b", "a"], {"team": "x"}, []]
+    assert asyncio.run(main()) == [
+        ["CANCELLED", "CANCELLED"],
+        ["b", "a"],
+        {"team": "x"},
+        "a",
+        [],
+    ]
 
 
 def test_cancelling_an_awaiting_task_ends_its_wait(backend: Backend) -> None:

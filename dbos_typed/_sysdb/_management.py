@@ -378,45 +378,59 @@ UPDATE {s}.workflow_status SET was_forked_from = TRUE WHERE workflow_uuid = %(wo
 """
 
 
-def fork_workflow(
+class _MissingOriginal(Exception):
+    """Rolls a batch of forks back: one of the originals does not exist."""
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(workflow_id)
+        self.workflow_id = workflow_id
+
+
+def fork_workflows(
     store: SystemStore,
-    workflow_id: str,
+    forks: Sequence[tuple[str, str, int]],
     *,
-    new_id: str,
-    start_step: int,
     application_version: str | None,
     queue_name: str,
     now_ms: int,
-) -> bool:
-    """Copy a workflow as a new ENQUEUED one, with what it recorded before `start_step`.
+) -> str | None:
+    """Copy workflows as new ENQUEUED ones, each with what it recorded before its start step.
 
-    Steps, event history and stream entries before the start step are copied. Returns False
-    if the original does not exist.
+    `forks` holds (original ID, new ID, start step) triples, all made in one transaction:
+    the steps, event history and stream entries before the start step are copied, and the
+    original is marked as forked.
+
+    Returns:
+        None, or the ID of an original that does not exist (then nothing was written).
     """
-    params = {
-        "workflow_id": workflow_id,
-        "new_id": new_id,
-        "start_step": start_step,
-        "version": application_version,
-        "queue": queue_name,
-        "now_ms": now_ms,
-    }
 
-    def body(tx: Transaction) -> bool:
-        if not tx.execute(_MARK_FORKED + "RETURNING 1", params):
-            return False
-        for statement in (
-            _FORK_STATUS,
-            _FORK_INPUT,
-            _FORK_STEPS,
-            _FORK_EVENT_HISTORY,
-            _FORK_EVENTS,
-            _FORK_STREAMS,
-        ):
-            tx.execute(statement, params)
-        return True
+    def body(tx: Transaction) -> None:
+        for workflow_id, new_id, start_step in forks:
+            params = {
+                "workflow_id": workflow_id,
+                "new_id": new_id,
+                "start_step": start_step,
+                "version": application_version,
+                "queue": queue_name,
+                "now_ms": now_ms,
+            }
+            if not tx.execute(_MARK_FORKED + "RETURNING 1", params):
+                raise _MissingOriginal(workflow_id)
+            for statement in (
+                _FORK_STATUS,
+                _FORK_INPUT,
+                _FORK_STEPS,
+                _FORK_EVENT_HISTORY,
+                _FORK_EVENTS,
+                _FORK_STREAMS,
+            ):
+                tx.execute(statement, params)
 
-    return store._transaction(body)
+    try:
+        store._transaction(body)
+    except _MissingOriginal as missing:
+        return missing.workflow_id
+    return None
 
 
 _GC_BY_TIME: LiteralString = """

@@ -67,6 +67,10 @@ def usage(ctx: dbos.DBOSContext) -> None:
     assert_type(dbos.retrieve_workflow(ctx, "x"), dbos.WorkflowHandle[Any])
     assert_type(dbos.cancel_workflows(ctx, ["x", "y"], cancel_children=True), None)
     assert_type(dbos.resume_workflows(ctx, ["x"]), list[dbos.WorkflowHandle[Any]])
+    assert_type(
+        dbos.fork_workflows(ctx, [("x", 1), ("y", 0, "y2")]), list[dbos.WorkflowHandle[Any]]
+    )
+    dbos.fork_workflows(ctx, [("x", "1")])  # type: ignore[list-item]
     assert_type(dbos.list_registered_workflows(ctx), list[dbos.RegisteredWorkflow])
     assert_type(dbos.list_registered_workflows(ctx)[0].max_recovery_attempts, int | None)
 
