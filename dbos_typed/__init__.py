@@ -59,6 +59,7 @@ from dbos_typed._queue_management import (
     update_queue,
 )
 from dbos_typed._registry import RegisteredWorkflow
+from dbos_typed._rename import ApplicationRowCounts, rename_application
 from dbos_typed._schedule import (
     ScheduleSpec,
     ScheduleStatus,
@@ -120,6 +121,7 @@ from dbos_typed.errors import (
 )
 
 __all__ = [
+    "ApplicationRowCounts",
     "ApplicationVersionNotFoundError",
     "AwaitedWorkflowCancelledError",
     "Client",
@@ -209,6 +211,7 @@ __all__ = [
     "recover_pending_workflows",
     "recv",
     "register_workflow",
+    "rename_application",
     "resume_schedule",
     "resume_workflow",
     "resume_workflows",
@@ -229,6 +232,7 @@ __all__ = [
 ]
 
 for _name in (
+    "ApplicationRowCounts",
     "Client",
     "Config",
     "DBOSContext",

@@ -12,6 +12,7 @@ import dbos_typed as dbos
 from dbos_typed import aio, errors
 
 EXPECTED_EXPORTS = [
+    "ApplicationRowCounts",
     "ApplicationVersionNotFoundError",
     "AwaitedWorkflowCancelledError",
     "Client",
@@ -101,6 +102,7 @@ EXPECTED_EXPORTS = [
     "recover_pending_workflows",
     "recv",
     "register_workflow",
+    "rename_application",
     "resume_schedule",
     "resume_workflow",
     "resume_workflows",
@@ -193,6 +195,7 @@ DURABLE_CALLS: list[object] = [
     dbos.delete_queue,
     dbos.update_queue,
     dbos.set_workflow_delay,
+    dbos.rename_application,
     aio.run_workflow,
     aio.run_as_step,
     aio.AsyncWorkflowHandle.get_result,

@@ -72,6 +72,8 @@ def usage(ctx: dbos.DBOSContext) -> None:
     )
     dbos.fork_workflows(ctx, [("x", "1")])  # type: ignore[list-item]
     assert_type(dbos.list_registered_workflows(ctx), list[dbos.RegisteredWorkflow])
+    assert_type(dbos.rename_application(ctx, "old", "new"), dbos.ApplicationRowCounts)
+    assert_type(dbos.rename_application(ctx, None, "new", adopt_unclaimed=True).steps, int)
     assert_type(dbos.list_registered_workflows(ctx)[0].max_recovery_attempts, int | None)
 
     # Misuse that must not type-check.
