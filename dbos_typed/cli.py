@@ -11,6 +11,7 @@ dbos-typed [--db-url URL] [--schema NAME] [--json] COMMAND
   queue list [--queue Q]
   versions list [--app NAME] | set-latest NAME [--app NAME]
   queues list [--app NAME ...] | get NAME | delete NAME
+  rename --to NAME [--from NAME] [--adopt-unclaimed] [--batch-size N]
   migrate | reset --yes
 ```
 
@@ -46,6 +47,7 @@ from dbos_typed._listing import get_workflow_steps, list_queued_workflows, list_
 from dbos_typed._management import cancel_workflow, delete_workflows, fork_workflow, resume_workflow
 from dbos_typed._queue import WorkflowQueue
 from dbos_typed._queue_management import delete_queue, list_queues, retrieve_queue
+from dbos_typed._rename import DEFAULT_RENAME_BATCH_SIZE, rename_application
 from dbos_typed._status import WorkflowStatus
 from dbos_typed._versions import (
     VersionInfo,
@@ -136,6 +138,16 @@ def _parser() -> argparse.ArgumentParser:
         "delete", help="delete a queue (its enqueued workflows stay)"
     )
     queues_delete.add_argument("name")
+
+    rename = commands.add_parser(
+        "rename", help="give an application the rows another name (or none) holds"
+    )
+    rename.add_argument("--to", required=True, help="the application that ends up owning them")
+    rename.add_argument("--from", dest="old_name", help="the name to take the rows from")
+    rename.add_argument(
+        "--adopt-unclaimed", action="store_true", help="also take rows no application owns"
+    )
+    rename.add_argument("--batch-size", type=int, default=DEFAULT_RENAME_BATCH_SIZE)
 
     commands.add_parser("migrate", help="create or check the system database schema")
     reset = commands.add_parser("reset", help="delete every table of the system database")
@@ -366,6 +378,7 @@ def main(
                 "queue": _queue,
                 "queues": _queues,
                 "versions": _versions,
+                "rename": _rename,
             }
             commands[args.command](args, ctx, out)
         finally:
@@ -427,6 +440,17 @@ def _queues(args: argparse.Namespace, ctx: DBOSContext, out: TextIO) -> None:
     elif action == "delete":
         delete_queue(ctx, args.name)
         _done(args, out, {"deleted": args.name})
+
+
+def _rename(args: argparse.Namespace, ctx: DBOSContext, out: TextIO) -> None:
+    moved = rename_application(
+        ctx,
+        args.old_name,
+        args.to,
+        adopt_unclaimed=args.adopt_unclaimed,
+        batch_size=args.batch_size,
+    )
+    _emit(args, moved, [dataclasses.asdict(moved)], out)
 
 
 def _queue_row(queue: WorkflowQueue) -> dict[str, Any]:

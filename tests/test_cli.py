@@ -208,3 +208,26 @@ def test_module_entry_point(backend: Backend) -> None:
         timeout=60,
     )
     assert bad.returncode == 1 and "unsupported scheme" in bad.stderr
+
+
+def test_rename_moves_an_applications_rows(backend: Backend) -> None:
+    def job(ctx: dbos.WorkflowContext) -> int:
+        return dbos.run_as_step(ctx, lambda: 1, name="one")
+
+    ctx = backend.new_context("before")
+    dbos.register_workflow(ctx, job, name="job")
+    ctx.launch()
+    dbos.run_workflow(ctx, job, workflow_id="moved").get_result()
+
+    code, out, err = _run(backend, "--json", "rename", "--from", "before", "--to", "after")
+    assert (code, err) == (0, "")
+    counts = json.loads(out)
+    assert (counts["workflows"], counts["steps"]) == (1, 1)
+    owners = backend.query(
+        "SELECT application_name FROM {s}.workflow_status WHERE workflow_uuid = 'moved'"
+    )
+    assert owners == [("after",)]
+    code, out, err = _run(backend, "rename", "--to", "after", "--batch-size", "0")
+    assert code == 1 and "old_name" in err and out == ""
+    code, out, _ = _run(backend, "rename", "--to", "elsewhere", "--adopt-unclaimed")
+    assert code == 0 and "WORKFLOWS" in out  # a table of counts
