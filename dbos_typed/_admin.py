@@ -48,7 +48,11 @@ def _json_text(value: Any) -> str | None:
 
 
 def workflow_json(status: WorkflowStatus) -> dict[str, Any]:
-    """A workflow in the admin API's shape (PascalCase keys, epoch-ms strings)."""
+    """A workflow in the admin API's shape (PascalCase keys, epoch-ms strings).
+
+    The keys are those of DBOS's workflow output; the last three (serialization and
+    debounce) have no DBOS key and are named in the same style.
+    """
     return {
         "WorkflowUUID": status.workflow_id,
         "Status": status.status.value,
@@ -74,10 +78,18 @@ def workflow_json(status: WorkflowStatus) -> dict[str, Any]:
         "Priority": str(status.priority),
         "QueuePartitionKey": status.queue_partition_key,
         "ForkedFrom": status.forked_from,
+        "WasForkedFrom": status.was_forked_from,
         "ParentWorkflowID": status.parent_workflow_id,
         "DequeuedAt": _ms(status.started_at),
+        "DelayUntilEpochMS": _ms(status.delay_until),
         "CompletedAt": _ms(status.completed_at),
         "RecoveryAttempts": str(status.recovery_attempts),
+        "Attributes": _json_text(status.attributes),
+        "ScheduleName": status.schedule_name,
+        "ApplicationName": status.application_name,
+        "Serialization": status.serialization,
+        "IsDebounced": status.is_debounced,
+        "DebounceDeadlineEpochMS": _ms(status.debounce_deadline),
     }
 
 

@@ -51,7 +51,7 @@ class WorkflowStatus:
         attributes: Its free-form JSON attributes, if any.
         queue_partition_key: The partition of its queue it was enqueued on, if any.
         was_forked_from: Whether a fork was made of it.
-        delay_until: When it leaves DELAYED for its queue, while it is delayed.
+        delay_until: When it leaves (or left) DELAYED for its queue, if it was delayed.
         class_name: The class of its workflow, as recorded by SDKs that have one.
         config_name: The configured instance of that class, likewise.
         serialization: The format its input and output are stored in.

@@ -75,6 +75,62 @@ def test_list_get_steps_fork(served: tuple[dbos.DBOSContext, str]) -> None:
     assert status == 400 and "status" in body["error"]
 
 
+def test_workflow_json_carries_every_status_field(backend: Backend) -> None:
+    ctx = backend.new_context(admin_server=True, admin_port=0)
+    dbos.register_workflow(ctx, add_one)
+    dbos.new_workflow_queue(ctx, "later")
+    debouncer = dbos.new_debouncer(ctx, add_one, max_wait=timedelta(hours=2))
+    ctx.launch()
+    base = ctx.admin_url
+    assert base is not None
+    hour = timedelta(hours=1)
+    dbos.run_workflow(ctx, add_one, 1, workflow_id="a1").get_result()
+    dbos.fork_workflow(ctx, "a1", 0, new_workflow_id="f").get_result()
+    dbos.set_workflow_attributes(ctx, "a1", {"team": "payments"})
+    backend.query(
+        "UPDATE {s}.workflow_status SET schedule_name = 'nightly' WHERE workflow_uuid = 'a1'"
+    )
+    dbos.run_workflow(ctx, add_one, 2, workflow_id="d", queue="later", delay=hour)
+    burst = debouncer.debounce(ctx, "k", 3, delay=hour)
+    by_id = {s.workflow_id: s for s in dbos.list_workflows(ctx)}
+
+    def ms(value: datetime | None) -> str:
+        assert value is not None
+        return str(int(value.timestamp() * 1000))
+
+    keys = (
+        "WasForkedFrom",
+        "ForkedFrom",
+        "DelayUntilEpochMS",
+        "Attributes",
+        "ScheduleName",
+        "ApplicationName",
+        "Serialization",
+        "IsDebounced",
+        "DebounceDeadlineEpochMS",
+    )
+    rows = {r["WorkflowUUID"]: r for r in _call(base, "POST", "/workflows", {})[1]}
+    assert {k: rows["a1"][k] for k in keys} == {
+        "WasForkedFrom": True,
+        "ForkedFrom": None,
+        "DelayUntilEpochMS": None,
+        "Attributes": '{"team":"payments"}',
+        "ScheduleName": "nightly",
+        "ApplicationName": "test-app",
+        "Serialization": "portable_json",
+        "IsDebounced": False,
+        "DebounceDeadlineEpochMS": None,
+    }
+    assert (rows["f"]["WasForkedFrom"], rows["f"]["ForkedFrom"]) == (False, "a1")
+    delayed = _call(base, "GET", "/workflows/d")[1]
+    assert delayed["Status"] == "DELAYED"
+    assert delayed["DelayUntilEpochMS"] == ms(by_id["d"].delay_until)
+    debounced = _call(base, "GET", f"/workflows/{burst.workflow_id}")[1]
+    assert debounced["IsDebounced"] is True
+    assert debounced["DebounceDeadlineEpochMS"] == ms(by_id[burst.workflow_id].debounce_deadline)
+    assert debounced["DelayUntilEpochMS"] == ms(by_id[burst.workflow_id].delay_until)
+
+
 def test_cancel_resume_recovery_and_timeouts(backend: Backend) -> None:
     gate = Gate()
 
