@@ -79,6 +79,12 @@ def test_cancel_resume_fork_delete(backend: Backend) -> None:
     code, out, _ = _run(backend, "--json", "workflow", "fork", "d", "--step", "1", "--new-id", "d2")
     assert code == 0 and json.loads(out)["workflow_id"] == "d2"
     assert dbos.retrieve_workflow[int](ctx, "d2").get_result() == 10
+    original = json.loads(_run(backend, "--json", "workflow", "get", "d")[1])
+    copy = json.loads(_run(backend, "--json", "workflow", "list", "--prefix", "d2")[1])[0]
+    assert (original["was_forked_from"], original["forked_from"]) == (True, None)
+    assert (copy["was_forked_from"], copy["forked_from"]) == (False, "d")
+    assert original["serialization"] == copy["serialization"] == "portable_json"
+    assert {"queue_partition_key", "delay_until", "schedule_name", "is_debounced"} <= set(copy)
     assert _run(backend, "workflow", "delete", "d", "d2")[0] == 0
     assert dbos.list_workflows(ctx, workflow_ids=["d", "d2"]) == []
     code, out, _ = _run(backend, "queue", "list")

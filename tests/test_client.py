@@ -120,7 +120,14 @@ def test_client_options_and_validation(backend: Backend) -> None:
             deduplication_policy="return_existing",
         )
         assert holder.workflow_id == "opts"
-        dbos.enqueue(client, "keyed", "ping", partition_key="k1", workflow_id="keyed-1")
+        assert [w.workflow_id for w in dbos.list_workflows(client, deduplication_id="dd")] == [
+            "opts"
+        ]
+        keyed = dbos.enqueue(client, "keyed", "ping", partition_key="k1", workflow_id="keyed-1")
+        assert keyed.get_status().queue_partition_key == "k1"
+        assert [w.queue_partition_key for w in dbos.list_workflows(client, queue_name="keyed")] == [
+            "k1"
+        ]
         bad: list[tuple[tuple[str, str], dict[str, object], str]] = [
             (("", "ping"), {}, "queue"),
             (("nowhere", "ping"), {}, "queue"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -135,6 +135,45 @@ def test_a_delay_longer_than_max_wait_is_capped_from_the_first_call(backend: Bac
     row = _row(backend, handle.workflow_id)
     assert row["delay_until_epoch_ms"] == row["debounce_deadline_epoch_ms"]
     assert handle.get_result(timeout=WAIT) == "soon"
+
+
+def test_a_bursts_status_reports_its_delay_deadline_and_key(backend: Backend) -> None:
+    ctx = backend.context_with(collect, tick)
+    debouncer = dbos.new_debouncer(ctx, collect, max_wait=timedelta(hours=1))
+    ctx.launch()
+    first = debouncer.debounce(ctx, "k", "a", delay=HOLD)
+    status = first.get_status()
+    row = _row(backend, first.workflow_id)
+
+    def ms(value: object) -> int:
+        assert isinstance(value, datetime)
+        return int(value.timestamp() * 1000)
+
+    assert status.status is dbos.StatusName.DELAYED
+    assert (status.is_debounced, status.deduplication_id) == (True, "collect-k")
+    assert ms(status.debounce_deadline) == row["debounce_deadline_epoch_ms"]
+    assert ms(status.delay_until) == row["delay_until_epoch_ms"]
+    assert ms(status.debounce_deadline) - ms(status.delay_until) > 0
+    # A later call moves the start, never the deadline.
+    debouncer.debounce(ctx, "k", "b", delay=HOLD * 2)
+    later = first.get_status()
+    assert ms(later.delay_until) > ms(status.delay_until)
+    assert later.debounce_deadline == status.debounce_deadline
+    plain = dbos.run_workflow(ctx, tick, workflow_id="plain")
+    assert plain.get_result(timeout=WAIT) == 1
+    assert (plain.get_status().is_debounced, plain.get_status().debounce_deadline) == (False, None)
+    assert [w.workflow_id for w in dbos.list_workflows(ctx, is_debounced=True)] == [
+        first.workflow_id
+    ]
+    assert [w.workflow_id for w in dbos.list_workflows(ctx, deduplication_id="collect-k")] == [
+        first.workflow_id
+    ]
+    assert debouncer.debounce(ctx, "k", "c", delay=NOW).get_result(timeout=WAIT) == "c"
+    done = first.get_status()
+    # Once the burst has started its key is released; the flag and deadline stay.
+    assert (done.is_debounced, done.deduplication_id) == (True, None)
+    assert done.debounce_deadline == status.debounce_deadline
+    assert dbos.list_workflows(ctx, deduplication_id="collect-k") == []
 
 
 def test_the_next_call_after_the_run_starts_a_new_burst(backend: Backend) -> None:

@@ -259,7 +259,9 @@ def test_fork_from_a_middle_step_does_not_rerun_earlier_steps(backend: Backend) 
     assert fork.get_result(timeout=timedelta(seconds=20)) == "f-a+f-b+f-c"
     assert step_runs == ["f-a", "f-b", "f-c", "f-b", "f-c"]
     status = fork.get_status()
-    assert status.forked_from == "orig"
+    assert (status.forked_from, status.was_forked_from) == ("orig", False)
+    assert dbos.retrieve_workflow(ctx, "orig").get_status().was_forked_from is True
+    assert [w.workflow_id for w in dbos.list_workflows(ctx, was_forked_from=True)] == ["orig"]
     assert [s.name for s in dbos.get_workflow_steps(ctx, "forked")] == ["a", "b", "c"]
     assert [w.workflow_id for w in dbos.list_workflows(ctx, forked_from="orig")] == ["forked"]
     assert backend.query(

@@ -218,6 +218,9 @@ def test_delay_is_respected(backend: Backend) -> None:
     )
     assert status[0][0] == "DELAYED"
     delay_until = int(str(status[0][1]))
+    # The column outlives the delay, so the status reports it whether or not it has run yet.
+    reported = handle.get_status().delay_until
+    assert reported is not None and int(reported.timestamp() * 1000) == delay_until
     assert handle.get_result(timeout=WAIT) == 1
     assert started[handle.workflow_id] >= delay_until >= enqueued + 600
     # The runner sleeps until the delay is due rather than a whole polling interval more.

@@ -424,7 +424,11 @@ def test_trigger_runs_the_workflow_now(backend: Backend) -> None:
     result = handle.get_result(timeout=timedelta(seconds=10))
     assert before <= datetime.fromisoformat(result) <= datetime.now(UTC)
     assert RUNS[handle.workflow_id] == 1
-    assert handle.get_status().status is dbos.StatusName.SUCCESS
+    status = handle.get_status()
+    assert (status.status, status.schedule_name) == (dbos.StatusName.SUCCESS, "manual")
+    assert [w.workflow_id for w in dbos.list_workflows(ctx, schedule_name="manual")] == [
+        handle.workflow_id
+    ]
     with pytest.raises(dbos.ScheduleNotFoundError):
         dbos.trigger_schedule(ctx, "missing")
 
@@ -468,6 +472,8 @@ def test_queue_and_class_name_are_stored_and_used(backend: Backend) -> None:
     )
     assert len(ids) == 2
     assert rows == [("reports", "ENQUEUED", "queued", "Reports")] * 2
+    listed = dbos.list_workflows(ctx, schedule_name="queued")
+    assert [(w.schedule_name, w.class_name) for w in listed] == [("queued", "Reports")] * 2
 
 
 def test_another_applications_schedule_is_not_redefined(backend: Backend) -> None:
