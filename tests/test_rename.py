@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 import dbos_typed as dbos
-from tests.conftest import Backend
+from tests.conftest import Backend, Gate
 
 TABLES = {
     "queues": "queues",
@@ -115,3 +115,39 @@ def test_bad_arguments_are_refused_and_change_nothing(backend: Backend) -> None:
             dbos.rename_application(ctx, *args, **kwargs)
         assert info.value.argument == argument
     assert _owned(backend, "owner") == before
+
+
+def test_the_new_name_recovers_a_workflow_the_old_one_left_pending(backend: Backend) -> None:
+    gate = Gate()
+
+    def held(ctx: dbos.WorkflowContext) -> str:
+        dbos.run_as_step(ctx, gate, name="gate")
+        return "done"
+
+    old = backend.new_context("app-a")
+    dbos.register_workflow(old, held, name="held")
+    old.launch()
+    dbos.run_workflow(old, held, workflow_id="stranded")
+    gate.wait_entered()
+    old.shutdown(timeout=timedelta(0))  # the process "dies": the row stays PENDING
+    gate.open()
+
+    # Recovery is scoped by application name: before the rename the new name leaves it.
+    early = backend.new_context("app-c")
+    dbos.register_workflow(early, held, name="held")
+    early.launch()
+    status = dbos.retrieve_workflow(early, "stranded").get_status()
+    assert status.status is dbos.StatusName.PENDING
+    early.shutdown()
+
+    with dbos.new_client(backend.config("tools")) as client:
+        counts = dbos.rename_application(client, "app-a", "app-c")
+    assert (counts.workflows, counts.steps) == (1, 0)
+    renamed = backend.new_context("app-c")
+    dbos.register_workflow(renamed, held, name="held")
+    renamed.launch()
+    result = dbos.retrieve_workflow[str](renamed, "stranded").get_result(
+        timeout=timedelta(seconds=20)
+    )
+    assert result == "done"
+    assert [s.name for s in dbos.get_workflow_steps(renamed, "stranded")] == ["gate"]
