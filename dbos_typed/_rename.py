@@ -80,17 +80,12 @@ def rename_application(
             raise InvalidOptionError("new_name", f"the application is already named {new_name!r}")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InvalidOptionError("batch_size", "expected an int >= 1")
-    moved = sysdb.rename_application(
-        ctx._runtime.store,
-        old_name=old_name,
-        new_name=new_name,
-        adopt_unclaimed=adopt_unclaimed,
-        batch_size=batch_size,
-    )
     return ApplicationRowCounts(
-        queues=moved.queues,
-        schedules=moved.schedules,
-        versions=moved.versions,
-        workflows=moved.workflows,
-        steps=moved.steps,
+        *sysdb.rename_application(
+            ctx._runtime.store,
+            old_name=old_name,
+            new_name=new_name,
+            adopt_unclaimed=adopt_unclaimed,
+            batch_size=batch_size,
+        )
     )

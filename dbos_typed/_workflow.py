@@ -372,7 +372,7 @@ def _start(
 ) -> WorkflowHandle[Any]:
     runtime = ctx._runtime
     now = now_ms()
-    timeout_ms = None if timeout is None else max(1, int(timeout.total_seconds() * 1000))
+    timeout_ms = timeout_ms_of(timeout)
     deadline = None if timeout_ms is None else now + timeout_ms
     if parent is not None and parent[0].deadline_ms is not None:
         # A child ends no later than its parent must.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, LiteralString
 
 from dbos_typed._sysdb._store import SystemStore, Transaction
@@ -11,17 +10,6 @@ from dbos_typed._sysdb._store import SystemStore, Transaction
 # must never see a queued workflow whose version or queue row still belongs to the old one.
 _REGISTRIES: tuple[LiteralString, ...] = ("queues", "workflow_schedules", "application_versions")
 _UNFINISHED: LiteralString = " AND status IN ('PENDING', 'ENQUEUED', 'DELAYED')"
-
-
-@dataclass(frozen=True, slots=True)
-class RenameCounts:
-    """Rows moved, by table."""
-
-    queues: int
-    schedules: int
-    versions: int
-    workflows: int
-    steps: int
 
 
 def _owned_by(old_name: str | None, adopt_unclaimed: bool) -> LiteralString:
@@ -44,8 +32,10 @@ def rename_application(
     new_name: str,
     adopt_unclaimed: bool,
     batch_size: int,
-) -> RenameCounts:
+) -> tuple[int, int, int, int, int]:
     """Give `new_name` the rows `old_name` holds and, with `adopt_unclaimed`, unowned ones.
+
+    Returns the rows moved: queues, schedules, versions, workflows and steps, in that order.
 
     Finished workflows and steps move in batches of about `batch_size` workflows, one
     transaction each, in workflow ID order; a run cut short is finished by running it again.
@@ -71,7 +61,7 @@ def rename_application(
     queues, schedules, versions, unfinished = store._transaction(registries)
     workflows = _move_in_batches(store, "workflow_status", owned, params, batch_size)
     steps = _move_in_batches(store, "operation_outputs", owned, params, batch_size)
-    return RenameCounts(queues, schedules, versions, unfinished + workflows, steps)
+    return queues, schedules, versions, unfinished + workflows, steps
 
 
 def _move_in_batches(
@@ -110,7 +100,9 @@ def _move_in_batches(
             upper = str(found[0][0]) if found else None
             # Without an upper bound this is the last batch: it takes every row left,
             # from the start, so rows that appeared behind the ranges still move.
-            scope: LiteralString = past + " AND workflow_uuid <= %(upper)s" if upper else ""
+            scope: LiteralString = (
+                past + " AND workflow_uuid <= %(upper)s" if upper is not None else ""
+            )
             statement: LiteralString = (
                 "UPDATE {s}."
                 + table
