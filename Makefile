@@ -6,14 +6,17 @@ BIN := $(VENV)/bin
 .PHONY: demo test check format bench clean
 
 $(BIN)/python:
+	@echo "creating the virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed-runtime: pyproject.toml | $(BIN)/python
+	@echo "installing dbos_typed into $(VENV) (once; a few seconds)"
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	@echo "installing dbos_typed and its dev tools into $(VENV) (once; a minute or two)"
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed-runtime
 

@@ -92,8 +92,9 @@ def new_client(config: Config | str, /, *, app_name: str | None = None) -> Clien
 
     Raises:
         InvalidOptionError: a bad URL or config.
-        InitializationError: the database cannot be reached, or has no DBOS schema (a
-            client never creates it: launch an application on the database first).
+        InitializationError: the database cannot be reached, does not exist, or has no
+            DBOS schema (a client never creates them: launch an application on the
+            database first, or run `dbos-typed migrate`).
     """
     if isinstance(config, str):
         settings = Config(app_name=app_name or _CLIENT_CONFIG_NAME, database_url=config)
@@ -104,7 +105,7 @@ def new_client(config: Config | str, /, *, app_name: str | None = None) -> Clien
         settings, owner = config, config.app_name
     else:
         raise InvalidOptionError("config", "expected a database URL or a dbos_typed.Config")
-    store = open_store(settings)
+    store = open_store(settings, create_database=False)
     try:
         store.check_schema()
     except BaseException:

@@ -42,7 +42,7 @@ def connect(config: Config, *, migrate: bool) -> DBOSContext:
     """Open a context; without `migrate`, refuse a database that has no system tables."""
     if not isinstance(config, Config):
         raise InvalidOptionError("config", "expected a dbos_typed.Config")
-    store = open_store(config)
+    store = open_store(config, create_database=migrate)
     try:
         if migrate:
             store.migrate()
@@ -98,8 +98,12 @@ def _serve_admin(ctx: DBOSContext) -> None:
     runtime.on_shutdown.insert(0, stop)
 
 
-def open_store(config: Config) -> SystemStore:
-    """Open the system database named by the config (without migrating it)."""
+def open_store(config: Config, *, create_database: bool) -> SystemStore:
+    """Open the system database named by the config (without migrating it).
+
+    With `create_database`, a Postgres database that does not exist is created; without
+    it, a missing one is an `InitializationError`.
+    """
     target = parse_database_url(config.database_url or default_sqlite_url(config.app_name))
     if target.backend == "postgres":
         return PostgresStore(
@@ -108,6 +112,7 @@ def open_store(config: Config) -> SystemStore:
             application_name=config.app_name,
             max_connections=config.max_connections,
             connect_timeout=config.connect_timeout.total_seconds(),
+            create_database=create_database,
         )
     from dbos_typed._sysdb._sqlite import SqliteStore
 

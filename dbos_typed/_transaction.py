@@ -117,7 +117,8 @@ def new_data_source(
 ) -> DataSource:
     """Connect to the application's Postgres database, for `run_as_transaction`.
 
-    The table `<schema>.transaction_completion` is created there unless it exists (a role
+    A database named by a URL is created if it does not exist. The table
+    `<schema>.transaction_completion` is created there unless it exists (a role
     allowed only to read and insert works once the table was created for it). A data
     source made from a URL opens a pool of its own and closes it when the context shuts
     down; one made from the caller's `psycopg_pool.ConnectionPool` leaves it open. It may
@@ -135,7 +136,8 @@ def new_data_source(
     Raises:
         InvalidOptionError: a bad argument (not a Postgres URL or a pool, a closed pool,
             an empty name or schema).
-        InitializationError: the database cannot be reached, the table is missing and
+        InitializationError: the database cannot be reached (or is missing and cannot
+            be created), the table is missing and
             cannot be created (the message gives the statements to run), or the context
             was shut down.
     """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,3 +46,42 @@ def test_async_app_example(tmp_path: Path) -> None:
     # Fetched concurrently, recorded in the order the workflow made the calls.
     assert "recorded steps: price-apple, price-fig, price-kiwi, DBOS.setEvent, DBOS.sleep" in out
     assert (tmp_path / "async_app.sqlite").exists()
+
+
+def test_quickstart_leaves_workflows_the_cli_lists(tmp_path: Path) -> None:
+    out = _run(tmp_path, "examples.quickstart")
+    assert "Workflow result: Step 2 completed" in out
+    # As the README shows: the command line reads the demo's SQLite file.
+    listing = _run(
+        tmp_path, "dbos_typed", "--db-url", "sqlite:///quickstart.sqlite", "workflow", "list"
+    )
+    assert "SUCCESS" in listing and "workflow" in listing
+
+
+def _readme_snippets() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+
+
+def test_readme_snippets_run_or_say_they_are_fragments(tmp_path: Path) -> None:
+    snippets = _readme_snippets()
+    assert len(snippets) > 1
+    complete = [s for s in snippets if not s.startswith("# fragment")]
+    assert complete, "the README has no complete example"
+    for snippet in snippets:
+        compile(snippet, "README.md", "exec")  # every fragment is at least valid Python
+    for number, snippet in enumerate(complete):
+        program = tmp_path / f"snippet_{number}.py"
+        program.write_text(snippet)
+        _run(tmp_path, program.stem)
+
+
+def test_fan_out_example(tmp_path: Path) -> None:
+    out = _run(tmp_path, "examples.fan_out")
+    assert re.search(r"^50 pages fetched by crawl-\S+: 9380 words in all$", out, re.MULTILINE)
+
+
+def test_scheduled_job_example(tmp_path: Path) -> None:
+    out = _run(tmp_path, "examples.scheduled_job")
+    assert len(re.findall(r"^tick \S+ started \d+ ms after its scheduled time$", out, re.M)) >= 3
+    assert "schedule 'every_second' (* * * * * *) last fired at" in out

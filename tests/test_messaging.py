@@ -238,17 +238,20 @@ def test_recv_timeout_survives_a_restart_and_waits_only_the_remainder(backend: B
         except dbos.WaitTimeoutError:
             return "timed out"
 
-    started = time.time()
     first = backend.context_with(waiter)
     first.launch()
+    started = time.time()
     dbos.run_workflow(first, waiter, workflow_id="durable-timeout")
     wait_for(lambda: bool(_sleep_rows(backend, "durable-timeout")))
+    recorded = time.time()
     (_, _, deadline_text, _, completed_at) = _sleep_rows(backend, "durable-timeout")[0]
     deadline_ms = int(str(deadline_text))
     assert completed_at == deadline_ms  # as the Go SDK records a durable sleep
-    assert abs(deadline_ms / 1000 - (started + timeout)) < 1.0
-    # Let half the timeout pass, so a wait restarted from scratch would show.
-    wait_for(lambda: time.time() >= started + timeout / 2)
+    # The deadline is the timeout after the wait began (millisecond rounding aside).
+    assert started - 0.01 <= deadline_ms / 1000 - timeout <= recorded + 0.01
+    # Let half the timeout pass, by the recorded deadline, so a wait restarted from
+    # scratch would show.
+    wait_for(lambda: time.time() >= deadline_ms / 1000 - timeout / 2)
     first.shutdown(timeout=timedelta(seconds=2))  # interrupts the wait; stays PENDING
     assert backend.query(
         "SELECT status FROM {s}.workflow_status WHERE workflow_uuid = %s", "durable-timeout"

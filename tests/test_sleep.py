@@ -42,13 +42,14 @@ def test_sleep_after_a_restart_waits_only_the_remainder(backend: Backend) -> Non
     def napper(ctx: dbos.WorkflowContext) -> float:
         return dbos.sleep(ctx, timedelta(seconds=duration)).total_seconds()
 
-    started = time.time()
     first = backend.context_with(napper)
     first.launch()
     dbos.run_workflow(first, napper, workflow_id="long-nap")
     wait_for(lambda: bool(_sleep_rows(backend, "long-nap")))
     deadline = _sleep_rows(backend, "long-nap")[0][1]
-    wait_for(lambda: time.time() >= started + duration / 2)
+    # Half-way by the recorded deadline, however long the context took to start.
+    halfway = int(str(deadline)) / 1000 - duration / 2
+    wait_for(lambda: time.time() >= halfway)
     first.shutdown(timeout=timedelta(seconds=2))  # interrupts the sleep; stays PENDING
     assert backend.query(
         "SELECT status FROM {s}.workflow_status WHERE workflow_uuid = %s", "long-nap"

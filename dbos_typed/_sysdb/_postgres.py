@@ -15,6 +15,7 @@ from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from dbos_typed._sysdb import _queries as q
+from dbos_typed._sysdb._create_database import ensure_database
 from dbos_typed._sysdb._retry import StoreClosedError, retry_outages
 from dbos_typed._sysdb._rows import (
     STREAM_CLOSED,
@@ -106,6 +107,7 @@ class PostgresStore(SystemStore):
         application_name: str,
         max_connections: int = 20,
         connect_timeout: float = 10.0,
+        create_database: bool = True,
     ) -> None:
         self._schema = schema
         self._schema_id = sql.Identifier(schema)
@@ -115,7 +117,9 @@ class PostgresStore(SystemStore):
         params.setdefault("application_name", application_name[:63])
         params.setdefault("connect_timeout", str(int(connect_timeout)))
         self._conninfo = make_conninfo("", **params)
-        self._ensure_database(params)
+        ensure_database(
+            self._conninfo, params, what="the Postgres system database", create=create_database
+        )
         self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
             self._conninfo,
             min_size=1,
@@ -132,27 +136,6 @@ class PostgresStore(SystemStore):
             raise InitializationError(
                 f"cannot connect to the Postgres system database: {exc}"
             ) from exc
-
-    def _ensure_database(self, params: dict[str, Any]) -> None:
-        """Create the database if it does not exist, as a convenience on first start."""
-        try:
-            psycopg.connect(self._conninfo, autocommit=True).close()
-            return
-        except psycopg.errors.InvalidCatalogName:
-            pass
-        except psycopg.OperationalError as exc:
-            raise InitializationError(
-                f"cannot connect to the Postgres system database: {exc}"
-            ) from exc
-        name = params.get("dbname") or "postgres"
-        admin = make_conninfo(self._conninfo, dbname="postgres")
-        try:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        except psycopg.errors.DuplicateDatabase:
-            pass
-        except psycopg.Error as exc:
-            raise InitializationError(f"cannot create database {name!r}: {exc}") from exc
 
     def _compile(self, query: LiteralString) -> bytes:
         compiled = self._compiled.get(query)
