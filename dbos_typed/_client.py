@@ -254,8 +254,7 @@ def enqueue_named(
     if queue is None:
         raise InvalidOptionError("queue", "expected a WorkflowQueue or a queue name")
     _check_workflow_name(workflow_name)
-    if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
-        raise InvalidOptionError("workflow_id", "expected a non-empty string or None")
+    optional_name(workflow_id, "workflow_id")
     timeout_ms = checked_timeout_ms(timeout)
     runtime = client._runtime
     options = check_queue_options(
@@ -296,6 +295,7 @@ def _check_client(client: object) -> None:
 def _check_workflow_name(workflow_name: object) -> None:
     if not isinstance(workflow_name, str) or not workflow_name:
         raise InvalidOptionError("workflow_name", "expected the registered name of a workflow")
+    checked_name(workflow_name, "workflow_name")
 
 
 def _inputs_of(input: object) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
+from dbos_typed._validate import optional_name
 from dbos_typed.errors import InvalidOptionError
 
 _IDENTIFIER_LIMIT = 63  # Postgres truncates longer identifiers silently.
@@ -77,8 +78,7 @@ class Config:
             )
         for name in ("executor_id", "application_version"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, str) or not value):
-                raise InvalidOptionError(name, "expected a non-empty string or None")
+            optional_name(value, name)
         if not isinstance(self.max_connections, int) or not 1 <= self.max_connections <= 1000:
             raise InvalidOptionError("max_connections", "expected an int from 1 to 1000")
         if not isinstance(self.connect_timeout, timedelta) or self.connect_timeout <= timedelta(0):

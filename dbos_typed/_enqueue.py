@@ -27,6 +27,7 @@ from dbos_typed._sysdb._rows import (
     StatusName,
     StepRecord,
 )
+from dbos_typed._validate import checked_name, optional_name
 from dbos_typed.errors import (
     ConflictingWorkflowError,
     InvalidOptionError,
@@ -52,6 +53,14 @@ class QueueOptions:
     priority: int
     partition_key: str | None
     delay_ms: int | None
+
+
+def queue_name(queue: object) -> str:
+    """The name of a queue given as a `WorkflowQueue` or by name."""
+    name = queue.name if isinstance(queue, WorkflowQueue) else queue
+    if not isinstance(name, str) or not name:
+        raise InvalidOptionError("queue", "expected a WorkflowQueue or a non-empty queue name")
+    return checked_name(name, "queue")
 
 
 def check_queue_options(
@@ -83,17 +92,11 @@ def check_queue_options(
             if present:
                 raise InvalidOptionError(argument, "only valid together with queue=")
         return None
-    name = queue.name if isinstance(queue, WorkflowQueue) else queue
-    if not isinstance(name, str) or not name:
-        raise InvalidOptionError("queue", "expected a WorkflowQueue or a non-empty queue name")
-    if deduplication_id is not None and (
-        not isinstance(deduplication_id, str) or not deduplication_id
-    ):
-        raise InvalidOptionError("deduplication_id", "expected a non-empty string or None")
+    name = queue_name(queue)
+    optional_name(deduplication_id, "deduplication_id")
     if deduplication_policy != "reject" and deduplication_id is None:
         raise InvalidOptionError("deduplication_policy", "needs a deduplication_id")
-    if partition_key is not None and (not isinstance(partition_key, str) or not partition_key):
-        raise InvalidOptionError("partition_key", "expected a non-empty string or None")
+    optional_name(partition_key, "partition_key")
     if partition_key is not None and deduplication_id is not None:
         raise InvalidOptionError("partition_key", "cannot be combined with deduplication_id")
     if priority is not None and (
@@ -130,9 +133,7 @@ def unpartitioned_queue_name(runtime: Runtime, queue: WorkflowQueue | str) -> st
     Raises:
         InvalidOptionError: the queue is unnamed, unknown or partitioned.
     """
-    name = queue.name if isinstance(queue, WorkflowQueue) else queue
-    if not isinstance(name, str) or not name:
-        raise InvalidOptionError("queue", "expected a WorkflowQueue or a non-empty queue name")
+    name = queue_name(queue)
     partitioned, _ = queue_flags(runtime, queue, name)
     if partitioned:
         raise InvalidOptionError("queue", f"queue {name!r} is partitioned; choose another")

@@ -22,7 +22,7 @@ from dbos_typed._serialization import Codec, codec_for, encode_any
 from dbos_typed._sleep import workflow_context
 from dbos_typed._sysdb._listener import NOTIFICATIONS_CHANNEL, payload_of
 from dbos_typed._sysdb._rows import NULL_TOPIC, NewMessage, RecordResult, StepRecord
-from dbos_typed._validate import checked_name
+from dbos_typed._validate import checked_name, optional_name
 from dbos_typed.errors import InvalidOptionError
 
 T = TypeVar("T")
@@ -71,10 +71,7 @@ def send(
         raise InvalidOptionError("ctx", "expected a DBOSContext, WorkflowContext or Client")
     checked_name(destination_id, "destination_id")
     stored_topic = _stored_topic(topic)
-    if idempotency_key is not None and (
-        not isinstance(idempotency_key, str) or not idempotency_key
-    ):
-        raise InvalidOptionError("idempotency_key", "expected a non-empty string or None")
+    optional_name(idempotency_key, "idempotency_key")
     text = encode_any(message)
     runtime = ctx._runtime
     message_id = None if idempotency_key is None else f"{idempotency_key}::{destination_id}"

@@ -15,6 +15,7 @@ from typing import Literal, get_args
 from dbos_typed._context import Connected, DBOSContext, WorkflowContext
 from dbos_typed._runtime import Runtime, now_ms
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE, QueueRow
+from dbos_typed._validate import checked_name
 from dbos_typed.errors import InvalidOptionError, RegistrationError
 
 logger = logging.getLogger("dbos_typed")
@@ -129,8 +130,7 @@ def new_workflow_queue(
     """
     if not isinstance(ctx, Connected) or isinstance(ctx, WorkflowContext):
         raise InvalidOptionError("ctx", "expected a DBOSContext or Client (not a workflow's)")
-    if not isinstance(name, str) or not name or "\x00" in name:
-        raise InvalidOptionError("name", "expected a non-empty string")
+    checked_name(name, "name")
     if name == INTERNAL_QUEUE:
         raise InvalidOptionError("name", f"{INTERNAL_QUEUE!r} is reserved for dbos_typed")
     if on_conflict not in get_args(QueueConflictPolicy):
@@ -221,7 +221,7 @@ def listen_queues(ctx: DBOSContext, queues: Iterable[WorkflowQueue | str], /) ->
         name = queue.name if isinstance(queue, WorkflowQueue) else queue
         if not isinstance(name, str) or not name:
             raise InvalidOptionError("queues", "expected WorkflowQueue objects or non-empty names")
-        names.add(name)
+        names.add(checked_name(name, "queues"))
     runtime = ctx._runtime
     if runtime.launched:
         raise InvalidOptionError("ctx", "call listen_queues before launch()")

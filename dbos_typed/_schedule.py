@@ -31,6 +31,7 @@ from dbos_typed._registry import describe
 from dbos_typed._runtime import Runtime, now_ms
 from dbos_typed._serialization import Codec, codec_for, encode_inputs
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE, ScheduledTick, ScheduleRow
+from dbos_typed._validate import checked_name, optional_name
 from dbos_typed.errors import InvalidOptionError, ScheduleNotFoundError
 
 #: At most this many ticks are enqueued by one backfill.
@@ -462,7 +463,7 @@ def _same_definition(a: ScheduleRow, b: ScheduleRow) -> bool:
 def _checked_name(name: object) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidOptionError("name", "expected a non-empty schedule name")
-    return name
+    return checked_name(name, "name")
 
 
 def _set_status(ctx: DBOSContext, name: str, status: ScheduleStatus, step_name: str) -> None:
@@ -505,8 +506,7 @@ def _row_for(runtime: Runtime, spec: ScheduleSpec) -> ScheduleRow:
     name = _checked_name(spec.name)
     workflow_name = _workflow_name(runtime, spec.workflow)
     cron = CronSchedule(spec.schedule, spec.timezone)
-    if spec.queue is not None and (not isinstance(spec.queue, str) or not spec.queue):
-        raise InvalidOptionError("queue", "expected a queue name or None")
+    optional_name(spec.queue, "queue")
     if not isinstance(spec.automatic_backfill, bool):
         raise InvalidOptionError("automatic_backfill", "expected a bool")
     return _new_row(runtime, name, workflow_name, cron, spec.queue, spec.automatic_backfill)

@@ -22,7 +22,11 @@ def checked_name(value: object, argument: str) -> str:
 
 def optional_name(value: object, argument: str) -> str | None:
     """`checked_name`, or None."""
-    return None if value is None else checked_name(value, argument)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InvalidOptionError(argument, "expected a non-empty string or None")
+    return checked_name(value, argument)
 
 
 def epoch_ms(value: datetime | None, argument: str) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -67,6 +68,41 @@ def test_nul_in_names_is_refused_before_anything_is_written(backend: Backend) ->
     with pytest.raises(dbos.InvalidOptionError, match="NUL"):
         dbos.set_workflow_attributes(ctx, "fine", {"k": "a\x00b"})
     assert backend.query("SELECT count(*) FROM {s}.workflow_status") == [(1,)]
+
+
+def test_nul_in_queue_client_and_message_keys_is_refused(backend: Backend) -> None:
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, echo)
+    orders = dbos.new_workflow_queue(ctx, "orders")
+    ctx.launch()
+    client = dbos.new_client(backend.config())
+    try:
+        calls: dict[str, Callable[[], object]] = {
+            "deduplication_id": lambda: dbos.run_workflow(
+                ctx, echo, "x", queue=orders, deduplication_id="a\x00b"
+            ),
+            "partition_key": lambda: dbos.run_workflow(
+                ctx, echo, "x", queue=orders, partition_key="p\x00"
+            ),
+            "queue": lambda: dbos.run_workflow(ctx, echo, "x", queue="q\x00"),
+            "workflow_id": lambda: dbos.enqueue[str](
+                client, "orders", "echo", "x", workflow_id="a\x00b"
+            ),
+            "workflow_name": lambda: dbos.enqueue[str](client, "orders", "ec\x00ho", "x"),
+            "idempotency_key": lambda: dbos.send(ctx, "fine", "x", idempotency_key="k\x00"),
+            "name": lambda: dbos.new_workflow_queue(ctx, "bad\x00queue"),
+        }
+        for argument, call in calls.items():
+            with pytest.raises(dbos.InvalidOptionError, match="NUL") as info:
+                call()
+            assert info.value.argument == argument
+        with pytest.raises(dbos.InvalidOptionError, match="NUL") as info:
+            dbos.new_client(backend.config(executor_id="e\x00"))
+        assert info.value.argument == "executor_id"
+    finally:
+        client.close()
+    assert backend.query("SELECT count(*) FROM {s}.workflow_status") == [(0,)]
+    assert backend.query("SELECT count(*) FROM {s}.notifications") == [(0,)]
 
 
 def test_absurd_timeouts_and_limits_are_refused(backend: Backend) -> None:
