@@ -20,22 +20,30 @@ ctx.shutdown()
 from __future__ import annotations
 
 from dbos_typed import aio, errors
-from dbos_typed._aggregates import (
+from dbos_typed._app.client import Client, debounce, enqueue, new_client
+from dbos_typed._app.lifecycle import new_context
+from dbos_typed._core.config import Config
+from dbos_typed._core.context import DBOSContext, WorkflowContext
+from dbos_typed._core.handle import WorkflowHandle, retrieve_workflow
+from dbos_typed._core.identity import Identity, get_identity
+from dbos_typed._core.registry import RegisteredWorkflow
+from dbos_typed._core.serialization import ErrorRecord
+from dbos_typed._core.status import StatusName, WorkflowStatus
+from dbos_typed._core.version import __version__ as __version__
+from dbos_typed._management.aggregates import (
     StepAggregate,
     WorkflowAggregate,
     get_step_aggregates,
     get_workflow_aggregates,
 )
-from dbos_typed._client import Client, debounce, enqueue, new_client
-from dbos_typed._config import Config
-from dbos_typed._context import DBOSContext, WorkflowContext
-from dbos_typed._debouncer import Debouncer, new_debouncer
-from dbos_typed._events import get_event, set_event
-from dbos_typed._handle import WorkflowHandle, retrieve_workflow
-from dbos_typed._identity import Identity, get_identity
-from dbos_typed._lifecycle import new_context
-from dbos_typed._listing import StepInfo, get_workflow_steps, list_queued_workflows, list_workflows
-from dbos_typed._management import (
+from dbos_typed._management.listing import (
+    StepInfo,
+    get_workflow_steps,
+    list_queued_workflows,
+    list_workflows,
+)
+from dbos_typed._management.rename import ApplicationRowCounts, rename_application
+from dbos_typed._management.steering import (
     cancel_workflow,
     cancel_workflows,
     delete_workflows,
@@ -48,19 +56,26 @@ from dbos_typed._management import (
     resume_workflows,
     set_workflow_attributes,
 )
-from dbos_typed._messaging import recv, send
-from dbos_typed._patch import deprecate_patch, patch
-from dbos_typed._queue import RateLimit, WorkflowQueue, listen_queues, new_workflow_queue
-from dbos_typed._queue_management import (
+from dbos_typed._management.versions import (
+    VersionInfo,
+    get_latest_application_version,
+    list_application_versions,
+    set_latest_application_version,
+)
+from dbos_typed._messaging.events import get_event, set_event
+from dbos_typed._messaging.messages import recv, send
+from dbos_typed._messaging.sleep import sleep
+from dbos_typed._messaging.streams import close_stream, read_stream, write_stream
+from dbos_typed._queues.debouncer import Debouncer, new_debouncer
+from dbos_typed._queues.management import (
     delete_queue,
     list_queues,
     retrieve_queue,
     set_workflow_delay,
     update_queue,
 )
-from dbos_typed._registry import RegisteredWorkflow
-from dbos_typed._rename import ApplicationRowCounts, rename_application
-from dbos_typed._schedule import (
+from dbos_typed._queues.queues import RateLimit, WorkflowQueue, listen_queues, new_workflow_queue
+from dbos_typed._schedules.schedules import (
     ScheduleSpec,
     ScheduleStatus,
     WorkflowSchedule,
@@ -74,26 +89,16 @@ from dbos_typed._schedule import (
     resume_schedule,
     trigger_schedule,
 )
-from dbos_typed._serialization import ErrorRecord
-from dbos_typed._sleep import sleep
-from dbos_typed._status import StatusName, WorkflowStatus
-from dbos_typed._step import run_as_step
-from dbos_typed._streams import close_stream, read_stream, write_stream
-from dbos_typed._transaction import DataSource, new_data_source, run_as_transaction
-from dbos_typed._version import __version__ as __version__
-from dbos_typed._versions import (
-    VersionInfo,
-    get_latest_application_version,
-    list_application_versions,
-    set_latest_application_version,
-)
-from dbos_typed._workflow import (
+from dbos_typed._workflows.patch import deprecate_patch, patch
+from dbos_typed._workflows.start import (
     get_step_id,
     get_workflow_id,
     list_registered_workflows,
     register_workflow,
     run_workflow,
 )
+from dbos_typed._workflows.step import run_as_step
+from dbos_typed._workflows.transaction import DataSource, new_data_source, run_as_transaction
 from dbos_typed.errors import (
     ApplicationVersionNotFoundError,
     AwaitedWorkflowCancelledError,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
+from dbos_typed.cli import main_entry
 
-from dbos_typed.cli import main
-
-sys.exit(main())
+main_entry()

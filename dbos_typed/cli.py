@@ -34,26 +34,32 @@ from typing import Any, TextIO
 
 from pydantic_core import to_jsonable_python
 
-from dbos_typed._aggregates import (
+from dbos_typed._app.lifecycle import connect, new_context
+from dbos_typed._core.config import Config, parse_database_url
+from dbos_typed._core.context import DBOSContext
+from dbos_typed._core.status import WorkflowStatus
+from dbos_typed._management.aggregates import (
     StepAggregate,
     WorkflowAggregate,
     get_step_aggregates,
     get_workflow_aggregates,
 )
-from dbos_typed._config import Config, parse_database_url
-from dbos_typed._context import DBOSContext
-from dbos_typed._lifecycle import connect, new_context
-from dbos_typed._listing import get_workflow_steps, list_queued_workflows, list_workflows
-from dbos_typed._management import cancel_workflow, delete_workflows, fork_workflow, resume_workflow
-from dbos_typed._queue import WorkflowQueue
-from dbos_typed._queue_management import delete_queue, list_queues, retrieve_queue
-from dbos_typed._rename import DEFAULT_RENAME_BATCH_SIZE, rename_application
-from dbos_typed._status import WorkflowStatus
-from dbos_typed._versions import (
+from dbos_typed._management.listing import get_workflow_steps, list_workflows
+from dbos_typed._management.rename import DEFAULT_RENAME_BATCH_SIZE, rename_application
+from dbos_typed._management.steering import (
+    cancel_workflow,
+    delete_workflows,
+    fork_workflow,
+    resume_workflow,
+)
+from dbos_typed._management.versions import (
     VersionInfo,
     list_application_versions,
     set_latest_application_version,
 )
+from dbos_typed._queues.management import delete_queue, list_queues, retrieve_queue
+from dbos_typed._queues.queues import WorkflowQueue
+from dbos_typed._sysdb._rows import INTERNAL_QUEUE, StatusName
 from dbos_typed.errors import ApplicationVersionNotFoundError, DBOSError
 
 URL_VARIABLE = "DBOS_SYSTEM_DATABASE_URL"
@@ -83,9 +89,13 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, default=10)
     listing.add_argument("--offset", type=int)
     listing.add_argument("--sort-desc", action="store_true", help="newest first")
-    for name in ("get", "steps", "resume"):
-        actions.add_parser(name, help=f"{name} one workflow").add_argument("workflow_id")
-    cancel = actions.add_parser("cancel", help="cancel a workflow")
+    for name, help_text in (
+        ("get", "show one workflow"),
+        ("steps", "list the recorded steps of one workflow"),
+        ("resume", "resume a cancelled, dead-lettered or stuck workflow"),
+    ):
+        actions.add_parser(name, help=help_text).add_argument("workflow_id")
+    cancel = actions.add_parser("cancel", help="cancel a workflow that has not finished")
     cancel.add_argument("workflow_id")
     cancel.add_argument("--children", action="store_true", help="also cancel descendants")
     fork = actions.add_parser("fork", help="re-run a workflow from a step")
@@ -115,7 +125,9 @@ def _parser() -> argparse.ArgumentParser:
 
     queue = commands.add_parser("queue", help="queued workflows")
     queue_actions = queue.add_subparsers(dest="action", required=True)
-    queue_list = queue_actions.add_parser("list", help="list queued workflows")
+    queue_list = queue_actions.add_parser(
+        "list", help="list queued workflows, of every application and the internal queue"
+    )
     queue_list.add_argument("--queue", action="append", help="queue name; repeatable")
     queue_list.add_argument("--limit", type=int, default=50)
 
@@ -164,16 +176,31 @@ def _config(args: argparse.Namespace) -> Config:
     return Config(app_name=app, database_url=url, database_schema=args.schema)
 
 
+def _cut(text: str, width: int) -> str:
+    """`text` in at most `width` characters, ending in an ellipsis where it was cut."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _queue_label(queue_name: str | None) -> str:
+    if queue_name == INTERNAL_QUEUE:
+        return f"{INTERNAL_QUEUE} (internal)"
+    return queue_name or ""
+
+
 def _status_row(status: WorkflowStatus) -> dict[str, Any]:
     return {
         "id": status.workflow_id,
         "status": status.status.value,
         "name": status.name,
         "created": status.created_at.isoformat(timespec="seconds"),
-        "queue": status.queue_name or "",
+        "queue": _queue_label(status.queue_name),
         "executor": status.executor_id or "",
-        "version": (status.application_version or "")[:12],
+        "version": _cut(status.application_version or "", 13),
     }
+
+
+def _json_cell(value: Any, width: int) -> str:
+    return _cut(json.dumps(to_jsonable_python(value), ensure_ascii=False), width)
 
 
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
@@ -257,12 +284,9 @@ def _workflow(args: argparse.Namespace, ctx: DBOSContext, out: TextIO) -> None:
         )
         _emit(args, found, [_status_row(s) for s in found], out)
     elif action == "get":
-        found = list_workflows(ctx, workflow_ids=[args.workflow_id], all_applications=True)
-        if not found:
-            raise UsageError(f"workflow {args.workflow_id!r} does not exist")
-        status = found[0]
+        status = _existing(ctx, args.workflow_id)
         row = _status_row(status)
-        row["output"] = json.dumps(to_jsonable_python(status.output))[:60]
+        row["output"] = _json_cell(status.output, 60)
         row["error"] = (
             "" if status.error is None else f"{status.error.name}: {status.error.message}"
         )
@@ -273,19 +297,29 @@ def _workflow(args: argparse.Namespace, ctx: DBOSContext, out: TextIO) -> None:
             {
                 "step": s.step_id,
                 "name": s.name,
-                "output": json.dumps(to_jsonable_python(s.output))[:50] if s.error is None else "",
-                "error": "" if s.error is None else f"{s.error.name}: {s.error.message}"[:50],
+                "output": _json_cell(s.output, 50) if s.error is None else "",
+                "error": "" if s.error is None else _cut(f"{s.error.name}: {s.error.message}", 50),
                 "child": s.child_workflow_id or "",
             }
             for s in steps
         ]
         _emit(args, steps, rows, out)
     elif action == "cancel":
+        before = _existing(ctx, args.workflow_id).status
         cancel_workflow(ctx, args.workflow_id, cancel_children=args.children)
-        _done(args, out, {"cancelled": args.workflow_id})
+        if before in _FINISHED:
+            _unchanged(args, out, before, "a finished workflow cannot be cancelled")
+        else:
+            _done(args, out, {"cancelled": args.workflow_id})
     elif action == "resume":
+        before = _existing(ctx, args.workflow_id).status
         handle = resume_workflow(ctx, args.workflow_id)
-        _done(args, out, {"resumed": handle.workflow_id})
+        if before in (StatusName.SUCCESS, StatusName.ERROR):
+            _unchanged(
+                args, out, before, "only an unfinished workflow resumes; fork it to run it again"
+            )
+        else:
+            _done(args, out, {"resumed": handle.workflow_id})
     elif action == "fork":
         handle = fork_workflow(
             ctx,
@@ -390,8 +424,30 @@ def main(
 
 
 def _queue(args: argparse.Namespace, ctx: DBOSContext, out: TextIO) -> None:
-    found = list_queued_workflows(ctx, queue_name=args.queue, limit=args.limit)
+    found = list_workflows(
+        ctx, queue_name=args.queue, queues_only=True, limit=args.limit, all_applications=True
+    )
     _emit(args, found, [_status_row(s) for s in found], out)
+
+
+# Statuses a cancel leaves as they are.
+_FINISHED = frozenset({StatusName.SUCCESS, StatusName.ERROR, StatusName.CANCELLED})
+
+
+def _existing(ctx: DBOSContext, workflow_id: str) -> WorkflowStatus:
+    found = list_workflows(ctx, workflow_ids=[workflow_id], all_applications=True)
+    if not found:
+        raise UsageError(f"workflow {workflow_id!r} does not exist")
+    return found[0]
+
+
+def _unchanged(args: argparse.Namespace, out: TextIO, status: StatusName, why: str) -> None:
+    """Report a request that changed nothing, and why; it is not an error."""
+    if args.json:
+        report = {"unchanged": args.workflow_id, "status": status.value, "reason": why}
+        print(json.dumps(report), file=out)
+    else:
+        print(f"workflow {args.workflow_id} is {status.value}: nothing changed ({why})", file=out)
 
 
 def _version_row(version: VersionInfo) -> dict[str, Any]:
@@ -467,6 +523,18 @@ def _queue_row(queue: WorkflowQueue) -> dict[str, Any]:
     }
 
 
+# The status of a process killed by SIGPIPE, as a shell reports it (128 + 13).
+_BROKEN_PIPE_STATUS = 141
+
+
 def main_entry() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    try:
+        status = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as Unix tools do. stdout now
+        # points at /dev/null so that the interpreter's last flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = _BROKEN_PIPE_STATUS
+    sys.exit(status)

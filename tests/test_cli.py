@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -237,3 +238,76 @@ def test_rename_moves_an_applications_rows(backend: Backend) -> None:
     assert code == 1 and "old_name" in err and out == ""
     code, out, _ = _run(backend, "rename", "--to", "elsewhere", "--adopt-unclaimed")
     assert code == 0 and "WORKFLOWS" in out  # a table of counts
+
+
+def test_cancel_and_resume_of_a_finished_workflow_say_nothing_changed(backend: Backend) -> None:
+    _populated(backend)
+    code, out, err = _run(backend, "workflow", "cancel", "cli-1")
+    assert (code, err) == (0, "")
+    assert out.startswith("workflow cli-1 is SUCCESS: nothing changed (")
+    code, out, _ = _run(backend, "--json", "workflow", "resume", "cli-1")
+    report = json.loads(out)
+    assert code == 0 and (report["unchanged"], report["status"]) == ("cli-1", "SUCCESS")
+    assert "fork" in report["reason"]
+    code, out, _ = _run(backend, "--json", "workflow", "get", "cli-1")
+    assert json.loads(out)["status"] == "SUCCESS"
+
+
+def test_queue_list_shows_the_internal_queue_of_every_application(backend: Backend) -> None:
+    _populated(backend).shutdown()
+    # No context runs now: the fork stays ENQUEUED where the CLI can see it.
+    dbos.fork_workflow(backend.new_context("operator"), "cli-2", 1, new_workflow_id="forked")
+    code, out, err = _run(backend, "queue", "list")
+    assert (code, err) == (0, "")
+    row = out.splitlines()[1].split()
+    assert row[:2] == ["forked", "ENQUEUED"]
+    assert "_dbos_internal_queue" in row and "(internal)" in row
+    code, out, _ = _run(backend, "--json", "queue", "list")
+    assert [r["queue_name"] for r in json.loads(out)] == ["_dbos_internal_queue"]
+
+
+def test_long_cells_end_in_an_ellipsis(backend: Backend) -> None:
+    def long_text(ctx: dbos.WorkflowContext) -> str:
+        return dbos.run_as_step(ctx, lambda: "x" * 200, name="long")
+
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, long_text)
+    ctx.launch()
+    dbos.run_workflow(ctx, long_text, workflow_id="long").get_result()
+    code, out, _ = _run(backend, "workflow", "steps", "long")
+    cell = out.splitlines()[1].split()[2]
+    assert code == 0 and cell.endswith("…") and len(cell) == 50
+    code, out, _ = _run(backend, "workflow", "get", "long")
+    assert code == 0 and '"' + "x" * 58 + "…" in out
+    code, out, _ = _run(backend, "--json", "workflow", "steps", "long")
+    assert json.loads(out)[0]["output"] == "x" * 200  # JSON output is never cut
+
+
+def test_help_names_what_each_action_does() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "dbos_typed", "workflow", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0
+    assert "list the recorded steps of one workflow" in done.stdout
+    assert "steps one workflow" not in done.stdout
+
+
+def test_a_closed_output_pipe_ends_quietly(backend: Backend) -> None:
+    _populated(backend)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written, as with `| head -0`
+    where = ["--db-url", backend.url, "--schema", backend.schema]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "dbos_typed", *where, "workflow", "steps", "cli-1"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, "")

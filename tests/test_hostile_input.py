@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 import dbos_typed as dbos
-from dbos_typed._serialization import codec_for, decode_inputs, encode_inputs
+from dbos_typed._core.serialization import codec_for, decode_inputs, encode_inputs
 from tests.conftest import Backend
 
 HOSTILE_IDS = [

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 import dbos_typed as dbos
-from dbos_typed._runtime import WorkerPool
+from dbos_typed._core.runtime import WorkerPool
 from tests.conftest import Backend, Gate, wait_for
 
 executed: list[str] = []

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 import dbos_typed as dbos
-from dbos_typed import _queue_runner
+from dbos_typed._queues import runner as _queue_runner
 from dbos_typed._sysdb._rows import Backlog, QueueRow
 from tests.conftest import Backend, Gate, wait_for
 

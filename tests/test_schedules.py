@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import dbos_typed as dbos
-from dbos_typed._cron import CronSchedule, tick_workflow_id
+from dbos_typed._schedules.cron import CronSchedule, tick_workflow_id
 from tests.conftest import Backend, Gate
 
 EVERY_SECOND = "* * * * * *"

@@ -9,16 +9,16 @@ from typing import Any, Protocol, TypeVar, overload
 
 from pydantic import TypeAdapter
 
-from dbos_typed import _events
-from dbos_typed._context import Connected, WorkflowContext
-from dbos_typed._events import (
+from dbos_typed._core.context import Connected, WorkflowContext
+from dbos_typed._core.serialization import Codec, codec_for
+from dbos_typed._messaging import events as _events
+from dbos_typed._messaging.events import (
     ReadingEvent,
     check_get_event,
     event_key,
     event_wait_description,
     is_durable_read,
 )
-from dbos_typed._serialization import Codec, codec_for
 from dbos_typed.aio._loop import AsyncWait, performed, prepared, run_blocking
 from dbos_typed.aio._messaging import waited
 from dbos_typed.errors import WaitTimeoutError

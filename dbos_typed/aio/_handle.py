@@ -12,9 +12,14 @@ from typing import Any, Generic, TypeVar, overload
 
 from pydantic import TypeAdapter
 
-from dbos_typed._context import Connected, WorkflowContext
-from dbos_typed._durable import OperationOutcome, begin_operation, complete_operation, record_of
-from dbos_typed._handle import (
+from dbos_typed._core.context import Connected, WorkflowContext
+from dbos_typed._core.durable import (
+    OperationOutcome,
+    begin_operation,
+    complete_operation,
+    record_of,
+)
+from dbos_typed._core.handle import (
     AWAITED_FAILURES,
     GET_RESULT_STEP,
     PENDING,
@@ -22,9 +27,9 @@ from dbos_typed._handle import (
     WorkflowHandle,
     retrieve_handle,
 )
-from dbos_typed._runtime import now_ms
-from dbos_typed._serialization import Codec, codec_for
-from dbos_typed._status import WorkflowStatus
+from dbos_typed._core.runtime import now_ms
+from dbos_typed._core.serialization import Codec, codec_for
+from dbos_typed._core.status import WorkflowStatus
 from dbos_typed._sysdb._rows import StepRecord
 from dbos_typed.aio._loop import LoopWaker, performed, prepared, run_blocking
 from dbos_typed.errors import InvalidOptionError

@@ -12,9 +12,9 @@ import contextvars
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from dbos_typed._context import Connected, WorkflowContext
+from dbos_typed._core.context import Connected, WorkflowContext
+from dbos_typed._messaging.database_waits import Registration
 from dbos_typed._sysdb._listener import Key
-from dbos_typed._waiting import Registration
 from dbos_typed.errors import WorkflowCancelled
 
 T = TypeVar("T")

@@ -11,8 +11,9 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
-from dbos_typed import _listing, _management
-from dbos_typed._handle import WorkflowHandle
+from dbos_typed._core.handle import WorkflowHandle
+from dbos_typed._management import listing as _listing
+from dbos_typed._management import steering as _management
 from dbos_typed.aio._handle import AsyncWorkflowHandle, wrap
 from dbos_typed.aio._loop import performed
 

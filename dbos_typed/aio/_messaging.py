@@ -13,12 +13,12 @@ from typing import Any, Protocol, TypeVar, overload
 
 from pydantic import TypeAdapter
 
-from dbos_typed import _messaging
-from dbos_typed._context import Connected, WorkflowContext
-from dbos_typed._durable_wait import DurableWait, replay_wait
-from dbos_typed._messaging import Receiving
-from dbos_typed._serialization import Codec, codec_for
-from dbos_typed._sleep import begin_sleep
+from dbos_typed._core.context import Connected, WorkflowContext
+from dbos_typed._core.serialization import Codec, codec_for
+from dbos_typed._messaging import messages as _messaging
+from dbos_typed._messaging.durable_waits import DurableWait, replay_wait
+from dbos_typed._messaging.messages import Receiving
+from dbos_typed._messaging.sleep import begin_sleep
 from dbos_typed._sysdb._rows import StepRecord
 from dbos_typed.aio._loop import AsyncWait, LoopWaker, performed, prepared
 
@@ -88,7 +88,7 @@ async def _sleep(ctx: WorkflowContext, started: float, deadline: float) -> timed
 async def wait_durably(op: DurableWait) -> StepRecord:
     """Await `op`; return its record (replayed, found or timed out).
 
-    The awaitable twin of `dbos_typed._durable_wait.wait_durably`; the database calls run
+    The awaitable twin of `dbos_typed._messaging.durable_waits.wait_durably`; the database calls run
     on the workflow's loop.
 
     Raises:

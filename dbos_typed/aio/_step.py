@@ -15,10 +15,10 @@ from typing import Any, TypeVar, overload
 
 from pydantic import TypeAdapter
 
-from dbos_typed._context import WorkflowContext
-from dbos_typed._durable import begin_operation, complete_operation
-from dbos_typed._runtime import now_ms
-from dbos_typed._step import StepPlan, check_step_call
+from dbos_typed._core.context import WorkflowContext
+from dbos_typed._core.durable import begin_operation, complete_operation
+from dbos_typed._core.runtime import now_ms
+from dbos_typed._workflows.step import StepPlan, check_step_call
 from dbos_typed.aio._loop import LoopWaker, on_worker, prepared
 from dbos_typed.errors import StepFailedError, WorkflowCancelled
 

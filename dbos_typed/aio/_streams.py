@@ -8,10 +8,10 @@ from typing import Any, Protocol, TypeVar, overload
 
 from pydantic import TypeAdapter
 
-from dbos_typed import _streams
-from dbos_typed._context import Connected, WorkflowContext
-from dbos_typed._serialization import Codec, codec_for
-from dbos_typed._streams import Next, StreamCursor, check_read
+from dbos_typed._core.context import Connected, WorkflowContext
+from dbos_typed._core.serialization import Codec, codec_for
+from dbos_typed._messaging import streams as _streams
+from dbos_typed._messaging.streams import Next, StreamCursor, check_read
 from dbos_typed.aio._loop import AsyncWait, performed, run_blocking
 
 T = TypeVar("T")

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import timedelta
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Never, TypeVar, Unpack, overload
 
 from pydantic import TypeAdapter
 
-from dbos_typed import _workflow
-from dbos_typed._client import Client, enqueue_named
-from dbos_typed._context import DBOSContext, WorkflowContext
-from dbos_typed._enqueue import DeduplicationPolicy
-from dbos_typed._identity import Identity
-from dbos_typed._queue import WorkflowQueue
-from dbos_typed._registry import NO_INPUT
-from dbos_typed._serialization import Codec, codec_for
+from dbos_typed._app.client import Client, enqueue_named
+from dbos_typed._core.context import DBOSContext, WorkflowContext
+from dbos_typed._core.identity import Identity
+from dbos_typed._core.registry import NO_INPUT
+from dbos_typed._core.serialization import Codec, codec_for
+from dbos_typed._queues.enqueue import DeduplicationPolicy
+from dbos_typed._queues.queues import WorkflowQueue
+from dbos_typed._workflows import start as _workflow
+from dbos_typed._workflows.start import StartOptions
 from dbos_typed.aio._handle import AsyncWorkflowHandle, wrap
 from dbos_typed.aio._loop import performed
 
@@ -24,44 +25,43 @@ OutT = TypeVar("OutT")
 T = TypeVar("T")
 
 
-# As in `dbos_typed.run_workflow`: an `async def` workflow's handle is typed by what its
-# coroutine returns, so its overloads come first.
+# The same overloads as `dbos_typed.run_workflow`, in the same order and for the same
+# reasons (see there), each returning an awaitable handle.
 @overload
 def run_workflow(
     ctx: DBOSContext,
-    fn: Callable[[WorkflowContext], Coroutine[None, None, OutT]],
+    fn: Callable[[WorkflowContext], Never],
     /,
-    *,
-    workflow_id: str | None = None,
-    timeout: timedelta | None = None,
-    queue: WorkflowQueue | str | None = None,
-    deduplication_id: str | None = None,
-    deduplication_policy: DeduplicationPolicy = "reject",
-    priority: int | None = None,
-    partition_key: str | None = None,
-    delay: timedelta | None = None,
-    identity: Identity | None = None,
-    attributes: Mapping[str, Any] | None = None,
+    **options: Unpack[StartOptions],
+) -> Coroutine[None, None, AsyncWorkflowHandle[Any]]: ...
+
+
+@overload
+def run_workflow(
+    ctx: DBOSContext,
+    fn: Callable[[WorkflowContext, InT], Never],
+    input: InT,
+    /,
+    **options: Unpack[StartOptions],
+) -> Coroutine[None, None, AsyncWorkflowHandle[Any]]: ...
+
+
+@overload
+def run_workflow(
+    ctx: DBOSContext,
+    fn: Callable[[WorkflowContext], Coroutine[Any, Any, OutT]],
+    /,
+    **options: Unpack[StartOptions],
 ) -> Coroutine[None, None, AsyncWorkflowHandle[OutT]]: ...
 
 
 @overload
 def run_workflow(
     ctx: DBOSContext,
-    fn: Callable[[WorkflowContext, InT], Coroutine[None, None, OutT]],
+    fn: Callable[[WorkflowContext, InT], Coroutine[Any, Any, OutT]],
     input: InT,
     /,
-    *,
-    workflow_id: str | None = None,
-    timeout: timedelta | None = None,
-    queue: WorkflowQueue | str | None = None,
-    deduplication_id: str | None = None,
-    deduplication_policy: DeduplicationPolicy = "reject",
-    priority: int | None = None,
-    partition_key: str | None = None,
-    delay: timedelta | None = None,
-    identity: Identity | None = None,
-    attributes: Mapping[str, Any] | None = None,
+    **options: Unpack[StartOptions],
 ) -> Coroutine[None, None, AsyncWorkflowHandle[OutT]]: ...
 
 
@@ -70,17 +70,7 @@ def run_workflow(
     ctx: DBOSContext,
     fn: Callable[[WorkflowContext], OutT],
     /,
-    *,
-    workflow_id: str | None = None,
-    timeout: timedelta | None = None,
-    queue: WorkflowQueue | str | None = None,
-    deduplication_id: str | None = None,
-    deduplication_policy: DeduplicationPolicy = "reject",
-    priority: int | None = None,
-    partition_key: str | None = None,
-    delay: timedelta | None = None,
-    identity: Identity | None = None,
-    attributes: Mapping[str, Any] | None = None,
+    **options: Unpack[StartOptions],
 ) -> Coroutine[None, None, AsyncWorkflowHandle[OutT]]: ...
 
 
@@ -90,17 +80,7 @@ def run_workflow(
     fn: Callable[[WorkflowContext, InT], OutT],
     input: InT,
     /,
-    *,
-    workflow_id: str | None = None,
-    timeout: timedelta | None = None,
-    queue: WorkflowQueue | str | None = None,
-    deduplication_id: str | None = None,
-    deduplication_policy: DeduplicationPolicy = "reject",
-    priority: int | None = None,
-    partition_key: str | None = None,
-    delay: timedelta | None = None,
-    identity: Identity | None = None,
-    attributes: Mapping[str, Any] | None = None,
+    **options: Unpack[StartOptions],
 ) -> Coroutine[None, None, AsyncWorkflowHandle[OutT]]: ...
 
 
@@ -109,17 +89,7 @@ def run_workflow(
     fn: Callable[..., Any],
     input: Any = NO_INPUT,
     /,
-    *,
-    workflow_id: str | None = None,
-    timeout: timedelta | None = None,
-    queue: WorkflowQueue | str | None = None,
-    deduplication_id: str | None = None,
-    deduplication_policy: DeduplicationPolicy = "reject",
-    priority: int | None = None,
-    partition_key: str | None = None,
-    delay: timedelta | None = None,
-    identity: Identity | None = None,
-    attributes: Mapping[str, Any] | None = None,
+    **options: Unpack[StartOptions],
 ) -> Coroutine[None, None, AsyncWorkflowHandle[Any]]:
     """Start a registered workflow, or put it on a queue; await a handle to it.
 
@@ -134,22 +104,7 @@ def run_workflow(
     """
 
     def start() -> AsyncWorkflowHandle[Any]:
-        handle = _workflow.run_workflow(
-            ctx,
-            fn,
-            input,
-            workflow_id=workflow_id,
-            timeout=timeout,
-            queue=queue,
-            deduplication_id=deduplication_id,
-            deduplication_policy=deduplication_policy,
-            priority=priority,
-            partition_key=partition_key,
-            delay=delay,
-            identity=identity,
-            attributes=attributes,
-        )
-        return wrap(handle)
+        return wrap(_workflow.run_workflow(ctx, fn, input, **options))
 
     return performed(ctx, start)
 

@@ -1,0 +1,155 @@
+"""Configuration: what a context needs to know, validated before anything connects."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Literal
+
+from dbos_typed._core.validate import optional_name
+from dbos_typed.errors import InvalidOptionError
+
+_IDENTIFIER_LIMIT = 63  # Postgres truncates longer identifiers silently.
+
+#: The application version of a context with patching enabled and no version set. It does
+#: not change with the code, so workflows started before a deploy are recovered by the new
+#: code, which tells old histories from new ones with `patch`. DBOS's other SDKs use the
+#: same name.
+PATCHING_VERSION = "PATCHING_ENABLED"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Settings for `new_context`.
+
+    Attributes:
+        app_name: Names the application; required. Rows the application writes carry it,
+            so several applications can share one system database.
+        database_url: `postgresql://...` for Postgres, `sqlite:///path.sqlite` for a local
+            file, or None for a SQLite file named after the application in the working
+            directory.
+        database_schema: The Postgres schema holding the system tables (ignored by SQLite).
+        executor_id: Identifies this process among those sharing the database; the
+            `DBOS__VMID` environment variable overrides it. Default `"local"`.
+        application_version: The code version; workflows are recovered only by executors of
+            the same version. The `DBOS__APPVERSION` environment variable overrides it; by
+            default it is a hash of the registered workflows' source code, or
+            `"PATCHING_ENABLED"` with `enable_patching`.
+        enable_patching: Allow `patch` and `deprecate_patch` in workflows. The default
+            application version then stays the same across code changes, so that a new
+            deploy recovers the workflows the previous one left unfinished.
+        max_connections: Size of the Postgres connection pool.
+        connect_timeout: How long to wait for the database at start.
+        admin_server: Serve the admin HTTP endpoints while launched.
+        admin_host: The address the admin server binds to (localhost by default).
+        admin_port: Its port (0 picks a free one; see `DBOSContext.admin_url`).
+        scheduler_polling_interval: How often the scheduler re-reads the schedules table,
+            so schedules created, changed, paused or deleted by other processes take
+            effect here. Changes made through this context take effect at once.
+    """
+
+    app_name: str
+    database_url: str | None = None
+    database_schema: str = "dbos"
+    executor_id: str | None = None
+    application_version: str | None = None
+    max_connections: int = 20
+    connect_timeout: timedelta = field(default_factory=lambda: timedelta(seconds=10))
+    admin_server: bool = False
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 3001
+    scheduler_polling_interval: timedelta = field(default_factory=lambda: timedelta(seconds=30))
+    enable_patching: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.app_name, str) or not self.app_name.strip():
+            raise InvalidOptionError("app_name", "expected a non-empty string")
+        if "\x00" in self.app_name:
+            raise InvalidOptionError("app_name", "must not contain NUL characters")
+        if self.database_url is not None:
+            parse_database_url(self.database_url)
+        if not isinstance(self.database_schema, str) or not self.database_schema:
+            raise InvalidOptionError("database_schema", "expected a non-empty string")
+        if len(self.database_schema.encode()) > _IDENTIFIER_LIMIT or "\x00" in self.database_schema:
+            raise InvalidOptionError(
+                "database_schema", f"expected at most {_IDENTIFIER_LIMIT} bytes and no NUL"
+            )
+        for name in ("executor_id", "application_version"):
+            value = getattr(self, name)
+            optional_name(value, name)
+        if not isinstance(self.max_connections, int) or not 1 <= self.max_connections <= 1000:
+            raise InvalidOptionError("max_connections", "expected an int from 1 to 1000")
+        if not isinstance(self.connect_timeout, timedelta) or self.connect_timeout <= timedelta(0):
+            raise InvalidOptionError("connect_timeout", "expected a positive timedelta")
+        if not isinstance(self.admin_port, int) or not 0 <= self.admin_port <= 65535:
+            raise InvalidOptionError("admin_port", "expected a port number from 0 to 65535")
+        if not isinstance(self.admin_host, str) or not self.admin_host:
+            raise InvalidOptionError("admin_host", "expected a host name or address")
+        if not isinstance(
+            self.scheduler_polling_interval, timedelta
+        ) or self.scheduler_polling_interval <= timedelta(0):
+            raise InvalidOptionError("scheduler_polling_interval", "expected a positive timedelta")
+        if not isinstance(self.enable_patching, bool):
+            raise InvalidOptionError("enable_patching", "expected a bool")
+
+    def resolved_executor_id(self) -> str:
+        """The executor ID in force: environment, then config, then `"local"`."""
+        return os.environ.get("DBOS__VMID") or self.executor_id or "local"
+
+    def pinned_application_version(self) -> str | None:
+        """The application version known before launch: environment, then config.
+
+        With patching enabled and neither set, the fixed `PATCHING_ENABLED`; otherwise None,
+        and launch derives the version from the registered workflows' code.
+        """
+        pinned = os.environ.get("DBOS__APPVERSION") or self.application_version
+        if pinned is None and self.enable_patching:
+            return PATCHING_VERSION
+        return pinned
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseTarget:
+    """Where the system database lives, parsed from the URL."""
+
+    backend: Literal["postgres", "sqlite"]
+    location: str  # a libpq URL, or a file path
+
+
+_SQLITE_PREFIX = re.compile(r"^sqlite(3)?://")
+
+
+def parse_database_url(url: str) -> DatabaseTarget:
+    """Classify a database URL.
+
+    Raises:
+        InvalidOptionError: the URL names no supported database.
+    """
+    if not isinstance(url, str) or not url:
+        raise InvalidOptionError("database_url", "expected a non-empty string")
+    if "\x00" in url:
+        raise InvalidOptionError("database_url", "must not contain NUL characters")
+    if url.startswith(("postgresql://", "postgres://")):
+        return DatabaseTarget("postgres", url)
+    if _SQLITE_PREFIX.match(url):
+        # sqlite:///relative.db and sqlite:////absolute.db, as SQLAlchemy spells them.
+        path = _SQLITE_PREFIX.sub("", url, count=1)
+        if not path.startswith("/"):
+            raise InvalidOptionError("database_url", f"expected sqlite:///<path>, got {url!r}")
+        path = path[1:]
+        if not path:
+            raise InvalidOptionError("database_url", "the SQLite URL names no file")
+        return DatabaseTarget("sqlite", path)
+    scheme = url.split(":", 1)[0]
+    raise InvalidOptionError(
+        "database_url",
+        f"unsupported scheme {scheme!r}; expected postgresql://... or sqlite:///<path>",
+    )
+
+
+def default_sqlite_url(app_name: str) -> str:
+    """The embedded default: a SQLite file named after the application."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", app_name)
+    return f"sqlite:///{safe}.sqlite"

@@ -1,0 +1,206 @@
+"""Running a workflow in this process: worker threads, deadlines, recording the outcome.
+
+Both paths end here: a direct start (`_workflow._start`) and a claim by the queue runner
+(`execute_claimed`, for queued, recovered and resumed workflows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from dbos_typed._core.context import WorkflowContext, WorkflowState
+from dbos_typed._core.registry import WorkflowSpec
+from dbos_typed._core.runtime import Execution, Runtime, now_ms
+from dbos_typed._core.serialization import ErrorRecord, decode_inputs
+from dbos_typed._sysdb._listener import STREAMS_CHANNEL
+from dbos_typed._sysdb._retry import StoreClosedError
+from dbos_typed._sysdb._rows import ClaimedWorkflow, StatusName
+from dbos_typed.errors import (
+    SerializationError,
+    StepFailedError,
+    WorkflowCancelled,
+    WorkflowFailedError,
+)
+
+logger = logging.getLogger("dbos_typed")
+
+
+def launch_execution(
+    runtime: Runtime,
+    spec: WorkflowSpec,
+    workflow_id: str,
+    value: Any,
+    recorded: dict[int, Any] | None,
+    deadline_ms: int | None,
+    owner_xid: str | None = None,
+) -> Execution:
+    """Run a workflow on a worker thread, unless this process already runs it.
+
+    `recorded` holds the steps to replay; None means load them from the database first.
+    A claim under a new owner token (the workflow was resumed and this process took it
+    back) supersedes a run still going here: that run stops at its next checkpoint, which
+    would be refused anyway, and the new one starts once it is gone.
+    """
+
+    def start(execution: Execution) -> None:
+        if deadline_ms is not None:
+            runtime.deadlines.add(deadline_ms, lambda: _expire(runtime, workflow_id))
+        runtime.workers.submit(
+            lambda: _execute(runtime, spec, execution, value, recorded, deadline_ms, owner_xid)
+        )
+
+    with runtime.running_lock:
+        existing = runtime.running.get(workflow_id)
+        if existing is not None and existing.cancel_reason is None:
+            if owner_xid is None or existing.owner_xid == owner_xid:
+                return existing
+            existing.cancel("superseded by a new claim of the workflow")
+        execution = Execution(workflow_id, owner_xid)
+        runtime.running[workflow_id] = execution
+        if existing is not None:
+            # The earlier run is still unwinding; the new run starts once it is gone.
+            existing.future.add_done_callback(lambda _: start(execution))
+            return execution
+    start(execution)
+    return execution
+
+
+def _expire(runtime: Runtime, workflow_id: str) -> None:
+    cancelled = runtime.store.cancel_if_past_deadline(workflow_id, now_ms())
+    execution = runtime.running_execution(workflow_id)
+    if execution is not None and (
+        cancelled or runtime.store.workflow_status(workflow_id) is StatusName.CANCELLED
+    ):
+        execution.cancel("cancelled: its deadline passed")
+
+
+def _execute(
+    runtime: Runtime,
+    spec: WorkflowSpec,
+    execution: Execution,
+    value: Any,
+    recorded: dict[int, Any] | None,
+    deadline_ms: int | None,
+    owner_xid: str | None = None,
+) -> None:
+    workflow_id = execution.workflow_id
+    outcome: tuple[str, Any] = ("database", None)
+    try:
+        if recorded is None:
+            recorded = {step.step_id: step for step in runtime.store.list_steps(workflow_id)}
+        state = WorkflowState(
+            workflow_id, spec, execution, deadline_ms, recorded, owner_xid=owner_xid
+        )
+        outcome = _run_body(runtime, spec, state, value)
+    except (WorkflowCancelled, StoreClosedError):
+        pass
+    except BaseException:
+        logger.exception("workflow %r stopped unexpectedly", workflow_id)
+    finally:
+        # Leave the table first: a waiter that no longer finds the run reads the database,
+        # where the outcome already is.
+        with runtime.running_lock:
+            if runtime.running.get(workflow_id) is execution:
+                del runtime.running[workflow_id]
+        execution.future.set_result(outcome)
+        # Stream readers stop once the writer is done; tell local ones now.
+        runtime.waiters.wake_workflow(STREAMS_CHANNEL, workflow_id)
+
+
+def _run_body(
+    runtime: Runtime, spec: WorkflowSpec, state: WorkflowState, value: Any
+) -> tuple[str, Any]:
+    workflow_id = state.workflow_id
+    ctx = WorkflowContext(runtime, state)
+    try:
+        if runtime.shutting_down.is_set():
+            raise WorkflowCancelled(workflow_id, "interrupted by shutdown")
+        result = _call_body(spec, ctx, value)
+        output = spec.output_codec.encode(result)
+        # A cancelled run never writes an outcome: its row may be PENDING again because
+        # the workflow was resumed and claimed by a new run meanwhile.
+        state.check_cancelled()
+    except (WorkflowCancelled, StoreClosedError):
+        return ("database", None)
+    except Exception as exc:
+        if state.execution.cancel_reason is not None:
+            return ("database", None)
+        record = _failure_record(exc)
+        if not runtime.store.complete_workflow(
+            workflow_id, StatusName.ERROR, None, record.encode(), now_ms(), state.owner_xid
+        ):
+            return ("database", None)
+        failure = WorkflowFailedError(
+            workflow_id,
+            error_name=record.name,
+            error_message=record.message,
+            error_code=record.code,
+            data=record.data,
+        )
+        failure.__cause__ = exc
+        return ("error", failure)
+    if not runtime.store.complete_workflow(
+        workflow_id, StatusName.SUCCESS, output, None, now_ms(), state.owner_xid
+    ):
+        return ("database", None)
+    return ("ok", result)
+
+
+def _call_body(spec: WorkflowSpec, ctx: WorkflowContext, value: Any) -> Any:
+    body = spec.fn(ctx, value) if spec.input_codec is not None else spec.fn(ctx)
+    if not spec.is_async:
+        return body
+    # An async workflow gets an event loop of its own on this worker thread, for as long
+    # as it runs: its steps and waits share it, and no other workflow can stall it. Tasks
+    # it leaves behind are cancelled when it returns, before its outcome is recorded.
+    return asyncio.run(body)
+
+
+def _failure_record(exc: Exception) -> ErrorRecord:
+    """What a failed workflow records: a step's or child's failure keeps the original name."""
+    if isinstance(exc, StepFailedError | WorkflowFailedError):
+        return ErrorRecord(
+            name=exc.error_name, message=exc.error_message, code=exc.error_code, data=exc.data
+        )
+    return ErrorRecord.of(exc)
+
+
+def execute_claimed(runtime: Runtime, claimed: ClaimedWorkflow) -> Execution | None:
+    """Run a workflow the queue runner just claimed (a recovered, resumed or queued one).
+
+    Returns its execution, or None when nothing runs (unknown name, dead-lettered, input
+    that cannot be decoded).
+    """
+    spec = runtime.registry.by_name(claimed.name)
+    workflow_id = claimed.workflow_id
+    if spec is None:
+        logger.warning(
+            "workflow %r is named %r, which is not registered in this process; it stays PENDING",
+            workflow_id,
+            claimed.name,
+        )
+        return None
+    limit = spec.max_recovery_attempts
+    if limit is not None and claimed.recovery_attempts > limit + 1:
+        logger.warning(
+            "workflow %r exceeded %d recovery attempts and moves to the dead-letter queue",
+            workflow_id,
+            limit,
+        )
+        runtime.store.dead_letter(workflow_id, now_ms())
+        return None
+    try:
+        value = decode_inputs(spec.input_codec, claimed.inputs)
+    except SerializationError as exc:
+        record = _failure_record(exc)
+        runtime.store.complete_workflow(
+            workflow_id, StatusName.ERROR, None, record.encode(), now_ms()
+        )
+        return None
+    # A workflow that never recorded a step (most queued ones) has nothing to replay.
+    recorded: dict[int, Any] | None = None if claimed.has_steps else {}
+    return launch_execution(
+        runtime, spec, workflow_id, value, recorded, claimed.deadline_ms, claimed.owner_xid
+    )

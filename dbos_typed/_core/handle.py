@@ -1,0 +1,340 @@
+"""`WorkflowHandle[R]` and `retrieve_workflow[R]`: waiting for a workflow's outcome.
+
+A handle to a workflow running in this process waits on it in memory; any other handle
+reads the database with a backoff that starts at a few milliseconds. Inside a workflow,
+awaiting a result is itself a durable operation, so replay does not wait again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Generic, TypeVar, overload
+
+from pydantic import TypeAdapter
+
+from dbos_typed._core.context import Connected, WorkflowContext
+from dbos_typed._core.durable import OperationOutcome, rebuild_error, record_of, run_durably
+from dbos_typed._core.runtime import Execution, Runtime, now_ms
+from dbos_typed._core.serialization import Codec, ErrorRecord, codec_for, decode_any, encode_any
+from dbos_typed._core.status import WorkflowStatus, status_from_record
+from dbos_typed._core.validate import checked_name
+from dbos_typed._sysdb._listener import Waker
+from dbos_typed._sysdb._rows import Outcome, StatusName, StepRecord
+from dbos_typed.errors import (
+    AwaitedWorkflowCancelledError,
+    DBOSError,
+    DeadLetterError,
+    InvalidOptionError,
+    NonExistentWorkflowError,
+    WaitTimeoutError,
+    WorkflowDeadlineExceededError,
+    WorkflowFailedError,
+)
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+_FIRST_POLL = 0.005
+_MAX_POLL = 1.0
+
+_UNFINISHED = frozenset({StatusName.PENDING, StatusName.ENQUEUED, StatusName.DELAYED})
+
+GET_RESULT_STEP = "DBOS.getResult"
+
+#: What awaiting a workflow's result may end with, recorded as the outcome of a
+#: `DBOS.getResult` operation and raised again on replay.
+AWAITED_FAILURES = (
+    WorkflowFailedError,
+    AwaitedWorkflowCancelledError,
+    DeadLetterError,
+    NonExistentWorkflowError,
+    WaitTimeoutError,
+)
+
+
+class WorkflowHandle(Generic[R]):
+    """A reference to a workflow, typed by its result.
+
+    Obtained from `run_workflow` or `retrieve_workflow`. Handles are cheap and may be
+    created for any workflow ID, from any process.
+    """
+
+    __slots__ = ("_codec", "_ctx", "_execution", "_runtime", "workflow_id")
+
+    def __init__(
+        self,
+        ctx: Connected,
+        workflow_id: str,
+        codec: Codec[Any] | None,
+        execution: Execution | None = None,
+    ) -> None:
+        self.workflow_id = workflow_id
+        self._ctx = ctx
+        self._runtime: Runtime = ctx._runtime
+        self._codec = codec
+        self._execution = execution
+
+    def __repr__(self) -> str:
+        return f"WorkflowHandle(workflow_id={self.workflow_id!r})"
+
+    def get_result(self, timeout: timedelta | None = None) -> R:
+        """Wait for the workflow to finish and return its result.
+
+        Durability: called inside a workflow, the outcome is checkpointed as a step
+        (`DBOS.getResult`), so a replay returns it at once and raises the same errors.
+
+        Args:
+            timeout: How long to wait; None waits as long as it takes.
+
+        Raises:
+            WorkflowFailedError: the workflow raised.
+            AwaitedWorkflowCancelledError: it was cancelled (`WorkflowDeadlineExceededError`
+                when its deadline passed).
+            DeadLetterError: it exceeded its recovery attempts.
+            NonExistentWorkflowError: there is no such workflow.
+            WaitTimeoutError: `timeout` passed first.
+        """
+        if timeout is not None and (not isinstance(timeout, timedelta) or timeout < timedelta(0)):
+            raise InvalidOptionError("timeout", "expected a non-negative timedelta or None")
+        ctx = self._ctx
+        if isinstance(ctx, WorkflowContext) and not ctx._state.in_step:
+            return self._durable_result(ctx, timeout)  # type: ignore[no-any-return]
+        return self._wait(timeout, None)
+
+    def _durable_result(self, ctx: WorkflowContext, timeout: timedelta | None) -> Any:
+        def execute() -> OperationOutcome:
+            try:
+                value = self._wait(timeout, ctx)
+            except AWAITED_FAILURES as exc:
+                return None, record_of(exc).encode(), None, exc
+            return self._encode(value), None, value, None
+
+        return run_durably(
+            ctx, GET_RESULT_STEP, execute, self._replay, child_workflow_id=self.workflow_id
+        )
+
+    def _replay(self, recorded: StepRecord) -> Any:
+        if recorded.error is not None:
+            raise rebuild_error(ErrorRecord.decode(recorded.error), step_name=GET_RESULT_STEP)
+        return self._decode(recorded.output or "null")
+
+    def _encode(self, value: Any) -> str:
+        return self._codec.encode(value) if self._codec is not None else encode_any(value)
+
+    def _decode(self, text: str) -> Any:
+        return self._codec.decode(text) if self._codec is not None else decode_any(text)
+
+    def _wait(self, timeout: timedelta | None, waiter_ctx: WorkflowContext | None) -> R:
+        waker = threading.Event()
+        watch = OutcomeWatch(self, timeout, waiter_ctx, waker)
+        try:
+            while True:
+                result = watch.local_result()
+                if result is PENDING and not watch.local_pending:
+                    result = watch.settle(self._runtime.store.get_outcome(self.workflow_id))
+                if result is not PENDING:
+                    return result  # type: ignore[no-any-return]
+                waker.wait(watch.next_wait())
+                waker.clear()
+        finally:
+            watch.close()
+
+    def _resolve(self, outcome: Outcome) -> Any:
+        workflow_id = self.workflow_id
+        if outcome.status is StatusName.SUCCESS:
+            return self._decode(outcome.output or "null")
+        if outcome.status is StatusName.ERROR:
+            record = ErrorRecord.decode(outcome.error or "")
+            raise WorkflowFailedError(
+                workflow_id,
+                error_name=record.name,
+                error_message=record.message,
+                error_code=record.code,
+                data=record.data,
+            )
+        if outcome.status is StatusName.MAX_RECOVERY_ATTEMPTS_EXCEEDED:
+            raise DeadLetterError(workflow_id)
+        if outcome.deadline_ms is not None and outcome.deadline_ms <= now_ms():
+            raise WorkflowDeadlineExceededError(workflow_id)
+        raise AwaitedWorkflowCancelledError(workflow_id)
+
+    def get_status(self) -> WorkflowStatus:
+        """Read the workflow's current status.
+
+        Raises:
+            NonExistentWorkflowError: there is no such workflow.
+        """
+        record = self._runtime.store.get_status(self.workflow_id)
+        if record is None:
+            raise NonExistentWorkflowError(self.workflow_id)
+        return status_from_record(record, self._runtime.registry.by_name(record.name))
+
+
+#: What `OutcomeWatch` answers while the workflow has not finished.
+PENDING: Any = object()
+
+
+class OutcomeWatch:
+    """One wait for a workflow's outcome, with the waiting itself left to the caller.
+
+    It looks first at a run of the workflow in this process (whose end sets `waker`), and
+    otherwise at the database, which the caller reads and hands to `settle`, polling with
+    a backoff; the blocking handle and the awaitable one drive it the same way.
+    """
+
+    __slots__ = (
+        "_give_up",
+        "_handle",
+        "_interrupt",
+        "_poll",
+        "_timeout",
+        "_waiter",
+        "_waker",
+        "_watched",
+        "local_pending",
+    )
+
+    def __init__(
+        self,
+        handle: WorkflowHandle[Any],
+        timeout: timedelta | None,
+        waiter_ctx: WorkflowContext | None,
+        waker: Waker,
+    ) -> None:
+        self._handle = handle
+        self._timeout = timeout or timedelta(0)
+        self._give_up = None if timeout is None else time.monotonic() + timeout.total_seconds()
+        self._waker = waker
+        self._waiter = waiter_ctx
+        self._interrupt = waiter_ctx._state.execution if waiter_ctx is not None else None
+        if self._interrupt is not None:
+            self._interrupt.add_waker(waker)
+        self._watched: Execution | None = None
+        self._poll = _FIRST_POLL
+        self.local_pending = False  # a run in this process has not ended: no need to poll
+
+    def close(self) -> None:
+        """Stop being woken by the waiting workflow's cancellation."""
+        if self._interrupt is not None:
+            self._interrupt.remove_waker(self._waker)
+
+    def local_result(self) -> Any:
+        """The result of this process's run of the workflow, or `PENDING`.
+
+        Raises:
+            WorkflowFailedError: that run raised.
+        """
+        handle = self._handle
+        execution = handle._execution or handle._runtime.running_execution(handle.workflow_id)
+        self.local_pending = False
+        if execution is None:
+            return PENDING
+        if execution is not self._watched:
+            self._watched = execution
+            waker = self._waker
+            execution.future.add_done_callback(lambda _: waker.set())
+        if not execution.future.done():
+            self.local_pending = True
+            return PENDING
+        kind, value = execution.future.result()
+        if kind == "ok":
+            return value
+        if kind == "error":
+            raise value
+        handle._execution = None  # the outcome is in the database
+        return PENDING
+
+    def settle(self, outcome: Outcome | None) -> Any:
+        """The result the database holds (`PENDING` while unfinished); raises failures.
+
+        Raises:
+            NonExistentWorkflowError: there is no such workflow.
+            DBOSError: the context shut down while its run of the workflow was going.
+        """
+        handle = self._handle
+        if outcome is None:
+            raise NonExistentWorkflowError(handle.workflow_id)
+        if outcome.status not in _UNFINISHED:
+            return handle._resolve(outcome)
+        if handle._runtime.shutting_down.is_set() and self._watched is not None:
+            raise DBOSError(
+                f"the context shut down before workflow {handle.workflow_id!r} finished"
+            )
+        return PENDING
+
+    def next_wait(self) -> float | None:
+        """How long to wait for the waker before looking again (None: until woken).
+
+        Raises:
+            WorkflowCancelled: the waiting workflow was cancelled.
+            WaitTimeoutError: the caller's timeout passed.
+        """
+        if self._waiter is not None:
+            self._waiter._state.check_cancelled()
+        wait = None
+        if not self.local_pending:
+            wait = self._poll
+            self._poll = min(self._poll * 1.5, _MAX_POLL)
+        if self._give_up is not None:
+            remaining = self._give_up - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeoutError(f"workflow {self._handle.workflow_id!r}", self._timeout)
+            wait = remaining if wait is None else min(wait, remaining)
+        return wait
+
+
+class _Retriever:
+    """`retrieve_workflow(ctx, id)`, or `retrieve_workflow[T](ctx, id)` for a typed result."""
+
+    @overload
+    def __getitem__(self, tp: type[T]) -> Callable[[Connected, str], WorkflowHandle[T]]: ...
+
+    @overload
+    def __getitem__(self, tp: TypeAdapter[T]) -> Callable[[Connected, str], WorkflowHandle[T]]: ...
+
+    def __getitem__(self, tp: Any) -> Callable[[Connected, str], WorkflowHandle[Any]]:
+        codec = codec_for(tp)
+
+        def retrieve(ctx: Connected, workflow_id: str, /) -> WorkflowHandle[Any]:
+            return retrieve_handle(ctx, workflow_id, codec)
+
+        return retrieve
+
+    def __call__(self, ctx: Connected, workflow_id: str, /) -> WorkflowHandle[Any]:
+        """Retrieve a handle whose result is decoded with the registered workflow's type."""
+        return retrieve_handle(ctx, workflow_id, None)
+
+
+def retrieve_handle(
+    ctx: Connected, workflow_id: str, codec: Codec[Any] | None
+) -> WorkflowHandle[Any]:
+    """A handle to an existing workflow; `codec` None: the registered result type's.
+
+    Raises:
+        NonExistentWorkflowError: there is no such workflow.
+    """
+    workflow_id = checked_name(workflow_id, "workflow_id")
+    runtime = ctx._runtime
+    record = runtime.store.get_status(workflow_id)
+    if record is None:
+        raise NonExistentWorkflowError(workflow_id)
+    if codec is None:
+        spec = runtime.registry.by_name(record.name)
+        codec = spec.output_codec if spec is not None else None
+    return WorkflowHandle(ctx, workflow_id, codec, runtime.running_execution(workflow_id))
+
+
+retrieve_workflow = _Retriever()
+"""Get a handle to an existing workflow by ID.
+
+Works with a context or a `Client`. `retrieve_workflow(ctx, id)` decodes the result with
+the registered workflow's return type (plain JSON if this process does not know the
+workflow); `retrieve_workflow[T](ctx, id)` validates it as `T` and is typed
+`WorkflowHandle[T]`.
+
+Raises:
+    NonExistentWorkflowError: there is no such workflow.
+"""

@@ -1,0 +1,296 @@
+"""The state one context owns: store, registry, worker threads, running executions, timers.
+
+This module holds no workflow logic; `_lifecycle` wires the pieces together and
+`_workflow` runs workflows on them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbos_typed._core.config import Config
+from dbos_typed._core.registry import Registry
+from dbos_typed._sysdb._listener import (
+    QUEUE_SETTINGS_CHANNEL,
+    QUEUES_CHANNEL,
+    Listener,
+    Notifier,
+    Waiters,
+    Waker,
+)
+from dbos_typed._sysdb._rows import INTERNAL_QUEUE, QueueRow
+from dbos_typed._sysdb._store import SystemStore
+
+logger = logging.getLogger("dbos_typed")
+
+_SAFETY_RECHECK = 5.0
+_POLL = 0.05
+
+
+def now_ms() -> int:
+    """Wall-clock time in epoch milliseconds, the unit every timestamp column uses."""
+    return time.time_ns() // 1_000_000
+
+
+class WorkerPool:
+    """Daemon threads that run workflows, reused when idle and added when all are busy.
+
+    Workflows block (on steps, sleeps, children), so the pool is unbounded; concurrency
+    limits belong to queues. Daemon threads never hold the interpreter open at exit: an
+    unfinished workflow is recovered by the next process.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._idle = 0
+        self._stopped = False
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, task: Callable[[], None]) -> None:
+        """Run `task` on an idle thread, or on a new one."""
+        with self._lock:
+            if self._stopped:
+                # The queue now ends in stop markers: this task must not wait behind them.
+                threading.Thread(
+                    target=self._run, args=(task,), name=f"{self._name}-late", daemon=True
+                ).start()
+                return
+            if self._idle > 0:
+                self._idle -= 1
+            else:
+                thread = threading.Thread(
+                    target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+        self._tasks.put(task)
+
+    def _work(self) -> None:
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            self._run(task)
+            with self._lock:
+                self._idle += 1
+
+    @staticmethod
+    def _run(task: Callable[[], None]) -> None:
+        try:
+            task()
+        except BaseException:  # a task must never kill the worker silently
+            logger.exception("unexpected error in a workflow thread")
+
+    def stop(self) -> None:
+        """Let idle threads exit; busy ones finish their task first.
+
+        A task submitted afterwards (a step of a workflow that is unwinding) runs on a
+        thread of its own, which exits after it.
+        """
+        with self._lock:
+            self._stopped = True
+            count = len(self._threads)
+        for _ in range(count):
+            self._tasks.put(None)
+
+
+class DeadlineWatcher:
+    """One thread that fires callbacks when workflow deadlines pass."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, Callable[[], None]]] = []
+        self._counter = 0
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline_ms: int, callback: Callable[[], None]) -> None:
+        """Call `callback` once, at or shortly after `deadline_ms`."""
+        with self._cond:
+            self._counter += 1
+            heapq.heappush(self._heap, (deadline_ms, self._counter, callback))
+            if self._thread is None and not self._stopped:
+                self._thread = threading.Thread(
+                    target=self._run, name="dbos-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and (not self._heap or self._heap[0][0] > now_ms()):
+                    wait = None if not self._heap else (self._heap[0][0] - now_ms()) / 1000
+                    self._cond.wait(wait)
+                if self._stopped:
+                    return
+                _, _, callback = heapq.heappop(self._heap)
+            try:
+                callback()
+            except Exception:
+                logger.exception("error while enforcing a workflow deadline")
+
+    def stop(self) -> None:
+        """Stop firing."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+
+@dataclass(eq=False)
+class Execution:
+    """A workflow running in this process.
+
+    `future` resolves to ("ok", value) or ("error", exception) when the outcome was written
+    here, or ("database", None) when the caller must read the outcome from the database
+    (the run was cancelled, superseded, or interrupted by shutdown).
+    """
+
+    workflow_id: str
+    # The token the start or claim of this run set on the row; None when not fenced.
+    owner_xid: str | None = None
+    future: Future[tuple[str, Any]] = field(default_factory=Future)
+    cancel_reason: str | None = None
+    wakers: list[Waker] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cancel(self, reason: str) -> None:
+        """Ask the workflow to stop at its next durable operation, and wake its waits."""
+        with self.lock:
+            if self.cancel_reason is None:
+                self.cancel_reason = reason
+            wakers = list(self.wakers)
+        for waker in wakers:
+            waker.set()
+
+    def add_waker(self, waker: Waker) -> None:
+        """Register an event to set when the workflow is cancelled."""
+        with self.lock:
+            self.wakers.append(waker)
+            if self.cancel_reason is not None:
+                waker.set()
+
+    def remove_waker(self, waker: Waker) -> None:
+        """Forget an event registered with `add_waker`."""
+        with self.lock:
+            if waker in self.wakers:
+                self.wakers.remove(waker)
+
+
+class Runtime:
+    """Everything a context owns. Shared by a `DBOSContext` and its `WorkflowContext`s."""
+
+    def __init__(self, config: Config, store: SystemStore) -> None:
+        self.config = config
+        self.store = store
+        self.registry = Registry()
+        self.executor_id = config.resolved_executor_id()
+        # The application_name written on new rows; a nameless client writes NULL.
+        self.owner_name: str | None = config.app_name
+        self.application_version: str = config.pinned_application_version() or ""
+        self.workers = WorkerPool(f"dbos-{config.app_name}"[:40])
+        self.deadlines = DeadlineWatcher()
+        self.running: dict[str, Execution] = {}
+        self.running_lock = threading.Lock()
+        # Set to make the queue runner look for work now: a local enqueue, a finished
+        # queued workflow, recovery, and (later) a database notification.
+        self.queue_wakeup = threading.Event()
+        self.queue_notifications = 0  # how often other processes announced work (for tests)
+        # The queues this process serves; None means every queue of the application.
+        self.listened: frozenset[str] | None = None
+        # Queue settings known in this process, by name (declared here or read back).
+        self.queues: dict[str, QueueRow] = {}
+        # Queues declared before launch whose stored settings differ; launch writes these
+        # settings over them if this process's version turns out to be the latest.
+        self.deferred_queues: dict[str, QueueRow] = {}
+        # Set when queue settings changed (here or, as notified, elsewhere): the queue
+        # runner re-reads them at its next pass instead of within its refresh interval.
+        self.queue_settings_stale = threading.Event()
+        # Set when this process changes a schedule, so the scheduler reconciles at once.
+        self.schedule_wakeup = threading.Event()
+        self.launched = False
+        self.shutting_down = threading.Event()
+        self.lifecycle_lock = threading.Lock()
+        self.on_launch: list[Callable[[], None]] = []
+        self.on_shutdown: list[Callable[[float], None]] = []
+        # Called with the IDs of workflows this process deleted, to delete what other
+        # databases (the data sources' completion rows) hold for them.
+        self.on_workflows_deleted: list[Callable[[Sequence[str]], None]] = []
+        self.admin_url: str | None = None
+        self.created_ms = now_ms()
+        self.waiters = Waiters()
+        self.listener: Listener | None = None
+        self.notifier: Notifier | None = None
+        self._message_clock = 0
+        self._message_clock_lock = threading.Lock()
+
+    def note_queued_work(self) -> None:
+        """Another process announced queued work: wake the runner now, not at its next poll."""
+        self.queue_notifications += 1
+        self.queue_wakeup.set()
+
+    def announce_work(self, queue_name: str | None = None) -> None:
+        """Wake this process's queue runner, and (on Postgres) other processes' runners.
+
+        Notifications go through the coalescing notifier: a burst of enqueues costs one
+        NOTIFY per queue per batch, never one per row.
+        """
+        self.queue_wakeup.set()
+        if self.notifier is not None:
+            self.notifier.signal(QUEUES_CHANNEL, queue_name or INTERNAL_QUEUE)
+
+    def note_queue_settings(self) -> None:
+        """Queue settings changed (a declaration, update or deletion): re-read them now."""
+        self.queue_settings_stale.set()
+        self.queue_wakeup.set()
+
+    def announce_queue_settings(self, queue_name: str) -> None:
+        """Make this process's runner, and (on Postgres) other processes', re-read queues."""
+        self.note_queue_settings()
+        if self.notifier is not None:
+            self.notifier.signal(QUEUE_SETTINGS_CHANNEL, queue_name)
+
+    @property
+    def app_name(self) -> str:
+        """The application's name."""
+        return self.config.app_name
+
+    def recheck_interval(self) -> float:
+        """How long a waiter trusts notifications before re-checking the database itself.
+
+        With a live LISTEN connection the re-check is only a safety net; without one (SQLite,
+        a context not launched, a lost connection) it is how waiters see other processes.
+        """
+        listener = self.listener
+        return _SAFETY_RECHECK if listener is not None and listener.connected else _POLL
+
+    def publish(self, channel: str, payload: str) -> None:
+        """Wake this process's waiters on a key at once, and tell other processes."""
+        self.waiters.wake((channel, payload))
+        if self.notifier is not None:
+            self.notifier.signal(channel, payload)
+
+    def message_time_ms(self) -> int:
+        """A send timestamp, strictly increasing within this process.
+
+        Messages are received oldest first by `created_at_epoch_ms`; two sends in the same
+        millisecond would otherwise tie, and the order of a burst would be lost.
+        """
+        with self._message_clock_lock:
+            self._message_clock = max(now_ms(), self._message_clock + 1)
+            return self._message_clock
+
+    def running_execution(self, workflow_id: str) -> Execution | None:
+        """The local execution of a workflow, if it runs in this process."""
+        with self.running_lock:
+            return self.running.get(workflow_id)

@@ -1,0 +1,217 @@
+"""`send` and `recv[T]`: messages to a workflow, by topic, exactly once.
+
+Messages live in the `notifications` table; a database trigger NOTIFYs
+`dbos_notifications_channel` with `"<destination>::<topic>"` on every insert, so a sender
+in any process (or language) wakes the receiver. A send from this process also wakes a
+local receiver directly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any, Protocol, TypeVar, overload
+
+from pydantic import TypeAdapter
+
+from dbos_typed._core.context import Connected, WorkflowContext
+from dbos_typed._core.durable import begin_operation, checkpoint_of, refused, workflow_context
+from dbos_typed._core.runtime import now_ms
+from dbos_typed._core.serialization import Codec, codec_for, encode_any
+from dbos_typed._core.validate import checked_name, optional_name
+from dbos_typed._messaging.durable_waits import DurableWait, replay_wait, wait_durably
+from dbos_typed._sysdb._listener import NOTIFICATIONS_CHANNEL, payload_of
+from dbos_typed._sysdb._rows import NULL_TOPIC, NewMessage, RecordResult, StepRecord
+from dbos_typed.errors import InvalidOptionError
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+SEND_STEP = "DBOS.send"
+RECV_STEP = "DBOS.recv"
+
+# Message IDs of sends from workflows are derived from (workflow, step): a send retried
+# after a crash, even one whose checkpoint was lost with the reply, reuses its ID.
+_MESSAGE_NAMESPACE = uuid.UUID("5d1f3c4e-7a2b-4c39-9d8e-0b6f2a1e7c55")
+
+
+def send(
+    ctx: Connected,
+    destination_id: str,
+    message: T,
+    topic: str | None = None,
+    *,
+    idempotency_key: str | None = None,
+) -> None:
+    """Send `message` to the workflow `destination_id`, on `topic`.
+
+    The message is stored as JSON (pydantic infers its type) until the destination
+    receives it with `recv`; a message sent before the receiver waits is kept.
+
+    Durability: from a workflow, the send is a step (`DBOS.send`) and happens exactly
+    once: the message and the checkpoint are written in one transaction, and a retry
+    reuses the same message ID. From outside a workflow (or inside a step) each call
+    sends a new message, unless `idempotency_key` is given: then a key is delivered at
+    most once per destination.
+
+    Args:
+        ctx: Any context.
+        destination_id: The receiving workflow's ID.
+        message: The message (any value pydantic can serialize).
+        topic: The topic; None is a topic of its own.
+        idempotency_key: Makes repeated sends of the same key to a destination a no-op.
+
+    Raises:
+        NonExistentWorkflowError: there is no workflow `destination_id`.
+        SerializationError: the message cannot be stored as JSON.
+        InvalidOptionError: a bad argument.
+    """
+    if not isinstance(ctx, Connected):
+        raise InvalidOptionError("ctx", "expected a DBOSContext, WorkflowContext or Client")
+    checked_name(destination_id, "destination_id")
+    stored_topic = _stored_topic(topic)
+    optional_name(idempotency_key, "idempotency_key")
+    text = encode_any(message)
+    runtime = ctx._runtime
+    message_id = None if idempotency_key is None else f"{idempotency_key}::{destination_id}"
+    if isinstance(ctx, WorkflowContext) and not ctx._state.in_step:
+        step_id, recorded = begin_operation(ctx, SEND_STEP)
+        if recorded is not None:
+            return  # sent before this replay
+        workflow_id = ctx._state.workflow_id
+        if message_id is None:
+            message_id = str(uuid.uuid5(_MESSAGE_NAMESPACE, f"{workflow_id}::{step_id}"))
+        started = now_ms()
+        row = NewMessage(message_id, destination_id, stored_topic, text, runtime.message_time_ms())
+        step = StepRecord(step_id, SEND_STEP, None, None, None, started, now_ms())
+        result = runtime.store.send_message(row, checkpoint_of(ctx, step))
+        if result is not RecordResult.WRITTEN:
+            refused(ctx, step_id, SEND_STEP, result)  # raises unless it was our own write
+    else:
+        row = NewMessage(
+            message_id or str(uuid.uuid4()),
+            destination_id,
+            stored_topic,
+            text,
+            runtime.message_time_ms(),
+        )
+        runtime.store.send_message(row)
+    # The trigger notifies other processes; a receiver in this one need not wait for it.
+    runtime.waiters.wake((NOTIFICATIONS_CHANNEL, payload_of(destination_id, stored_topic)))
+
+
+def _stored_topic(topic: str | None) -> str:
+    if topic is None:
+        return NULL_TOPIC
+    if not isinstance(topic, str):
+        raise InvalidOptionError("topic", "expected a string or None")
+    if "\x00" in topic:
+        raise InvalidOptionError("topic", "must not contain NUL characters")
+    return topic
+
+
+def _checked_timeout(timeout: object) -> timedelta:
+    if not isinstance(timeout, timedelta) or timeout < timedelta(0):
+        raise InvalidOptionError("timeout", "expected a non-negative timedelta")
+    return timeout
+
+
+class Receiving(DurableWait):
+    """A `recv` in progress: takes its two step IDs when made."""
+
+    exclusive = True
+
+    def __init__(self, ctx: WorkflowContext, topic: str | None, timeout: timedelta) -> None:
+        workflow_context(ctx, "recv")
+        self._topic = _stored_topic(topic)
+        timeout = _checked_timeout(timeout)
+        key = (NOTIFICATIONS_CHANNEL, payload_of(ctx._state.workflow_id, self._topic))
+        super().__init__(ctx, RECV_STEP, key, timeout, f"a message on topic {topic!r}")
+
+    def check(self) -> StepRecord | None:
+        """Consume the oldest message on the topic, with the checkpoint, if there is one."""
+        ctx = self.ctx
+        step = StepRecord(self.step_id, RECV_STEP, None, None, None, self.started_ms(), now_ms())
+        result, text = ctx._runtime.store.receive_message(self._topic, checkpoint_of(ctx, step))
+        if result is None:
+            return None
+        if result is RecordResult.WRITTEN:
+            return StepRecord(self.step_id, RECV_STEP, text, None, None)
+        # Refused: our own commit whose reply was lost (or a rival's): its record stands.
+        return refused(ctx, self.step_id, RECV_STEP, result)
+
+    def probe(self) -> bool:
+        """Whether a message waits on the topic."""
+        return self.ctx._runtime.store.has_message(self.ctx._state.workflow_id, self._topic)
+
+
+def _recv(ctx: WorkflowContext, topic: str | None, timeout: timedelta, codec: Codec[Any]) -> Any:
+    return replay_wait(wait_durably(Receiving(ctx, topic, timeout)), codec)
+
+
+class Receive(Protocol[T_co]):
+    """The signature of `recv[T]`."""
+
+    def __call__(
+        self,
+        ctx: WorkflowContext,
+        topic: str | None = None,
+        timeout: timedelta = ...,
+    ) -> T_co:
+        """Receive a message as `T`."""
+        ...
+
+
+class _Receiver:
+    """Receive a message sent to the running workflow: `recv[T](ctx, topic, timeout=...)`.
+
+    The oldest unconsumed message on `topic` is returned, waiting up to `timeout` (60 s by
+    default) for one. `recv[Order](ctx, "orders")` validates it as `Order` and is typed
+    `Order`; `recv[TypeAdapter(int | None)](ctx)` takes any type pydantic can describe;
+    `recv(ctx, topic)` without a type returns plain JSON values. One wait per workflow and
+    topic at a time.
+
+    Durability: the message is consumed and checkpointed (step `DBOS.recv`) in one
+    transaction, so it is received exactly once; replay returns it again. The call takes
+    a second step ID (`DBOS.sleep`) holding the absolute timeout deadline, written before
+    waiting, so a workflow recovered mid-wait waits only for the rest. A timeout is
+    checkpointed too, and replay raises it again.
+
+    Raises:
+        WaitTimeoutError: no message arrived in time.
+        SerializationError: the message is not a valid `T`.
+        WorkflowCancelled: the workflow was cancelled while waiting.
+        InvalidOptionError: called outside a workflow or inside a step.
+        DBOSError: another `recv` of this workflow already waits on this topic.
+    """
+
+    @overload
+    def __getitem__(self, tp: type[T]) -> Receive[T]: ...
+
+    @overload
+    def __getitem__(self, tp: TypeAdapter[T]) -> Receive[T]: ...
+
+    def __getitem__(self, tp: Any) -> Receive[Any]:
+        codec = codec_for(tp)
+
+        def typed_recv(
+            ctx: WorkflowContext,
+            topic: str | None = None,
+            timeout: timedelta = timedelta(seconds=60),
+        ) -> Any:
+            return _recv(ctx, topic, timeout, codec)
+
+        typed_recv.__doc__ = _Receiver.__doc__
+        return typed_recv
+
+    def __call__(
+        self,
+        ctx: WorkflowContext,
+        topic: str | None = None,
+        timeout: timedelta = timedelta(seconds=60),
+    ) -> Any:
+        """Receive a message as plain JSON values; see `recv`."""
+        return _recv(ctx, topic, timeout, codec_for(Any))
+
+
+recv = _Receiver()

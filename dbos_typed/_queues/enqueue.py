@@ -1,0 +1,335 @@
+"""Putting a workflow on a queue: option checks and the insert, shared by contexts and clients.
+
+An enqueue only writes a row (ENQUEUED, or DELAYED until its delay passes); a queue runner
+somewhere claims it later. Only the timeout is stored: its deadline is set when the
+workflow is dequeued, so time spent waiting in the queue does not count against it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from dbos_typed._core.context import WorkflowContext
+from dbos_typed._core.durable import insert_child, record_of, record_operation
+from dbos_typed._core.handle import WorkflowHandle
+from dbos_typed._core.identity import Labels
+from dbos_typed._core.registry import WorkflowSpec
+from dbos_typed._core.runtime import Runtime, now_ms
+from dbos_typed._core.serialization import encode_inputs
+from dbos_typed._core.validate import checked_name, optional_name
+from dbos_typed._queues.queues import WorkflowQueue
+from dbos_typed._sysdb._rows import (
+    INTERNAL_QUEUE,
+    Deduplicated,
+    NewWorkflow,
+    StatusName,
+    StepRecord,
+)
+from dbos_typed.errors import (
+    ConflictingWorkflowError,
+    InvalidOptionError,
+    QueueDeduplicatedError,
+)
+
+DeduplicationPolicy = Literal["reject", "return_existing"]
+
+_MAX_PRIORITY = 2**31 - 1
+_POLICIES = ("reject", "return_existing")
+# A holder found by its deduplication ID may finish (and free the ID) before we read it;
+# then the insert is simply tried again.
+_DEDUP_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class QueueOptions:
+    """Validated queue options of one enqueue."""
+
+    queue_name: str
+    deduplication_id: str | None
+    policy: DeduplicationPolicy
+    priority: int
+    partition_key: str | None
+    delay_ms: int | None
+
+
+def queue_name(queue: object) -> str:
+    """The name of a queue given as a `WorkflowQueue` or by name."""
+    name = queue.name if isinstance(queue, WorkflowQueue) else queue
+    if not isinstance(name, str) or not name:
+        raise InvalidOptionError("queue", "expected a WorkflowQueue or a non-empty queue name")
+    return checked_name(name, "queue")
+
+
+def check_queue_options(
+    runtime: Runtime,
+    queue: WorkflowQueue | str | None,
+    *,
+    deduplication_id: str | None,
+    deduplication_policy: DeduplicationPolicy,
+    priority: int | None,
+    partition_key: str | None,
+    delay: timedelta | None,
+) -> QueueOptions | None:
+    """Check the queue-related options of a start; None when there is no queue.
+
+    Raises:
+        InvalidOptionError: a bad or inconsistent option, naming the argument.
+    """
+    if deduplication_policy not in _POLICIES:
+        raise InvalidOptionError("deduplication_policy", "expected 'reject' or 'return_existing'")
+    if queue is None:
+        given = (
+            ("deduplication_id", deduplication_id is not None),
+            ("deduplication_policy", deduplication_policy != "reject"),
+            ("priority", priority is not None),
+            ("partition_key", partition_key is not None),
+            ("delay", delay is not None),
+        )
+        for argument, present in given:
+            if present:
+                raise InvalidOptionError(argument, "only valid together with queue=")
+        return None
+    name = queue_name(queue)
+    optional_name(deduplication_id, "deduplication_id")
+    if deduplication_policy != "reject" and deduplication_id is None:
+        raise InvalidOptionError("deduplication_policy", "needs a deduplication_id")
+    optional_name(partition_key, "partition_key")
+    if partition_key is not None and deduplication_id is not None:
+        raise InvalidOptionError("partition_key", "cannot be combined with deduplication_id")
+    if priority is not None and (
+        not isinstance(priority, int)
+        or isinstance(priority, bool)
+        or not 0 <= priority <= _MAX_PRIORITY
+    ):
+        raise InvalidOptionError("priority", f"expected an int from 0 to {_MAX_PRIORITY}")
+    if delay is not None and (not isinstance(delay, timedelta) or delay < timedelta(0)):
+        raise InvalidOptionError("delay", "expected a non-negative timedelta or None")
+    partitioned, priority_enabled = queue_flags(runtime, queue, name)
+    if partitioned and partition_key is None:
+        raise InvalidOptionError("partition_key", f"queue {name!r} is partitioned; give a key")
+    if not partitioned and partition_key is not None:
+        raise InvalidOptionError("partition_key", f"queue {name!r} is not partitioned")
+    if priority and not priority_enabled:
+        raise InvalidOptionError(
+            "priority", f"queue {name!r} was not declared with priority_enabled=True"
+        )
+    delay_ms = None if delay is None else int(delay.total_seconds() * 1000)
+    return QueueOptions(
+        queue_name=name,
+        deduplication_id=deduplication_id,
+        policy=deduplication_policy,
+        priority=priority or 0,
+        partition_key=partition_key,
+        delay_ms=delay_ms or None,
+    )
+
+
+def unpartitioned_queue_name(runtime: Runtime, queue: WorkflowQueue | str) -> str:
+    """The name of an existing queue that takes work without a partition key.
+
+    Raises:
+        InvalidOptionError: the queue is unnamed, unknown or partitioned.
+    """
+    name = queue_name(queue)
+    partitioned, _ = queue_flags(runtime, queue, name)
+    if partitioned:
+        raise InvalidOptionError("queue", f"queue {name!r} is partitioned; choose another")
+    return name
+
+
+def queue_flags(runtime: Runtime, queue: WorkflowQueue | str, name: str) -> tuple[bool, bool]:
+    """(partitioned, priority_enabled) of the target queue, which must exist.
+
+    Raises:
+        InvalidOptionError: no queue has that name.
+    """
+    if isinstance(queue, WorkflowQueue):
+        return queue.partitioned, queue.priority_enabled
+    if name == INTERNAL_QUEUE:
+        return False, True
+    row = runtime.queues.get(name)
+    if row is None:
+        row = runtime.store.get_queue(name)
+        if row is None:
+            raise InvalidOptionError(
+                "queue", f"no queue named {name!r}; declare it with new_workflow_queue"
+            )
+        runtime.queues[name] = row
+    return row.partition_queue, row.priority_enabled
+
+
+def queued_row(
+    runtime: Runtime,
+    options: QueueOptions,
+    *,
+    workflow_id: str,
+    name: str,
+    inputs: str,
+    timeout_ms: int | None,
+    application_version: str | None,
+    parent_workflow_id: str | None = None,
+) -> NewWorkflow:
+    """The ENQUEUED (or DELAYED) row for an enqueue."""
+    now = now_ms()
+    delayed = options.delay_ms is not None
+    return NewWorkflow(
+        workflow_id=workflow_id,
+        status=StatusName.DELAYED if delayed else StatusName.ENQUEUED,
+        name=name,
+        inputs=inputs,
+        executor_id=runtime.executor_id,
+        application_version=application_version,
+        application_name=runtime.owner_name,
+        application_id=None,
+        creator_xid=str(uuid.uuid4()),
+        now_ms=now,
+        queue_name=options.queue_name,
+        timeout_ms=timeout_ms,
+        deadline_ms=None,
+        parent_workflow_id=parent_workflow_id,
+        deduplication_id=options.deduplication_id,
+        priority=options.priority,
+        partition_key=options.partition_key,
+        delay_until_ms=now + options.delay_ms if options.delay_ms is not None else None,
+    )
+
+
+def timeout_ms_of(timeout: timedelta | None) -> int | None:
+    """A timeout in whole milliseconds (at least 1), as `workflow_timeout_ms` stores it."""
+    return None if timeout is None else max(1, int(timeout.total_seconds() * 1000))
+
+
+def checked_timeout_ms(timeout: object) -> int | None:
+    """A workflow's `timeout` argument, checked, in milliseconds (`timeout_ms_of`).
+
+    Raises:
+        InvalidOptionError: it is neither None nor a positive timedelta.
+    """
+    if timeout is not None and (not isinstance(timeout, timedelta) or timeout <= timedelta(0)):
+        raise InvalidOptionError("timeout", "expected a positive timedelta or None")
+    return timeout_ms_of(timeout)
+
+
+def insert_queued(runtime: Runtime, row: NewWorkflow, policy: DeduplicationPolicy) -> str:
+    """Insert an enqueued row; returns the ID of the workflow the caller should watch.
+
+    That is the new (or already existing) workflow, or with policy "return_existing" the
+    live workflow that holds the deduplication ID.
+
+    Raises:
+        QueueDeduplicatedError: the deduplication ID is taken and the policy is "reject".
+        ConflictingWorkflowError: the ID belongs to a different workflow.
+    """
+    for _ in range(_DEDUP_ATTEMPTS):
+        try:
+            inserted = runtime.store.insert_workflow(row)
+        except Deduplicated:
+            holder = deduplication_holder(runtime, row, policy)
+            if holder is None:
+                continue
+            return holder
+        if inserted.name != row.name:
+            raise ConflictingWorkflowError(
+                row.workflow_id, existing_name=inserted.name, requested_name=row.name
+            )
+        if inserted.created:
+            runtime.announce_work(row.queue_name)
+        return row.workflow_id
+    raise QueueDeduplicatedError(
+        row.workflow_id,
+        queue_name=row.queue_name or "",
+        deduplication_id=row.deduplication_id or "",
+    )
+
+
+def deduplication_holder(
+    runtime: Runtime, row: NewWorkflow, policy: DeduplicationPolicy
+) -> str | None:
+    """After a deduplication collision: raise for "reject", else return the holder's ID.
+
+    None means the holder released the ID meanwhile, so the insert may be tried again.
+    """
+    queue_name = row.queue_name or ""
+    deduplication_id = row.deduplication_id or ""
+    if policy == "reject":
+        raise QueueDeduplicatedError(
+            row.workflow_id, queue_name=queue_name, deduplication_id=deduplication_id
+        )
+    return runtime.store.find_deduplicated(queue_name, deduplication_id)
+
+
+def enqueue_child(
+    parent: WorkflowContext,
+    spec: WorkflowSpec,
+    value: Any,
+    child_id: str,
+    timeout: timedelta | None,
+    options: QueueOptions,
+    step_id: int,
+    labels: Labels,
+) -> WorkflowHandle[Any]:
+    """Enqueue a child of a running workflow, as the parent's step `step_id`.
+
+    A deduplication conflict is itself recorded as the step's outcome (the error, or the
+    holder as the child), so a replay of the parent sees the same result.
+    """
+    runtime = parent._runtime
+    state = parent._state
+    timeout_ms = timeout_ms_of(timeout)
+    if state.deadline_ms is not None:
+        # A queued child inherits what is left of its parent's time, counted from dequeue.
+        left = max(1, state.deadline_ms - now_ms())
+        timeout_ms = left if timeout_ms is None else min(timeout_ms, left)
+    row = labels.apply(
+        queued_row(
+            runtime,
+            options,
+            workflow_id=child_id,
+            name=spec.name,
+            inputs=encode_inputs(spec.input_codec, value),
+            timeout_ms=timeout_ms,
+            application_version=runtime.application_version,
+            parent_workflow_id=state.workflow_id,
+        )
+    )
+    while True:
+        try:
+            inserted = insert_child(parent, row, step_id)
+            break
+        except Deduplicated:
+            # The collision itself is the step's outcome, so a replay sees the same one.
+            try:
+                holder = deduplication_holder(runtime, row, options.policy)
+            except QueueDeduplicatedError as exc:
+                _record_enqueue(parent, step_id, spec.name, None, record_of(exc).encode())
+                raise
+            if holder is not None:
+                _record_enqueue(parent, step_id, spec.name, holder, None)
+                return WorkflowHandle(parent, holder, spec.output_codec, None)
+    if inserted is not None and inserted.name != spec.name:
+        raise ConflictingWorkflowError(
+            child_id, existing_name=inserted.name, requested_name=spec.name
+        )
+    runtime.announce_work()
+    return WorkflowHandle(parent, child_id, spec.output_codec, runtime.running_execution(child_id))
+
+
+def _record_enqueue(
+    ctx: WorkflowContext, step_id: int, name: str, child_id: str | None, error: str | None
+) -> None:
+    now = now_ms()
+    record_operation(
+        ctx,
+        StepRecord(
+            step_id=step_id,
+            name=name,
+            output=None,
+            error=error,
+            child_workflow_id=child_id,
+            started_at_ms=now,
+            completed_at_ms=now,
+        ),
+    )

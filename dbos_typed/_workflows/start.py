@@ -1,0 +1,461 @@
+"""Registering and starting workflows: direct starts, children, and enqueues.
+
+Running them is `_execution`'s job; queue options and inserts live in `_enqueue`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Never, TypedDict, TypeVar, Unpack, overload
+
+from dbos_typed._core.context import DBOSContext, WorkflowContext, WorkflowState
+from dbos_typed._core.durable import begin_operation, insert_child, rebuild_error
+from dbos_typed._core.execution import launch_execution
+from dbos_typed._core.handle import WorkflowHandle
+from dbos_typed._core.identity import Identity, Labels, labels_for
+from dbos_typed._core.registry import (
+    NO_INPUT,
+    RegisteredWorkflow,
+    WorkflowSpec,
+    build_spec,
+    checked_input,
+    describe,
+)
+from dbos_typed._core.runtime import now_ms
+from dbos_typed._core.serialization import ErrorRecord, encode_inputs
+from dbos_typed._core.validate import optional_name
+from dbos_typed._queues.enqueue import (
+    DeduplicationPolicy,
+    QueueOptions,
+    check_queue_options,
+    checked_timeout_ms,
+    enqueue_child,
+    insert_queued,
+    queued_row,
+    timeout_ms_of,
+)
+from dbos_typed._queues.queues import WorkflowQueue
+from dbos_typed._schedules.cron import CronSchedule
+from dbos_typed._sysdb._rows import NewWorkflow, StatusName
+from dbos_typed.errors import (
+    ConflictingWorkflowError,
+    InitializationError,
+    InvalidOptionError,
+    RegistrationError,
+)
+
+InT = TypeVar("InT")
+OutT = TypeVar("OutT")
+
+
+@overload
+def register_workflow(
+    ctx: DBOSContext,
+    fn: Callable[[WorkflowContext], OutT],
+    /,
+    *,
+    name: str | None = None,
+    max_recovery_attempts: int | None = 100,
+) -> Callable[[WorkflowContext], OutT]: ...
+
+
+@overload
+def register_workflow(
+    ctx: DBOSContext,
+    fn: Callable[[WorkflowContext, datetime], OutT],
+    /,
+    *,
+    schedule: str,
+    schedule_timezone: str | None = None,
+    name: str | None = None,
+    max_recovery_attempts: int | None = 100,
+) -> Callable[[WorkflowContext, datetime], OutT]: ...
+
+
+@overload
+def register_workflow(
+    ctx: DBOSContext,
+    fn: Callable[[WorkflowContext, InT], OutT],
+    /,
+    *,
+    name: str | None = None,
+    max_recovery_attempts: int | None = 100,
+) -> Callable[[WorkflowContext, InT], OutT]: ...
+
+
+def register_workflow(
+    ctx: DBOSContext,
+    fn: Callable[..., Any],
+    /,
+    *,
+    schedule: str | None = None,
+    schedule_timezone: str | None = None,
+    name: str | None = None,
+    max_recovery_attempts: int | None = 100,
+) -> Callable[..., Any]:
+    """Register a workflow function with a context, before `launch()`.
+
+    A workflow takes the `WorkflowContext` and at most one input, and is annotated:
+    `def checkout(ctx: WorkflowContext, order: Order) -> Receipt`. Its input and result
+    types are resolved now; an annotation that cannot be resolved or stored as JSON is
+    refused here, with the function and parameter named.
+
+    With `schedule`, the workflow also runs on a cron schedule: it must take the tick's
+    time, `def report(ctx: WorkflowContext, scheduled_time: datetime) -> R`. At launch the
+    schedule is written to the schedules table under the workflow's name (its definition
+    is updated; a pause made with `pause_schedule` is kept), and from then on it fires
+    once per tick across all processes of the application; see `create_schedule`.
+
+    Args:
+        ctx: The context to register with.
+        fn: The workflow function.
+        name: The recorded name; defaults to the function's qualified name. Other
+            processes (and DBOS tools) find the workflow by this name.
+        max_recovery_attempts: After this many starts without finishing, the workflow is
+            set aside as MAX_RECOVERY_ATTEMPTS_EXCEEDED; None for no limit.
+        schedule: A cron expression: six fields with seconds (`"*/5 * * * * *"`), five
+            without, or a descriptor such as `"@hourly"`.
+        schedule_timezone: The IANA time zone the expression is read in; UTC by default.
+
+    Returns:
+        `fn` itself, unchanged.
+
+    Raises:
+        RegistrationError: bad signature or types, a duplicate, the context is launched,
+            or a schedule on a workflow whose input is not a `datetime`.
+        InvalidOptionError: an invalid cron expression or time zone.
+    """
+    if not isinstance(ctx, DBOSContext):
+        raise InvalidOptionError("ctx", "expected a DBOSContext from new_context()")
+    runtime = ctx._runtime
+    if runtime.launched:
+        raise RegistrationError(
+            f"cannot register {describe(fn)}: register workflows before launch()"
+        )
+    spec = build_spec(fn, name=name, max_recovery_attempts=max_recovery_attempts)
+    cron = None
+    if schedule is not None:
+        cron = CronSchedule(schedule, schedule_timezone)
+        if spec.input_codec is None or spec.input_codec.tp is not datetime:
+            raise RegistrationError(
+                f"workflow {describe(fn)} cannot have a schedule: a scheduled workflow takes "
+                "the tick's time, as in `def wf(ctx: WorkflowContext, scheduled_time: datetime)`"
+            )
+    elif schedule_timezone is not None:
+        raise InvalidOptionError("schedule_timezone", "given without a schedule")
+    runtime.registry.add(spec)
+    if cron is not None:
+        runtime.registry.declare_schedule(spec.name, cron)
+    return fn
+
+
+class StartOptions(TypedDict, total=False):
+    """The keyword options of `run_workflow`, as its overloads take them.
+
+    The implementation names each one, with its default.
+    """
+
+    workflow_id: str | None
+    timeout: timedelta | None
+    queue: WorkflowQueue | str | None
+    deduplication_id: str | None
+    deduplication_policy: DeduplicationPolicy
+    priority: int | None
+    partition_key: str | None
+    delay: timedelta | None
+    identity: Identity | None
+    attributes: Mapping[str, Any] | None
+
+
+# The overloads, in the order mypy tries them. When none matches, mypy reports the error
+# against the first one whose shape fits, so each arity starts with one that no workflow
+# matches (its function would have to return `Never`) but that reads as the plain
+# signature: `expected "Callable[[WorkflowContext, int], Never]"` rather than the async
+# overload's coroutine and a request for a variable annotation. An `async def` workflow's
+# handle is typed by what its coroutine returns; those overloads come before the plain
+# ones because a coroutine function also matches those (with the coroutine as R).
+@overload
+def run_workflow(
+    ctx: DBOSContext,
+    fn: Callable[[WorkflowContext], Never],
+    /,
+    **options: Unpack[StartOptions],
+) -> WorkflowHandle[Any]: ...
+
+
+@overload
+def run_workflow(
+    ctx: DBOSContext,
+    fn: Callable[[WorkflowContext, InT], Never],
+    input: InT,
+    /,
+    **options: Unpack[StartOptions],
+) -> WorkflowHandle[Any]: ...
+
+
+@overload
+def run_workflow(
+    ctx: DBOSContext,
+    fn: Callable[[WorkflowContext], Coroutine[Any, Any, OutT]],
+    /,
+    **options: Unpack[StartOptions],
+) -> WorkflowHandle[OutT]: ...
+
+
+@overload
+def run_workflow(
+    ctx: DBOSContext,
+    fn: Callable[[WorkflowContext, InT], Coroutine[Any, Any, OutT]],
+    input: InT,
+    /,
+    **options: Unpack[StartOptions],
+) -> WorkflowHandle[OutT]: ...
+
+
+@overload
+def run_workflow(
+    ctx: DBOSContext,
+    fn: Callable[[WorkflowContext], OutT],
+    /,
+    **options: Unpack[StartOptions],
+) -> WorkflowHandle[OutT]: ...
+
+
+@overload
+def run_workflow(
+    ctx: DBOSContext,
+    fn: Callable[[WorkflowContext, InT], OutT],
+    input: InT,
+    /,
+    **options: Unpack[StartOptions],
+) -> WorkflowHandle[OutT]: ...
+
+
+def run_workflow(
+    ctx: DBOSContext,
+    fn: Callable[..., Any],
+    input: Any = NO_INPUT,
+    /,
+    *,
+    workflow_id: str | None = None,
+    timeout: timedelta | None = None,
+    queue: WorkflowQueue | str | None = None,
+    deduplication_id: str | None = None,
+    deduplication_policy: DeduplicationPolicy = "reject",
+    priority: int | None = None,
+    partition_key: str | None = None,
+    delay: timedelta | None = None,
+    identity: Identity | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> WorkflowHandle[Any]:
+    """Start a registered workflow, or put it on a queue, and return a handle to it.
+
+    Called with a `WorkflowContext`, it starts (or enqueues) a child workflow (ID
+    `<parent>-<step>` unless given), recorded as a step of the parent.
+
+    Durability: the workflow and its input are recorded before it runs. The workflow ID is
+    an idempotency key: starting an ID that exists returns a handle to that workflow and
+    runs nothing (its recorded result wins over a new input). A child's start or enqueue
+    is exactly-once across replays of the parent, including a refused deduplication.
+    With `queue`, only the ENQUEUED row is written; a process serving the queue runs it,
+    and it survives crashes of the enqueuer and of the worker.
+
+    Args:
+        ctx: A launched context, or a running workflow's context for a child.
+        fn: A registered workflow function.
+        input: The workflow's input, if it takes one.
+        workflow_id: The ID to use; a random UUID by default.
+        timeout: Cancel the workflow (and children that inherit it) if it has not
+            finished by then; the deadline is stored and survives restarts. For a
+            queued workflow the clock starts when it is dequeued.
+        queue: Enqueue on this queue (a `WorkflowQueue` or a declared queue's name)
+            instead of running now.
+        deduplication_id: With a queue: refuse a second live workflow with this ID on
+            the queue (released when the holder finishes, is cancelled or resumed).
+        deduplication_policy: "reject" raises `QueueDeduplicatedError`;
+            "return_existing" returns a handle to the holder instead.
+        priority: With a priority-enabled queue: lower runs first (0 to 2**31-1; 0 by
+            default); first in, first out within a priority.
+        partition_key: Required on a partitioned queue, refused on others; limits apply
+            per key. Cannot be combined with `deduplication_id`.
+        delay: With a queue: do not start before this much time has passed.
+        identity: Who the workflow acts for, recorded with it; a child started without
+            one inherits its parent's.
+        attributes: Free-form JSON metadata recorded with the workflow (not inherited).
+
+    Raises:
+        RegistrationError: `fn` is not registered with this context.
+        InitializationError: the context is not launched.
+        InvalidOptionError: a bad ID, timeout, input or queue option (named).
+        ConflictingWorkflowError: the ID belongs to a different workflow.
+        QueueDeduplicatedError: the deduplication ID is taken (policy "reject").
+    """
+    if not isinstance(ctx, DBOSContext):
+        raise InvalidOptionError("ctx", "expected a DBOSContext or WorkflowContext")
+    runtime = ctx._runtime
+    spec = runtime.registry.by_fn(fn)
+    if spec is None:
+        raise RegistrationError(
+            f"{describe(fn)} is not a registered workflow; call register_workflow first"
+        )
+    value = checked_input(spec, input)
+    workflow_id = optional_name(workflow_id, "workflow_id")
+    checked_timeout_ms(timeout)
+    options = check_queue_options(
+        runtime,
+        queue,
+        deduplication_id=deduplication_id,
+        deduplication_policy=deduplication_policy,
+        priority=priority,
+        partition_key=partition_key,
+        delay=delay,
+    )
+    labels = labels_for(ctx, identity, attributes)
+    if isinstance(ctx, WorkflowContext):
+        return _start_child(ctx, spec, value, workflow_id, timeout, options, labels)
+    if not runtime.launched or runtime.shutting_down.is_set():
+        raise InitializationError("launch() the context before running workflows")
+    new_id = workflow_id or str(uuid.uuid4())
+    if options is not None:
+        row = labels.apply(
+            queued_row(
+                runtime,
+                options,
+                workflow_id=new_id,
+                name=spec.name,
+                inputs=encode_inputs(spec.input_codec, value),
+                timeout_ms=timeout_ms_of(timeout),
+                application_version=runtime.application_version,
+            )
+        )
+        target = insert_queued(runtime, row, options.policy)
+        return WorkflowHandle(ctx, target, spec.output_codec, runtime.running_execution(target))
+    return _start(ctx, spec, value, new_id, timeout, labels, parent=None)
+
+
+def _start_child(
+    parent: WorkflowContext,
+    spec: WorkflowSpec,
+    value: Any,
+    workflow_id: str | None,
+    timeout: timedelta | None,
+    options: QueueOptions | None,
+    labels: Labels,
+) -> WorkflowHandle[Any]:
+    state = parent._state
+    if state.in_step:
+        raise InvalidOptionError("ctx", "a child workflow cannot be started from inside a step")
+    step_id, recorded = begin_operation(parent, spec.name)
+    if recorded is not None and recorded.child_workflow_id is not None:
+        child_id = recorded.child_workflow_id
+        runtime = parent._runtime
+        return WorkflowHandle(
+            parent, child_id, spec.output_codec, runtime.running_execution(child_id)
+        )
+    if recorded is not None and recorded.error is not None:
+        raise rebuild_error(ErrorRecord.decode(recorded.error), step_name=spec.name)
+    child_id = workflow_id or f"{state.workflow_id}-{step_id}"
+    if options is not None:
+        return enqueue_child(parent, spec, value, child_id, timeout, options, step_id, labels)
+    return _start(parent, spec, value, child_id, timeout, labels, parent=(state, step_id))
+
+
+def _start(
+    ctx: DBOSContext,
+    spec: WorkflowSpec,
+    value: Any,
+    workflow_id: str,
+    timeout: timedelta | None,
+    labels: Labels,
+    *,
+    parent: tuple[WorkflowState, int] | None,
+) -> WorkflowHandle[Any]:
+    runtime = ctx._runtime
+    now = now_ms()
+    timeout_ms = timeout_ms_of(timeout)
+    deadline = None if timeout_ms is None else now + timeout_ms
+    if parent is not None and parent[0].deadline_ms is not None:
+        # A child ends no later than its parent must.
+        deadline = (
+            parent[0].deadline_ms if deadline is None else min(deadline, parent[0].deadline_ms)
+        )
+    row = NewWorkflow(
+        workflow_id=workflow_id,
+        status=StatusName.PENDING,
+        name=spec.name,
+        inputs=encode_inputs(spec.input_codec, value),
+        executor_id=runtime.executor_id,
+        application_version=runtime.application_version,
+        application_name=runtime.app_name,
+        application_id=None,
+        creator_xid=str(uuid.uuid4()),
+        now_ms=now,
+        timeout_ms=timeout_ms,
+        deadline_ms=deadline,
+        parent_workflow_id=None if parent is None else parent[0].workflow_id,
+    )
+    row = labels.apply(row)
+    if parent is None:
+        inserted = runtime.store.insert_workflow(row)
+    else:
+        assert isinstance(ctx, WorkflowContext)
+        child = insert_child(ctx, row, parent[1])
+        if child is None:
+            return WorkflowHandle(
+                ctx, workflow_id, spec.output_codec, runtime.running_execution(workflow_id)
+            )
+        inserted = child
+    if inserted.name != spec.name:
+        raise ConflictingWorkflowError(
+            workflow_id, existing_name=inserted.name, requested_name=spec.name
+        )
+    if not inserted.created:
+        return WorkflowHandle(
+            ctx, workflow_id, spec.output_codec, runtime.running_execution(workflow_id)
+        )
+    execution = launch_execution(
+        runtime, spec, workflow_id, value, {}, inserted.deadline_ms, row.creator_xid
+    )
+    return WorkflowHandle(ctx, workflow_id, spec.output_codec, execution)
+
+
+def get_workflow_id(ctx: WorkflowContext) -> str:
+    """The ID of the running workflow.
+
+    Raises:
+        InvalidOptionError: `ctx` is not a running workflow's context.
+    """
+    if not isinstance(ctx, WorkflowContext):
+        raise InvalidOptionError("ctx", "expected the WorkflowContext of a running workflow")
+    return ctx.workflow_id
+
+
+def get_step_id(ctx: WorkflowContext) -> int:
+    """The ID of the step the calling code runs in.
+
+    Inside a step (its body, or threads and tasks it starts), that step's ID; in the
+    workflow body, the ID of the last operation it started, -1 before the first. Step IDs
+    count from 0 in the order operations start, so the same code gets the same ID on a
+    replay: a step may use it, with the workflow ID, as an idempotency key for a call it
+    makes to another system.
+
+    Raises:
+        InvalidOptionError: `ctx` is not a running workflow's context.
+    """
+    if not isinstance(ctx, WorkflowContext):
+        raise InvalidOptionError("ctx", "expected the WorkflowContext of a running workflow")
+    state = ctx._state
+    return state.running_step_id if state.in_step else state.next_step - 1
+
+
+def list_registered_workflows(ctx: DBOSContext, /) -> list[RegisteredWorkflow]:
+    """The workflows registered with a context, sorted by name.
+
+    Args:
+        ctx: The context they were registered with (inside a workflow, its context).
+    """
+    if not isinstance(ctx, DBOSContext):
+        raise InvalidOptionError("ctx", "expected a DBOSContext")
+    return ctx._runtime.registry.entries()

@@ -1,0 +1,391 @@
+"""`run_as_step`: run a function once per workflow, with its result checkpointed."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import random
+import threading
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar, overload
+
+from pydantic import TypeAdapter
+
+from dbos_typed._core.context import WorkflowContext
+from dbos_typed._core.durable import (
+    OperationOutcome,
+    begin_operation,
+    complete_operation,
+    rebuild_error,
+    record_of,
+)
+from dbos_typed._core.runtime import now_ms
+from dbos_typed._core.serialization import Codec, ErrorRecord, codec_for, decode_any, is_json_native
+from dbos_typed._core.validate import optional_name
+from dbos_typed._sysdb._rows import StepRecord
+from dbos_typed.errors import (
+    InvalidOptionError,
+    MaxStepRetriesExceededError,
+    SerializationError,
+    StepFailedError,
+    WorkflowCancelled,
+)
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+_NO_HINT = object()
+
+
+@overload
+def run_as_step(
+    ctx: WorkflowContext,
+    fn: Callable[[], R],
+    /,
+    *,
+    name: str | None = None,
+    max_retries: int = 0,
+    base_interval: timedelta = ...,
+    backoff_factor: float = 2.0,
+    max_interval: timedelta = ...,
+    retry_if: Callable[[Exception], bool] | None = None,
+    result_type: None = None,
+) -> R: ...
+
+
+@overload
+def run_as_step(
+    ctx: WorkflowContext,
+    fn: Callable[[], R],
+    /,
+    *,
+    name: str | None = None,
+    max_retries: int = 0,
+    base_interval: timedelta = ...,
+    backoff_factor: float = 2.0,
+    max_interval: timedelta = ...,
+    retry_if: Callable[[Exception], bool] | None = None,
+    result_type: type[R] | TypeAdapter[R],
+) -> R: ...
+
+
+def run_as_step(
+    ctx: WorkflowContext,
+    fn: Callable[[], Any],
+    /,
+    *,
+    name: str | None = None,
+    max_retries: int = 0,
+    base_interval: timedelta = timedelta(milliseconds=100),
+    backoff_factor: float = 2.0,
+    max_interval: timedelta = timedelta(seconds=5),
+    retry_if: Callable[[Exception], bool] | None = None,
+    result_type: Any = None,
+) -> Any:
+    """Run `fn` as a step of the running workflow and return its result.
+
+    `fn` takes no arguments: close over what it needs (`lambda: charge(order)`). The
+    result is stored as JSON, typed by `result_type`, or else by `fn`'s return annotation;
+    a lambda (which has none) may return only plain JSON values.
+
+    Durability: the result, or the error, is checkpointed before the workflow moves on.
+    When the workflow is replayed after a crash, a recorded step is not run again: its
+    result is returned, or its error raised, from the record. A step that was running
+    during the crash runs again (steps are at-least-once). Called from inside another
+    step, `fn` simply runs, without a checkpoint of its own.
+
+    Args:
+        ctx: The running workflow's context.
+        fn: The step body.
+        name: The recorded step name; defaults to `fn`'s qualified name (for a
+            `functools.partial`, its function's).
+        max_retries: How many times to retry after a failure (0: run once).
+        base_interval: Delay before the first retry.
+        backoff_factor: Each further retry waits this much longer, up to `max_interval`.
+        max_interval: The longest delay between retries.
+        retry_if: Decides whether an error is worth retrying; by default all are.
+        result_type: The type to store and restore the result as.
+
+    Raises:
+        StepFailedError: `fn` raised (on replay too); the original is its `__cause__` on
+            the first run.
+        MaxStepRetriesExceededError: `fn` failed on every allowed attempt.
+        NonDeterminismError: a different step is recorded at this point of the workflow.
+        WorkflowCancelled: the workflow was cancelled.
+        InvalidOptionError: a bad option (named); or `fn` is a coroutine function, or
+            returned an awaitable: `dbos_typed.aio.run_as_step` awaits those.
+    """
+    policy, name = check_step_call(
+        ctx, fn, name, max_retries, base_interval, backoff_factor, max_interval, retry_if
+    )
+    if inspect.iscoroutinefunction(fn):
+        raise InvalidOptionError(
+            "fn", "is a coroutine function: use `await dbos_typed.aio.run_as_step(...)`"
+        )
+    state = ctx._state
+    if state.in_step:
+        return fn()
+    plan = StepPlan.of(fn, name, policy, retry_if, result_type)
+    step_id, recorded = begin_operation(ctx, plan.name)
+    if recorded is not None:
+        return plan.replay(recorded)
+    started = now_ms()
+    with state.running_step(step_id, blocking=True):
+        try:
+            value = _call_with_retries(ctx, fn, plan)
+        except StepFailedError as failure:
+            outcome = plan.failed(failure)
+        else:
+            outcome = plan.succeeded(value)
+    return complete_operation(ctx, step_id, plan.name, started, outcome)
+
+
+def check_step_call(
+    ctx: object,
+    fn: object,
+    name: str | None,
+    max_retries: int,
+    base_interval: timedelta,
+    backoff_factor: float,
+    max_interval: timedelta,
+    retry_if: object,
+) -> tuple[RetryPolicy, str | None]:
+    """Check the arguments of a step call; return its retry policy and checked name.
+
+    Raises:
+        InvalidOptionError: the argument named in it is invalid.
+    """
+    if not isinstance(ctx, WorkflowContext):
+        raise InvalidOptionError(
+            "ctx", "run_as_step needs the WorkflowContext of a running workflow"
+        )
+    if not callable(fn):
+        raise InvalidOptionError(
+            "fn", f"expected a zero-argument callable, got {type(fn).__name__}"
+        )
+    policy = RetryPolicy.checked(max_retries, base_interval, backoff_factor, max_interval)
+    if retry_if is not None and not callable(retry_if):
+        raise InvalidOptionError("retry_if", "expected a callable taking an exception")
+    return policy, optional_name(name, "name")
+
+
+@dataclass(frozen=True, slots=True)
+class StepPlan:
+    """How one step call runs and is recorded: its name, retries and result codec."""
+
+    name: str
+    policy: RetryPolicy
+    retry_if: Callable[[Exception], bool] | None
+    codec: Codec[Any] | None  # None: no type known, only plain JSON values
+
+    @classmethod
+    def of(
+        cls,
+        fn: Callable[[], Any],
+        name: str | None,
+        policy: RetryPolicy,
+        retry_if: Callable[[Exception], bool] | None,
+        result_type: Any,
+    ) -> StepPlan:
+        """The plan of a step running `fn`, named `name` or after `fn`."""
+        return cls(name or _default_name(fn), policy, retry_if, _codec_for_step(fn, result_type))
+
+    def give_up(self, attempt: int, exc: Exception) -> StepFailedError | None:
+        """The error that ends the step after failed attempt `attempt`; None to retry."""
+        record = ErrorRecord.of(exc)
+        policy = self.policy
+        if attempt <= policy.max_retries and (self.retry_if is None or self.retry_if(exc)):
+            return None
+        failure: StepFailedError
+        if attempt > 1 and attempt > policy.max_retries:
+            failure = MaxStepRetriesExceededError(
+                self.name,
+                attempts=attempt,
+                error_name=record.name,
+                error_message=record.message,
+                error_code=record.code,
+                data=record.data,
+            )
+        else:
+            failure = StepFailedError(
+                self.name,
+                error_name=record.name,
+                error_message=record.message,
+                error_code=record.code,
+                data=record.data,
+            )
+        failure.__cause__ = exc
+        return failure
+
+    def succeeded(self, value: Any) -> OperationOutcome:
+        """What a step that returned `value` records and returns.
+
+        Raises:
+            InvalidOptionError: the value is an awaitable, which only the awaitable
+                `run_as_step` of `dbos_typed.aio` awaits.
+            SerializationError: the value cannot be stored.
+        """
+        if inspect.isawaitable(value):
+            if inspect.iscoroutine(value):
+                value.close()  # never to be awaited; closing it avoids a warning
+            raise InvalidOptionError(
+                "fn",
+                f"step {self.name!r} returned an awaitable: use "
+                "`await dbos_typed.aio.run_as_step(...)` from an async workflow",
+            )
+        return encode_result(self.codec, value, self.name), None, value, None
+
+    @staticmethod
+    def failed(failure: StepFailedError) -> OperationOutcome:
+        """What a step that gave up with `failure` records and raises."""
+        return None, record_of(failure).encode(), None, failure
+
+    def replay(self, recorded: StepRecord) -> Any:
+        """The recorded step's result, or its recorded error raised."""
+        if recorded.error is not None:
+            raise rebuild_error(ErrorRecord.decode(recorded.error), step_name=self.name)
+        text = recorded.output if recorded.output is not None else "null"
+        return self.codec.decode(text) if self.codec is not None else decode_any(text)
+
+
+def _default_name(fn: Callable[[], Any]) -> str:
+    # The same on every run: a partial is named after its function, an object after its
+    # class (a repr may hold a memory address, which would not replay).
+    target: Any = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    name = getattr(target, "__qualname__", None)
+    return name if isinstance(name, str) else type(target).__qualname__
+
+
+def encode_result(codec: Codec[Any] | None, value: Any, step_name: str) -> str:
+    if codec is not None:
+        return codec.encode(value)
+    if not is_json_native(value):
+        raise SerializationError(
+            f"step {step_name!r} returned a {type(value).__name__}, but its return type is "
+            "unknown (a lambda has no annotation), so replay could not rebuild it; "
+            "pass result_type= or use a function with a return annotation"
+        )
+    return codec_for(Any).encode(value)
+
+
+def _codec_for_step(fn: Callable[[], Any], result_type: Any) -> Codec[Any] | None:
+    if result_type is not None:
+        return codec_for(result_type)
+    hint = _return_hint(fn)
+    return None if hint is _NO_HINT else codec_for(hint)
+
+
+def _return_hint(fn: Callable[[], Any]) -> Any:
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    code = getattr(target, "__code__", None)
+    if code is None:
+        return _hint_uncached(target)
+    return _cached_hint(code, target)
+
+
+_hint_cache: dict[Any, Any] = {}
+
+
+def _cached_hint(code: Any, target: Any) -> Any:
+    # Closures are recreated on every call but share their code object; the hint is a
+    # property of the code, so resolve it once.
+    hint = _hint_cache.get(code, None)
+    if hint is None:
+        hint = _hint_uncached(target)
+        _hint_cache[code] = hint
+    return hint
+
+
+def _hint_uncached(target: Any) -> Any:
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:
+        return _NO_HINT
+    return hints.get("return", _NO_HINT)
+
+
+class RetryPolicy:
+    """When a failed step is tried again, and after how long."""
+
+    __slots__ = ("base", "factor", "max_interval", "max_retries")
+
+    def __init__(self, max_retries: int, base: float, factor: float, max_interval: float) -> None:
+        self.max_retries = max_retries
+        self.base = base
+        self.factor = factor
+        self.max_interval = max_interval
+
+    @classmethod
+    def checked(
+        cls, max_retries: int, base: timedelta, factor: float, max_interval: timedelta
+    ) -> RetryPolicy:
+        if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
+            raise InvalidOptionError("max_retries", "expected an int >= 0")
+        if not isinstance(base, timedelta) or base <= timedelta(0):
+            raise InvalidOptionError("base_interval", "expected a positive timedelta")
+        if not isinstance(max_interval, timedelta) or max_interval <= timedelta(0):
+            raise InvalidOptionError("max_interval", "expected a positive timedelta")
+        if not isinstance(factor, int | float) or isinstance(factor, bool) or factor < 1:
+            raise InvalidOptionError("backoff_factor", "expected a number >= 1")
+        base_s = base.total_seconds()
+        # A base interval longer than the cap raises the cap, as the caller clearly wants it.
+        return cls(max_retries, base_s, float(factor), max(max_interval.total_seconds(), base_s))
+
+    def delay(self, retry: int) -> float:
+        raw = min(self.base * self.factor ** (retry - 1), self.max_interval)
+        return raw * random.uniform(0.95, 1.05)
+
+
+class TryAgain(Exception):
+    """Raised by an attempt whose failure the retry policy allows to be retried."""
+
+
+def call_with_retries(ctx: WorkflowContext, policy: RetryPolicy, attempt: Callable[[int], T]) -> T:
+    """Call `attempt(1)`, `attempt(2)`, ... until one returns or raises anything but `TryAgain`.
+
+    Between attempts it waits as the policy says; a cancellation ends the wait at once.
+
+    Raises:
+        WorkflowCancelled: the workflow was cancelled while waiting to retry.
+    """
+    number = 0
+    while True:
+        number += 1
+        try:
+            return attempt(number)
+        except TryAgain:
+            _wait_before_retry(ctx, policy.delay(number))
+
+
+def judged(plan: StepPlan, number: int, exc: Exception) -> TryAgain | StepFailedError:
+    """What attempt `number` failing with `exc` leads to under `plan`."""
+    failure = plan.give_up(number, exc)
+    return TryAgain() if failure is None else failure
+
+
+def _call_with_retries(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan) -> Any:
+    def attempt(number: int) -> Any:
+        try:
+            return fn()
+        except WorkflowCancelled:
+            raise
+        except Exception as exc:
+            raise judged(plan, number, exc) from exc
+
+    return call_with_retries(ctx, plan.policy, attempt)
+
+
+def _wait_before_retry(ctx: WorkflowContext, seconds: float) -> None:
+    execution = ctx._state.execution
+    waker = threading.Event()
+    execution.add_waker(waker)
+    try:
+        waker.wait(seconds)
+    finally:
+        execution.remove_waker(waker)
+    ctx._state.check_cancelled()
