@@ -123,6 +123,7 @@ from dbos_typed.errors import (
     WorkflowDeadlineExceededError,
     WorkflowError,
     WorkflowFailedError,
+    WorkflowInterruptedError,
 )
 
 __all__ = [
@@ -167,6 +168,7 @@ __all__ = [
     "WorkflowDeadlineExceededError",
     "WorkflowError",
     "WorkflowFailedError",
+    "WorkflowInterruptedError",
     "WorkflowHandle",
     "WorkflowQueue",
     "WorkflowSchedule",

@@ -20,6 +20,7 @@ DBOSError                               root of everything below; .code names th
 │   │   └── WorkflowDeadlineExceededError   ... because its deadline passed
 │   ├── DeadLetterError                 max recovery attempts exceeded
 │   ├── QueueDeduplicatedError          a live workflow on the queue holds the deduplication ID
+│   ├── WorkflowInterruptedError        this process's run stopped without an outcome: .reason
 │   └── WorkflowFailedError             the workflow raised: .error_name, .error_message, .data
 └── StepFailedError                     a step raised: .step_name, .error_name, .error_message
     └── MaxStepRetriesExceededError     ... on every allowed attempt: .attempts
@@ -61,6 +62,7 @@ __all__ = [
     "WorkflowDeadlineExceededError",
     "WorkflowError",
     "WorkflowFailedError",
+    "WorkflowInterruptedError",
 ]
 
 
@@ -277,6 +279,30 @@ class DeadLetterError(WorkflowError):
             "and was moved to the dead-letter queue",
         )
         self.max_recovery_attempts = max_recovery_attempts
+
+
+class WorkflowInterruptedError(WorkflowError):
+    """This process's run of the workflow stopped without recording an outcome.
+
+    That happens when its body or a step raised an exception that is not an `Exception`
+    (`SystemExit`, `KeyboardInterrupt`, ...), or when a workflow it was waiting on was
+    interrupted in turn. Nothing more is recorded, as after a crash: the workflow stays
+    PENDING, and is run again when its executor recovers it (at its next launch) or when
+    it is resumed.
+
+    Attributes:
+        reason: What stopped it, as `repr` describes the exception.
+    """
+
+    code = "WorkflowInterrupted"
+
+    def __init__(self, workflow_id: str, reason: str) -> None:
+        super().__init__(
+            workflow_id,
+            f"the run of workflow {workflow_id!r} stopped without an outcome ({reason}); "
+            "it stays PENDING until it is recovered or resumed",
+        )
+        self.reason = reason
 
 
 class QueueDeduplicatedError(WorkflowError):

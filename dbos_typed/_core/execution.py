@@ -13,7 +13,7 @@ from typing import Any
 from dbos_typed._core.context import WorkflowContext, WorkflowState
 from dbos_typed._core.registry import WorkflowSpec
 from dbos_typed._core.runtime import Execution, Runtime, now_ms
-from dbos_typed._core.serialization import ErrorRecord, decode_inputs
+from dbos_typed._core.serialization import ErrorRecord, decode_inputs, safe_str
 from dbos_typed._sysdb._listener import STREAMS_CHANNEL
 from dbos_typed._sysdb._retry import StoreClosedError
 from dbos_typed._sysdb._rows import ClaimedWorkflow, StatusName
@@ -22,6 +22,7 @@ from dbos_typed.errors import (
     StepFailedError,
     WorkflowCancelled,
     WorkflowFailedError,
+    WorkflowInterruptedError,
 )
 
 logger = logging.getLogger("dbos_typed")
@@ -96,8 +97,14 @@ def _execute(
         outcome = _run_body(runtime, spec, state, value)
     except (WorkflowCancelled, StoreClosedError):
         pass
-    except BaseException:
-        logger.exception("workflow %r stopped unexpectedly", workflow_id)
+    except BaseException as exc:
+        # As a crash would, this leaves the workflow PENDING for recovery; unlike a crash,
+        # whoever waits on this run is told now rather than waiting for an outcome that
+        # this process will not write.
+        stopped = WorkflowInterruptedError(workflow_id, _reason(exc))
+        stopped.__cause__ = exc
+        outcome = ("error", stopped)
+        logger.error("%s", stopped, exc_info=exc)
     finally:
         # Leave the table first: a waiter that no longer finds the run reads the database,
         # where the outcome already is.
@@ -124,6 +131,8 @@ def _run_body(
         state.check_cancelled()
     except (WorkflowCancelled, StoreClosedError):
         return ("database", None)
+    except WorkflowInterruptedError:
+        raise  # a run it waited on stopped: this one stops with it, recording nothing
     except Exception as exc:
         if state.execution.cancel_reason is not None:
             return ("database", None)
@@ -156,6 +165,11 @@ def _call_body(spec: WorkflowSpec, ctx: WorkflowContext, value: Any) -> Any:
     # as it runs: its steps and waits share it, and no other workflow can stall it. Tasks
     # it leaves behind are cancelled when it returns, before its outcome is recorded.
     return asyncio.run(body)
+
+
+def _reason(exc: BaseException) -> str:
+    message = safe_str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def _failure_record(exc: Exception) -> ErrorRecord:

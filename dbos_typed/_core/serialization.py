@@ -162,6 +162,21 @@ _CODE_ATTRIBUTES = ("code", "error_code", "errno", "status", "status_code")
 _DATA_ATTRIBUTES = ("data", "details", "payload", "extra", "meta", "metadata")
 
 
+def safe_str(value: object) -> str:
+    """`str(value)`, or a placeholder when the value cannot describe itself."""
+    try:
+        return str(value)
+    except Exception as failure:
+        return f"<{type(value).__name__} whose str() raised {type(failure).__name__}>"
+
+
+def _attribute(exc: BaseException, name: str) -> object:
+    try:
+        return getattr(exc, name, None)
+    except Exception:  # a property that raises describes nothing
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorRecord:
     """What is stored of an exception: its class name, message, code and data."""
@@ -173,23 +188,30 @@ class ErrorRecord:
 
     @classmethod
     def of(cls, exc: BaseException) -> ErrorRecord:
-        """Describe an exception, keeping a code and JSON data when it carries them."""
+        """Describe an exception, keeping a code and JSON data when it carries them.
+
+        It never raises: an exception that cannot describe itself (a `__str__` or an
+        attribute that raises) is recorded with a placeholder in place of what failed.
+        """
         record = getattr(exc, "__dbos_error_record__", None)
         if isinstance(record, ErrorRecord):
             return record
         code: int | str | None = None
         for attr in _CODE_ATTRIBUTES:
-            candidate = getattr(exc, attr, None)
+            candidate = _attribute(exc, attr)
             if isinstance(candidate, int | str) and not isinstance(candidate, bool):
                 code = candidate
                 break
         data: Any = None
         for attr in _DATA_ATTRIBUTES:
-            candidate = getattr(exc, attr, None)
+            candidate = _attribute(exc, attr)
             if candidate is not None and not callable(candidate):
-                data = to_jsonable_python(candidate, fallback=str)
+                try:
+                    data = to_jsonable_python(candidate, fallback=safe_str)
+                except Exception:
+                    data = None
                 break
-        return cls(name=type(exc).__name__, message=str(exc), code=code, data=data)
+        return cls(name=type(exc).__name__, message=safe_str(exc), code=code, data=data)
 
     def encode(self) -> str:
         """The stored JSON text."""
