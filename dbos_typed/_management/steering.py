@@ -44,8 +44,11 @@ def cancel_workflow(ctx: Connected, workflow_id: str, /, *, cancel_children: boo
 
     Durability: the workflow's row becomes CANCELLED at once and for good: it leaves its
     queue, and a running execution (in any process) stops at its next step without
-    recording a result. Cancelling a finished workflow changes nothing. From a workflow
-    body the call is an operation of its own (`DBOS.cancelWorkflow`), made once.
+    recording a result. Cancelling a finished workflow changes nothing. With
+    `cancel_children`, no descendant escapes, even one started while the cancel runs: each
+    workflow is cancelled before its children are listed, and no child can start under a
+    cancelled parent. From a workflow body the call is an operation of its own
+    (`DBOS.cancelWorkflow`), made once.
 
     Args:
         ctx: Any context.
@@ -95,10 +98,13 @@ def _checked_ids(workflow_ids: Iterable[str]) -> list[str]:
 
 
 def _cancel(runtime: Runtime, workflow_ids: Sequence[str], with_children: bool) -> None:
-    targets = sysdb.with_descendants(runtime.store, workflow_ids) if with_children else workflow_ids
     now = now_ms()
-    for target in targets:
-        runtime.store.cancel_workflow(target, now)
+    if with_children:
+        targets = sysdb.cancel_tree(runtime.store, workflow_ids, now)
+    else:
+        targets = list(workflow_ids)
+        for target in targets:
+            runtime.store.cancel_workflow(target, now)
     _cancel_locally(runtime, targets)
 
 

@@ -8,7 +8,7 @@ filters bind one parameter each (an array on Postgres, a JSON array on SQLite).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, LiteralString
 
@@ -277,19 +277,42 @@ SELECT workflow_uuid FROM {s}.workflow_status WHERE parent_workflow_id = %(workf
 """
 
 
-def with_descendants(store: SystemStore, workflow_ids: Sequence[str]) -> list[str]:
-    """The given workflows followed by all their descendants, breadth first."""
+def with_descendants(
+    store: SystemStore,
+    workflow_ids: Sequence[str],
+    *,
+    visit: Callable[[str], object] = lambda _: None,
+) -> list[str]:
+    """The given workflows followed by all their descendants, breadth first.
+
+    `visit` is called on each workflow before its children are looked up, so a change it
+    makes (a cancel) is committed before the listing that follows it.
+    """
     seen: dict[str, None] = dict.fromkeys(workflow_ids)
     frontier = list(workflow_ids)
     while frontier:
         children: list[str] = []
         for workflow_id in frontier:
+            visit(workflow_id)
             for (child,) in store._query(_CHILDREN, {"workflow_id": workflow_id}):
                 if child not in seen:
                     seen[child] = None
                     children.append(child)
         frontier = children
     return list(seen)
+
+
+def cancel_tree(store: SystemStore, workflow_ids: Sequence[str], now_ms: int) -> list[str]:
+    """Cancel workflows and every descendant; returns them all, breadth first.
+
+    Complete even while the tree grows: each workflow is cancelled before its children are
+    listed, and a child start holds its parent's row while checking that it is PENDING
+    (`insert_child_workflow`), so a child either starts before the cancel and is listed,
+    or is refused.
+    """
+    return with_descendants(
+        store, workflow_ids, visit=lambda workflow_id: store.cancel_workflow(workflow_id, now_ms)
+    )
 
 
 _DELETE_STATEMENTS: tuple[LiteralString, ...] = (

@@ -233,6 +233,9 @@ class PostgresStore(SystemStore):
                 f"{version}; launch an application (or run `dbos migrate`) to create it"
             )
 
+    def _lock_workflow_in(self, tx: Transaction, workflow_id: str) -> None:
+        tx.execute(q.LOCK_WORKFLOW_ROW_PG, {"workflow_id": workflow_id})
+
     def _is_deduplicated(self, exc: BaseException) -> bool:
         cause = driver_error(exc)
         return (

@@ -147,6 +147,10 @@ class SystemStore(abc.ABC):
         """
 
         def body(tx: Transaction) -> InsertedWorkflow:
+            # Holding the parent's row while its status is checked is what makes a cancel
+            # of the tree complete: a cancel that comes first is seen here and refuses the
+            # child, and one that comes after waits for this child to be visible to it.
+            self._lock_workflow_in(tx, parent.workflow_id)
             inserted = self._insert_in(tx, row)
             try:
                 self._checkpoint_in(tx, parent)
@@ -168,6 +172,9 @@ class SystemStore(abc.ABC):
             if self._is_deduplicated(exc):
                 raise Deduplicated(row.deduplication_id) from exc
             raise
+
+    def _lock_workflow_in(self, tx: Transaction, workflow_id: str) -> None:  # noqa: B027
+        """Share-lock a workflow's row until `tx` ends (a no-op where writes are serial)."""
 
     def _insert_in(self, tx: Transaction, row: NewWorkflow) -> InsertedWorkflow:
         rows = tx.execute(q.INSERT_STATUS, insert_params(row))
