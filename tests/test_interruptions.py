@@ -112,8 +112,11 @@ def test_an_exception_that_cannot_describe_itself_is_still_recorded(backend: Bac
     def fails(ctx: dbos.WorkflowContext) -> int:
         raise Unprintable
 
+    def step() -> int:
+        raise Unprintable
+
     def fails_in_step(ctx: dbos.WorkflowContext) -> int:
-        return dbos.run_as_step(ctx, lambda: (_ for _ in ()).throw(Unprintable()), name="s")
+        return dbos.run_as_step(ctx, step, name="s")
 
     ctx = backend.context_with(fails, fails_in_step)
     ctx.launch()
