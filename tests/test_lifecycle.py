@@ -283,7 +283,7 @@ def test_work_of_another_version_is_reported_and_can_be_taken_over(
 
 def test_a_task_submitted_after_the_worker_pool_stopped_still_runs() -> None:
     # A workflow unwinding after shutdown may still hand a step body to the pool.
-    pool = WorkerPool("test-pool")
+    pool = WorkerPool("test-pool", 4)
     first, late = threading.Event(), threading.Event()
     pool.submit(first.set)
     assert first.wait(10)

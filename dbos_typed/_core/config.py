@@ -48,6 +48,10 @@ class Config:
         scheduler_polling_interval: How often the scheduler re-reads the schedules table,
             so schedules created, changed, paused or deleted by other processes take
             effect here. Changes made through this context take effect at once.
+        max_workflow_threads: At most this many workflows run at once in this process
+            (each holds a thread while it runs or waits); more wait for a thread to come
+            free, and the queue runner claims no more than there are threads for. A bound
+            on a runaway, such as a workflow that keeps starting itself.
     """
 
     app_name: str
@@ -62,6 +66,7 @@ class Config:
     admin_port: int = 3001
     scheduler_polling_interval: timedelta = field(default_factory=lambda: timedelta(seconds=30))
     enable_patching: bool = False
+    max_workflow_threads: int = 2000
 
     def __post_init__(self) -> None:
         if not isinstance(self.app_name, str) or not self.app_name.strip():
@@ -93,6 +98,9 @@ class Config:
             raise InvalidOptionError("scheduler_polling_interval", "expected a positive timedelta")
         if not isinstance(self.enable_patching, bool):
             raise InvalidOptionError("enable_patching", "expected a bool")
+        threads = self.max_workflow_threads
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise InvalidOptionError("max_workflow_threads", "expected a positive int")
 
     def resolved_executor_id(self) -> str:
         """The executor ID in force: environment, then config, then `"local"`."""

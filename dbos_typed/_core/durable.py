@@ -9,6 +9,7 @@ are rebuilt from their stored fields, never from a class name looked up at run t
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -65,6 +66,22 @@ class Superseded(WorkflowCancelled):
 
     That happens when the workflow was resumed elsewhere, finished, or was dead-lettered.
     """
+
+
+# Child IDs are `<parent>-<step>`, so each generation adds to the length; past this many
+# characters the parent's part is cut and a digest of it keeps the ID unique, so that a
+# deep (or runaway) tree does not carry IDs of ever-growing size.
+MAX_CHILD_ID_LENGTH = 128
+_KEPT_PREFIX = 80
+
+
+def child_workflow_id(parent_id: str, step_id: int) -> str:
+    """The ID a child started at `step_id` gets unless one is given (the same on replay)."""
+    child = f"{parent_id}-{step_id}"
+    if len(child) <= MAX_CHILD_ID_LENGTH:
+        return child
+    digest = hashlib.blake2b(parent_id.encode(), digest_size=8).hexdigest()
+    return f"{parent_id[:_KEPT_PREFIX]}~{digest}-{step_id}"
 
 
 def begin_operation(ctx: WorkflowContext, name: str) -> tuple[int, StepRecord | None]:

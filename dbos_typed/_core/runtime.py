@@ -43,21 +43,27 @@ def now_ms() -> int:
 class WorkerPool:
     """Daemon threads that run workflows, reused when idle and added when all are busy.
 
-    Workflows block (on steps, sleeps, children), so the pool is unbounded; concurrency
-    limits belong to queues. Daemon threads never hold the interpreter open at exit: an
-    unfinished workflow is recovered by the next process.
+    Workflows block (on steps, sleeps, children), so a thread is held for as long as one
+    runs or waits. The pool grows up to `max_threads`; past that, new work waits for a
+    thread to come free, so a runaway (a workflow that keeps starting itself) cannot take
+    the process down with it. Concurrency limits of their own belong to queues. Daemon
+    threads never hold the interpreter open at exit: an unfinished workflow is recovered
+    by the next process.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, max_threads: int) -> None:
         self._name = name
+        self._max_threads = max_threads
         self._tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._idle = 0
+        self._waiting = 0  # tasks queued with no thread free to take them
+        self._busy = 0  # tasks submitted and not finished
         self._stopped = False
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
     def submit(self, task: Callable[[], None]) -> None:
-        """Run `task` on an idle thread, or on a new one."""
+        """Run `task` on an idle thread, on a new one, or on the next to come free."""
         with self._lock:
             if self._stopped:
                 # The queue now ends in stop markers: this task must not wait behind them.
@@ -65,15 +71,34 @@ class WorkerPool:
                     target=self._run, args=(task,), name=f"{self._name}-late", daemon=True
                 ).start()
                 return
+            self._busy += 1
             if self._idle > 0:
                 self._idle -= 1
-            else:
+            elif len(self._threads) < self._max_threads:
                 thread = threading.Thread(
                     target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
                 )
                 self._threads.append(thread)
                 thread.start()
+            else:
+                if self._waiting == 0:
+                    logger.warning(
+                        "all %d workflow threads are busy; new workflows wait for one to "
+                        "come free (Config.max_workflow_threads)",
+                        self._max_threads,
+                    )
+                self._waiting += 1
         self._tasks.put(task)
+
+    def spare(self) -> int:
+        """How many more workflows could start now without waiting for a thread."""
+        with self._lock:
+            return self._max_threads - self._busy
+
+    def thread_count(self) -> int:
+        """How many threads the pool has started (they are reused, never more than the cap)."""
+        with self._lock:
+            return len(self._threads)
 
     def _work(self) -> None:
         while True:
@@ -82,7 +107,11 @@ class WorkerPool:
                 return
             self._run(task)
             with self._lock:
-                self._idle += 1
+                self._busy -= 1
+                if self._waiting > 0:
+                    self._waiting -= 1  # this thread takes a task that was waiting
+                else:
+                    self._idle += 1
 
     @staticmethod
     def _run(task: Callable[[], None]) -> None:
@@ -198,7 +227,7 @@ class Runtime:
         # The application_name written on new rows; a nameless client writes NULL.
         self.owner_name: str | None = config.app_name
         self.application_version: str = config.pinned_application_version() or ""
-        self.workers = WorkerPool(f"dbos-{config.app_name}"[:40])
+        self.workers = WorkerPool(f"dbos-{config.app_name}"[:40], config.max_workflow_threads)
         self.deadlines = DeadlineWatcher()
         self.running: dict[str, Execution] = {}
         self.running_lock = threading.Lock()

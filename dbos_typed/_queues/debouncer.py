@@ -20,6 +20,7 @@ from dbos_typed._core.context import DBOSContext, WorkflowContext
 from dbos_typed._core.durable import (
     begin_operation,
     checkpoint_of,
+    child_workflow_id,
     rebuild_error,
     record_of,
     record_operation,
@@ -414,7 +415,7 @@ def _debounce_durably(ctx: WorkflowContext, call: DebounceCall, workflow_id: str
         return _replayed(recorded)
     runtime = ctx._runtime
     caller = ctx._state.workflow_id
-    row = call.row(runtime, workflow_id or f"{caller}-{step_id}")
+    row = call.row(runtime, workflow_id or child_workflow_id(caller, step_id))
     step = StepRecord(step_id, DEBOUNCE_STEP, None, None, None, row.now_ms, now_ms())
     try:
         landed = land(runtime, row, checkpoint_of(ctx, step))

@@ -106,7 +106,8 @@ class QueueRunner:
         more = False
         for queue_name, partition_key in slots:
             config = self._configs.get(queue_name)
-            room = _BATCH
+            # What is claimed starts at once: never more than there are threads for.
+            room = min(_BATCH, runtime.workers.spare())
             if config is not None and config.worker_concurrency is not None:
                 room = min(
                     room, config.worker_concurrency - self._running((queue_name, partition_key))

@@ -11,7 +11,12 @@ from datetime import datetime, timedelta
 from typing import Any, Never, TypedDict, TypeVar, Unpack, overload
 
 from dbos_typed._core.context import DBOSContext, WorkflowContext, WorkflowState
-from dbos_typed._core.durable import begin_operation, insert_child, rebuild_error
+from dbos_typed._core.durable import (
+    begin_operation,
+    child_workflow_id,
+    insert_child,
+    rebuild_error,
+)
 from dbos_typed._core.execution import launch_execution
 from dbos_typed._core.handle import WorkflowHandle
 from dbos_typed._core.identity import Identity, Labels, labels_for
@@ -356,7 +361,7 @@ def _start_child(
         )
     if recorded is not None and recorded.error is not None:
         raise rebuild_error(ErrorRecord.decode(recorded.error), step_name=spec.name)
-    child_id = workflow_id or f"{state.workflow_id}-{step_id}"
+    child_id = workflow_id or child_workflow_id(state.workflow_id, step_id)
     if options is not None:
         return enqueue_child(parent, spec, value, child_id, timeout, options, step_id, labels)
     return _start(parent, spec, value, child_id, timeout, labels, parent=(state, step_id))
