@@ -427,7 +427,34 @@ def _queue(args: argparse.Namespace, ctx: DBOSContext, out: TextIO) -> None:
     found = list_workflows(
         ctx, queue_name=args.queue, queues_only=True, limit=args.limit, all_applications=True
     )
-    _emit(args, found, [_status_row(s) for s in found], out)
+    never_run = {name for name in {s.name for s in found} if not _ever_ran(ctx, name)}
+    notes = [_NEVER_RUN if s.name in never_run else "" for s in found]
+    rows = [{**_status_row(s), "note": note} for s, note in zip(found, notes, strict=True)]
+    value = [
+        {**to_jsonable_python(s), "note": note or None}
+        for s, note in zip(found, notes, strict=True)
+    ]
+    _emit(args, value, rows, out)
+
+
+# Said of a queued workflow whose name no executor has ever run: maybe none registers it.
+_NEVER_RUN = "no executor has run this name"
+
+
+def _ever_ran(ctx: DBOSContext, name: str) -> bool:
+    """Whether any workflow of this name ever left the queue (was started by an executor)."""
+    started = [s for s in StatusName if s not in (StatusName.ENQUEUED, StatusName.DELAYED)]
+    return bool(
+        list_workflows(
+            ctx,
+            name=name,
+            status=started,
+            limit=1,
+            load_input=False,
+            load_output=False,
+            all_applications=True,
+        )
+    )
 
 
 # Statuses a cancel leaves as they are.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 from datetime import timedelta
 
@@ -10,7 +11,8 @@ import pytest
 from psycopg import sql
 
 import dbos_typed as dbos
-from tests.conftest import Backend
+from dbos_typed.cli import main
+from tests.conftest import Backend, wait_for
 
 
 def alpha(ctx: dbos.WorkflowContext, n: int) -> str:
@@ -68,3 +70,34 @@ def test_work_enqueued_elsewhere_wakes_the_runner_by_notification(postgres_url: 
         worker.shutdown()
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+def test_work_nobody_here_can_run_is_reported_once_and_marked_in_the_cli(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    worker = backend.new_context()
+    dbos.register_workflow(worker, alpha)
+    dbos.new_workflow_queue(worker, "shared", polling_interval=timedelta(milliseconds=20))
+    with dbos.new_client(backend.config()) as client:
+        dbos.enqueue(client, "shared", "nobody_registers_this", 1, workflow_id="lost")
+        dbos.enqueue(client, "shared", "nobody_registers_this", 2, workflow_id="lost-too")
+        dbos.enqueue(client, "shared", "alpha", 3, workflow_id="found")
+    # Enqueued two minutes ago, as far as the rows say.
+    backend.query("UPDATE {s}.workflow_status SET updated_at = updated_at - 120000")
+    with caplog.at_level("WARNING", logger="dbos_typed"):
+        worker.launch()
+        done = dbos.retrieve_workflow[str](worker, "found")
+        assert done.get_result(timeout=timedelta(seconds=20)) == "alpha 3"
+
+        def reported() -> list[str]:
+            return [r.getMessage() for r in caplog.records if "not registered" in r.getMessage()]
+
+        wait_for(lambda: bool(reported()))
+    assert reported() == [
+        "queue 'shared' has held 2 workflow(s) named 'nobody_registers_this' for over a "
+        "minute; this process has not registered that name, and no executor that has took them"
+    ]
+    out = io.StringIO()
+    assert main(["--db-url", backend.url, "--schema", backend.schema, "queue", "list"], out) == 0
+    lost = [line for line in out.getvalue().splitlines() if line.startswith("lost")]
+    assert len(lost) == 2 and all(line.endswith("no executor has run this name") for line in lost)

@@ -42,6 +42,10 @@ _MAX_BACKOFF_SECONDS = 30.0
 # Queue settings and the latest application version are re-read at most this often.
 _REFRESH_SECONDS = 1.0
 
+# How often a queue whose work this process cannot claim is looked at for unknown names,
+# and how long such work waits before it is reported.
+_UNCLAIMABLE_SECONDS = 60.0
+
 _Slot = tuple[str, str | None]  # (queue, partition key or None)
 
 
@@ -60,6 +64,8 @@ class QueueRunner:
         self._undeclared: frozenset[str] = frozenset()
         self._accept_unversioned = False
         self._refreshed_at = float("-inf")
+        self._unclaimable_checked: dict[str, float] = {}
+        self._unclaimable_reported: set[tuple[str, str]] = set()
 
     def start(self) -> None:
         """Start the loop."""
@@ -115,6 +121,8 @@ class QueueRunner:
             if room <= 0:
                 continue  # a finishing workflow wakes the loop
             claimed = store.claim_queued(self._request(queue_name, partition_key, room, config))
+            if not claimed:
+                self._report_unclaimable(queue_name)
             for workflow in claimed:
                 self._dispatch(workflow, partition_key)
             more = more or len(claimed) == _BATCH
@@ -197,6 +205,36 @@ class QueueRunner:
             now_ms=now_ms(),
             workflow_names=runtime.registry.names(),
         )
+
+    def _report_unclaimable(self, queue_name: str) -> None:
+        """Warn, once per name, of old work on a queue that nothing here can take.
+
+        The queue had ENQUEUED work and the claim took none. Work named for a function this
+        process does not register is normal in a fleet whose executors run different
+        workflows, and another executor takes it soon; work that has waited a minute
+        suggests that no executor registers the name (a client can enqueue any name), and
+        would otherwise wait without a word. Looked at once a minute per queue at most.
+        """
+        now = time.monotonic()
+        if now - self._unclaimable_checked.get(queue_name, float("-inf")) < _UNCLAIMABLE_SECONDS:
+            return
+        self._unclaimable_checked[queue_name] = now
+        runtime = self._runtime
+        names = runtime.registry.names()
+        since = now_ms() - int(_UNCLAIMABLE_SECONDS * 1000)
+        for name, count in runtime.store.unclaimable_names(
+            queue_name, runtime.app_name, names, since
+        ):
+            if (queue_name, name) in self._unclaimable_reported:
+                continue
+            self._unclaimable_reported.add((queue_name, name))
+            logger.warning(
+                "queue %r has held %d workflow(s) named %r for over a minute; this process "
+                "has not registered that name, and no executor that has took them",
+                queue_name,
+                count,
+                name,
+            )
 
     def _running(self, slot: _Slot) -> int:
         with self._active_lock:

@@ -354,6 +354,25 @@ _CLAIM_CANDIDATES_SQLITE: Final = (
     _CLAIM_WHERE + "  AND name IN (SELECT value FROM json_each(%(names)s))\n" + _CLAIM_ORDER
 )
 
+# ENQUEUED workflows of a queue, waiting since before a time, that no name in the list can
+# claim, counted by name: what waits for an executor that has registered its workflow.
+_UNCLAIMABLE_WHERE: Final = """
+SELECT name, count(*) FROM {s}.workflow_status
+WHERE status = 'ENQUEUED' AND queue_name = %(queue_name)s
+  AND (application_name = %(application_name)s OR application_name IS NULL)
+  AND updated_at < %(waiting_since_ms)s
+"""
+UNCLAIMABLE_NAMES_PG: Final = (
+    _UNCLAIMABLE_WHERE
+    + "  AND name NOT IN (SELECT json_array_elements_text(%(names)s::json))\n"
+    + "GROUP BY name ORDER BY name"
+)
+UNCLAIMABLE_NAMES_SQLITE: Final = (
+    _UNCLAIMABLE_WHERE
+    + "  AND name NOT IN (SELECT value FROM json_each(%(names)s))\n"
+    + "GROUP BY name ORDER BY name"
+)
+
 _CLAIM_RETURNING: Final = """
 RETURNING workflow_uuid, name, inputs, recovery_attempts, workflow_deadline_epoch_ms,
     queue_name, queue_partition_key

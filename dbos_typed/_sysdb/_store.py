@@ -447,6 +447,20 @@ class SystemStore(abc.ABC):
         delays = [int(r[2]) for r in rows if r[0] is None and r[2] is not None]
         return Backlog(ready, min(delays) if delays else None)
 
+    def unclaimable_names(
+        self, queue_name: str, application_name: str, names: Sequence[str], waiting_since_ms: int
+    ) -> list[tuple[str, int]]:
+        """(name, count) of a queue's workflows ENQUEUED since before `waiting_since_ms`
+        whose names are not in `names`."""
+        query = q.UNCLAIMABLE_NAMES_PG if self.backend == "postgres" else q.UNCLAIMABLE_NAMES_SQLITE
+        params = {
+            "queue_name": queue_name,
+            "application_name": application_name,
+            "names": json.dumps(list(names)),
+            "waiting_since_ms": waiting_since_ms,
+        }
+        return [(str(name), int(count)) for name, count in self._query(query, params)]
+
     def set_workflow_delay(self, workflow_id: str, delay_until_ms: int, now_ms: int) -> bool:
         """Move a DELAYED workflow's start time; False (nothing changed) if it is not DELAYED."""
         params = {"workflow_id": workflow_id, "delay_until_ms": delay_until_ms, "now_ms": now_ms}
