@@ -450,8 +450,10 @@ class SystemStore(abc.ABC):
     def unclaimable_names(
         self, queue_name: str, application_name: str, names: Sequence[str], waiting_since_ms: int
     ) -> list[tuple[str, int]]:
-        """(name, count) of a queue's workflows ENQUEUED since before `waiting_since_ms`
-        whose names are not in `names`."""
+        """(name, count) of a queue's old ENQUEUED workflows whose names are not in `names`.
+
+        Old: waiting since before `waiting_since_ms`.
+        """
         query = q.UNCLAIMABLE_NAMES_PG if self.backend == "postgres" else q.UNCLAIMABLE_NAMES_SQLITE
         params = {
             "queue_name": queue_name,
