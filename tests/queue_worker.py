@@ -3,7 +3,8 @@
 Usage: python -m tests.queue_worker <database_url> <schema> <executor_id> <mode> <settings>
 
 `settings` is JSON with the queue's `name`, `worker_concurrency`, `concurrency` and
-`polling_ms`. The worker prints "ready" once launched and stops when its stdin closes.
+`polling_ms`, and optionally the executor's `heartbeat_ms`. The worker prints "ready" once
+launched and stops when its stdin closes.
 In `crash` mode the `work` step of every workflow prints "entered <id>" and never returns
 (the test kills the process there); in `serve` mode it sleeps for the workflow's input
 milliseconds and returns.
@@ -55,6 +56,11 @@ def main() -> None:
             database_schema=schema,
             executor_id=executor_id,
             application_version="queue-test",
+            executor_heartbeat_timeout=(
+                timedelta(milliseconds=settings["heartbeat_ms"])
+                if "heartbeat_ms" in settings
+                else None
+            ),
         )
     )
     dbos.register_workflow(ctx, tracked)

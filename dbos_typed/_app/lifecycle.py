@@ -12,6 +12,7 @@ from dbos_typed._core.config import Config, default_sqlite_url, parse_database_u
 from dbos_typed._core.context import DBOSContext
 from dbos_typed._core.runtime import Runtime, now_ms
 from dbos_typed._core.version import __version__
+from dbos_typed._queues.heartbeat import Heartbeat
 from dbos_typed._queues.queues import apply_deferred_queues
 from dbos_typed._queues.runner import QueueRunner
 from dbos_typed._schedules.scheduler import Scheduler
@@ -59,6 +60,7 @@ def connect(config: Config, *, migrate: bool) -> DBOSContext:
     context = DBOSContext(runtime)
     runner = QueueRunner(runtime)
     scheduler = Scheduler(runtime)
+    heartbeat = Heartbeat(runtime)
     runtime.on_launch += [
         lambda: _register_version(runtime),
         lambda: apply_deferred_queues(runtime),
@@ -66,10 +68,12 @@ def connect(config: Config, *, migrate: bool) -> DBOSContext:
         lambda: _recover(runtime),
         runner.start,
         scheduler.start,
+        heartbeat.start,
     ]
     if config.admin_server:
         _serve_admin(context)
     runtime.on_shutdown += [
+        heartbeat.stop,
         scheduler.stop,
         runner.stop,
         lambda t: _stop_workflows(runtime, t),

@@ -52,6 +52,12 @@ class Config:
             (each holds a thread while it runs or waits); more wait for a thread to come
             free, and the queue runner claims no more than there are threads for. A bound
             on a runaway, such as a workflow that keeps starting itself.
+        executor_heartbeat_timeout: With a timeout, this process touches the workflows it
+            runs a third of the timeout apart, and re-enqueues workflows of its application
+            version that nobody touched for longer: those of a process that died and will
+            not restart to recover them, whose queue slots are then free again. None (the
+            default, as in DBOS) leaves them until their executor restarts. Set the same
+            value on every executor of the application.
     """
 
     app_name: str
@@ -67,6 +73,7 @@ class Config:
     scheduler_polling_interval: timedelta = field(default_factory=lambda: timedelta(seconds=30))
     enable_patching: bool = False
     max_workflow_threads: int = 2000
+    executor_heartbeat_timeout: timedelta | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.app_name, str) or not self.app_name.strip():
@@ -101,6 +108,13 @@ class Config:
         threads = self.max_workflow_threads
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise InvalidOptionError("max_workflow_threads", "expected a positive int")
+        heartbeat = self.executor_heartbeat_timeout
+        if heartbeat is not None and (
+            not isinstance(heartbeat, timedelta) or heartbeat < timedelta(milliseconds=300)
+        ):
+            raise InvalidOptionError(
+                "executor_heartbeat_timeout", "expected None or a timedelta of at least 300 ms"
+            )
 
     def resolved_executor_id(self) -> str:
         """The executor ID in force: environment, then config, then `"local"`."""

@@ -172,6 +172,30 @@ WHERE status = 'PENDING' AND executor_id = %(executor_id)s
 RETURNING workflow_uuid
 """
 
+# Heartbeats (with Config.executor_heartbeat_timeout): a process touches the rows of the
+# workflows it runs; rows of the same application version left untouched for longer than
+# the timeout, and not run here, belong to a process that died, and go back to their queue
+# as recovery would put them (the claim that follows fences the old run out).
+_RUNNING_IDS_PG: Final = "(SELECT json_array_elements_text(%(workflow_ids)s::json))"
+_RUNNING_IDS_SQLITE: Final = "(SELECT value FROM json_each(%(workflow_ids)s))"
+_TOUCH_RUNNING: Final = """
+UPDATE {s}.workflow_status SET updated_at = %(now_ms)s
+WHERE status = 'PENDING' AND workflow_uuid IN """
+TOUCH_RUNNING_PG: Final = _TOUCH_RUNNING + _RUNNING_IDS_PG
+TOUCH_RUNNING_SQLITE: Final = _TOUCH_RUNNING + _RUNNING_IDS_SQLITE
+_TAKE_OVER_SILENT: Final = """
+UPDATE {s}.workflow_status
+SET status = 'ENQUEUED', started_at_epoch_ms = NULL, owner_xid = NULL,
+    queue_name = COALESCE(NULLIF(queue_name, ''), '_dbos_internal_queue'),
+    updated_at = %(now_ms)s
+WHERE status = 'PENDING' AND application_version = %(application_version)s
+  AND (application_name = %(application_name)s OR application_name IS NULL)
+  AND updated_at < %(silent_since_ms)s
+  AND workflow_uuid NOT IN """
+_TAKEN_RETURNING: Final = "\nRETURNING workflow_uuid, executor_id"
+TAKE_OVER_SILENT_PG: Final = _TAKE_OVER_SILENT + _RUNNING_IDS_PG + _TAKEN_RETURNING
+TAKE_OVER_SILENT_SQLITE: Final = _TAKE_OVER_SILENT + _RUNNING_IDS_SQLITE + _TAKEN_RETURNING
+
 DEAD_LETTER: Final[LiteralString] = """
 UPDATE {s}.workflow_status
 SET status = 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', queue_name = NULL, deduplication_id = NULL,

@@ -447,6 +447,38 @@ class SystemStore(abc.ABC):
         delays = [int(r[2]) for r in rows if r[0] is None and r[2] is not None]
         return Backlog(ready, min(delays) if delays else None)
 
+    def touch_running(self, workflow_ids: Sequence[str], now_ms: int) -> None:
+        """Mark PENDING workflows run by this process as alive (a heartbeat)."""
+        pg = self.backend == "postgres"
+        query = q.TOUCH_RUNNING_PG if pg else q.TOUCH_RUNNING_SQLITE
+        self._query(query, {"workflow_ids": json.dumps(list(workflow_ids)), "now_ms": now_ms})
+
+    def take_over_silent(
+        self,
+        application_name: str,
+        application_version: str,
+        silent_since_ms: int,
+        running_here: Sequence[str],
+        now_ms: int,
+    ) -> list[tuple[str, str | None]]:
+        """Re-enqueue PENDING workflows nobody touched since `silent_since_ms`.
+
+        Only those of this application version, and not among `running_here`. Returns
+        (workflow ID, executor that held it).
+        """
+        pg = self.backend == "postgres"
+        query = q.TAKE_OVER_SILENT_PG if pg else q.TAKE_OVER_SILENT_SQLITE
+        params = {
+            "application_name": application_name,
+            "application_version": application_version,
+            "silent_since_ms": silent_since_ms,
+            "workflow_ids": json.dumps(list(running_here)),
+            "now_ms": now_ms,
+        }
+        return [
+            (str(r[0]), None if r[1] is None else str(r[1])) for r in self._query(query, params)
+        ]
+
     def unclaimable_names(
         self, queue_name: str, application_name: str, names: Sequence[str], waiting_since_ms: int
     ) -> list[tuple[str, int]]:
