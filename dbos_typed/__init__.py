@@ -23,7 +23,7 @@ from dbos_typed import aio, errors
 from dbos_typed._app.client import Client, debounce, enqueue, new_client
 from dbos_typed._app.lifecycle import new_context
 from dbos_typed._core.config import Config
-from dbos_typed._core.context import DBOSContext, WorkflowContext
+from dbos_typed._core.context import AppContext, DBOSContext, WorkflowContext
 from dbos_typed._core.handle import WorkflowHandle, retrieve_workflow
 from dbos_typed._core.identity import Identity, get_identity
 from dbos_typed._core.registry import RegisteredWorkflow
@@ -127,6 +127,7 @@ from dbos_typed.errors import (
 )
 
 __all__ = [
+    "AppContext",
     "ApplicationRowCounts",
     "ApplicationVersionNotFoundError",
     "AwaitedWorkflowCancelledError",
@@ -168,8 +169,8 @@ __all__ = [
     "WorkflowDeadlineExceededError",
     "WorkflowError",
     "WorkflowFailedError",
-    "WorkflowInterruptedError",
     "WorkflowHandle",
+    "WorkflowInterruptedError",
     "WorkflowQueue",
     "WorkflowSchedule",
     "WorkflowStatus",
@@ -239,6 +240,7 @@ __all__ = [
 ]
 
 for _name in (
+    "AppContext",
     "ApplicationRowCounts",
     "Client",
     "Config",

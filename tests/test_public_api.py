@@ -12,6 +12,7 @@ import dbos_typed as dbos
 from dbos_typed import aio, errors
 
 EXPECTED_EXPORTS = [
+    "AppContext",
     "ApplicationRowCounts",
     "ApplicationVersionNotFoundError",
     "AwaitedWorkflowCancelledError",
@@ -53,8 +54,8 @@ EXPECTED_EXPORTS = [
     "WorkflowDeadlineExceededError",
     "WorkflowError",
     "WorkflowFailedError",
-    "WorkflowInterruptedError",
     "WorkflowHandle",
+    "WorkflowInterruptedError",
     "WorkflowQueue",
     "WorkflowSchedule",
     "WorkflowStatus",

@@ -1,8 +1,11 @@
 """The two context types: where you are decides what you may call.
 
-`DBOSContext` starts, awaits and manages workflows. `WorkflowContext` is handed to a running
-workflow and is the only context accepted by durable in-workflow operations such as
-`run_as_step`, so calling one outside a workflow is a type error, not a runtime surprise.
+`DBOSContext` registers workflows, launches and shuts down the runtime. `WorkflowContext` is
+handed to a running workflow and is the only context accepted by durable in-workflow
+operations such as `run_as_step`. They are siblings, not parent and child: both are an
+`AppContext`, which is what calls that work in either place accept (starting workflows,
+messages, events, management), so `run_as_step` outside a workflow and `ctx.launch()`
+inside one are type errors, not runtime surprises.
 """
 
 from __future__ import annotations
@@ -39,11 +42,11 @@ class Connected:
         self._runtime = runtime
 
 
-class DBOSContext(Connected):
-    """A handle on one application's durable runtime; made by `new_context`.
+class AppContext(Connected):
+    """The context of a registered application: a `DBOSContext`, or a `WorkflowContext`.
 
-    Register workflows, then `launch()`; run and manage workflows with the module's free
-    functions; `shutdown()` at the end. Several contexts may live in one process.
+    Annotate with it a function that starts or manages workflows and may be called both
+    from application code and from inside a workflow.
     """
 
     __slots__ = ()
@@ -59,14 +62,24 @@ class DBOSContext(Connected):
         return self._runtime.executor_id
 
     @property
-    def admin_url(self) -> str | None:
-        """The admin server's base URL while it runs (see `Config.admin_server`)."""
-        return self._runtime.admin_url
-
-    @property
     def application_version(self) -> str:
         """The application version (known once launched, unless pinned in the config)."""
         return self._runtime.application_version
+
+
+class DBOSContext(AppContext):
+    """A handle on one application's durable runtime; made by `new_context`.
+
+    Register workflows, then `launch()`; run and manage workflows with the module's free
+    functions; `shutdown()` at the end. Several contexts may live in one process.
+    """
+
+    __slots__ = ()
+
+    @property
+    def admin_url(self) -> str | None:
+        """The admin server's base URL while it runs (see `Config.admin_server`)."""
+        return self._runtime.admin_url
 
     def launch(self) -> None:
         """Start the runtime: recover this executor's pending workflows, start the queues.
@@ -187,11 +200,12 @@ class WorkflowState:
             raise WorkflowCancelled(self.workflow_id, reason)
 
 
-class WorkflowContext(DBOSContext):
+class WorkflowContext(AppContext):
     """The context a running workflow receives as its first argument.
 
-    It is also a `DBOSContext`, so a workflow may start child workflows with it. Only this
-    context is accepted by `run_as_step` and the other in-workflow operations.
+    It starts child workflows, sends and receives, and is the only context accepted by
+    `run_as_step` and the other in-workflow operations. It cannot launch or shut down the
+    runtime, nor register workflows.
     """
 
     __slots__ = ("_state",)
@@ -204,11 +218,3 @@ class WorkflowContext(DBOSContext):
     def workflow_id(self) -> str:
         """The ID of the running workflow."""
         return self._state.workflow_id
-
-    def launch(self) -> None:
-        """Not available inside a workflow."""
-        raise InitializationError("launch() cannot be called from inside a workflow")
-
-    def shutdown(self, timeout: timedelta = timedelta(seconds=5)) -> None:
-        """Not available inside a workflow."""
-        raise InitializationError("shutdown() cannot be called from inside a workflow")

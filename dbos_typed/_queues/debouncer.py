@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, overload
 
-from dbos_typed._core.context import DBOSContext, WorkflowContext
+from dbos_typed._core.context import AppContext, WorkflowContext
 from dbos_typed._core.durable import (
     begin_operation,
     checkpoint_of,
@@ -145,7 +145,7 @@ class Debouncer(Generic[InT, OutT]):
     @overload
     def debounce(
         self: Debouncer[None, OutT],
-        ctx: DBOSContext,
+        ctx: AppContext,
         key: str,
         /,
         *,
@@ -157,7 +157,7 @@ class Debouncer(Generic[InT, OutT]):
     @overload
     def debounce(
         self,
-        ctx: DBOSContext,
+        ctx: AppContext,
         key: str,
         input: InT,
         /,
@@ -169,7 +169,7 @@ class Debouncer(Generic[InT, OutT]):
 
     def debounce(
         self,
-        ctx: DBOSContext,
+        ctx: AppContext,
         key: str,
         input: Any = NO_INPUT,
         /,
@@ -210,7 +210,7 @@ class Debouncer(Generic[InT, OutT]):
             ConflictingWorkflowError: `workflow_id` belongs to a different workflow.
         """
         runtime = self._runtime
-        if not isinstance(ctx, DBOSContext) or ctx._runtime is not runtime:
+        if not isinstance(ctx, AppContext) or ctx._runtime is not runtime:
             raise InvalidOptionError(
                 "ctx", "expected the context this debouncer was made with, or its workflow's"
             )
@@ -243,7 +243,7 @@ class Debouncer(Generic[InT, OutT]):
 
 @overload
 def new_debouncer(
-    ctx: DBOSContext,
+    ctx: AppContext,
     fn: Callable[[WorkflowContext], Coroutine[Any, Any, OutT]],
     /,
     *,
@@ -254,7 +254,7 @@ def new_debouncer(
 
 @overload
 def new_debouncer(
-    ctx: DBOSContext,
+    ctx: AppContext,
     fn: Callable[[WorkflowContext, InT], Coroutine[Any, Any, OutT]],
     /,
     *,
@@ -265,7 +265,7 @@ def new_debouncer(
 
 @overload
 def new_debouncer(
-    ctx: DBOSContext,
+    ctx: AppContext,
     fn: Callable[[WorkflowContext], OutT],
     /,
     *,
@@ -276,7 +276,7 @@ def new_debouncer(
 
 @overload
 def new_debouncer(
-    ctx: DBOSContext,
+    ctx: AppContext,
     fn: Callable[[WorkflowContext, InT], OutT],
     /,
     *,
@@ -286,7 +286,7 @@ def new_debouncer(
 
 
 def new_debouncer(
-    ctx: DBOSContext,
+    ctx: AppContext,
     fn: Callable[..., Any],
     /,
     *,
@@ -314,8 +314,8 @@ def new_debouncer(
         RegistrationError: `fn` is not registered with this context.
         InvalidOptionError: a bad `max_wait`, or an unknown or partitioned queue.
     """
-    if not isinstance(ctx, DBOSContext):
-        raise InvalidOptionError("ctx", "expected a DBOSContext from new_context()")
+    if not isinstance(ctx, AppContext):
+        raise InvalidOptionError("ctx", "expected a AppContext from new_context()")
     runtime = ctx._runtime
     spec = runtime.registry.by_fn(fn)
     if spec is None:

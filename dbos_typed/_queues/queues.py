@@ -212,7 +212,7 @@ def listen_queues(ctx: DBOSContext, queues: Iterable[WorkflowQueue | str], /) ->
     Raises:
         InvalidOptionError: not a context, a bad name, or the context is launched.
     """
-    if not isinstance(ctx, DBOSContext) or isinstance(ctx, WorkflowContext):
+    if not isinstance(ctx, DBOSContext):
         raise InvalidOptionError("ctx", "expected a DBOSContext from new_context()")
     if isinstance(queues, str | WorkflowQueue):
         raise InvalidOptionError("queues", "expected a list of queues or queue names")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from dbos_typed._core.context import DBOSContext, WorkflowContext
+from dbos_typed._core.context import AppContext, WorkflowContext
 from dbos_typed._core.durable import checkpointed, in_workflow_body
 from dbos_typed._core.handle import WorkflowHandle
 from dbos_typed._core.registry import describe
@@ -108,7 +108,7 @@ class ScheduleSpec:
 
 
 def create_schedule(
-    ctx: DBOSContext,
+    ctx: AppContext,
     name: str,
     workflow: ScheduledWorkflow | str,
     schedule: str,
@@ -168,7 +168,7 @@ def create_schedule(
     return checkpointed(ctx, "DBOS.createSchedule", create, _SCHEDULE_CODEC)
 
 
-def apply_schedules(ctx: DBOSContext, specs: Sequence[ScheduleSpec]) -> None:
+def apply_schedules(ctx: AppContext, specs: Sequence[ScheduleSpec]) -> None:
     """Create or redefine several schedules at once, by name.
 
     Every spec is validated before anything is written; then all are written in one
@@ -201,7 +201,7 @@ def apply_schedules(ctx: DBOSContext, specs: Sequence[ScheduleSpec]) -> None:
     runtime.schedule_wakeup.set()
 
 
-def get_schedule(ctx: DBOSContext, name: str) -> WorkflowSchedule:
+def get_schedule(ctx: AppContext, name: str) -> WorkflowSchedule:
     """The schedule named `name`.
 
     In a workflow the read is a checkpointed step (`DBOS.getSchedule`), so replay sees the
@@ -223,7 +223,7 @@ def get_schedule(ctx: DBOSContext, name: str) -> WorkflowSchedule:
 
 
 def list_schedules(
-    ctx: DBOSContext,
+    ctx: AppContext,
     *,
     statuses: Collection[ScheduleStatus] | None = None,
     workflow_names: Collection[str] | None = None,
@@ -255,7 +255,7 @@ def list_schedules(
     return checkpointed(ctx, "DBOS.listSchedules", list_, _SCHEDULES_CODEC)
 
 
-def pause_schedule(ctx: DBOSContext, name: str) -> None:
+def pause_schedule(ctx: AppContext, name: str) -> None:
     """Stop a schedule from firing until it is resumed.
 
     Durability: the status is stored, so the schedule stays paused across restarts and
@@ -269,7 +269,7 @@ def pause_schedule(ctx: DBOSContext, name: str) -> None:
     _set_status(ctx, name, ScheduleStatus.PAUSED, "DBOS.pauseSchedule")
 
 
-def resume_schedule(ctx: DBOSContext, name: str) -> None:
+def resume_schedule(ctx: AppContext, name: str) -> None:
     """Let a paused schedule fire again, from its next tick.
 
     Durability: stored like `pause_schedule`. `last_fired_at` is cleared, so automatic
@@ -282,7 +282,7 @@ def resume_schedule(ctx: DBOSContext, name: str) -> None:
     _set_status(ctx, name, ScheduleStatus.ACTIVE, "DBOS.resumeSchedule")
 
 
-def delete_schedule(ctx: DBOSContext, name: str) -> None:
+def delete_schedule(ctx: AppContext, name: str) -> None:
     """Delete a schedule; deleting one that does not exist does nothing.
 
     Durability: the row is deleted; no process enqueues another tick of it. Workflows
@@ -299,7 +299,7 @@ def delete_schedule(ctx: DBOSContext, name: str) -> None:
     checkpointed(ctx, "DBOS.deleteSchedule", delete, _NONE_CODEC)
 
 
-def backfill_schedule(ctx: DBOSContext, name: str, start: datetime, end: datetime) -> list[str]:
+def backfill_schedule(ctx: AppContext, name: str, start: datetime, end: datetime) -> list[str]:
     """Enqueue every tick of a schedule strictly between `start` and `end`.
 
     Ticks that already have a workflow (fired, or backfilled before) are left alone, so
@@ -333,7 +333,7 @@ def backfill_schedule(ctx: DBOSContext, name: str, start: datetime, end: datetim
     return [tick_workflow_id(row.schedule_name, tick) for tick in ticks]
 
 
-def trigger_schedule(ctx: DBOSContext, name: str) -> WorkflowHandle[Any]:
+def trigger_schedule(ctx: AppContext, name: str) -> WorkflowHandle[Any]:
     """Enqueue one run of a schedule's workflow now, outside its cron ticks.
 
     The workflow gets the current time (UTC) as its scheduled time; its ID is
@@ -422,13 +422,13 @@ def declared_rows(runtime: Runtime) -> list[ScheduleRow]:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _runtime_of(ctx: DBOSContext) -> Runtime:
-    if not isinstance(ctx, DBOSContext):
-        raise InvalidOptionError("ctx", "expected a DBOSContext from new_context()")
+def _runtime_of(ctx: AppContext) -> Runtime:
+    if not isinstance(ctx, AppContext):
+        raise InvalidOptionError("ctx", "expected a AppContext from new_context()")
     return ctx._runtime
 
 
-def _outside_workflow(ctx: DBOSContext, call: str) -> Runtime:
+def _outside_workflow(ctx: AppContext, call: str) -> Runtime:
     if in_workflow_body(ctx):
         # As in the Go SDK: these write many rows and are not checkpointed operations.
         raise InvalidOptionError(
@@ -466,7 +466,7 @@ def _checked_name(name: object) -> str:
     return checked_name(name, "name")
 
 
-def _set_status(ctx: DBOSContext, name: str, status: ScheduleStatus, step_name: str) -> None:
+def _set_status(ctx: AppContext, name: str, status: ScheduleStatus, step_name: str) -> None:
     runtime = _runtime_of(ctx)
     checked = _checked_name(name)
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Never, TypedDict, TypeVar, Unpack, overload
 
-from dbos_typed._core.context import DBOSContext, WorkflowContext, WorkflowState
+from dbos_typed._core.context import AppContext, DBOSContext, WorkflowContext, WorkflowState
 from dbos_typed._core.durable import (
     begin_operation,
     child_workflow_id,
@@ -183,7 +183,7 @@ class StartOptions(TypedDict, total=False):
 # ones because a coroutine function also matches those (with the coroutine as R).
 @overload
 def run_workflow(
-    ctx: DBOSContext,
+    ctx: AppContext,
     fn: Callable[[WorkflowContext], Never],
     /,
     **options: Unpack[StartOptions],
@@ -192,7 +192,7 @@ def run_workflow(
 
 @overload
 def run_workflow(
-    ctx: DBOSContext,
+    ctx: AppContext,
     fn: Callable[[WorkflowContext, InT], Never],
     input: InT,
     /,
@@ -202,7 +202,7 @@ def run_workflow(
 
 @overload
 def run_workflow(
-    ctx: DBOSContext,
+    ctx: AppContext,
     fn: Callable[[WorkflowContext], Coroutine[Any, Any, OutT]],
     /,
     **options: Unpack[StartOptions],
@@ -211,7 +211,7 @@ def run_workflow(
 
 @overload
 def run_workflow(
-    ctx: DBOSContext,
+    ctx: AppContext,
     fn: Callable[[WorkflowContext, InT], Coroutine[Any, Any, OutT]],
     input: InT,
     /,
@@ -221,7 +221,7 @@ def run_workflow(
 
 @overload
 def run_workflow(
-    ctx: DBOSContext,
+    ctx: AppContext,
     fn: Callable[[WorkflowContext], OutT],
     /,
     **options: Unpack[StartOptions],
@@ -230,7 +230,7 @@ def run_workflow(
 
 @overload
 def run_workflow(
-    ctx: DBOSContext,
+    ctx: AppContext,
     fn: Callable[[WorkflowContext, InT], OutT],
     input: InT,
     /,
@@ -239,7 +239,7 @@ def run_workflow(
 
 
 def run_workflow(
-    ctx: DBOSContext,
+    ctx: AppContext,
     fn: Callable[..., Any],
     input: Any = NO_INPUT,
     /,
@@ -297,8 +297,8 @@ def run_workflow(
         ConflictingWorkflowError: the ID belongs to a different workflow.
         QueueDeduplicatedError: the deduplication ID is taken (policy "reject").
     """
-    if not isinstance(ctx, DBOSContext):
-        raise InvalidOptionError("ctx", "expected a DBOSContext or WorkflowContext")
+    if not isinstance(ctx, AppContext):
+        raise InvalidOptionError("ctx", "expected a AppContext or WorkflowContext")
     runtime = ctx._runtime
     spec = runtime.registry.by_fn(fn)
     if spec is None:
@@ -368,7 +368,7 @@ def _start_child(
 
 
 def _start(
-    ctx: DBOSContext,
+    ctx: AppContext,
     spec: WorkflowSpec,
     value: Any,
     workflow_id: str,
@@ -455,12 +455,12 @@ def get_step_id(ctx: WorkflowContext) -> int:
     return state.running_step_id if state.in_step else state.next_step - 1
 
 
-def list_registered_workflows(ctx: DBOSContext, /) -> list[RegisteredWorkflow]:
+def list_registered_workflows(ctx: AppContext, /) -> list[RegisteredWorkflow]:
     """The workflows registered with a context, sorted by name.
 
     Args:
         ctx: The context they were registered with (inside a workflow, its context).
     """
-    if not isinstance(ctx, DBOSContext):
-        raise InvalidOptionError("ctx", "expected a DBOSContext")
+    if not isinstance(ctx, AppContext):
+        raise InvalidOptionError("ctx", "expected a AppContext")
     return ctx._runtime.registry.entries()

@@ -20,7 +20,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 from pydantic import TypeAdapter
 
-from dbos_typed._core.context import DBOSContext, WorkflowContext
+from dbos_typed._core.context import AppContext, WorkflowContext
 from dbos_typed._core.durable import (
     Superseded,
     begin_operation,
@@ -108,7 +108,7 @@ class DataSource:
 
 
 def new_data_source(
-    ctx: DBOSContext,
+    ctx: AppContext,
     url_or_pool: str | ConnectionPool[Any],
     /,
     *,
@@ -141,8 +141,8 @@ def new_data_source(
             cannot be created (the message gives the statements to run), or the context
             was shut down.
     """
-    if not isinstance(ctx, DBOSContext):
-        raise InvalidOptionError("ctx", "expected a DBOSContext")
+    if not isinstance(ctx, AppContext):
+        raise InvalidOptionError("ctx", "expected a AppContext")
     checked_name(name, "name")
     checked_name(schema, "schema")
     if len(schema.encode()) > _IDENTIFIER_LIMIT:

@@ -9,7 +9,7 @@ from typing import Any, Generic, Never, TypeVar, Unpack, overload
 from pydantic import TypeAdapter
 
 from dbos_typed._app.client import Client, enqueue_named
-from dbos_typed._core.context import DBOSContext, WorkflowContext
+from dbos_typed._core.context import AppContext, WorkflowContext
 from dbos_typed._core.identity import Identity
 from dbos_typed._core.registry import NO_INPUT
 from dbos_typed._core.serialization import Codec, codec_for
@@ -29,7 +29,7 @@ T = TypeVar("T")
 # reasons (see there), each returning an awaitable handle.
 @overload
 def run_workflow(
-    ctx: DBOSContext,
+    ctx: AppContext,
     fn: Callable[[WorkflowContext], Never],
     /,
     **options: Unpack[StartOptions],
@@ -38,7 +38,7 @@ def run_workflow(
 
 @overload
 def run_workflow(
-    ctx: DBOSContext,
+    ctx: AppContext,
     fn: Callable[[WorkflowContext, InT], Never],
     input: InT,
     /,
@@ -48,7 +48,7 @@ def run_workflow(
 
 @overload
 def run_workflow(
-    ctx: DBOSContext,
+    ctx: AppContext,
     fn: Callable[[WorkflowContext], Coroutine[Any, Any, OutT]],
     /,
     **options: Unpack[StartOptions],
@@ -57,7 +57,7 @@ def run_workflow(
 
 @overload
 def run_workflow(
-    ctx: DBOSContext,
+    ctx: AppContext,
     fn: Callable[[WorkflowContext, InT], Coroutine[Any, Any, OutT]],
     input: InT,
     /,
@@ -67,7 +67,7 @@ def run_workflow(
 
 @overload
 def run_workflow(
-    ctx: DBOSContext,
+    ctx: AppContext,
     fn: Callable[[WorkflowContext], OutT],
     /,
     **options: Unpack[StartOptions],
@@ -76,7 +76,7 @@ def run_workflow(
 
 @overload
 def run_workflow(
-    ctx: DBOSContext,
+    ctx: AppContext,
     fn: Callable[[WorkflowContext, InT], OutT],
     input: InT,
     /,
@@ -85,7 +85,7 @@ def run_workflow(
 
 
 def run_workflow(
-    ctx: DBOSContext,
+    ctx: AppContext,
     fn: Callable[..., Any],
     input: Any = NO_INPUT,
     /,

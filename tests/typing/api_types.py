@@ -139,3 +139,24 @@ def data_sources(ctx: dbos.DBOSContext, pool: ConnectionPool[Any]) -> None:
     # Misuse that must not type-check.
     dbos.new_data_source(ctx, 42)  # type: ignore[arg-type]
     dbos.run_as_transaction(ctx, ds, debit)  # type: ignore[call-overload]
+
+
+def contexts(app: dbos.DBOSContext, inside: dbos.WorkflowContext, either: dbos.AppContext) -> None:
+    # Both contexts are an AppContext: what works in either place accepts it.
+    assert_type(dbos.run_workflow(either, checkout, Order(id="a")), dbos.WorkflowHandle[Receipt])
+    assert_type(either.app_name, str)
+    for ctx in (app, inside):
+        dbos.list_workflows(ctx)
+        dbos.send(ctx, "x", 1)
+    # A workflow cannot run or stop the runtime, nor register workflows.
+    inside.launch()  # type: ignore[attr-defined]
+    inside.shutdown()  # type: ignore[attr-defined]
+    inside.admin_url  # type: ignore[attr-defined]  # noqa: B018
+    dbos.register_workflow(inside, checkout)  # type: ignore[call-overload]
+    dbos.listen_queues(inside, ["q"])  # type: ignore[arg-type]
+    with inside:  # type: ignore[attr-defined]
+        pass
+    # Durable in-workflow operations refuse a context that is not a workflow's.
+    dbos.run_as_step(app, lambda: 1)  # type: ignore[call-overload]
+    dbos.run_as_step(either, lambda: 1)  # type: ignore[call-overload]
+    dbos.sleep(app, timedelta(seconds=1))  # type: ignore[arg-type]
