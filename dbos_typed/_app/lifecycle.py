@@ -85,19 +85,27 @@ def connect(config: Config, *, migrate: bool) -> DBOSContext:
 
 def _serve_admin(ctx: DBOSContext) -> None:
     runtime = ctx._runtime
+    config = runtime.config
     servers: list[AdminServer] = []
 
+    def bind() -> None:
+        # A launch check, run before anything starts: a taken port or a refused host leaves
+        # the context unlaunched, and launch() may be called again.
+        if not servers:
+            servers.append(
+                AdminServer(ctx, config.admin_host, config.admin_port, token=config.admin_token)
+            )
+
     def start() -> None:
-        server = AdminServer(ctx, runtime.config.admin_host, runtime.config.admin_port)
-        server.start()
-        servers.append(server)
-        runtime.admin_url = server.url
+        servers[0].start()
+        runtime.admin_url = servers[0].url
 
     def stop(_: float) -> None:
-        for server in servers:
-            server.stop()
+        while servers:
+            servers.pop().stop()
         runtime.admin_url = None
 
+    runtime.launch_checks.append(bind)
     runtime.on_launch.append(start)
     runtime.on_shutdown.insert(0, stop)
 

@@ -12,6 +12,11 @@ from dbos_typed._core.validate import optional_name
 from dbos_typed.errors import InvalidOptionError
 
 _IDENTIFIER_LIMIT = 63  # Postgres truncates longer identifiers silently.
+# Whitespace, NUL and other control characters: none may appear in an admin host.
+_UNPRINTABLE = re.compile(r"[\s\x00-\x1f\x7f]")
+# The admin token travels in an HTTP header, where only visible ASCII passes every client
+# unchanged: whitespace would end it and control characters split the header.
+_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 #: The application version of a context with patching enabled and no version set. It does
 #: not change with the code, so workflows started before a deploy are recovered by the new
@@ -43,8 +48,12 @@ class Config:
         max_connections: Size of the Postgres connection pool.
         connect_timeout: How long to wait for the database at start.
         admin_server: Serve the admin HTTP endpoints while launched.
-        admin_host: The address the admin server binds to (localhost by default).
+        admin_host: The address the admin server binds to (`127.0.0.1` by default). A
+            host that is not a loopback address needs `admin_token`.
         admin_port: Its port (0 picks a free one; see `DBOSContext.admin_url`).
+        admin_token: A secret the admin server then requires on every request, as
+            `Authorization: Bearer <token>`; None (the default) requires none, which is
+            safe only on loopback. It is left out of the config's repr.
         scheduler_polling_interval: How often the scheduler re-reads the schedules table,
             so schedules created, changed, paused or deleted by other processes take
             effect here. Changes made through this context take effect at once.
@@ -74,6 +83,8 @@ class Config:
     enable_patching: bool = False
     max_workflow_threads: int = 2000
     executor_heartbeat_timeout: timedelta | None = None
+    # Kept out of the repr, so a logged config does not carry the secret.
+    admin_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.app_name, str) or not self.app_name.strip():
@@ -95,10 +106,7 @@ class Config:
             raise InvalidOptionError("max_connections", "expected an int from 1 to 1000")
         if not isinstance(self.connect_timeout, timedelta) or self.connect_timeout <= timedelta(0):
             raise InvalidOptionError("connect_timeout", "expected a positive timedelta")
-        if not isinstance(self.admin_port, int) or not 0 <= self.admin_port <= 65535:
-            raise InvalidOptionError("admin_port", "expected a port number from 0 to 65535")
-        if not isinstance(self.admin_host, str) or not self.admin_host:
-            raise InvalidOptionError("admin_host", "expected a host name or address")
+        self._check_admin_settings()
         if not isinstance(
             self.scheduler_polling_interval, timedelta
         ) or self.scheduler_polling_interval <= timedelta(0):
@@ -114,6 +122,22 @@ class Config:
         ):
             raise InvalidOptionError(
                 "executor_heartbeat_timeout", "expected None or a timedelta of at least 300 ms"
+            )
+
+    def _check_admin_settings(self) -> None:
+        # Whether the host is a loopback one is known only once it resolves, at launch.
+        port = self.admin_port
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+            raise InvalidOptionError("admin_port", "expected a port number from 0 to 65535")
+        host = self.admin_host
+        if not isinstance(host, str) or not host or _UNPRINTABLE.search(host):
+            raise InvalidOptionError("admin_host", "expected a host name or address")
+        token = self.admin_token
+        if token is not None and (not isinstance(token, str) or not _TOKEN.fullmatch(token)):
+            raise InvalidOptionError(
+                "admin_token",
+                "expected a non-empty string of visible ASCII characters (no whitespace, NUL "
+                "or other control characters)",
             )
 
     def resolved_executor_id(self) -> str:

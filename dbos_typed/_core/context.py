@@ -88,7 +88,9 @@ class DBOSContext(AppContext):
         the internal queue and resume from their last recorded step.
 
         Raises:
-            InitializationError: already launched, or shut down.
+            InitializationError: already launched, or shut down; or what launch needs is
+                missing (the admin port is taken): then nothing started, and `launch()`
+                may be called again.
         """
         runtime = self._runtime
         with runtime.lifecycle_lock:
@@ -97,6 +99,13 @@ class DBOSContext(AppContext):
             if runtime.launched:
                 raise InitializationError("this context is already launched")
             runtime.launched = True
+        try:
+            for check in runtime.launch_checks:
+                check()
+        except BaseException:
+            with runtime.lifecycle_lock:
+                runtime.launched = False
+            raise
         try:
             for step in runtime.on_launch:
                 step()

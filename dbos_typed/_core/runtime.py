@@ -250,6 +250,9 @@ class Runtime:
         self.launched = False
         self.shutting_down = threading.Event()
         self.lifecycle_lock = threading.Lock()
+        # Run first at launch, before anything starts; if one raises, the context stays
+        # unlaunched and may be launched again.
+        self.launch_checks: list[Callable[[], None]] = []
         self.on_launch: list[Callable[[], None]] = []
         self.on_shutdown: list[Callable[[float], None]] = []
         # Called with the IDs of workflows this process deleted, to delete what other
