@@ -2,6 +2,7 @@
 
 - `lifecycle`: `new_context`, and what launch and shutdown run.
 - `admin`: the optional admin HTTP server.
+- `admin_fields`: reading and checking the fields of its requests' JSON bodies.
 - `client`: `Client`, for code that is not an application.
 """
 

@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -39,6 +39,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic_core import to_jsonable_python
 
+from dbos_typed._app import admin_fields as read
 from dbos_typed._core.context import DBOSContext
 from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.status import WorkflowStatus
@@ -67,10 +68,6 @@ MAX_BODY_BYTES = 1 << 20
 #: body; a slower one is disconnected, so it cannot hold a handler thread.
 REQUEST_TIMEOUT_SECONDS = 5.0
 
-# Counts and step numbers: within a Postgres integer, so the database never overflows.
-_MAX_COUNT = 2**31 - 1
-# Epoch milliseconds of the last instant a datetime holds (9999-12-31T23:59:59.999Z).
-_MAX_EPOCH_MS = 253_402_300_799_999
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 # A Host header or an origin's authority: a name or bracketed IPv6 address, then a port.
 _AUTHORITY = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9._~-]+)(?::([0-9]{1,5}))?")
@@ -158,119 +155,27 @@ def workflow_json(status: WorkflowStatus) -> dict[str, Any]:
     }
 
 
-# Reading a body's fields. JSON null counts as absent, as in DBOS's Go server; every other
-# value must have the field's type, so a mistyped request is refused, never coerced.
-
-
-def _object(body: Any) -> dict[str, Any]:
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise InvalidOptionError("body", "expected a JSON object")
-    return body
-
-
-def _text(value: object, key: str) -> str:
-    r"""A string the database can store.
-
-    No NUL (Postgres text cannot hold one), and no lone surrogate (a JSON escape such as
-    `\udcff` decodes to one, and it has no UTF-8 encoding).
-    """
-    if not isinstance(value, str):
-        raise InvalidOptionError(key, "expected a string")
-    if "\x00" in value:
-        raise InvalidOptionError(key, "must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidOptionError(key, "must be valid Unicode (no lone surrogates)") from None
-    return value
-
-
-def _text_field(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    return None if value is None else _text(value, key)
-
-
-def _text_list(body: dict[str, Any], key: str) -> list[str] | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise InvalidOptionError(key, "expected an array of strings")
-    return [_text(item, key) for item in value]
-
-
-def _texts(body: dict[str, Any], key: str) -> str | list[str] | None:
-    """A filter given as one string or as an array of them (DBOS tools send both)."""
-    value = body.get(key)
-    if isinstance(value, list):
-        return _text_list(body, key)
-    return _text_field(body, key)
-
-
-def _integer(body: dict[str, Any], key: str, *, low: int, high: int) -> int | None:
-    # JSON numbers arrive as bool (a subclass of int), float (1e400 is inf) or unbounded int:
-    # only a real int in range reaches the database, which would overflow on the rest.
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise InvalidOptionError(key, f"expected an integer from {low} to {high}")
-    return value
-
-
-def _count(body: dict[str, Any], key: str, *, low: int = 0) -> int | None:
-    return _integer(body, key, low=low, high=_MAX_COUNT)
-
-
-def _instant(body: dict[str, Any], key: str) -> datetime | None:
-    """A time given in epoch milliseconds."""
-    value = _integer(body, key, low=0, high=_MAX_EPOCH_MS)
-    return None if value is None else datetime.fromtimestamp(value / 1000, tz=UTC)
-
-
-def _flag(body: dict[str, Any], key: str, *, default: bool) -> bool:
-    value = body.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise InvalidOptionError(key, "expected true or false")
-    return value
-
-
-def _time_filter(body: dict[str, Any], key: str) -> datetime | None:
-    value = _text_field(body, key)
-    if value in (None, ""):
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidOptionError(key, "expected an RFC 3339 timestamp") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 # The routes. Each gets the path's parameters (checked as text) and the parsed body.
 
 
 def _list(handler: _Handler, body: Any, *, queues_only: bool) -> tuple[int, Any]:
-    fields = _object(body)
+    fields = read.json_object(body)
     found = list_workflows(
         handler.ctx,
-        workflow_ids=_text_list(fields, "workflow_uuids") or None,
-        user=_texts(fields, "authenticated_user"),
-        created_after=_time_filter(fields, "start_time"),
-        created_before=_time_filter(fields, "end_time"),
-        status=_texts(fields, "status"),
-        application_version=_texts(fields, "application_version"),
-        name=_texts(fields, "workflow_name"),
-        limit=_count(fields, "limit"),
-        offset=_count(fields, "offset"),
-        sort_desc=_flag(fields, "sort_desc", default=False),
-        workflow_id_prefix=_text_field(fields, "workflow_id_prefix"),
-        load_input=_flag(fields, "load_input", default=True),
-        load_output=_flag(fields, "load_output", default=True),
-        queue_name=_texts(fields, "queue_name"),
+        workflow_ids=read.text_list(fields, "workflow_uuids") or None,
+        user=read.texts(fields, "authenticated_user"),
+        created_after=read.time_filter(fields, "start_time"),
+        created_before=read.time_filter(fields, "end_time"),
+        status=read.texts(fields, "status"),
+        application_version=read.texts(fields, "application_version"),
+        name=read.texts(fields, "workflow_name"),
+        limit=read.count(fields, "limit"),
+        offset=read.count(fields, "offset"),
+        sort_desc=read.flag(fields, "sort_desc", default=False),
+        workflow_id_prefix=read.text_field(fields, "workflow_id_prefix"),
+        load_input=read.flag(fields, "load_input", default=True),
+        load_output=read.flag(fields, "load_output", default=True),
+        queue_name=read.texts(fields, "queue_name"),
         queues_only=queues_only,
         all_applications=True,
     )
@@ -300,13 +205,13 @@ def _steps(handler: _Handler, params: dict[str, str], _: Any) -> tuple[int, Any]
 
 
 def _fork(handler: _Handler, params: dict[str, str], body: Any) -> tuple[int, Any]:
-    fields = _object(body)
+    fields = read.json_object(body)
     handle = fork_workflow(
         handler.ctx,
         params["id"],
-        _count(fields, "start_step") or 0,
-        new_workflow_id=_text_field(fields, "new_workflow_id") or None,
-        application_version=_text_field(fields, "application_version") or None,
+        read.count(fields, "start_step") or 0,
+        new_workflow_id=read.text_field(fields, "new_workflow_id") or None,
+        application_version=read.text_field(fields, "application_version") or None,
     )
     return HTTPStatus.OK, {"workflow_id": handle.workflow_id}
 
@@ -314,7 +219,7 @@ def _fork(handler: _Handler, params: dict[str, str], body: Any) -> tuple[int, An
 def _recover(handler: _Handler, _: dict[str, str], body: Any) -> tuple[int, Any]:
     if not isinstance(body, list):
         raise InvalidOptionError("body", "expected a JSON array of executor IDs")
-    executor_ids = [_text(entry, "body") for entry in body]
+    executor_ids = [read.text(entry, "body") for entry in body]
     runtime = handler.ctx._runtime
     recovered: list[str] = []
     for executor_id in executor_ids:
@@ -341,9 +246,9 @@ def _queues_metadata(handler: _Handler, _: dict[str, str], __: Any) -> tuple[int
 
 
 def _garbage_collect(handler: _Handler, _: dict[str, str], body: Any) -> tuple[int, Any]:
-    fields = _object(body)
-    cutoff = _instant(fields, "cutoff_epoch_timestamp_ms")
-    keep_rows = _count(fields, "rows_threshold", low=1)
+    fields = read.json_object(body)
+    cutoff = read.instant(fields, "cutoff_epoch_timestamp_ms")
+    keep_rows = read.count(fields, "rows_threshold", low=1)
     if cutoff is None and keep_rows is None:
         raise InvalidOptionError("cutoff_epoch_timestamp_ms", "give it, rows_threshold, or both")
     garbage_collect(handler.ctx, cutoff=cutoff, keep_rows=keep_rows)
@@ -351,7 +256,7 @@ def _garbage_collect(handler: _Handler, _: dict[str, str], body: Any) -> tuple[i
 
 
 def _global_timeout(handler: _Handler, _: dict[str, str], body: Any) -> tuple[int, Any]:
-    cutoff = _instant(_object(body), "cutoff_epoch_timestamp_ms")
+    cutoff = read.instant(read.json_object(body), "cutoff_epoch_timestamp_ms")
     if cutoff is None:
         raise InvalidOptionError("cutoff_epoch_timestamp_ms", "expected epoch milliseconds")
     global_timeout(handler.ctx, cutoff)
@@ -596,7 +501,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _run(self, route: _Route, params: dict[str, str], body: Any) -> tuple[int, Any]:
         try:
-            checked = {key: _text(value, "workflow_id") for key, value in params.items()}
+            checked = {key: read.text(value, "workflow_id") for key, value in params.items()}
             return route(self, checked, body)
         except NonExistentWorkflowError as exc:
             return HTTPStatus.NOT_FOUND, {"error": str(exc)}
