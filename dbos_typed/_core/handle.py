@@ -308,6 +308,11 @@ class _Retriever:
         return retrieve_handle(ctx, workflow_id, None)
 
 
+def handle_to(ctx: Connected, workflow_id: str, codec: Codec[Any] | None) -> WorkflowHandle[Any]:
+    """A handle to a workflow this code just started or found, attached to its run here."""
+    return WorkflowHandle(ctx, workflow_id, codec, ctx._runtime.running_execution(workflow_id))
+
+
 def retrieve_handle(
     ctx: Connected, workflow_id: str, codec: Codec[Any] | None
 ) -> WorkflowHandle[Any]:
@@ -324,7 +329,7 @@ def retrieve_handle(
     if codec is None:
         spec = runtime.registry.by_name(record.name)
         codec = spec.output_codec if spec is not None else None
-    return WorkflowHandle(ctx, workflow_id, codec, runtime.running_execution(workflow_id))
+    return handle_to(ctx, workflow_id, codec)
 
 
 retrieve_workflow = _Retriever()

@@ -315,7 +315,7 @@ def new_debouncer(
         InvalidOptionError: a bad `max_wait`, or an unknown or partitioned queue.
     """
     if not isinstance(ctx, AppContext):
-        raise InvalidOptionError("ctx", "expected a AppContext from new_context()")
+        raise InvalidOptionError("ctx", "expected a DBOSContext (or a WorkflowContext)")
     runtime = ctx._runtime
     spec = runtime.registry.by_fn(fn)
     if spec is None:

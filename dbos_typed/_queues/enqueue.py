@@ -10,15 +10,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Literal
 
-from dbos_typed._core.context import WorkflowContext
-from dbos_typed._core.durable import insert_child, record_of, record_operation
-from dbos_typed._core.handle import WorkflowHandle
-from dbos_typed._core.identity import Labels
-from dbos_typed._core.registry import WorkflowSpec
 from dbos_typed._core.runtime import Runtime, now_ms
-from dbos_typed._core.serialization import encode_inputs
 from dbos_typed._core.validate import checked_name, optional_name
 from dbos_typed._queues.queues import WorkflowQueue
 from dbos_typed._sysdb._rows import (
@@ -26,7 +20,6 @@ from dbos_typed._sysdb._rows import (
     Deduplicated,
     NewWorkflow,
     StatusName,
-    StepRecord,
 )
 from dbos_typed.errors import (
     ConflictingWorkflowError,
@@ -40,7 +33,7 @@ _MAX_PRIORITY = 2**31 - 1
 _POLICIES = ("reject", "return_existing")
 # A holder found by its deduplication ID may finish (and free the ID) before we read it;
 # then the insert is simply tried again.
-_DEDUP_ATTEMPTS = 5
+DEDUP_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +216,7 @@ def insert_queued(runtime: Runtime, row: NewWorkflow, policy: DeduplicationPolic
         QueueDeduplicatedError: the deduplication ID is taken and the policy is "reject".
         ConflictingWorkflowError: the ID belongs to a different workflow.
     """
-    for _ in range(_DEDUP_ATTEMPTS):
+    for _ in range(DEDUP_ATTEMPTS):
         try:
             inserted = runtime.store.insert_workflow(row)
         except Deduplicated:
@@ -259,77 +252,3 @@ def deduplication_holder(
             row.workflow_id, queue_name=queue_name, deduplication_id=deduplication_id
         )
     return runtime.store.find_deduplicated(queue_name, deduplication_id)
-
-
-def enqueue_child(
-    parent: WorkflowContext,
-    spec: WorkflowSpec,
-    value: Any,
-    child_id: str,
-    timeout: timedelta | None,
-    options: QueueOptions,
-    step_id: int,
-    labels: Labels,
-) -> WorkflowHandle[Any]:
-    """Enqueue a child of a running workflow, as the parent's step `step_id`.
-
-    A deduplication conflict is itself recorded as the step's outcome (the error, or the
-    holder as the child), so a replay of the parent sees the same result.
-    """
-    runtime = parent._runtime
-    state = parent._state
-    timeout_ms = timeout_ms_of(timeout)
-    if state.deadline_ms is not None:
-        # A queued child inherits what is left of its parent's time, counted from dequeue.
-        left = max(1, state.deadline_ms - now_ms())
-        timeout_ms = left if timeout_ms is None else min(timeout_ms, left)
-    row = labels.apply(
-        queued_row(
-            runtime,
-            options,
-            workflow_id=child_id,
-            name=spec.name,
-            inputs=encode_inputs(spec.input_codec, value),
-            timeout_ms=timeout_ms,
-            application_version=runtime.application_version,
-            parent_workflow_id=state.workflow_id,
-        )
-    )
-    while True:
-        try:
-            inserted = insert_child(parent, row, step_id)
-            break
-        except Deduplicated:
-            # The collision itself is the step's outcome, so a replay sees the same one.
-            try:
-                holder = deduplication_holder(runtime, row, options.policy)
-            except QueueDeduplicatedError as exc:
-                _record_enqueue(parent, step_id, spec.name, None, record_of(exc).encode())
-                raise
-            if holder is not None:
-                _record_enqueue(parent, step_id, spec.name, holder, None)
-                return WorkflowHandle(parent, holder, spec.output_codec, None)
-    if inserted is not None and inserted.name != spec.name:
-        raise ConflictingWorkflowError(
-            child_id, existing_name=inserted.name, requested_name=spec.name
-        )
-    runtime.announce_work()
-    return WorkflowHandle(parent, child_id, spec.output_codec, runtime.running_execution(child_id))
-
-
-def _record_enqueue(
-    ctx: WorkflowContext, step_id: int, name: str, child_id: str | None, error: str | None
-) -> None:
-    now = now_ms()
-    record_operation(
-        ctx,
-        StepRecord(
-            step_id=step_id,
-            name=name,
-            output=None,
-            error=error,
-            child_workflow_id=child_id,
-            started_at_ms=now,
-            completed_at_ms=now,
-        ),
-    )

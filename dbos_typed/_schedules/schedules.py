@@ -424,7 +424,7 @@ def declared_rows(runtime: Runtime) -> list[ScheduleRow]:
 
 def _runtime_of(ctx: AppContext) -> Runtime:
     if not isinstance(ctx, AppContext):
-        raise InvalidOptionError("ctx", "expected a AppContext from new_context()")
+        raise InvalidOptionError("ctx", "expected a DBOSContext (or a WorkflowContext)")
     return ctx._runtime
 
 

@@ -1,24 +1,29 @@
 """Registering and starting workflows: direct starts, children, and enqueues.
 
-Running them is `_execution`'s job; queue options and inserts live in `_enqueue`.
+Every start goes one way: `run_workflow` checks its arguments into a `StartRequest`, and
+`_land` writes its row and returns the handle. Running a started workflow is
+`_core.execution`'s job; queue options are checked in `_queues.enqueue`.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Never, TypedDict, TypeVar, Unpack, overload
 
-from dbos_typed._core.context import AppContext, DBOSContext, WorkflowContext, WorkflowState
+from dbos_typed._core.context import AppContext, DBOSContext, WorkflowContext
 from dbos_typed._core.durable import (
     begin_operation,
     child_workflow_id,
     insert_child,
     rebuild_error,
+    record_of,
+    record_operation,
 )
 from dbos_typed._core.execution import launch_execution
-from dbos_typed._core.handle import WorkflowHandle
+from dbos_typed._core.handle import WorkflowHandle, handle_to
 from dbos_typed._core.identity import Identity, Labels, labels_for
 from dbos_typed._core.registry import (
     NO_INPUT,
@@ -32,22 +37,28 @@ from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.serialization import ErrorRecord, encode_inputs
 from dbos_typed._core.validate import optional_name
 from dbos_typed._queues.enqueue import (
+    DEDUP_ATTEMPTS,
     DeduplicationPolicy,
     QueueOptions,
     check_queue_options,
     checked_timeout_ms,
-    enqueue_child,
-    insert_queued,
+    deduplication_holder,
     queued_row,
-    timeout_ms_of,
 )
 from dbos_typed._queues.queues import WorkflowQueue
 from dbos_typed._schedules.cron import CronSchedule
-from dbos_typed._sysdb._rows import NewWorkflow, StatusName
+from dbos_typed._sysdb._rows import (
+    Deduplicated,
+    InsertedWorkflow,
+    NewWorkflow,
+    StatusName,
+    StepRecord,
+)
 from dbos_typed.errors import (
     ConflictingWorkflowError,
     InitializationError,
     InvalidOptionError,
+    QueueDeduplicatedError,
     RegistrationError,
 )
 
@@ -298,7 +309,7 @@ def run_workflow(
         QueueDeduplicatedError: the deduplication ID is taken (policy "reject").
     """
     if not isinstance(ctx, AppContext):
-        raise InvalidOptionError("ctx", "expected a AppContext or WorkflowContext")
+        raise InvalidOptionError("ctx", "expected a DBOSContext or WorkflowContext")
     runtime = ctx._runtime
     spec = runtime.registry.by_fn(fn)
     if spec is None:
@@ -307,7 +318,7 @@ def run_workflow(
         )
     value = checked_input(spec, input)
     workflow_id = optional_name(workflow_id, "workflow_id")
-    checked_timeout_ms(timeout)
+    timeout_ms = checked_timeout_ms(timeout)
     options = check_queue_options(
         runtime,
         queue,
@@ -317,80 +328,124 @@ def run_workflow(
         partition_key=partition_key,
         delay=delay,
     )
-    labels = labels_for(ctx, identity, attributes)
+    request = StartRequest(spec, value, timeout_ms, options, labels_for(ctx, identity, attributes))
     if isinstance(ctx, WorkflowContext):
-        return _start_child(ctx, spec, value, workflow_id, timeout, options, labels)
+        return _start_child(ctx, request, workflow_id)
     if not runtime.launched or runtime.shutting_down.is_set():
         raise InitializationError("launch() the context before running workflows")
-    new_id = workflow_id or str(uuid.uuid4())
-    if options is not None:
-        row = labels.apply(
-            queued_row(
-                runtime,
-                options,
-                workflow_id=new_id,
-                name=spec.name,
-                inputs=encode_inputs(spec.input_codec, value),
-                timeout_ms=timeout_ms_of(timeout),
-                application_version=runtime.application_version,
-            )
-        )
-        target = insert_queued(runtime, row, options.policy)
-        return WorkflowHandle(ctx, target, spec.output_codec, runtime.running_execution(target))
-    return _start(ctx, spec, value, new_id, timeout, labels, parent=None)
+    return _land(ctx, request, workflow_id or str(uuid.uuid4()), step_id=None)
+
+
+@dataclass(frozen=True, slots=True)
+class StartRequest:
+    """One start of a registered workflow, its arguments checked: what the row will hold."""
+
+    spec: WorkflowSpec
+    value: Any
+    timeout_ms: int | None
+    queue: QueueOptions | None  # None: started here and now, not enqueued
+    labels: Labels
 
 
 def _start_child(
-    parent: WorkflowContext,
-    spec: WorkflowSpec,
-    value: Any,
-    workflow_id: str | None,
-    timeout: timedelta | None,
-    options: QueueOptions | None,
-    labels: Labels,
+    parent: WorkflowContext, request: StartRequest, workflow_id: str | None
 ) -> WorkflowHandle[Any]:
+    """Start (or enqueue) a child as the parent's next step, once across replays."""
     state = parent._state
     if state.in_step:
         raise InvalidOptionError("ctx", "a child workflow cannot be started from inside a step")
-    step_id, recorded = begin_operation(parent, spec.name)
+    name, codec = request.spec.name, request.spec.output_codec
+    step_id, recorded = begin_operation(parent, name)
     if recorded is not None and recorded.child_workflow_id is not None:
-        child_id = recorded.child_workflow_id
-        runtime = parent._runtime
-        return WorkflowHandle(
-            parent, child_id, spec.output_codec, runtime.running_execution(child_id)
-        )
+        return handle_to(parent, recorded.child_workflow_id, codec)
     if recorded is not None and recorded.error is not None:
-        raise rebuild_error(ErrorRecord.decode(recorded.error), step_name=spec.name)
+        raise rebuild_error(ErrorRecord.decode(recorded.error), step_name=name)
     child_id = workflow_id or child_workflow_id(state.workflow_id, step_id)
-    if options is not None:
-        return enqueue_child(parent, spec, value, child_id, timeout, options, step_id, labels)
-    return _start(parent, spec, value, child_id, timeout, labels, parent=(state, step_id))
+    return _land(parent, request, child_id, step_id=step_id)
 
 
-def _start(
-    ctx: AppContext,
-    spec: WorkflowSpec,
-    value: Any,
-    workflow_id: str,
-    timeout: timedelta | None,
-    labels: Labels,
-    *,
-    parent: tuple[WorkflowState, int] | None,
+def _land(
+    ctx: AppContext, request: StartRequest, workflow_id: str, *, step_id: int | None
 ) -> WorkflowHandle[Any]:
+    """Write the start's row and return a handle to the workflow the caller should watch.
+
+    Every kind of start ends here: direct or queued, top-level or a child (recorded, in the
+    same transaction, as the parent's step `step_id`). An ID that exists is an idempotency
+    key: the existing workflow is returned, unless it is another function's. A queued start
+    whose deduplication ID is taken raises, or returns the holder; for a child, that
+    outcome is recorded as the step, so a replay sees the same one.
+    """
     runtime = ctx._runtime
-    now = now_ms()
-    timeout_ms = timeout_ms_of(timeout)
-    deadline = None if timeout_ms is None else now + timeout_ms
-    if parent is not None and parent[0].deadline_ms is not None:
-        # A child ends no later than its parent must.
-        deadline = (
-            parent[0].deadline_ms if deadline is None else min(deadline, parent[0].deadline_ms)
+    spec = request.spec
+    row = request.labels.apply(_row(ctx, request, workflow_id, step_id is not None))
+    for _ in range(DEDUP_ATTEMPTS):
+        try:
+            if step_id is None:
+                inserted: InsertedWorkflow | None = runtime.store.insert_workflow(row)
+            else:
+                assert isinstance(ctx, WorkflowContext)
+                inserted = insert_child(ctx, row, step_id)
+            break
+        except Deduplicated:
+            holder = _deduplicated(ctx, request, row, step_id)
+            if holder is not None:
+                return handle_to(ctx, holder, spec.output_codec)
+    else:
+        raise QueueDeduplicatedError(
+            workflow_id,
+            queue_name=row.queue_name or "",
+            deduplication_id=row.deduplication_id or "",
         )
-    row = NewWorkflow(
+    if inserted is not None and inserted.name != spec.name:
+        raise ConflictingWorkflowError(
+            workflow_id, existing_name=inserted.name, requested_name=spec.name
+        )
+    if inserted is None or not inserted.created:
+        return handle_to(ctx, workflow_id, spec.output_codec)
+    if request.queue is not None:
+        runtime.announce_work(row.queue_name)
+        return handle_to(ctx, workflow_id, spec.output_codec)
+    execution = launch_execution(
+        runtime, spec, workflow_id, request.value, {}, inserted.deadline_ms, row.creator_xid
+    )
+    return WorkflowHandle(ctx, workflow_id, spec.output_codec, execution)
+
+
+def _row(ctx: AppContext, request: StartRequest, workflow_id: str, child: bool) -> NewWorkflow:
+    """The new row: PENDING for this executor, or ENQUEUED (DELAYED) on a queue.
+
+    A child ends no later than its parent must: a direct child's deadline is at most the
+    parent's, and a queued one's timeout (counted from its dequeue) at most what is left.
+    """
+    runtime = ctx._runtime
+    spec = request.spec
+    inputs = encode_inputs(spec.input_codec, request.value)
+    timeout_ms = request.timeout_ms
+    parent = ctx._state if child and isinstance(ctx, WorkflowContext) else None
+    parent_deadline = None if parent is None else parent.deadline_ms
+    if request.queue is not None:
+        if parent_deadline is not None:
+            left = max(1, parent_deadline - now_ms())
+            timeout_ms = left if timeout_ms is None else min(timeout_ms, left)
+        return queued_row(
+            runtime,
+            request.queue,
+            workflow_id=workflow_id,
+            name=spec.name,
+            inputs=inputs,
+            timeout_ms=timeout_ms,
+            application_version=runtime.application_version,
+            parent_workflow_id=None if parent is None else parent.workflow_id,
+        )
+    now = now_ms()
+    deadline = None if timeout_ms is None else now + timeout_ms
+    if parent_deadline is not None:
+        deadline = parent_deadline if deadline is None else min(deadline, parent_deadline)
+    return NewWorkflow(
         workflow_id=workflow_id,
         status=StatusName.PENDING,
         name=spec.name,
-        inputs=encode_inputs(spec.input_codec, value),
+        inputs=inputs,
         executor_id=runtime.executor_id,
         application_version=runtime.application_version,
         application_name=runtime.app_name,
@@ -399,31 +454,36 @@ def _start(
         now_ms=now,
         timeout_ms=timeout_ms,
         deadline_ms=deadline,
-        parent_workflow_id=None if parent is None else parent[0].workflow_id,
+        parent_workflow_id=None if parent is None else parent.workflow_id,
     )
-    row = labels.apply(row)
-    if parent is None:
-        inserted = runtime.store.insert_workflow(row)
-    else:
-        assert isinstance(ctx, WorkflowContext)
-        child = insert_child(ctx, row, parent[1])
-        if child is None:
-            return WorkflowHandle(
-                ctx, workflow_id, spec.output_codec, runtime.running_execution(workflow_id)
-            )
-        inserted = child
-    if inserted.name != spec.name:
-        raise ConflictingWorkflowError(
-            workflow_id, existing_name=inserted.name, requested_name=spec.name
-        )
-    if not inserted.created:
-        return WorkflowHandle(
-            ctx, workflow_id, spec.output_codec, runtime.running_execution(workflow_id)
-        )
-    execution = launch_execution(
-        runtime, spec, workflow_id, value, {}, inserted.deadline_ms, row.creator_xid
-    )
-    return WorkflowHandle(ctx, workflow_id, spec.output_codec, execution)
+
+
+def _deduplicated(
+    ctx: AppContext, request: StartRequest, row: NewWorkflow, step_id: int | None
+) -> str | None:
+    """After a deduplication collision: the holder's ID, or None to try again.
+
+    Raises:
+        QueueDeduplicatedError: the policy is "reject".
+    """
+    assert request.queue is not None  # only a queued start has a deduplication ID
+    try:
+        holder = deduplication_holder(ctx._runtime, row, request.queue.policy)
+    except QueueDeduplicatedError as exc:
+        if step_id is not None:
+            _record_child_step(ctx, step_id, row.name, None, record_of(exc).encode())
+        raise
+    if holder is not None and step_id is not None:
+        _record_child_step(ctx, step_id, row.name, holder, None)
+    return holder
+
+
+def _record_child_step(
+    ctx: AppContext, step_id: int, name: str, child_id: str | None, error: str | None
+) -> None:
+    assert isinstance(ctx, WorkflowContext)
+    now = now_ms()
+    record_operation(ctx, StepRecord(step_id, name, None, error, child_id, now, now))
 
 
 def get_workflow_id(ctx: WorkflowContext) -> str:
@@ -462,5 +522,5 @@ def list_registered_workflows(ctx: AppContext, /) -> list[RegisteredWorkflow]:
         ctx: The context they were registered with (inside a workflow, its context).
     """
     if not isinstance(ctx, AppContext):
-        raise InvalidOptionError("ctx", "expected a AppContext")
+        raise InvalidOptionError("ctx", "expected a DBOSContext or WorkflowContext")
     return ctx._runtime.registry.entries()

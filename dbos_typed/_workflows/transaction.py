@@ -142,7 +142,7 @@ def new_data_source(
             was shut down.
     """
     if not isinstance(ctx, AppContext):
-        raise InvalidOptionError("ctx", "expected a AppContext")
+        raise InvalidOptionError("ctx", "expected a DBOSContext or WorkflowContext")
     checked_name(name, "name")
     checked_name(schema, "schema")
     if len(schema.encode()) > _IDENTIFIER_LIMIT:
