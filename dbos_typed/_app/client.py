@@ -22,7 +22,7 @@ from pydantic import TypeAdapter
 from dbos_typed._app.lifecycle import open_store
 from dbos_typed._core.config import Config
 from dbos_typed._core.context import Connected
-from dbos_typed._core.handle import WorkflowHandle
+from dbos_typed._core.handle import WorkflowHandle, handle_to
 from dbos_typed._core.identity import Identity, labels_for
 from dbos_typed._core.registry import NO_INPUT
 from dbos_typed._core.runtime import Runtime
@@ -285,7 +285,7 @@ def enqueue_named(
         application_version=None,
     )
     target = insert_queued(runtime, labels.apply(row), options.policy)
-    return WorkflowHandle(client, target, codec)
+    return handle_to(client, target, codec)
 
 
 enqueue = _Enqueuer()
@@ -445,7 +445,7 @@ def _debounce(
     row = call.row(runtime, optional_name(workflow_id, "workflow_id") or str(uuid.uuid4()))
     landed = land(runtime, row)
     assert isinstance(landed, Debounced)  # no checkpoint, so never refused
-    return WorkflowHandle(client, landed.workflow_id, codec)
+    return handle_to(client, landed.workflow_id, codec)
 
 
 debounce = _Debounce()

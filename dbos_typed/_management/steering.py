@@ -16,7 +16,7 @@ from typing import Any
 
 from dbos_typed._core.context import Connected
 from dbos_typed._core.durable import checkpointed
-from dbos_typed._core.handle import WorkflowHandle
+from dbos_typed._core.handle import WorkflowHandle, handle_to
 from dbos_typed._core.identity import attributes_text
 from dbos_typed._core.runtime import Runtime, now_ms
 from dbos_typed._core.serialization import Codec, codec_for
@@ -193,7 +193,7 @@ def _handle(ctx: Connected, workflow_id: str) -> WorkflowHandle[Any]:
     runtime = ctx._runtime
     record = runtime.store.get_status(workflow_id)
     spec = runtime.registry.by_name(record.name) if record is not None else None
-    return WorkflowHandle(ctx, workflow_id, spec.output_codec if spec is not None else None)
+    return handle_to(ctx, workflow_id, spec.output_codec if spec is not None else None)
 
 
 def fork_workflow(

@@ -26,7 +26,7 @@ from dbos_typed._core.durable import (
     record_operation,
     refused,
 )
-from dbos_typed._core.handle import WorkflowHandle
+from dbos_typed._core.handle import WorkflowHandle, handle_to
 from dbos_typed._core.registry import NO_INPUT, WorkflowSpec, checked_input, describe
 from dbos_typed._core.runtime import Runtime, now_ms
 from dbos_typed._core.serialization import ErrorRecord, encode_inputs
@@ -238,7 +238,7 @@ class Debouncer(Generic[InT, OutT]):
             landed = land(runtime, call.row(runtime, workflow_id or str(uuid.uuid4())))
             assert isinstance(landed, Debounced)  # no checkpoint, so never refused
             target = landed.workflow_id
-        return WorkflowHandle(ctx, target, spec.output_codec, runtime.running_execution(target))
+        return handle_to(ctx, target, spec.output_codec)
 
 
 @overload

@@ -19,7 +19,7 @@ from typing import Any
 
 from dbos_typed._core.context import AppContext, WorkflowContext
 from dbos_typed._core.durable import checkpointed, in_workflow_body
-from dbos_typed._core.handle import WorkflowHandle
+from dbos_typed._core.handle import WorkflowHandle, handle_to
 from dbos_typed._core.registry import describe
 from dbos_typed._core.runtime import Runtime, now_ms
 from dbos_typed._core.serialization import Codec, codec_for, encode_inputs
@@ -360,7 +360,7 @@ def trigger_schedule(ctx: AppContext, name: str) -> WorkflowHandle[Any]:
     )
     runtime.announce_work()
     spec = runtime.registry.by_name(row.workflow_name)
-    return WorkflowHandle(ctx, workflow_id, None if spec is None else spec.output_codec)
+    return handle_to(ctx, workflow_id, None if spec is None else spec.output_codec)
 
 
 # -- shared with the scheduler -------------------------------------------------------------
