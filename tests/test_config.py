@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -50,8 +51,11 @@ def test_default_database_is_a_sqlite_file_named_after_the_app(
 
 
 def test_unreachable_postgres_is_an_initialization_error() -> None:
+    # An unreachable server is retried for connect_timeout before the error: keep it short.
     config = dbos.Config(
-        app_name="x", database_url="postgresql://postgres@127.0.0.1:1/none?connect_timeout=1"
+        app_name="x",
+        database_url="postgresql://postgres@127.0.0.1:1/none?connect_timeout=1",
+        connect_timeout=timedelta(seconds=1),
     )
     with pytest.raises(dbos.InitializationError, match="cannot connect"):
         dbos.new_context(config)

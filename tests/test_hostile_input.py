@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import math
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 import pytest
@@ -14,8 +19,11 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 import dbos_typed as dbos
-from dbos_typed._core.serialization import codec_for, decode_inputs, encode_inputs
-from tests.conftest import Backend
+from dbos_typed._core.handle import PENDING, OutcomeWatch
+from dbos_typed._core.serialization import ErrorRecord, codec_for, decode_inputs, encode_inputs
+from dbos_typed._core.validate import LONGEST_WAIT
+from dbos_typed._sysdb._create_database import libpq_connect_timeout
+from tests.conftest import Backend, Gate, wait_for
 
 HOSTILE_IDS = [
     "it's",
@@ -242,3 +250,526 @@ def test_default_application_version_is_stable_across_restarts(backend: Backend)
     other.launch()
     assert versions[0] == versions[1] != other.application_version
     other.shutdown()
+
+
+# The bad-input catalogue of docs/reliability.md: each case raises a typed error and writes
+# nothing.
+
+
+def count(backend: Backend, table: str, where: str = "", *params: object) -> int:
+    [(found,)] = backend.query(f"SELECT count(*) FROM {{s}}.{table} {where}", *params)
+    assert isinstance(found, int)
+    return found
+
+
+NON_FINITE = [float("nan"), float("inf"), float("-inf")]
+
+
+def takes_float(ctx: dbos.WorkflowContext, x: float) -> float:
+    return x
+
+
+def test_non_finite_workflow_inputs_are_refused_on_every_start(backend: Backend) -> None:
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, takes_float)
+    floats = dbos.new_workflow_queue(ctx, "floats")
+    ctx.launch()
+    client = dbos.new_client(backend.config())
+
+    def starts(value: float) -> list[Callable[[], object]]:
+        return [
+            lambda: dbos.run_workflow(ctx, takes_float, value),
+            lambda: dbos.run_workflow(ctx, takes_float, value, queue=floats),
+        ]
+
+    try:
+        for value in NON_FINITE:
+            for call in starts(value):
+                with pytest.raises(dbos.SerializationError, match="the workflow input"):
+                    call()
+            # A client enqueues by name, with no declared type: the input is its argument.
+            with pytest.raises(dbos.InvalidOptionError, match="no number for it") as info:
+                dbos.enqueue[float](client, "floats", "takes_float", value)
+            assert info.value.argument == "input"
+    finally:
+        client.close()
+    assert count(backend, "workflow_status") == 0
+    # What can be stored still is, and comes back from the database as it was.
+    handle = dbos.run_workflow(ctx, takes_float, 1e308)
+    assert dbos.retrieve_workflow[float](ctx, handle.workflow_id).get_result() == 1e308
+
+
+def non_finite_outputs(ctx: dbos.WorkflowContext, where: str) -> float:
+    if where == "typed step":
+        return dbos.run_as_step(ctx, lambda: float("inf"), result_type=float)
+    if where == "untyped step":
+        return dbos.run_as_step(ctx, lambda: float("nan"))
+    return float("-inf")
+
+
+@pytest.mark.parametrize("where", ["typed step", "untyped step", "result"])
+def test_non_finite_outputs_fail_the_workflow_instead_of_reading_back_as_null(
+    backend: Backend, where: str
+) -> None:
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, non_finite_outputs)
+    ctx.launch()
+    handle = dbos.run_workflow(ctx, non_finite_outputs, where)
+    with pytest.raises(dbos.WorkflowFailedError) as info:
+        handle.get_result()
+    assert info.value.error_name == "SerializationError"
+    client = dbos.new_client(backend.config())
+    try:
+        with pytest.raises(dbos.WorkflowFailedError, match="no number for it"):
+            dbos.retrieve_workflow[float](client, handle.workflow_id).get_result()
+    finally:
+        client.close()
+    assert handle.get_status().output is None
+    assert count(backend, "operation_outputs") == 0
+
+
+def publishes_non_finite(ctx: dbos.WorkflowContext, destination: str) -> list[str]:
+    refused = []
+    calls: list[Callable[[], object]] = [
+        lambda: dbos.send(ctx, destination, float("nan")),
+        lambda: dbos.set_event(ctx, "level", float("inf")),
+        lambda: dbos.write_stream(ctx, "levels", [1.0, float("-inf")]),
+    ]
+    for call in calls:
+        try:
+            call()
+        except dbos.SerializationError as exc:
+            refused.append(str(exc))
+    return refused
+
+
+def test_non_finite_messages_events_and_stream_values_are_refused(backend: Backend) -> None:
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, echo)
+    dbos.register_workflow(ctx, publishes_non_finite)
+    ctx.launch()
+    dbos.run_workflow(ctx, echo, "x", workflow_id="target").get_result()
+    with pytest.raises(dbos.SerializationError, match="the message"):
+        dbos.send(ctx, "target", {"ratio": float("nan")})
+    refused = dbos.run_workflow(ctx, publishes_non_finite, "target").get_result()
+    assert len(refused) == 3
+    assert "the message" in refused[0]
+    assert "event 'level'" in refused[1]
+    assert "stream 'levels'" in refused[2] and "[1]" in refused[2]
+    for table in ("notifications", "workflow_events", "workflow_events_history", "streams"):
+        assert count(backend, table) == 0, table
+    assert count(backend, "operation_outputs") == 1  # echo's own step
+
+
+def takes_any(ctx: dbos.WorkflowContext, x: Any) -> Any:
+    return x
+
+
+def stores_json(ctx: dbos.WorkflowContext, value: dict[str, Any]) -> dict[str, Any]:
+    return dbos.run_as_step(ctx, lambda: value, result_type=dict[str, Any])
+
+
+class Labelled(BaseModel):
+    label: str
+
+
+# Values whose JSON form is plain JSON of another type: declared Any, they would come back
+# as that type.
+NOT_PLAIN_JSON: list[Any] = [
+    {1, 2},
+    frozenset({"a"}),
+    (1, 2),
+    b"bytes",
+    Labelled(label="x"),
+    datetime(2026, 1, 1, tzinfo=UTC),
+    {1: "an int key"},
+    [1, {"nested": {3}}],
+]
+
+
+def test_values_declared_any_that_would_come_back_as_another_type_are_refused(
+    backend: Backend,
+) -> None:
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, takes_any)
+    dbos.register_workflow(ctx, stores_json)
+    ctx.launch()
+    for value in NOT_PLAIN_JSON:
+        with pytest.raises(dbos.SerializationError, match="declared Any") as info:
+            dbos.run_workflow(ctx, takes_any, value)
+        assert "the workflow input" in str(info.value)
+    assert count(backend, "workflow_status") == 0
+    # Inside a typed container too; a step output refused is a failed workflow, no step row.
+    with pytest.raises(dbos.SerializationError, match=r"at \['tags'\]"):
+        dbos.run_workflow(ctx, stores_json, {"tags": {"a", "b"}})
+    handle = dbos.run_workflow(ctx, takes_any, [1, "two", {"three": None}])
+    assert dbos.retrieve_workflow(ctx, handle.workflow_id).get_result() == [
+        1,
+        "two",
+        {"three": None},
+    ]
+
+
+def takes_bytes(ctx: dbos.WorkflowContext, data: bytes) -> bytes:
+    return data
+
+
+def test_bytes_that_are_not_utf8_are_refused(backend: Backend) -> None:
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, takes_bytes)
+    ctx.launch()
+    with pytest.raises(dbos.SerializationError, match="utf-8"):
+        dbos.run_workflow(ctx, takes_bytes, b"\xff\xfe")
+    assert count(backend, "workflow_status") == 0
+    handle = dbos.run_workflow(ctx, takes_bytes, "héllo".encode())
+    assert dbos.retrieve_workflow[bytes](ctx, handle.workflow_id).get_result() == "héllo".encode()
+
+
+def _plain_finite_json(value: Any) -> bool:
+    if value is None or type(value) in (str, int, bool):
+        return True
+    if type(value) is float:
+        return math.isfinite(value)
+    if type(value) is list:
+        return all(_plain_finite_json(item) for item in value)
+    if type(value) is dict:
+        return all(type(k) is str and _plain_finite_json(v) for k, v in value.items())
+    return False
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, and of the same types all the way down."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+anything = st.recursive(
+    json_scalars | st.floats() | st.binary(max_size=3) | st.datetimes(timezones=st.just(UTC)),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.tuples(children, children)
+        | st.frozensets(st.integers(), max_size=3)
+        | st.sets(st.text(max_size=3), max_size=3)
+        | st.dictionaries(st.text(max_size=3) | st.integers(), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(value=anything)
+def test_a_value_declared_any_is_stored_only_if_it_comes_back_as_it_was(value: Any) -> None:
+    codec = codec_for(Any)
+    try:
+        text = encode_inputs(codec, value)
+    except dbos.SerializationError:
+        assert not _plain_finite_json(value)
+        return
+    assert _plain_finite_json(value)
+    assert _same(decode_inputs(codec, text), value)
+
+
+class Reading(BaseModel):
+    value: float
+    note: str | None = None
+
+
+@given(value=st.floats(), note=st.none() | st.text(max_size=5))
+def test_a_typed_float_is_stored_only_if_finite(value: float, note: str | None) -> None:
+    codec = codec_for(Reading)
+    reading = Reading(value=value, note=note)
+    if not math.isfinite(value):
+        with pytest.raises(dbos.SerializationError, match=r"at \['value'\]"):
+            codec.encode(reading)
+        return
+    assert codec.decode(codec.encode(reading)) == reading
+
+
+@given(value=st.decimals())
+def test_a_typed_decimal_is_stored_only_if_finite(value: Decimal) -> None:
+    codec = codec_for(Decimal)
+    if not value.is_finite():  # stored as "NaN", which no Decimal field reads back
+        with pytest.raises(dbos.SerializationError, match="no number for it"):
+            codec.encode(value)
+        return
+    assert codec.decode(codec.encode(value)) == value
+
+
+def test_error_data_with_non_finite_numbers_is_still_valid_json() -> None:
+    class Overloaded(Exception):
+        data: ClassVar[dict[str, Any]] = {"ratio": float("nan"), "limits": [float("inf"), 1.5]}
+
+    def strict(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    text = ErrorRecord.of(Overloaded("too much")).encode()
+    stored = json.loads(text, parse_constant=strict)
+    assert stored["data"] == {"ratio": "NaN", "limits": ["Infinity", 1.5]}
+
+
+SURROGATE = "a\udcffb"  # what os.fsdecode makes of an undecodable byte
+
+
+def names_in_a_workflow(ctx: dbos.WorkflowContext, _: None) -> list[str]:
+    named = []
+    calls: list[Callable[[], object]] = [
+        lambda: dbos.set_event(ctx, SURROGATE, 1),
+        lambda: dbos.recv[str](ctx, SURROGATE, timeout=timedelta(0)),
+        lambda: dbos.write_stream(ctx, SURROGATE, 1),
+        lambda: dbos.run_as_step(ctx, lambda: 1, name=SURROGATE),
+    ]
+    for call in calls:
+        try:
+            call()
+        except dbos.InvalidOptionError as exc:
+            named.append(exc.argument)
+    return named
+
+
+def test_lone_surrogates_in_names_are_refused_before_anything_is_written(
+    backend: Backend,
+) -> None:
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, echo)
+    dbos.register_workflow(ctx, names_in_a_workflow)
+    orders = dbos.new_workflow_queue(ctx, "orders")
+    ctx.launch()
+    calls: list[tuple[str, Callable[[], object]]] = [
+        ("workflow_id", lambda: dbos.run_workflow(ctx, echo, "x", workflow_id=SURROGATE)),
+        ("queue", lambda: dbos.run_workflow(ctx, echo, "x", queue=SURROGATE)),
+        ("name", lambda: dbos.new_workflow_queue(ctx, SURROGATE)),
+        (
+            "partition_key",
+            lambda: dbos.run_workflow(ctx, echo, "x", queue=orders, partition_key=SURROGATE),
+        ),
+        ("workflow_id", lambda: dbos.retrieve_workflow(ctx, SURROGATE)),
+        ("topic", lambda: dbos.send(ctx, "anyone", "x", topic=SURROGATE)),
+        ("idempotency_key", lambda: dbos.send(ctx, "anyone", "x", idempotency_key=SURROGATE)),
+        ("key", lambda: dbos.get_event(ctx, "anyone", SURROGATE, timeout=timedelta(0))),
+    ]
+    for argument, call in calls:
+        with pytest.raises(dbos.InvalidOptionError, match="surrogate") as info:
+            call()
+        assert info.value.argument == argument
+    named = dbos.run_workflow(ctx, names_in_a_workflow, None, workflow_id="names").get_result()
+    assert named == ["key", "topic", "key", "name"]
+    # In a payload a surrogate is not text either: refused as a value.
+    with pytest.raises(dbos.SerializationError, match="workflow input"):
+        dbos.run_workflow(ctx, echo, SURROGATE)
+    assert count(backend, "workflow_status") == 1  # "names"
+    assert count(backend, "operation_outputs") == 0
+    for table in ("notifications", "workflow_events", "streams"):
+        assert count(backend, table) == 0, table
+
+
+@pytest.mark.parametrize(
+    ("overrides", "argument"),
+    [
+        ({"max_connections": True}, "max_connections"),
+        ({"admin_port": False}, "admin_port"),
+        ({"admin_server": 1}, "admin_server"),
+        ({"connect_timeout": timedelta(0)}, "connect_timeout"),
+        ({"connect_timeout": timedelta(seconds=-1)}, "connect_timeout"),
+        ({"scheduler_polling_interval": timedelta(seconds=-1)}, "scheduler_polling_interval"),
+        ({"app_name": SURROGATE}, "app_name"),
+        ({"database_schema": SURROGATE}, "database_schema"),
+        ({"executor_id": SURROGATE}, "executor_id"),
+        ({"database_url": f"postgresql://postgres@localhost/{SURROGATE}"}, "database_url"),
+        ({"database_url": "postgresql://postgres@localhost/db?foo=bar"}, "database_url"),
+        ({"database_url": "postgresql://postgres@localhost/db?sslmode"}, "database_url"),
+    ],
+)
+def test_bad_config_values_are_refused_naming_the_option(
+    overrides: dict[str, Any], argument: str
+) -> None:
+    settings: dict[str, Any] = {"app_name": "x", **overrides}
+    with pytest.raises(dbos.InvalidOptionError) as info:
+        dbos.Config(**settings)
+    assert info.value.argument == argument
+
+
+def test_an_unknown_url_parameter_is_named_and_libpq_parameters_are_accepted() -> None:
+    with pytest.raises(dbos.InvalidOptionError, match="'foo'"):
+        dbos.Config(app_name="x", database_url="postgresql://h/db?sslmode=disable&foo=bar")
+    url = (
+        "postgresql://u:p@h1:5432,h2:5433/db?sslmode=disable&connect_timeout=3"
+        "&application_name=shop&options=-c%20statement_timeout%3D5000&ssl=true"
+        "&target_session_attrs=any"
+    )
+    assert dbos.Config(app_name="x", database_url=url).database_url == url
+
+
+def test_sub_second_and_huge_connect_timeouts_become_whole_bounded_seconds() -> None:
+    assert [libpq_connect_timeout(s) for s in (0.001, 0.5, 1.0, 1.2, 10.0)] == [
+        "1",
+        "1",
+        "1",
+        "2",
+        "10",
+    ]
+    config = dbos.Config(app_name="x", connect_timeout=timedelta.max)
+    assert config.connect_timeout == LONGEST_WAIT
+
+
+def _unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def _failed_start(config: dbos.Config, bound: float) -> tuple[float, BaseException | None]:
+    """How long `new_context` took to fail (run on a thread, so a hang fails the test)."""
+    outcome: list[BaseException | None] = []
+
+    def start() -> None:
+        try:
+            dbos.new_context(config).shutdown()
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    began = time.monotonic()
+    thread = threading.Thread(target=start, daemon=True)
+    thread.start()
+    thread.join(bound)
+    assert not thread.is_alive(), f"new_context still waiting after {bound}s"
+    return time.monotonic() - began, outcome[0]
+
+
+def test_a_server_that_is_down_is_waited_for_until_connect_timeout() -> None:
+    url = f"postgresql://postgres@127.0.0.1:{_unused_port()}/postgres"
+    config = dbos.Config(app_name="x", database_url=url, connect_timeout=timedelta(seconds=1))
+    elapsed, error = _failed_start(config, bound=20)
+    assert isinstance(error, dbos.InitializationError), error
+    assert "attempts in 1s" in str(error)
+    assert 1.0 <= elapsed < 6.0
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port that accepts TCP connections and never answers (a hung server)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener.getsockname()[1]
+
+
+def test_a_sub_second_connect_timeout_does_not_wait_forever(silent_server: int) -> None:
+    url = f"postgresql://postgres@127.0.0.1:{silent_server}/postgres"
+    config = dbos.Config(
+        app_name="x", database_url=url, connect_timeout=timedelta(milliseconds=500)
+    )
+    # libpq given 0 (500 ms truncated) would wait for an answer that never comes.
+    elapsed, error = _failed_start(config, bound=30)
+    assert isinstance(error, dbos.InitializationError), error
+    assert 0.5 <= elapsed < 15.0
+
+
+HUGE = timedelta(days=999_999_999)
+
+
+def test_a_huge_get_result_timeout_waits_instead_of_overflowing(backend: Backend) -> None:
+    gate = Gate()
+
+    def gated(ctx: dbos.WorkflowContext, value: str) -> str:
+        dbos.run_as_step(ctx, gate, name="gate")
+        return value
+
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, gated)
+    ctx.launch()
+    handle = dbos.run_workflow(ctx, gated, "done")
+    gate.wait_entered()
+    # The run is here and unfinished: the handle waits on it for as long as it asks.
+    watch = OutcomeWatch(handle, HUGE, None, threading.Event())
+    try:
+        assert watch.local_result() is PENDING and watch.local_pending
+        wait = watch.next_wait()
+        assert wait is not None and wait <= threading.TIMEOUT_MAX
+    finally:
+        watch.close()
+    gate.open()
+    assert handle.get_result(timeout=HUGE) == "done"
+
+
+def waits_very_long(ctx: dbos.WorkflowContext, how: str) -> str:
+    if how == "sleep":
+        dbos.sleep(ctx, HUGE)
+    elif how == "recv":
+        dbos.recv[str](ctx, "never", timeout=HUGE)
+    else:
+        dbos.get_event[str](ctx, ctx.workflow_id, "never", timeout=HUGE)
+    return how
+
+
+@pytest.mark.parametrize("how", ["sleep", "recv", "get_event"])
+def test_huge_durable_waits_record_a_deadline_a_century_ahead_at_most(
+    backend: Backend, how: str
+) -> None:
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, waits_very_long)
+    ctx.launch()
+    handle = dbos.run_workflow(ctx, waits_very_long, how)
+    wait_for(
+        lambda: count(backend, "operation_outputs", "WHERE function_name = %s", "DBOS.sleep") == 1
+    )
+    [deadline] = [
+        s.completed_at
+        for s in dbos.get_workflow_steps(ctx, handle.workflow_id)
+        if s.name == "DBOS.sleep"
+    ]
+    assert deadline is not None
+    assert deadline <= datetime.now(UTC) + LONGEST_WAIT
+    dbos.cancel_workflow(ctx, handle.workflow_id)
+    with pytest.raises(dbos.AwaitedWorkflowCancelledError):
+        handle.get_result(timeout=timedelta(seconds=30))
+
+
+def sleeps_negative(ctx: dbos.WorkflowContext, _: None) -> str:
+    try:
+        dbos.sleep(ctx, timedelta(seconds=-5))
+    except dbos.InvalidOptionError as exc:
+        refused = exc.argument
+    else:
+        refused = "nothing"
+    dbos.sleep(ctx, timedelta(0))  # zero stays allowed: it returns at once
+    return refused
+
+
+def test_a_negative_sleep_is_refused_like_a_negative_timeout(backend: Backend) -> None:
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, sleeps_negative)
+    ctx.launch()
+    handle = dbos.run_workflow(ctx, sleeps_negative, None)
+    assert handle.get_result() == "duration"
+    # Only the zero sleep was recorded.
+    assert [s.name for s in dbos.get_workflow_steps(ctx, handle.workflow_id)] == ["DBOS.sleep"]
+
+
+def test_a_huge_workflow_timeout_or_delay_is_shortened_and_deadlines_still_fire(
+    backend: Backend,
+) -> None:
+    def waits(ctx: dbos.WorkflowContext) -> str:
+        dbos.recv[str](ctx, "never", timeout=timedelta(hours=1))
+        return "late"
+
+    ctx = backend.context_with(echo, waits)
+    queue = dbos.new_workflow_queue(ctx, "later")
+    ctx.launch()
+    huge = timedelta(days=999_999_999)
+    started = dbos.run_workflow(ctx, echo, "a", timeout=huge, workflow_id="huge-timeout")
+    assert started.get_result(timeout=timedelta(seconds=20)) == "a"
+    delayed = dbos.run_workflow(ctx, echo, "b", queue=queue, delay=huge, workflow_id="huge-delay")
+    status = delayed.get_status()  # the stored times read back as datetimes
+    assert status.status is dbos.StatusName.DELAYED
+    assert status.delay_until is not None
+    assert status.delay_until < datetime.now(UTC) + LONGEST_WAIT + timedelta(days=1)
+    # The deadline thread survived both: a short timeout still cancels on time.
+    short = dbos.run_workflow(ctx, waits, timeout=timedelta(milliseconds=300))
+    with pytest.raises(dbos.WorkflowDeadlineExceededError):
+        short.get_result(timeout=timedelta(seconds=20))

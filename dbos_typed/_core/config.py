@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
+from urllib.parse import parse_qsl, urlsplit
 
-from dbos_typed._core.validate import optional_name
+import psycopg
+from psycopg import pq
+from psycopg.conninfo import conninfo_to_dict
+
+from dbos_typed._core.validate import LONGEST_WAIT, optional_name, storable_text
 from dbos_typed.errors import InvalidOptionError
 
 _IDENTIFIER_LIMIT = 63  # Postgres truncates longer identifiers silently.
@@ -34,7 +40,9 @@ class Config:
             so several applications can share one system database.
         database_url: `postgresql://...` for Postgres, `sqlite:///path.sqlite` for a local
             file, or None for a SQLite file named after the application in the working
-            directory.
+            directory. A Postgres URL's query parameters must be ones libpq knows
+            (`sslmode`, `connect_timeout`, `options`, ...); any other is refused here,
+            as libpq would refuse it at connect.
         database_schema: The Postgres schema holding the system tables (ignored by SQLite).
         executor_id: Identifies this process among those sharing the database; the
             `DBOS__VMID` environment variable overrides it. Default `"local"`.
@@ -45,8 +53,12 @@ class Config:
         enable_patching: Allow `patch` and `deprecate_patch` in workflows. The default
             application version then stays the same across code changes, so that a new
             deploy recovers the workflows the previous one left unfinished.
-        max_connections: Size of the Postgres connection pool.
-        connect_timeout: How long to wait for the database at start.
+        max_connections: Size of the Postgres connection pool (an int from 1 to 1000).
+        connect_timeout: How long to wait for the database at start: a server that cannot
+            be reached is retried, with backoff, for this long before `new_context` raises
+            `InitializationError`. Each attempt's libpq `connect_timeout` is this rounded up
+            to whole seconds (libpq counts whole seconds, and 0 would wait forever). Must
+            be positive; longer than a century is shortened to a century.
         admin_server: Serve the admin HTTP endpoints while launched.
         admin_host: The address the admin server binds to (`127.0.0.1` by default). A
             host that is not a loopback address needs `admin_token`.
@@ -56,7 +68,8 @@ class Config:
             safe only on loopback. It is left out of the config's repr.
         scheduler_polling_interval: How often the scheduler re-reads the schedules table,
             so schedules created, changed, paused or deleted by other processes take
-            effect here. Changes made through this context take effect at once.
+            effect here. Changes made through this context take effect at once. Must be
+            positive; longer than a century is shortened to a century.
         max_workflow_threads: At most this many workflows run at once in this process
             (each holds a thread while it runs or waits); more wait for a thread to come
             free, and the queue runner claims no more than there are threads for. A bound
@@ -89,33 +102,28 @@ class Config:
     def __post_init__(self) -> None:
         if not isinstance(self.app_name, str) or not self.app_name.strip():
             raise InvalidOptionError("app_name", "expected a non-empty string")
-        if "\x00" in self.app_name:
-            raise InvalidOptionError("app_name", "must not contain NUL characters")
+        storable_text(self.app_name, "app_name")
         if self.database_url is not None:
             parse_database_url(self.database_url)
         if not isinstance(self.database_schema, str) or not self.database_schema:
             raise InvalidOptionError("database_schema", "expected a non-empty string")
-        if len(self.database_schema.encode()) > _IDENTIFIER_LIMIT or "\x00" in self.database_schema:
+        storable_text(self.database_schema, "database_schema")
+        if len(self.database_schema.encode()) > _IDENTIFIER_LIMIT:
             raise InvalidOptionError(
-                "database_schema", f"expected at most {_IDENTIFIER_LIMIT} bytes and no NUL"
+                "database_schema", f"expected at most {_IDENTIFIER_LIMIT} bytes"
             )
         for name in ("executor_id", "application_version"):
             value = getattr(self, name)
             optional_name(value, name)
-        if not isinstance(self.max_connections, int) or not 1 <= self.max_connections <= 1000:
-            raise InvalidOptionError("max_connections", "expected an int from 1 to 1000")
-        if not isinstance(self.connect_timeout, timedelta) or self.connect_timeout <= timedelta(0):
-            raise InvalidOptionError("connect_timeout", "expected a positive timedelta")
+        _check_int("max_connections", self.max_connections, 1, 1000)
+        for name in ("connect_timeout", "scheduler_polling_interval"):
+            # frozen: the shortened value is set the way dataclasses set fields.
+            object.__setattr__(self, name, _positive_duration(name, getattr(self, name)))
+        for name in ("admin_server", "enable_patching"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidOptionError(name, "expected a bool")
         self._check_admin_settings()
-        if not isinstance(
-            self.scheduler_polling_interval, timedelta
-        ) or self.scheduler_polling_interval <= timedelta(0):
-            raise InvalidOptionError("scheduler_polling_interval", "expected a positive timedelta")
-        if not isinstance(self.enable_patching, bool):
-            raise InvalidOptionError("enable_patching", "expected a bool")
-        threads = self.max_workflow_threads
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise InvalidOptionError("max_workflow_threads", "expected a positive int")
+        _check_int("max_workflow_threads", self.max_workflow_threads, 1, 1_000_000)
         heartbeat = self.executor_heartbeat_timeout
         if heartbeat is not None and (
             not isinstance(heartbeat, timedelta) or heartbeat < timedelta(milliseconds=300)
@@ -126,9 +134,7 @@ class Config:
 
     def _check_admin_settings(self) -> None:
         # Whether the host is a loopback one is known only once it resolves, at launch.
-        port = self.admin_port
-        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-            raise InvalidOptionError("admin_port", "expected a port number from 0 to 65535")
+        _check_int("admin_port", self.admin_port, 0, 65535)
         host = self.admin_host
         if not isinstance(host, str) or not host or _UNPRINTABLE.search(host):
             raise InvalidOptionError("admin_host", "expected a host name or address")
@@ -156,6 +162,18 @@ class Config:
         return pinned
 
 
+def _check_int(name: str, value: object, low: int, high: int) -> None:
+    # bool is an int subclass, but True is no pool size or port number.
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidOptionError(name, f"expected an int from {low} to {high}")
+
+
+def _positive_duration(name: str, value: object) -> timedelta:
+    if not isinstance(value, timedelta) or value <= timedelta(0):
+        raise InvalidOptionError(name, "expected a positive timedelta")
+    return min(value, LONGEST_WAIT)
+
+
 @dataclass(frozen=True, slots=True)
 class DatabaseTarget:
     """Where the system database lives, parsed from the URL."""
@@ -175,9 +193,9 @@ def parse_database_url(url: str) -> DatabaseTarget:
     """
     if not isinstance(url, str) or not url:
         raise InvalidOptionError("database_url", "expected a non-empty string")
-    if "\x00" in url:
-        raise InvalidOptionError("database_url", "must not contain NUL characters")
+    storable_text(url, "database_url")
     if url.startswith(("postgresql://", "postgres://")):
+        _check_postgres_url(url)
         return DatabaseTarget("postgres", url)
     if _SQLITE_PREFIX.match(url):
         # sqlite:///relative.db and sqlite:////absolute.db, as SQLAlchemy spells them.
@@ -193,6 +211,31 @@ def parse_database_url(url: str) -> DatabaseTarget:
         "database_url",
         f"unsupported scheme {scheme!r}; expected postgresql://... or sqlite:///<path>",
     )
+
+
+def _check_postgres_url(url: str) -> None:
+    """Refuse what libpq would refuse at connect, naming an unknown query parameter."""
+    for name, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+        if name not in _libpq_parameters():
+            raise InvalidOptionError(
+                "database_url",
+                f"unknown query parameter {name!r}: libpq accepts its connection parameters "
+                "only (such as sslmode, connect_timeout or options)",
+            )
+    try:
+        conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:  # a malformed URL; the message holds no password
+        raise InvalidOptionError(
+            "database_url", f"not a valid Postgres URL: {str(exc).strip()}"
+        ) from None
+
+
+@functools.cache
+def _libpq_parameters() -> frozenset[str]:
+    # Asked of the libpq in use, so a newer one's parameters are accepted; "ssl" is the
+    # URI-only spelling of sslmode=require that libpq also takes.
+    known = {option.keyword.decode() for option in pq.Conninfo.get_defaults()}
+    return frozenset(known | {"ssl"})
 
 
 def default_sqlite_url(app_name: str) -> str:

@@ -20,14 +20,13 @@ from dbos_typed._core.durable import OperationOutcome, rebuild_error, record_of,
 from dbos_typed._core.runtime import Execution, Runtime, now_ms
 from dbos_typed._core.serialization import Codec, ErrorRecord, codec_for, decode_any, encode_any
 from dbos_typed._core.status import WorkflowStatus, status_from_record
-from dbos_typed._core.validate import checked_name
+from dbos_typed._core.validate import checked_name, optional_duration, single_wait, wait_seconds
 from dbos_typed._sysdb._listener import Waker
 from dbos_typed._sysdb._rows import Outcome, StatusName, StepRecord
 from dbos_typed.errors import (
     AwaitedWorkflowCancelledError,
     DBOSError,
     DeadLetterError,
-    InvalidOptionError,
     NonExistentWorkflowError,
     WaitTimeoutError,
     WorkflowDeadlineExceededError,
@@ -87,9 +86,11 @@ class WorkflowHandle(Generic[R]):
         (`DBOS.getResult`), so a replay returns it at once and raises the same errors.
 
         Args:
-            timeout: How long to wait; None waits as long as it takes.
+            timeout: How long to wait; None waits as long as it takes. Longer than a
+                century is shortened to a century.
 
         Raises:
+            InvalidOptionError: `timeout` is negative or not a timedelta.
             WorkflowFailedError: the workflow raised.
             AwaitedWorkflowCancelledError: it was cancelled (`WorkflowDeadlineExceededError`
                 when its deadline passed).
@@ -97,8 +98,7 @@ class WorkflowHandle(Generic[R]):
             NonExistentWorkflowError: there is no such workflow.
             WaitTimeoutError: `timeout` passed first.
         """
-        if timeout is not None and (not isinstance(timeout, timedelta) or timeout < timedelta(0)):
-            raise InvalidOptionError("timeout", "expected a non-negative timedelta or None")
+        timeout = optional_duration(timeout, "timeout")
         ctx = self._ctx
         if isinstance(ctx, WorkflowContext) and not ctx._state.in_step:
             return self._durable_result(ctx, timeout)  # type: ignore[no-any-return]
@@ -122,7 +122,10 @@ class WorkflowHandle(Generic[R]):
         return self._decode(recorded.output or "null")
 
     def _encode(self, value: Any) -> str:
-        return self._codec.encode(value) if self._codec is not None else encode_any(value)
+        what = f"the result of workflow {self.workflow_id!r}"
+        return (
+            self._codec.encode(value, what) if self._codec is not None else encode_any(value, what)
+        )
 
     def _decode(self, text: str) -> Any:
         return self._codec.decode(text) if self._codec is not None else decode_any(text)
@@ -206,7 +209,7 @@ class OutcomeWatch:
     ) -> None:
         self._handle = handle
         self._timeout = timeout or timedelta(0)
-        self._give_up = None if timeout is None else time.monotonic() + timeout.total_seconds()
+        self._give_up = None if timeout is None else time.monotonic() + wait_seconds(timeout)
         self._waker = waker
         self._waiter = waiter_ctx
         self._interrupt = waiter_ctx._state.execution if waiter_ctx is not None else None
@@ -282,7 +285,7 @@ class OutcomeWatch:
             remaining = self._give_up - time.monotonic()
             if remaining <= 0:
                 raise WaitTimeoutError(f"workflow {self._handle.workflow_id!r}", self._timeout)
-            wait = remaining if wait is None else min(wait, remaining)
+            wait = single_wait(remaining) if wait is None else min(wait, remaining)
         return wait
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from dbos_typed._core.config import Config
 from dbos_typed._core.registry import Registry
+from dbos_typed._core.validate import single_wait
 from dbos_typed._sysdb._listener import (
     QUEUE_SETTINGS_CHANNEL,
     QUEUES_CHANNEL,
@@ -160,7 +161,7 @@ class DeadlineWatcher:
             with self._cond:
                 while not self._stopped and (not self._heap or self._heap[0][0] > now_ms()):
                     wait = None if not self._heap else (self._heap[0][0] - now_ms()) / 1000
-                    self._cond.wait(wait)
+                    self._cond.wait(None if wait is None else single_wait(wait))
                 if self._stopped:
                     return
                 _, _, callback = heapq.heappop(self._heap)

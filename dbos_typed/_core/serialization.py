@@ -5,19 +5,33 @@ wrapped as `{"positionalArgs": [...], "namedArgs": {...}}` and errors as
 `{"name", "message", "code", "data"}`, the layout every DBOS SDK reads. Nothing is pickled and
 no class is ever looked up by a name read from the database. This module knows nothing of the
 database itself.
+
+A value is stored only if it comes back as what was passed: a non-finite float or Decimal
+(which JSON has no number for; pydantic would write a float one as `null`) and, where the
+declared type is `Any`, a value that is not plain JSON (a set, a tuple, bytes, a model...) are
+refused with a `SerializationError` before anything is written. `docs/serialization.md` lists
+what round-trips.
 """
 
 from __future__ import annotations
 
+import collections
+import collections.abc
+import dataclasses
 import functools
 import json
+import math
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, NotRequired, TypeVar
+from decimal import Decimal
+from typing import Annotated, Any, Generic, NotRequired, TypeVar
 
 import pydantic
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 from pydantic_core import PydanticSerializationError, to_jsonable_python
-from typing_extensions import TypedDict
+from typing_extensions import TypedDict, is_typeddict
 
 from dbos_typed.errors import SerializationError
 
@@ -46,27 +60,318 @@ def _envelope_adapter(tp: Any) -> TypeAdapter[_InputEnvelope[Any]]:
     return TypeAdapter(_InputEnvelope[tp])
 
 
+# What comes back as it was passed.
+#
+# A check takes a value and the path to it ("", "[0]", "['tags'][1]") and describes the first
+# part that would not come back as it was, or returns None.
+
+_Check = Callable[[Any, str], str | None]
+
+_UNIONS: tuple[Any, ...] = (typing.Union, types.UnionType)
+_SEQUENCES: tuple[Any, ...] = (
+    list,
+    set,
+    frozenset,
+    collections.deque,
+    collections.abc.Sequence,
+    collections.abc.MutableSequence,
+    collections.abc.Set,
+    collections.abc.MutableSet,
+    collections.abc.Collection,
+    collections.abc.Iterable,
+)
+_MAPPINGS: tuple[Any, ...] = (
+    dict,
+    collections.OrderedDict,
+    collections.defaultdict,
+    collections.abc.Mapping,
+    collections.abc.MutableMapping,
+)
+_CONTAINERS = (list, tuple, set, frozenset, collections.deque)
+
+
+def non_finite_problem(value: object, path: str) -> str | None:
+    """Where a pydantic Python dump holds a NaN or an infinity, described; None if nowhere.
+
+    A float one would be written as null, a Decimal one as a string no Decimal field
+    accepts back: neither returns.
+    """
+    if isinstance(value, float | Decimal):
+        # is_finite, not math.isfinite: a signalling NaN Decimal cannot become a float.
+        if value.is_finite() if isinstance(value, Decimal) else math.isfinite(value):
+            return None
+        return (
+            f"{_where(path)} is {value!r}, and JSON has no number for it; store None or a "
+            "string instead"
+        )
+    items: collections.abc.Iterable[tuple[str, Any]]
+    if isinstance(value, dict):
+        items = ((f"{path}[{key!r}]", item) for key, item in value.items())
+    elif isinstance(value, _CONTAINERS):
+        items = ((f"{path}[{index}]", item) for index, item in enumerate(value))
+    else:
+        return None
+    for item_path, item in items:
+        found = non_finite_problem(item, item_path)
+        if found is not None:
+            return found
+    return None
+
+
+@functools.cache
+def any_position_check(tp: Any) -> _Check | None:
+    """A check of the parts of a `tp` value declared `Any`; None if `tp` declares none.
+
+    Such a part comes back from JSON as plain JSON (dict, list, str, int, float, bool,
+    None), so anything else there (a set, a tuple, bytes, a model) would come back as
+    another type. Unions of several types are not looked into.
+    """
+    return _check_for(tp, frozenset())
+
+
+def _check_for(tp: Any, building: frozenset[Any]) -> _Check | None:
+    if tp is Any or tp is object:
+        return _plain_json_problem
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Annotated:
+        return _check_for(args[0], building)
+    if origin in _UNIONS:
+        members = [arg for arg in args if arg is not type(None)]
+        return _check_for(members[0], building) if len(members) == 1 else None
+    if origin is tuple:
+        return _tuple_check(args, building)
+    if origin in _SEQUENCES:
+        return _items_check(_check_for(args[0], building) if args else _plain_json_problem)
+    if origin in _MAPPINGS:
+        key_type, value_type = args if len(args) == 2 else (Any, Any)
+        return _mapping_check(key_type, value_type, building)
+    if isinstance(tp, type):
+        return _class_check(tp, building)
+    return None
+
+
+def _tuple_check(args: tuple[Any, ...], building: frozenset[Any]) -> _Check | None:
+    if len(args) == 2 and args[1] is Ellipsis:
+        return _items_check(_check_for(args[0], building))
+    checks = [_check_for(arg, building) for arg in args]
+    if all(check is None for check in checks):
+        return None
+
+    def check(value: Any, path: str) -> str | None:
+        if not isinstance(value, _CONTAINERS):
+            return None
+        for index, (item, item_check) in enumerate(zip(value, checks, strict=False)):
+            found = item_check(item, f"{path}[{index}]") if item_check is not None else None
+            if found is not None:
+                return found
+        return None
+
+    return check
+
+
+def _items_check(item_check: _Check | None) -> _Check | None:
+    if item_check is None:
+        return None
+
+    def check(value: Any, path: str) -> str | None:
+        if not isinstance(value, _CONTAINERS):
+            return None
+        for index, item in enumerate(value):
+            found = item_check(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+        return None
+
+    return check
+
+
+def _mapping_check(key_type: Any, value_type: Any, building: frozenset[Any]) -> _Check | None:
+    # A typed key is rebuilt from its string (dict[int, str]); an `Any` key stays a string.
+    keys_any = key_type is Any or key_type is object
+    value_check = _check_for(value_type, building)
+    if not keys_any and value_check is None:
+        return None
+
+    def check(value: Any, path: str) -> str | None:
+        if not isinstance(value, collections.abc.Mapping):
+            return None
+        for key, item in value.items():
+            if keys_any and type(key) is not str:
+                return _key_problem(key, path)
+            found = value_check(item, f"{path}[{key!r}]") if value_check is not None else None
+            if found is not None:
+                return found
+        return None
+
+    return check
+
+
+def _class_check(tp: type, building: frozenset[Any]) -> _Check | None:
+    if tp in (list, set, frozenset, tuple, collections.deque):
+        return _items_check(_plain_json_problem)  # bare `list`: its items are `Any`
+    if tp is dict:
+        return _mapping_check(Any, Any, building)
+    if tp in building:
+        # A recursive type: look its check up when a value is checked, once it is built.
+        return lambda value, path: (any_position_check(tp) or _no_problem)(value, path)
+    building = building | {tp}
+    fields = _declared_fields(tp)
+    if fields is None:
+        return None
+    checks = {
+        name: check
+        for name, hint in fields.items()
+        if (check := _check_for(hint, building)) is not None
+    }
+    # A model that allows extra fields keeps them untyped: they are `Any`.
+    allows_extra = issubclass(tp, BaseModel) and tp.model_config.get("extra") == "allow"
+    extras = _mapping_check(Any, Any, building) if allows_extra else None
+    if not checks and extras is None:
+        return None
+    return _fields_check(tp, checks, extras)
+
+
+def _declared_fields(tp: type) -> dict[str, Any] | None:
+    """A model's, dataclass's or TypedDict's field types by name; None for other classes."""
+    if issubclass(tp, BaseModel):
+        return {name: info.annotation for name, info in tp.model_fields.items()}
+    if not (dataclasses.is_dataclass(tp) or is_typeddict(tp)):
+        return None
+    try:
+        hints = typing.get_type_hints(tp, include_extras=True)
+    except Exception:  # unresolvable annotations: pydantic has its own account of them
+        return None
+    if dataclasses.is_dataclass(tp):
+        return {field.name: hints.get(field.name, Any) for field in dataclasses.fields(tp)}
+    return hints
+
+
+def _fields_check(tp: type, checks: dict[str, _Check], extras: _Check | None) -> _Check:
+    typed_dict = is_typeddict(tp)
+
+    def check(value: Any, path: str) -> str | None:
+        if typed_dict:
+            if not isinstance(value, dict):
+                return None
+            present = [(name, value[name]) for name in checks if name in value]
+        elif isinstance(value, tp):
+            present = [(name, getattr(value, name, None)) for name in checks]
+        else:
+            return None
+        for name, item in present:
+            found = checks[name](item, f"{path}[{name!r}]")
+            if found is not None:
+                return found
+        if extras is not None and isinstance(value, BaseModel) and value.model_extra:
+            return extras(value.model_extra, path)
+        return None
+
+    return check
+
+
+def _no_problem(value: Any, path: str) -> str | None:
+    return None
+
+
+def _plain_json_problem(value: Any, path: str) -> str | None:
+    """Where a value declared `Any` is not plain JSON, described (non-finite floats aside)."""
+    if value is None or type(value) in (str, int, bool, float):
+        return None
+    if type(value) is list:
+        for index, item in enumerate(value):
+            found = _plain_json_problem(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+        return None
+    if type(value) is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return _key_problem(key, path)
+            found = _plain_json_problem(item, f"{path}[{key!r}]")
+            if found is not None:
+                return found
+        return None
+    return (
+        f"{_where(path)} is of type {type(value).__name__}, declared Any, which would come back as "
+        f"{_json_kind(value)}; declare its type (such as set[int], or the model) to store it"
+    )
+
+
+def _key_problem(key: object, path: str) -> str:
+    return (
+        f"{_where(path)} has the {type(key).__name__} key {key!r}, declared Any, which would "
+        "come back as a str; declare the key type (such as dict[int, str]) to store it"
+    )
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, set | frozenset | tuple | collections.deque):
+        return "a list"
+    try:
+        form = to_jsonable_python(value)
+    except (PydanticSerializationError, ValueError, TypeError):
+        return "nothing JSON can hold"
+    kinds = {dict: "a dict", list: "a list", str: "a str", bool: "a bool", type(None): "null"}
+    return kinds.get(type(form), "a number")
+
+
+def _where(path: str) -> str:
+    return f"the value at {path}" if path else "the value"
+
+
 class Codec(Generic[T]):
     """Encodes values of one type to portable JSON text and back."""
 
-    __slots__ = ("_adapter", "tp")
+    __slots__ = ("_adapter", "_any_check", "tp")
 
     def __init__(self, tp: Any) -> None:
         self.tp = tp
         self._adapter: TypeAdapter[T] = tp if isinstance(tp, TypeAdapter) else adapter_for(tp)
+        # An adapter handed in as is hides its type, so its Any positions go unchecked.
+        self._any_check = None if isinstance(tp, TypeAdapter) else any_position_check(tp)
 
-    def encode(self, value: T) -> str:
-        """Encode `value` as compact JSON text.
+    def encode(self, value: T, what: str = "the value") -> str:
+        """Encode `value` as compact JSON text, refusing what would not come back as passed.
+
+        Args:
+            value: The value to encode.
+            what: What the value is, for the error message ("the workflow input").
 
         Raises:
-            SerializationError: pydantic cannot serialize the value.
+            SerializationError: pydantic cannot serialize the value, it holds a non-finite
+                float, or a part declared `Any` is not plain JSON.
+        """
+        if self._any_check is not None:
+            problem = self._any_check(value, "")
+            if problem is not None:
+                raise self._refusal(what, problem)
+        return self.encode_as_json(value, what)
+
+    def encode_as_json(self, value: T, what: str = "the value") -> str:
+        """`encode` without the check of `Any` positions, for values a reader will type.
+
+        Raises:
+            SerializationError: pydantic cannot serialize the value, or it holds a
+                non-finite float.
         """
         try:
-            return self._adapter.dump_json(value).decode()
+            raw = self._adapter.dump_json(value)
         except (PydanticSerializationError, ValueError, TypeError) as exc:
             raise SerializationError(
-                f"cannot serialize {type(value).__name__} value as {_type_name(self.tp)}: {exc}"
+                f"{what} cannot be stored: cannot serialize {type(value).__name__} as "
+                f"{_type_name(self.tp)}: {exc}"
             ) from exc
+        # pydantic writes NaN and infinities as null (or, configured so, as NaN or "NaN").
+        # Only output holding one of those words can hide one, so the walk is rare.
+        if b"null" in raw or b"NaN" in raw or b"Infinity" in raw:
+            problem = non_finite_problem(self._adapter.dump_python(value), "")
+            if problem is not None:
+                raise self._refusal(what, problem)
+        return raw.decode()
+
+    def _refusal(self, what: str, problem: str) -> SerializationError:
+        return SerializationError(f"{what} ({_type_name(self.tp)}) cannot be stored: {problem}")
 
     def decode(self, text: str | bytes) -> T:
         """Validate stored JSON text as this codec's type.
@@ -100,10 +405,14 @@ def codec_for(tp: Any) -> Codec[Any]:
 
 
 def encode_inputs(codec: Codec[Any] | None, value: object) -> str:
-    """Wrap a workflow's single input (or none, when `codec` is None) in the input envelope."""
+    """Wrap a workflow's single input (or none, when `codec` is None) in the input envelope.
+
+    Raises:
+        SerializationError: the input cannot be stored (`Codec.encode`).
+    """
     if codec is None:
         return '{"positionalArgs":[],"namedArgs":{}}'
-    return '{"positionalArgs":[' + codec.encode(value) + '],"namedArgs":{}}'
+    return '{"positionalArgs":[' + codec.encode(value, "the workflow input") + '],"namedArgs":{}}'
 
 
 def decode_inputs(codec: Codec[Any] | None, text: str | None) -> Any:
@@ -133,9 +442,18 @@ def decode_inputs(codec: Codec[Any] | None, text: str | None) -> Any:
 _ANY = Codec[Any](Any)
 
 
-def encode_any(value: object) -> str:
-    """Encode a value whose static type is unknown (pydantic infers it)."""
-    return _ANY.encode(value)
+def encode_any(value: object, what: str = "the value") -> str:
+    """Encode a value whose type the reader chooses (a message, an event, a stream value).
+
+    pydantic infers how to write it; a model is written as an object, a set as an array,
+    and the reader's type (`recv[Order]`) rebuilds it. Only non-finite floats are refused,
+    as no type could read them back.
+
+    Raises:
+        SerializationError: pydantic cannot serialize the value, or it holds a non-finite
+            float.
+    """
+    return _ANY.encode_as_json(value, what)
 
 
 def decode_any(text: str | bytes) -> Any:
@@ -149,6 +467,7 @@ def is_json_native(value: object) -> bool:
     Steps whose return type is unknown (lambdas) may only return such values, or replay
     would hand the workflow a dict where it once had a model.
     """
+    # A non-finite float counts: the codec refuses it, with a message that says why.
     if value is None or type(value) in (str, int, float, bool):
         return True
     if type(value) is list:
@@ -214,13 +533,12 @@ class ErrorRecord:
         return cls(name=type(exc).__name__, message=safe_str(exc), code=code, data=data)
 
     def encode(self) -> str:
-        """The stored JSON text."""
-        return json.dumps(
-            {"name": self.name, "message": self.message, "code": self.code, "data": self.data},
-            separators=(",", ":"),
-            ensure_ascii=False,
-            default=str,
-        )
+        """The stored JSON text (always valid JSON: a non-finite float in `data` is a string)."""
+        fields = {"name": self.name, "message": self.message, "code": self.code}
+        try:
+            return _error_json({**fields, "data": self.data})
+        except ValueError:  # NaN or an infinity in data, which strict JSON cannot hold
+            return _error_json({**fields, "data": _finite(self.data)})
 
     @classmethod
     def decode(cls, text: str) -> ErrorRecord:
@@ -240,5 +558,22 @@ class ErrorRecord:
         )
 
 
+def _error_json(record: dict[str, Any]) -> str:
+    return json.dumps(
+        record, separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False
+    )
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or repr(tp)
+
+
+def _finite(data: Any) -> Any:
+    """`data` with each NaN or infinity replaced by its name, so strict JSON can hold it."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return "NaN" if math.isnan(data) else ("Infinity" if data > 0 else "-Infinity")
+    if isinstance(data, dict):
+        return {key: _finite(item) for key, item in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(item) for item in data]
+    return data

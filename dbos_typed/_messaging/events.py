@@ -17,7 +17,7 @@ from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.durable import begin_operation, checkpoint_of, record_operation, refused
 from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.serialization import Codec, codec_for, encode_any
-from dbos_typed._core.validate import checked_name
+from dbos_typed._core.validate import checked_duration, checked_name, wait_seconds
 from dbos_typed._messaging.database_waits import Wait
 from dbos_typed._messaging.durable_waits import DurableWait, replay_wait, wait_durably
 from dbos_typed._sysdb._listener import EVENTS_CHANNEL, Key, payload_of
@@ -51,7 +51,7 @@ def set_event(ctx: WorkflowContext, key: str, value: T) -> None:
     if not isinstance(ctx, WorkflowContext):
         raise InvalidOptionError("ctx", "set_event needs the WorkflowContext of a running workflow")
     checked_name(key, "key")
-    text = encode_any(value)
+    text = encode_any(value, f"the value of event {key!r}")
     runtime = ctx._runtime
     state = ctx._state
     workflow_id = state.workflow_id
@@ -79,8 +79,7 @@ def check_get_event(ctx: object, workflow_id: object, key: object, timeout: obje
         raise InvalidOptionError("ctx", "expected a DBOSContext, WorkflowContext or Client")
     checked_name(workflow_id, "workflow_id")
     checked_name(key, "key")
-    if not isinstance(timeout, timedelta) or timeout < timedelta(0):
-        raise InvalidOptionError("timeout", "expected a non-negative timedelta")
+    checked_duration(timeout, "timeout")
 
 
 def is_durable_read(ctx: Connected) -> bool:
@@ -135,7 +134,7 @@ def _get_event(
     started = time.time()
     store = ctx._runtime.store
     with Wait(ctx, event_key(workflow_id, key)) as wait:
-        deadline = started + timeout.total_seconds()
+        deadline = started + wait_seconds(timeout)
         while True:
             text = store.get_event(workflow_id, key)
             if text is not None:

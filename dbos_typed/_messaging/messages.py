@@ -18,7 +18,7 @@ from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.durable import begin_operation, checkpoint_of, refused, workflow_context
 from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.serialization import Codec, codec_for, encode_any
-from dbos_typed._core.validate import checked_name, optional_name
+from dbos_typed._core.validate import checked_duration, checked_name, optional_name, storable_text
 from dbos_typed._messaging.durable_waits import DurableWait, replay_wait, wait_durably
 from dbos_typed._sysdb._listener import NOTIFICATIONS_CHANNEL, payload_of
 from dbos_typed._sysdb._rows import NULL_TOPIC, NewMessage, RecordResult, StepRecord
@@ -71,7 +71,7 @@ def send(
     checked_name(destination_id, "destination_id")
     stored_topic = _stored_topic(topic)
     optional_name(idempotency_key, "idempotency_key")
-    text = encode_any(message)
+    text = encode_any(message, "the message")
     runtime = ctx._runtime
     message_id = None if idempotency_key is None else f"{idempotency_key}::{destination_id}"
     if isinstance(ctx, WorkflowContext) and not ctx._state.in_step:
@@ -105,15 +105,11 @@ def _stored_topic(topic: str | None) -> str:
         return NULL_TOPIC
     if not isinstance(topic, str):
         raise InvalidOptionError("topic", "expected a string or None")
-    if "\x00" in topic:
-        raise InvalidOptionError("topic", "must not contain NUL characters")
-    return topic
+    return storable_text(topic, "topic")
 
 
 def _checked_timeout(timeout: object) -> timedelta:
-    if not isinstance(timeout, timedelta) or timeout < timedelta(0):
-        raise InvalidOptionError("timeout", "expected a non-negative timedelta")
-    return timeout
+    return checked_duration(timeout, "timeout")
 
 
 class Receiving(DurableWait):

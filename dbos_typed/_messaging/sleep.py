@@ -15,8 +15,9 @@ from datetime import timedelta
 
 from dbos_typed._core.context import WorkflowContext
 from dbos_typed._core.durable import begin_operation, record_operation, workflow_context
+from dbos_typed._core.validate import checked_duration, single_wait, wait_seconds
 from dbos_typed._sysdb._rows import StepRecord
-from dbos_typed.errors import InvalidOptionError, SerializationError
+from dbos_typed.errors import SerializationError
 
 SLEEP_STEP = "DBOS.sleep"
 
@@ -30,13 +31,15 @@ def sleep(ctx: WorkflowContext, duration: timedelta) -> timedelta:
 
     Args:
         ctx: The running workflow's context (not inside a step).
-        duration: How long to sleep; zero or negative does not wait.
+        duration: How long to sleep; zero does not wait. Longer than a century is
+            shortened to a century.
 
     Returns:
         The time this call actually waited (on replay, only the remainder).
 
     Raises:
-        InvalidOptionError: called inside a step, or `duration` is not a timedelta.
+        InvalidOptionError: called inside a step, or `duration` is not a non-negative
+            timedelta.
         WorkflowCancelled: the workflow was cancelled while sleeping.
     """
     started, deadline = begin_sleep(ctx, duration)
@@ -48,7 +51,7 @@ def sleep(ctx: WorkflowContext, duration: timedelta) -> timedelta:
             remaining = deadline - time.time()
             if remaining <= 0:
                 break
-            if waker.wait(remaining):
+            if waker.wait(single_wait(remaining)):
                 state.check_cancelled()
                 waker.clear()
     finally:
@@ -63,11 +66,13 @@ def begin_sleep(ctx: WorkflowContext, duration: timedelta) -> tuple[float, float
         When the call was made and when the sleep ends, in epoch seconds.
 
     Raises:
-        InvalidOptionError: called inside a step, or `duration` is not a timedelta.
+        InvalidOptionError: called inside a step, or `duration` is not a non-negative
+            timedelta.
     """
     workflow_context(ctx, "sleep")
-    if not isinstance(duration, timedelta):
-        raise InvalidOptionError("duration", "expected a timedelta")
+    # Refused like a negative timeout of recv or get_event, rather than taken as zero: a
+    # negative duration is a bug in the caller's arithmetic.
+    duration = checked_duration(duration, "duration")
     started = time.time()
     step_id, recorded = begin_operation(ctx, SLEEP_STEP)
     return started, checkpoint_deadline(ctx, step_id, recorded, duration, started)
@@ -86,7 +91,7 @@ def checkpoint_deadline(
     """
     if recorded is not None:
         return recorded_deadline(recorded)
-    deadline = started + max(0.0, duration.total_seconds())
+    deadline = started + max(0.0, wait_seconds(duration))
     # Rounded up: a wait never ends before its deadline, on replay either.
     deadline_ms = math.ceil(deadline * 1000)
     record_operation(

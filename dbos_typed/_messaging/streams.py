@@ -51,7 +51,8 @@ def write_stream(ctx: WorkflowContext, key: str, value: T) -> None:
         raise InvalidOptionError(
             "ctx", "write_stream needs the WorkflowContext of a running workflow"
         )
-    _append(ctx, checked_name(key, "key"), encode_any(value), WRITE_STREAM_STEP)
+    key = checked_name(key, "key")
+    _append(ctx, key, encode_any(value, f"the value for stream {key!r}"), WRITE_STREAM_STEP)
 
 
 def close_stream(ctx: WorkflowContext, key: str) -> None:

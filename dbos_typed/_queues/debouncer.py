@@ -30,7 +30,7 @@ from dbos_typed._core.handle import WorkflowHandle, handle_to
 from dbos_typed._core.registry import NO_INPUT, WorkflowSpec, checked_input, describe
 from dbos_typed._core.runtime import Runtime, now_ms
 from dbos_typed._core.serialization import ErrorRecord, encode_inputs
-from dbos_typed._core.validate import checked_name, optional_name
+from dbos_typed._core.validate import checked_name, optional_name, wait_seconds
 from dbos_typed._queues.enqueue import checked_timeout_ms, unpartitioned_queue_name
 from dbos_typed._queues.queues import WorkflowQueue
 from dbos_typed._sysdb._rows import (
@@ -435,4 +435,4 @@ def _replayed(recorded: StepRecord) -> str:
 
 
 def _ms(duration: timedelta) -> int:
-    return int(duration.total_seconds() * 1000)
+    return int(wait_seconds(duration) * 1000)

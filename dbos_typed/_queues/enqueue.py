@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Literal
 
 from dbos_typed._core.runtime import Runtime, now_ms
-from dbos_typed._core.validate import checked_name, optional_name
+from dbos_typed._core.validate import checked_name, optional_name, wait_seconds
 from dbos_typed._queues.queues import WorkflowQueue
 from dbos_typed._sysdb._rows import (
     INTERNAL_QUEUE,
@@ -109,7 +109,7 @@ def check_queue_options(
         raise InvalidOptionError(
             "priority", f"queue {name!r} was not declared with priority_enabled=True"
         )
-    delay_ms = None if delay is None else int(delay.total_seconds() * 1000)
+    delay_ms = None if delay is None else int(wait_seconds(delay) * 1000)
     return QueueOptions(
         queue_name=name,
         deduplication_id=deduplication_id,
@@ -191,8 +191,11 @@ def queued_row(
 
 
 def timeout_ms_of(timeout: timedelta | None) -> int | None:
-    """A timeout in whole milliseconds (at least 1), as `workflow_timeout_ms` stores it."""
-    return None if timeout is None else max(1, int(timeout.total_seconds() * 1000))
+    """A timeout in whole milliseconds (at least 1), as `workflow_timeout_ms` stores it.
+
+    Longer than `LONGEST_WAIT` is shortened to it, so the deadline stays a valid time.
+    """
+    return None if timeout is None else max(1, int(wait_seconds(timeout) * 1000))
 
 
 def checked_timeout_ms(timeout: object) -> int | None:

@@ -23,7 +23,7 @@ from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from dbos_typed._sysdb import _queries as q
-from dbos_typed._sysdb._create_database import ensure_database
+from dbos_typed._sysdb._create_database import ensure_database, libpq_connect_timeout
 from dbos_typed._sysdb._postgres import is_outage
 from dbos_typed._sysdb._retry import StoreClosedError, retry_outages
 from dbos_typed.errors import InitializationError, SystemDatabaseError
@@ -154,9 +154,9 @@ class AppDatabase:
         except psycopg.ProgrammingError as exc:
             raise InitializationError(f"invalid application database URL: {exc}") from exc
         params.setdefault("application_name", application_name[:63])
-        params.setdefault("connect_timeout", str(int(connect_timeout)))
+        params.setdefault("connect_timeout", libpq_connect_timeout(connect_timeout))
         conninfo = make_conninfo("", **params)
-        ensure_database(conninfo, params, what="the application database")
+        ensure_database(conninfo, params, what="the application database", wait=connect_timeout)
         pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             conninfo,
             min_size=1,

@@ -15,7 +15,7 @@ from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from dbos_typed._sysdb import _queries as q
-from dbos_typed._sysdb._create_database import ensure_database
+from dbos_typed._sysdb._create_database import ensure_database, libpq_connect_timeout
 from dbos_typed._sysdb._retry import StoreClosedError, retry_outages
 from dbos_typed._sysdb._rows import (
     STREAM_CLOSED,
@@ -115,10 +115,14 @@ class PostgresStore(SystemStore):
         self._closed = threading.Event()
         params = conninfo_to_dict(url)
         params.setdefault("application_name", application_name[:63])
-        params.setdefault("connect_timeout", str(int(connect_timeout)))
+        params.setdefault("connect_timeout", libpq_connect_timeout(connect_timeout))
         self._conninfo = make_conninfo("", **params)
         ensure_database(
-            self._conninfo, params, what="the Postgres system database", create=create_database
+            self._conninfo,
+            params,
+            what="the Postgres system database",
+            create=create_database,
+            wait=connect_timeout,
         )
         self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
             self._conninfo,
