@@ -2,8 +2,9 @@
 
 Short by default (it runs in CI); set DBOS_TYPED_CHAOS_LONG=1 for the long run. At the end
 every workflow has completed with the right result, every step that completed ran exactly
-once and an interrupted one at most once more, every message was delivered exactly once,
-and nothing is left PENDING. The counts are printed.
+once and an interrupted one at most once more, every message was delivered exactly once
+(and a refused one never written), and nothing is left PENDING, whether a life's leftovers
+were recovered by its successor's heartbeats or at a later launch. The counts are printed.
 """
 
 from __future__ import annotations

@@ -47,6 +47,10 @@ def mixed(ctx: dbos.WorkflowContext, i: int) -> int:
     child = dbos.run_workflow(ctx, task, i).get_result()
     queued = dbos.run_workflow(ctx, task, i + 1, queue="chaos").get_result()
     dbos.send(ctx, wid, i * 7, topic="self")
+    try:  # a value that cannot round-trip is refused, and nothing is sent
+        dbos.send(ctx, wid, float("nan"), topic="refused")
+    except dbos.SerializationError:
+        pass
     message = dbos.recv[int](ctx, "self", timeout=timedelta(seconds=60))
     dbos.set_event(ctx, "progress", "halfway")
     for _ in range(3):  # stretch each run, so kills land in the middle of the work
@@ -68,6 +72,11 @@ def main() -> None:
             database_url=url,
             database_schema=schema,
             application_version="chaos",
+            # Lives alternate between two executor IDs: a life finds the leftovers of the
+            # one before it (another executor, killed) through heartbeats, and those of
+            # the one before that through recovery at launch.
+            executor_id=f"chaos-{int(RUN) % 2}",
+            executor_heartbeat_timeout=timedelta(seconds=1),
         )
     )
     dbos.register_workflow(ctx, task)
