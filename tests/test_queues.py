@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 import dbos_typed as dbos
-from tests.conftest import Backend, Gate
+from tests.conftest import Backend, Gate, wait_for
 
 WAIT = timedelta(seconds=20)
 
@@ -336,7 +336,23 @@ def test_child_deduplication_conflict_is_recorded(backend: Backend) -> None:
     assert [(int(str(a)), bool(b)) for a, b in steps] == [(0, False), (1, True)]
 
 
-def test_listen_queues_restricts_what_a_process_serves(backend: Backend) -> None:
+def _count_passes(ctx: dbos.DBOSContext, monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
+    """Record how long the context's queue runner waits after each of its passes."""
+    wakeup = ctx._runtime.queue_wakeup
+    original = wakeup.wait
+    waits: list[float | None] = []
+
+    def recorded(timeout: float | None = None) -> bool:
+        waits.append(timeout)
+        return original(timeout)
+
+    monkeypatch.setattr(wakeup, "wait", recorded)
+    return waits
+
+
+def test_listen_queues_restricts_what_a_process_serves(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     served = backend.new_context("app", executor_id="a")
     idle = backend.new_context("app", executor_id="b")
     for ctx in (served, idle):
@@ -347,12 +363,16 @@ def test_listen_queues_restricts_what_a_process_serves(backend: Backend) -> None
     dbos.listen_queues(idle, [])
     with pytest.raises(dbos.InvalidOptionError):
         dbos.listen_queues(served, "first")  # a str is iterable; refused at run time
+    passes = {ctx: _count_passes(ctx, monkeypatch) for ctx in (served, idle)}
     served.launch()
     idle.launch()
     done = dbos.run_workflow(idle, double, 1, queue=first)
     assert done.get_result(timeout=WAIT) == 2
+    before = {ctx: len(waits) for ctx, waits in passes.items()}
     waiting = dbos.run_workflow(served, double, 2, queue=second)
-    time.sleep(0.3)  # give a (wrong) runner time to take it; nothing should
+    # Two full passes of each runner after the enqueue committed: one that would take the
+    # workflow has had every chance to.
+    wait_for(lambda: all(len(w) >= before[ctx] + 2 for ctx, w in passes.items()))
     assert waiting.get_status().status == dbos.StatusName.ENQUEUED
     executors = backend.query(
         "SELECT executor_id FROM {s}.workflow_status WHERE workflow_uuid = %s", done.workflow_id
@@ -379,8 +399,11 @@ def test_idle_runner_polls_with_one_query_per_interval(
             return _fn(*args)
 
         monkeypatch.setattr(store, method, counted)
+    waits = _count_passes(ctx, monkeypatch)
     ctx.launch()
-    time.sleep(1.0)  # measuring the idle loop's rate over a second of wall time
-    # One probe for all queues per 100 ms interval, and nothing else while idle.
+    wait_for(lambda: len(waits) >= 5)
+    passes = len(waits)
+    # Each idle pass is one probe for all queues, then a wait of the shortest interval.
     assert set(calls) == {"queue_backlog"}
-    assert 5 <= len(calls) <= 13
+    assert passes <= len(calls) <= passes + 1  # a pass may be probing as we look
+    assert set(waits[:passes]) == {0.1}
