@@ -2,40 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import threading
 from datetime import timedelta
 
-import pytest
-
 import dbos_typed as dbos
-from dbos_typed._core.durable import MAX_CHILD_ID_LENGTH, child_workflow_id
-from dbos_typed._core.runtime import WorkerPool
+from dbos_typed._core.durable import MAX_CHILD_ID_LENGTH
 from tests.conftest import Backend, wait_for
 
 PATIENCE = timedelta(seconds=30)
-
-
-def test_the_pool_stops_growing_at_its_cap_and_queues_the_rest() -> None:
-    pool = WorkerPool("capped", 2)
-    release = threading.Event()
-    ran: list[int] = []
-    entered = threading.Semaphore(0)
-
-    def task(n: int) -> None:
-        entered.release()
-        release.wait(30)
-        ran.append(n)
-
-    for n in range(3):
-        pool.submit(functools.partial(task, n))
-    assert entered.acquire(timeout=10) and entered.acquire(timeout=10)
-    assert (pool.thread_count(), pool.spare()) == (2, -1)
-    release.set()
-    assert entered.acquire(timeout=10)  # the third ran once a thread came free
-    wait_for(lambda: len(ran) == 3)
-    assert pool.thread_count() == 2 and pool.spare() == 2
-    pool.stop()
 
 
 def test_a_workflow_that_starts_itself_stops_at_the_thread_cap(backend: Backend) -> None:
@@ -81,24 +55,3 @@ def test_the_queue_runner_claims_only_what_it_has_threads_for(backend: Backend) 
     assert statuses == ["ENQUEUED"] * 3 + ["PENDING"] * 2  # the rest stay for other executors
     release.set()
     assert [h.get_result(timeout=PATIENCE) for h in handles] == [0, 1, 2, 3, 4]
-
-
-def test_child_ids_are_bounded_and_stay_distinct() -> None:
-    short = child_workflow_id("parent", 3)
-    assert short == "parent-3"
-    common = "p" * 100
-    first, second = child_workflow_id(common + "a", 1), child_workflow_id(common + "b", 1)
-    assert len(first) <= MAX_CHILD_ID_LENGTH and len(second) <= MAX_CHILD_ID_LENGTH
-    assert first != second
-    assert first == child_workflow_id(common + "a", 1)  # replay computes the same ID
-    deep = "root"
-    for step in range(500):
-        deep = child_workflow_id(deep, step)
-    assert len(deep) <= MAX_CHILD_ID_LENGTH
-
-
-def test_the_thread_cap_must_be_a_positive_int() -> None:
-    for bad in (0, -1, True, 2.5, "8"):
-        with pytest.raises(dbos.InvalidOptionError) as info:
-            dbos.Config(app_name="a", max_workflow_threads=bad)  # type: ignore[arg-type]
-        assert info.value.argument == "max_workflow_threads"

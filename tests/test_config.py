@@ -10,35 +10,6 @@ import pytest
 import dbos_typed as dbos
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "argument"),
-    [
-        ({"app_name": ""}, "app_name"),
-        ({"app_name": "a\x00b"}, "app_name"),
-        ({"app_name": "x", "database_url": "mysql://h/db"}, "database_url"),
-        ({"app_name": "x", "database_url": "sqlite://relative"}, "database_url"),
-        ({"app_name": "x", "database_url": ""}, "database_url"),
-        ({"app_name": "x", "database_schema": ""}, "database_schema"),
-        ({"app_name": "x", "database_schema": "s" * 64}, "database_schema"),
-        ({"app_name": "x", "executor_id": ""}, "executor_id"),
-        ({"app_name": "x", "max_connections": 0}, "max_connections"),
-    ],
-)
-def test_invalid_config_names_the_argument(kwargs: dict[str, object], argument: str) -> None:
-    with pytest.raises(dbos.InvalidOptionError) as info:
-        dbos.Config(**kwargs)  # type: ignore[arg-type]
-    assert info.value.argument == argument
-    assert isinstance(info.value, ValueError)
-
-
-def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
-    config = dbos.Config(app_name="x", executor_id="mine", application_version="1")
-    monkeypatch.setenv("DBOS__VMID", "vm-7")
-    monkeypatch.setenv("DBOS__APPVERSION", "2")
-    assert config.resolved_executor_id() == "vm-7"
-    assert config.pinned_application_version() == "2"
-
-
 def test_default_database_is_a_sqlite_file_named_after_the_app(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

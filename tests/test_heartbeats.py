@@ -8,8 +8,6 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
 import dbos_typed as dbos
 from tests.conftest import Backend, Gate, WorkerProcess, wait_for
 
@@ -66,13 +64,6 @@ def test_a_long_workflow_of_a_live_process_is_left_alone(backend: Backend) -> No
     gate.open()
     assert handle.get_result(timeout=PATIENCE) == "mine"
     assert handle.get_status().recovery_attempts == 1
-
-
-def test_the_heartbeat_timeout_is_checked() -> None:
-    for bad in (timedelta(0), timedelta(milliseconds=10), 5):
-        with pytest.raises(dbos.InvalidOptionError) as info:
-            dbos.Config(app_name="a", executor_heartbeat_timeout=bad)  # type: ignore[arg-type]
-        assert info.value.argument == "executor_heartbeat_timeout"
 
 
 def test_a_killed_worker_gives_its_queue_slot_back(backend: Backend) -> None:

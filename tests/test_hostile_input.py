@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import math
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Any, ClassVar
-from uuid import UUID
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,10 +16,9 @@ from pydantic import BaseModel
 
 import dbos_typed as dbos
 from dbos_typed._core.handle import PENDING, OutcomeWatch
-from dbos_typed._core.serialization import ErrorRecord, codec_for, decode_inputs, encode_inputs
 from dbos_typed._core.validate import LONGEST_WAIT
-from dbos_typed._sysdb._create_database import libpq_connect_timeout
 from tests.conftest import Backend, Gate, wait_for
+from tests.strategies import Nested, json_values, nested_models
 
 HOSTILE_IDS = [
     "it's",
@@ -126,53 +121,6 @@ def test_absurd_timeouts_and_limits_are_refused(backend: Backend) -> None:
     with pytest.raises(dbos.InvalidOptionError):
         dbos.list_workflows(ctx, limit=-5)
     assert backend.query("SELECT count(*) FROM {s}.workflow_status") == [(1,)]
-
-
-class Nested(BaseModel):
-    label: str
-    when: datetime
-    amount: Decimal
-    tags: list[str]
-    ref: UUID | None = None
-    extra: dict[str, int] = {}
-
-
-json_scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.text(),
-    st.floats(allow_nan=False, allow_infinity=False),
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
-    ),
-    max_leaves=12,
-)
-nested_models = st.builds(
-    Nested,
-    label=st.text(),
-    when=st.datetimes(timezones=st.just(UTC)),
-    amount=st.decimals(allow_nan=False, allow_infinity=False, places=4),
-    tags=st.lists(st.text(), max_size=3),
-    ref=st.none() | st.uuids(),
-    extra=st.dictionaries(st.text(), st.integers(), max_size=3),
-)
-
-
-@given(value=json_values)
-def test_any_json_value_round_trips_through_the_input_envelope(value: Any) -> None:
-    codec = codec_for(Any)
-    assert decode_inputs(codec, encode_inputs(codec, value)) == value
-
-
-@given(model=nested_models)
-def test_models_round_trip_through_their_codec(model: Nested) -> None:
-    codec = codec_for(Nested)
-    assert codec.decode(codec.encode(model)) == model
-    assert decode_inputs(codec, encode_inputs(codec, model)) == model
 
 
 def store_model(ctx: dbos.WorkflowContext, model: Nested) -> Nested:
@@ -425,92 +373,6 @@ def test_bytes_that_are_not_utf8_are_refused(backend: Backend) -> None:
     assert dbos.retrieve_workflow[bytes](ctx, handle.workflow_id).get_result() == "héllo".encode()
 
 
-def _plain_finite_json(value: Any) -> bool:
-    if value is None or type(value) in (str, int, bool):
-        return True
-    if type(value) is float:
-        return math.isfinite(value)
-    if type(value) is list:
-        return all(_plain_finite_json(item) for item in value)
-    if type(value) is dict:
-        return all(type(k) is str and _plain_finite_json(v) for k, v in value.items())
-    return False
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal, and of the same types all the way down."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    return bool(a == b)
-
-
-anything = st.recursive(
-    json_scalars | st.floats() | st.binary(max_size=3) | st.datetimes(timezones=st.just(UTC)),
-    lambda children: (
-        st.lists(children, max_size=3)
-        | st.tuples(children, children)
-        | st.frozensets(st.integers(), max_size=3)
-        | st.sets(st.text(max_size=3), max_size=3)
-        | st.dictionaries(st.text(max_size=3) | st.integers(), children, max_size=3)
-    ),
-    max_leaves=10,
-)
-
-
-@given(value=anything)
-def test_a_value_declared_any_is_stored_only_if_it_comes_back_as_it_was(value: Any) -> None:
-    codec = codec_for(Any)
-    try:
-        text = encode_inputs(codec, value)
-    except dbos.SerializationError:
-        assert not _plain_finite_json(value)
-        return
-    assert _plain_finite_json(value)
-    assert _same(decode_inputs(codec, text), value)
-
-
-class Reading(BaseModel):
-    value: float
-    note: str | None = None
-
-
-@given(value=st.floats(), note=st.none() | st.text(max_size=5))
-def test_a_typed_float_is_stored_only_if_finite(value: float, note: str | None) -> None:
-    codec = codec_for(Reading)
-    reading = Reading(value=value, note=note)
-    if not math.isfinite(value):
-        with pytest.raises(dbos.SerializationError, match=r"at \['value'\]"):
-            codec.encode(reading)
-        return
-    assert codec.decode(codec.encode(reading)) == reading
-
-
-@given(value=st.decimals())
-def test_a_typed_decimal_is_stored_only_if_finite(value: Decimal) -> None:
-    codec = codec_for(Decimal)
-    if not value.is_finite():  # stored as "NaN", which no Decimal field reads back
-        with pytest.raises(dbos.SerializationError, match="no number for it"):
-            codec.encode(value)
-        return
-    assert codec.decode(codec.encode(value)) == value
-
-
-def test_error_data_with_non_finite_numbers_is_still_valid_json() -> None:
-    class Overloaded(Exception):
-        data: ClassVar[dict[str, Any]] = {"ratio": float("nan"), "limits": [float("inf"), 1.5]}
-
-    def strict(constant: str) -> None:
-        raise AssertionError(f"{constant} is not JSON")
-
-    text = ErrorRecord.of(Overloaded("too much")).encode()
-    stored = json.loads(text, parse_constant=strict)
-    assert stored["data"] == {"ratio": "NaN", "limits": ["Infinity", 1.5]}
-
-
 SURROGATE = "a\udcffb"  # what os.fsdecode makes of an undecodable byte
 
 
@@ -564,55 +426,6 @@ def test_lone_surrogates_in_names_are_refused_before_anything_is_written(
     assert count(backend, "operation_outputs") == 0
     for table in ("notifications", "workflow_events", "streams"):
         assert count(backend, table) == 0, table
-
-
-@pytest.mark.parametrize(
-    ("overrides", "argument"),
-    [
-        ({"max_connections": True}, "max_connections"),
-        ({"admin_port": False}, "admin_port"),
-        ({"admin_server": 1}, "admin_server"),
-        ({"connect_timeout": timedelta(0)}, "connect_timeout"),
-        ({"connect_timeout": timedelta(seconds=-1)}, "connect_timeout"),
-        ({"scheduler_polling_interval": timedelta(seconds=-1)}, "scheduler_polling_interval"),
-        ({"app_name": SURROGATE}, "app_name"),
-        ({"database_schema": SURROGATE}, "database_schema"),
-        ({"executor_id": SURROGATE}, "executor_id"),
-        ({"database_url": f"postgresql://postgres@localhost/{SURROGATE}"}, "database_url"),
-        ({"database_url": "postgresql://postgres@localhost/db?foo=bar"}, "database_url"),
-        ({"database_url": "postgresql://postgres@localhost/db?sslmode"}, "database_url"),
-    ],
-)
-def test_bad_config_values_are_refused_naming_the_option(
-    overrides: dict[str, Any], argument: str
-) -> None:
-    settings: dict[str, Any] = {"app_name": "x", **overrides}
-    with pytest.raises(dbos.InvalidOptionError) as info:
-        dbos.Config(**settings)
-    assert info.value.argument == argument
-
-
-def test_an_unknown_url_parameter_is_named_and_libpq_parameters_are_accepted() -> None:
-    with pytest.raises(dbos.InvalidOptionError, match="'foo'"):
-        dbos.Config(app_name="x", database_url="postgresql://h/db?sslmode=disable&foo=bar")
-    url = (
-        "postgresql://u:p@h1:5432,h2:5433/db?sslmode=disable&connect_timeout=3"
-        "&application_name=shop&options=-c%20statement_timeout%3D5000&ssl=true"
-        "&target_session_attrs=any"
-    )
-    assert dbos.Config(app_name="x", database_url=url).database_url == url
-
-
-def test_sub_second_and_huge_connect_timeouts_become_whole_bounded_seconds() -> None:
-    assert [libpq_connect_timeout(s) for s in (0.001, 0.5, 1.0, 1.2, 10.0)] == [
-        "1",
-        "1",
-        "1",
-        "2",
-        "10",
-    ]
-    config = dbos.Config(app_name="x", connect_timeout=timedelta.max)
-    assert config.connect_timeout == LONGEST_WAIT
 
 
 def _unused_port() -> int:

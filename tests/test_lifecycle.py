@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import timedelta
 
 import pytest
 
 import dbos_typed as dbos
-from dbos_typed._core.runtime import WorkerPool
-from tests.conftest import Backend, Gate, wait_for
+from tests.conftest import Backend, Gate
 
 executed: list[str] = []
 
@@ -279,15 +277,3 @@ def test_work_of_another_version_is_reported_and_can_be_taken_over(
     handle = dbos.retrieve_workflow[str](new, "stranded")
     assert handle.get_result(timeout=timedelta(seconds=20)) == "adopted"
     assert handle.get_status().application_version == "v-new"
-
-
-def test_a_task_submitted_after_the_worker_pool_stopped_still_runs() -> None:
-    # A workflow unwinding after shutdown may still hand a step body to the pool.
-    pool = WorkerPool("test-pool", 4)
-    first, late = threading.Event(), threading.Event()
-    pool.submit(first.set)
-    assert first.wait(10)
-    wait_for(lambda: pool._idle == 1)  # the thread is idle again, waiting for work
-    pool.stop()
-    pool.submit(late.set)
-    assert late.wait(10)

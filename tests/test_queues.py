@@ -83,13 +83,6 @@ def test_queue_validation(backend: Backend, kwargs: dict[str, object], argument:
     assert info.value.argument == argument
 
 
-def test_rate_limit_validation() -> None:
-    with pytest.raises(dbos.InvalidOptionError, match=r"limiter\.limit"):
-        dbos.RateLimit(0, timedelta(seconds=1))
-    with pytest.raises(dbos.InvalidOptionError, match=r"limiter\.period"):
-        dbos.RateLimit(1, timedelta(0))
-
-
 def test_enqueue_option_validation(backend: Backend) -> None:
     ctx = backend.new_context()
     dbos.register_workflow(ctx, double)
