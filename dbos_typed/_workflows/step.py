@@ -184,7 +184,7 @@ class StepPlan:
     @classmethod
     def of(
         cls,
-        fn: Callable[[], Any],
+        fn: Callable[..., Any],  # a step takes nothing, a transaction its connection
         name: str | None,
         policy: RetryPolicy,
         retry_if: Callable[[Exception], bool] | None,

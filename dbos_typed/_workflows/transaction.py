@@ -319,7 +319,7 @@ def run_as_transaction(
         raise InvalidOptionError(
             "ctx", "run_as_transaction cannot be called from inside a step or a transaction"
         )
-    plan = StepPlan.of(fn, name, policy, retry_if, result_type)  # type: ignore[arg-type]
+    plan = StepPlan.of(fn, name, policy, retry_if, result_type)
     return _TransactionRun(ctx, ds, fn, plan).run(isolation)
 
 
