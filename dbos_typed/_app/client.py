@@ -15,7 +15,7 @@ import threading
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar, Unpack, overload
 
 from pydantic import TypeAdapter
 
@@ -37,6 +37,7 @@ from dbos_typed._queues.debouncer import (
 )
 from dbos_typed._queues.enqueue import (
     DeduplicationPolicy,
+    EnqueueOptions,
     check_queue_options,
     checked_timeout_ms,
     insert_queued,
@@ -140,33 +141,9 @@ class _TypedEnqueue(Generic[T]):
         workflow_name: str,
         input: object = NO_INPUT,
         /,
-        *,
-        workflow_id: str | None = None,
-        timeout: timedelta | None = None,
-        deduplication_id: str | None = None,
-        deduplication_policy: DeduplicationPolicy = "reject",
-        priority: int | None = None,
-        partition_key: str | None = None,
-        delay: timedelta | None = None,
-        identity: Identity | None = None,
-        attributes: Mapping[str, Any] | None = None,
+        **options: Unpack[EnqueueOptions],
     ) -> WorkflowHandle[T]:
-        return enqueue_named(
-            client,
-            self._codec,
-            queue,
-            workflow_name,
-            input,
-            workflow_id=workflow_id,
-            timeout=timeout,
-            deduplication_id=deduplication_id,
-            deduplication_policy=deduplication_policy,
-            priority=priority,
-            partition_key=partition_key,
-            delay=delay,
-            identity=identity,
-            attributes=attributes,
-        )
+        return enqueue_named(client, self._codec, queue, workflow_name, input, **options)
 
 
 class _Enqueuer:
@@ -203,34 +180,10 @@ class _Enqueuer:
         workflow_name: str,
         input: object = NO_INPUT,
         /,
-        *,
-        workflow_id: str | None = None,
-        timeout: timedelta | None = None,
-        deduplication_id: str | None = None,
-        deduplication_policy: DeduplicationPolicy = "reject",
-        priority: int | None = None,
-        partition_key: str | None = None,
-        delay: timedelta | None = None,
-        identity: Identity | None = None,
-        attributes: Mapping[str, Any] | None = None,
+        **options: Unpack[EnqueueOptions],
     ) -> WorkflowHandle[Any]:
         """Enqueue a workflow by name; the handle's result is plain JSON data."""
-        return enqueue_named(
-            client,
-            None,
-            queue,
-            workflow_name,
-            input,
-            workflow_id=workflow_id,
-            timeout=timeout,
-            deduplication_id=deduplication_id,
-            deduplication_policy=deduplication_policy,
-            priority=priority,
-            partition_key=partition_key,
-            delay=delay,
-            identity=identity,
-            attributes=attributes,
-        )
+        return enqueue_named(client, None, queue, workflow_name, input, **options)
 
 
 def enqueue_named(
@@ -240,15 +193,15 @@ def enqueue_named(
     workflow_name: str,
     input: object,
     *,
-    workflow_id: str | None,
-    timeout: timedelta | None,
-    deduplication_id: str | None,
-    deduplication_policy: DeduplicationPolicy,
-    priority: int | None,
-    partition_key: str | None,
-    delay: timedelta | None,
-    identity: Identity | None,
-    attributes: Mapping[str, Any] | None,
+    workflow_id: str | None = None,
+    timeout: timedelta | None = None,
+    deduplication_id: str | None = None,
+    deduplication_policy: DeduplicationPolicy = "reject",
+    priority: int | None = None,
+    partition_key: str | None = None,
+    delay: timedelta | None = None,
+    identity: Identity | None = None,
+    attributes: Mapping[str, Any] | None = None,
 ) -> WorkflowHandle[Any]:
     """Enqueue a workflow by name from a client (`enqueue`); `codec` decodes its result.
 

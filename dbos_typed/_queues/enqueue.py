@@ -8,10 +8,12 @@ workflow is dequeued, so time spent waiting in the queue does not count against 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal, TypedDict
 
+from dbos_typed._core.identity import Identity
 from dbos_typed._core.runtime import Runtime, now_ms
 from dbos_typed._core.validate import checked_name, optional_name, wait_seconds
 from dbos_typed._queues.queues import WorkflowQueue
@@ -34,6 +36,23 @@ _POLICIES = ("reject", "return_existing")
 # A holder found by its deduplication ID may finish (and free the ID) before we read it;
 # then the insert is simply tried again.
 DEDUP_ATTEMPTS = 5
+
+
+class EnqueueOptions(TypedDict, total=False):
+    """The keyword options of an enqueue, as the typed signatures take them.
+
+    The functions that read them give each its default: a missing key is as if not given.
+    """
+
+    workflow_id: str | None
+    timeout: timedelta | None
+    deduplication_id: str | None
+    deduplication_policy: DeduplicationPolicy
+    priority: int | None
+    partition_key: str | None
+    delay: timedelta | None
+    identity: Identity | None
+    attributes: Mapping[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)

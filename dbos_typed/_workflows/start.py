@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Never, TypedDict, TypeVar, Unpack, overload
+from typing import Any, Never, TypeVar, Unpack, overload
 
 from dbos_typed._core.context import AppContext, DBOSContext, WorkflowContext
 from dbos_typed._core.durable import (
@@ -39,6 +39,7 @@ from dbos_typed._core.validate import optional_name
 from dbos_typed._queues.enqueue import (
     DEDUP_ATTEMPTS,
     DeduplicationPolicy,
+    EnqueueOptions,
     QueueOptions,
     check_queue_options,
     checked_timeout_ms,
@@ -167,22 +168,13 @@ def register_workflow(
     return fn
 
 
-class StartOptions(TypedDict, total=False):
+class StartOptions(EnqueueOptions, total=False):
     """The keyword options of `run_workflow`, as its overloads take them.
 
     The implementation names each one, with its default.
     """
 
-    workflow_id: str | None
-    timeout: timedelta | None
     queue: WorkflowQueue | str | None
-    deduplication_id: str | None
-    deduplication_policy: DeduplicationPolicy
-    priority: int | None
-    partition_key: str | None
-    delay: timedelta | None
-    identity: Identity | None
-    attributes: Mapping[str, Any] | None
 
 
 # The overloads, in the order mypy tries them. When none matches, mypy reports the error

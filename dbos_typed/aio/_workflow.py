@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping
-from datetime import timedelta
+from collections.abc import Callable, Coroutine
 from typing import Any, Generic, Never, TypeVar, Unpack, overload
 
 from pydantic import TypeAdapter
 
 from dbos_typed._app.client import Client, enqueue_named
 from dbos_typed._core.context import AppContext, WorkflowContext
-from dbos_typed._core.identity import Identity
 from dbos_typed._core.registry import NO_INPUT
 from dbos_typed._core.serialization import Codec, codec_for
-from dbos_typed._queues.enqueue import DeduplicationPolicy
+from dbos_typed._queues.enqueue import EnqueueOptions
 from dbos_typed._queues.queues import WorkflowQueue
 from dbos_typed._workflows import start as _workflow
 from dbos_typed._workflows.start import StartOptions
@@ -124,37 +122,12 @@ class _TypedEnqueue(Generic[T]):
         workflow_name: str,
         input: object = NO_INPUT,
         /,
-        *,
-        workflow_id: str | None = None,
-        timeout: timedelta | None = None,
-        deduplication_id: str | None = None,
-        deduplication_policy: DeduplicationPolicy = "reject",
-        priority: int | None = None,
-        partition_key: str | None = None,
-        delay: timedelta | None = None,
-        identity: Identity | None = None,
-        attributes: Mapping[str, Any] | None = None,
+        **options: Unpack[EnqueueOptions],
     ) -> Coroutine[None, None, AsyncWorkflowHandle[T]]:
         """Enqueue a workflow by name; see `enqueue`."""
 
         def start() -> AsyncWorkflowHandle[T]:
-            handle = enqueue_named(
-                client,
-                self._codec,
-                queue,
-                workflow_name,
-                input,
-                workflow_id=workflow_id,
-                timeout=timeout,
-                deduplication_id=deduplication_id,
-                deduplication_policy=deduplication_policy,
-                priority=priority,
-                partition_key=partition_key,
-                delay=delay,
-                identity=identity,
-                attributes=attributes,
-            )
-            return wrap(handle)
+            return wrap(enqueue_named(client, self._codec, queue, workflow_name, input, **options))
 
         return performed(client, start)
 
