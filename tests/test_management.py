@@ -613,3 +613,14 @@ def test_fork_workflows_from_a_workflow_is_made_once(backend: Backend) -> None:
     assert sorted(w.workflow_id for w in dbos.list_workflows(ctx, forked_from="orig")) == sorted(
         copies
     )
+
+
+def test_an_unknown_filter_is_refused_like_an_unknown_keyword(backend: Backend) -> None:
+    ctx = backend.new_context()
+    loose: Any = dbos
+    with pytest.raises(
+        TypeError, match="list_workflows\\(\\) got an unexpected keyword argument 'colour'"
+    ):
+        loose.list_workflows(ctx, colour="red")
+    with pytest.raises(TypeError, match="'colour'"):
+        loose.get_workflow_aggregates(ctx, group_by=["status"], colour="red")

@@ -12,14 +12,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal, Unpack
 
 from dbos_typed._core.context import Connected
 from dbos_typed._core.durable import checkpointed
 from dbos_typed._core.serialization import Codec, codec_for
 from dbos_typed._core.status import from_epoch_ms
 from dbos_typed._core.validate import epoch_ms
-from dbos_typed._management.listing import checked_ids, workflow_filter
+from dbos_typed._management.listing import (
+    WorkflowFilters,
+    checked_ids,
+    unknown_filter,
+    workflow_filter,
+)
 from dbos_typed._sysdb import _aggregates as sysdb
 from dbos_typed._sysdb._management import WorkflowFilter
 from dbos_typed._sysdb._rows import StepAggregateRecord, WorkflowAggregateRecord
@@ -118,31 +123,7 @@ def get_workflow_aggregates(
         ]
     ] = (),
     bucket: timedelta | None = None,
-    workflow_ids: Sequence[str] | None = None,
-    workflow_id_prefix: str | None = None,
-    status: str | Sequence[str] | None = None,
-    name: str | Sequence[str] | None = None,
-    application_version: str | Sequence[str] | None = None,
-    executor_id: str | Sequence[str] | None = None,
-    user: str | Sequence[str] | None = None,
-    queue_name: str | Sequence[str] | None = None,
-    queues_only: bool = False,
-    parent_workflow_id: str | None = None,
-    forked_from: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    completed_after: datetime | None = None,
-    completed_before: datetime | None = None,
-    dequeued_after: datetime | None = None,
-    dequeued_before: datetime | None = None,
-    was_forked_from: bool | None = None,
-    has_parent: bool | None = None,
-    schedule_name: str | Sequence[str] | None = None,
-    deduplication_id: str | Sequence[str] | None = None,
-    is_debounced: bool | None = None,
-    application_name: str | Sequence[str] | None = None,
-    attributes: Mapping[str, Any] | None = None,
-    all_applications: bool = False,
+    **filters: Unpack[WorkflowFilters],
 ) -> list[WorkflowAggregate]:
     """Count workflows per group and per creation-time bucket, with their waits and latencies.
 
@@ -201,34 +182,8 @@ def get_workflow_aggregates(
     runtime = ctx._runtime
     width = _bucket_ms(bucket)
     columns = _group_by(group_by, tuple(sysdb.WORKFLOW_GROUPS), width)
-    query = workflow_filter(
-        ctx,
-        workflow_ids=workflow_ids,
-        workflow_id_prefix=workflow_id_prefix,
-        status=status,
-        name=name,
-        application_version=application_version,
-        executor_id=executor_id,
-        user=user,
-        queue_name=queue_name,
-        queues_only=queues_only,
-        parent_workflow_id=parent_workflow_id,
-        forked_from=forked_from,
-        created_after=created_after,
-        created_before=created_before,
-        completed_after=completed_after,
-        completed_before=completed_before,
-        dequeued_after=dequeued_after,
-        dequeued_before=dequeued_before,
-        was_forked_from=was_forked_from,
-        has_parent=has_parent,
-        schedule_name=schedule_name,
-        deduplication_id=deduplication_id,
-        is_debounced=is_debounced,
-        application_name=application_name,
-        attributes=attributes,
-        all_applications=all_applications,
-    )
+    unknown_filter(filters, "get_workflow_aggregates")
+    query = workflow_filter(ctx, **filters)
     records = checkpointed(
         ctx,
         "DBOS.getWorkflowAggregates",

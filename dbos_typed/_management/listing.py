@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from dbos_typed._core.context import Connected
 from dbos_typed._core.durable import checkpointed
@@ -110,32 +110,76 @@ def _attributes(ctx: Connected, value: Mapping[str, Any] | None) -> Mapping[str,
     return wanted
 
 
+class WorkflowFilters(TypedDict, total=False):
+    """The filters of `list_workflows` and `get_workflow_aggregates`, as keyword options.
+
+    Each is described in `list_workflows`; `workflow_filter` gives each its default.
+    """
+
+    workflow_ids: Sequence[str] | None
+    workflow_id_prefix: str | None
+    status: str | Sequence[str] | None
+    name: str | Sequence[str] | None
+    application_version: str | Sequence[str] | None
+    executor_id: str | Sequence[str] | None
+    user: str | Sequence[str] | None
+    queue_name: str | Sequence[str] | None
+    queues_only: bool
+    parent_workflow_id: str | None
+    forked_from: str | None
+    created_after: datetime | None
+    created_before: datetime | None
+    completed_after: datetime | None
+    completed_before: datetime | None
+    dequeued_after: datetime | None
+    dequeued_before: datetime | None
+    was_forked_from: bool | None
+    has_parent: bool | None
+    schedule_name: str | Sequence[str] | None
+    deduplication_id: str | Sequence[str] | None
+    is_debounced: bool | None
+    application_name: str | Sequence[str] | None
+    attributes: Mapping[str, Any] | None
+    all_applications: bool
+
+
+def unknown_filter(filters: Mapping[str, object], caller: str) -> None:
+    """Refuse a keyword no filter has, as Python refuses an unknown keyword argument.
+
+    Raises:
+        TypeError: a key of `filters` is not a filter.
+    """
+    for key in filters:
+        if key not in WorkflowFilters.__annotations__:
+            raise TypeError(f"{caller}() got an unexpected keyword argument {key!r}")
+
+
 def workflow_filter(
     ctx: Connected,
     *,
-    workflow_ids: Sequence[str] | None,
-    workflow_id_prefix: str | None,
-    status: str | Sequence[str] | None,
-    name: str | Sequence[str] | None,
-    application_version: str | Sequence[str] | None,
-    executor_id: str | Sequence[str] | None,
-    user: str | Sequence[str] | None,
-    queue_name: str | Sequence[str] | None,
-    queues_only: bool,
-    parent_workflow_id: str | None,
-    forked_from: str | None,
-    created_after: datetime | None,
-    created_before: datetime | None,
-    completed_after: datetime | None,
-    completed_before: datetime | None,
-    dequeued_after: datetime | None,
-    dequeued_before: datetime | None,
-    was_forked_from: bool | None,
-    has_parent: bool | None,
-    schedule_name: str | Sequence[str] | None,
-    application_name: str | Sequence[str] | None,
-    attributes: Mapping[str, Any] | None,
-    all_applications: bool,
+    workflow_ids: Sequence[str] | None = None,
+    workflow_id_prefix: str | None = None,
+    status: str | Sequence[str] | None = None,
+    name: str | Sequence[str] | None = None,
+    application_version: str | Sequence[str] | None = None,
+    executor_id: str | Sequence[str] | None = None,
+    user: str | Sequence[str] | None = None,
+    queue_name: str | Sequence[str] | None = None,
+    queues_only: bool = False,
+    parent_workflow_id: str | None = None,
+    forked_from: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    completed_after: datetime | None = None,
+    completed_before: datetime | None = None,
+    dequeued_after: datetime | None = None,
+    dequeued_before: datetime | None = None,
+    was_forked_from: bool | None = None,
+    has_parent: bool | None = None,
+    schedule_name: str | Sequence[str] | None = None,
+    application_name: str | Sequence[str] | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    all_applications: bool = False,
     deduplication_id: str | Sequence[str] | None = None,
     is_debounced: bool | None = None,
 ) -> sysdb.WorkflowFilter:
@@ -186,36 +230,12 @@ def list_workflows(
     ctx: Connected,
     /,
     *,
-    workflow_ids: Sequence[str] | None = None,
-    workflow_id_prefix: str | None = None,
-    status: str | Sequence[str] | None = None,
-    name: str | Sequence[str] | None = None,
-    application_version: str | Sequence[str] | None = None,
-    executor_id: str | Sequence[str] | None = None,
-    user: str | Sequence[str] | None = None,
-    queue_name: str | Sequence[str] | None = None,
-    queues_only: bool = False,
-    parent_workflow_id: str | None = None,
-    forked_from: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    completed_after: datetime | None = None,
-    completed_before: datetime | None = None,
-    dequeued_after: datetime | None = None,
-    dequeued_before: datetime | None = None,
-    was_forked_from: bool | None = None,
-    has_parent: bool | None = None,
-    schedule_name: str | Sequence[str] | None = None,
-    deduplication_id: str | Sequence[str] | None = None,
-    is_debounced: bool | None = None,
-    application_name: str | Sequence[str] | None = None,
-    attributes: Mapping[str, Any] | None = None,
     limit: int | None = None,
     offset: int | None = None,
     sort_desc: bool = False,
     load_input: bool = True,
     load_output: bool = True,
-    all_applications: bool = False,
+    **filters: Unpack[WorkflowFilters],
 ) -> list[WorkflowStatus]:
     """List workflows matching every given filter, oldest first (newest with `sort_desc`).
 
@@ -271,35 +291,9 @@ def list_workflows(
             `all_applications` are given, or `attributes` holds nested values on SQLite.
     """
     runtime = ctx._runtime
+    unknown_filter(filters, "list_workflows")
     query = replace(
-        workflow_filter(
-            ctx,
-            workflow_ids=workflow_ids,
-            workflow_id_prefix=workflow_id_prefix,
-            status=status,
-            name=name,
-            application_version=application_version,
-            executor_id=executor_id,
-            user=user,
-            queue_name=queue_name,
-            queues_only=queues_only,
-            parent_workflow_id=parent_workflow_id,
-            forked_from=forked_from,
-            created_after=created_after,
-            created_before=created_before,
-            completed_after=completed_after,
-            completed_before=completed_before,
-            dequeued_after=dequeued_after,
-            dequeued_before=dequeued_before,
-            was_forked_from=was_forked_from,
-            has_parent=has_parent,
-            schedule_name=schedule_name,
-            deduplication_id=deduplication_id,
-            is_debounced=is_debounced,
-            application_name=application_name,
-            attributes=attributes,
-            all_applications=all_applications,
-        ),
+        workflow_filter(ctx, **filters),
         limit=_count(limit, "limit"),
         offset=_count(offset, "offset"),
         sort_desc=sort_desc,
