@@ -577,3 +577,23 @@ def _finite(data: Any) -> Any:
     if isinstance(data, list | tuple):
         return [_finite(item) for item in data]
     return data
+
+
+class TypedCall:
+    """What `recv[T]`, `get_event[T]`, `read_stream[T]` and the like have in common.
+
+    `name[T](...)` makes the call with a codec for `T`. A subclass adds, for the type
+    checker, `__getitem__` overloads returning a Protocol generic in `T` (the call's
+    signature, typed) that delegate to `typed`, and a `__call__` for the untyped form:
+    Python's types cannot say "this signature, returning T" once for all of them.
+    """
+
+    def __init__(self, bind: Callable[[Codec[Any]], Callable[..., Any]]) -> None:
+        """`bind(codec)` returns the call made with that codec."""
+        self._bind = bind
+
+    def typed(self, tp: object) -> Callable[..., Any]:
+        """The call whose values are validated as (and typed) `tp`."""
+        call = self._bind(codec_for(tp))
+        call.__doc__ = type(self).__doc__
+        return call

@@ -25,6 +25,9 @@ from dbos_typed._sysdb._listener import Key
 from dbos_typed._sysdb._rows import RecordResult, StepRecord
 from dbos_typed.errors import WaitTimeoutError
 
+#: How long `recv` and `get_event` wait when no timeout is given.
+DEFAULT_WAIT = timedelta(seconds=60)
+
 
 class DurableWait:
     """One durable wait of a workflow body; subclasses say what `check` looks for.

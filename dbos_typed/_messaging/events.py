@@ -7,6 +7,7 @@ each step set (fork reads it). The writer wakes local readers directly and NOTIF
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar, overload
@@ -16,10 +17,10 @@ from pydantic import TypeAdapter
 from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.durable import begin_operation, checkpoint_of, record_operation, refused
 from dbos_typed._core.runtime import now_ms
-from dbos_typed._core.serialization import Codec, codec_for, encode_any
+from dbos_typed._core.serialization import Codec, TypedCall, codec_for, encode_any
 from dbos_typed._core.validate import checked_duration, checked_name, wait_seconds
 from dbos_typed._messaging.database_waits import Wait
-from dbos_typed._messaging.durable_waits import DurableWait, replay_wait, wait_durably
+from dbos_typed._messaging.durable_waits import DEFAULT_WAIT, DurableWait, replay_wait, wait_durably
 from dbos_typed._sysdb._listener import EVENTS_CHANNEL, Key, payload_of
 from dbos_typed._sysdb._rows import RecordResult, StepRecord
 from dbos_typed.errors import InvalidOptionError, WaitTimeoutError
@@ -125,7 +126,12 @@ class ReadingEvent(DurableWait):
 
 
 def _get_event(
-    ctx: Connected, workflow_id: str, key: str, timeout: timedelta, codec: Codec[Any]
+    ctx: Connected,
+    workflow_id: str,
+    key: str,
+    timeout: timedelta = DEFAULT_WAIT,
+    *,
+    codec: Codec[Any],
 ) -> Any:
     check_get_event(ctx, workflow_id, key, timeout)
     if is_durable_read(ctx):
@@ -155,7 +161,7 @@ class GetEvent(Protocol[T_co]):
         ...
 
 
-class _EventReader:
+class _EventReader(TypedCall):
     """Read a workflow's event, waiting until it is set: `get_event[T](ctx, id, key)`.
 
     Returns the latest value published under `key` by the workflow `workflow_id`, waiting
@@ -182,28 +188,17 @@ class _EventReader:
     def __getitem__(self, tp: TypeAdapter[T]) -> GetEvent[T]: ...
 
     def __getitem__(self, tp: Any) -> GetEvent[Any]:
-        codec = codec_for(tp)
-
-        def typed_get_event(
-            ctx: Connected,
-            workflow_id: str,
-            key: str,
-            timeout: timedelta = timedelta(seconds=60),
-        ) -> Any:
-            return _get_event(ctx, workflow_id, key, timeout, codec)
-
-        typed_get_event.__doc__ = _EventReader.__doc__
-        return typed_get_event
+        return self.typed(tp)
 
     def __call__(
         self,
         ctx: Connected,
         workflow_id: str,
         key: str,
-        timeout: timedelta = timedelta(seconds=60),
+        timeout: timedelta = DEFAULT_WAIT,
     ) -> Any:
         """Read an event as plain JSON values; see `get_event`."""
-        return _get_event(ctx, workflow_id, key, timeout, codec_for(Any))
+        return _get_event(ctx, workflow_id, key, timeout, codec=codec_for(Any))
 
 
-get_event = _EventReader()
+get_event = _EventReader(lambda codec: functools.partial(_get_event, codec=codec))

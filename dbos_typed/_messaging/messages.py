@@ -8,6 +8,7 @@ local receiver directly.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar, overload
@@ -17,9 +18,9 @@ from pydantic import TypeAdapter
 from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.durable import begin_operation, checkpoint_of, refused, workflow_context
 from dbos_typed._core.runtime import now_ms
-from dbos_typed._core.serialization import Codec, codec_for, encode_any
+from dbos_typed._core.serialization import Codec, TypedCall, codec_for, encode_any
 from dbos_typed._core.validate import checked_duration, checked_name, optional_name, storable_text
-from dbos_typed._messaging.durable_waits import DurableWait, replay_wait, wait_durably
+from dbos_typed._messaging.durable_waits import DEFAULT_WAIT, DurableWait, replay_wait, wait_durably
 from dbos_typed._sysdb._listener import NOTIFICATIONS_CHANNEL, payload_of
 from dbos_typed._sysdb._rows import NULL_TOPIC, NewMessage, RecordResult, StepRecord
 from dbos_typed.errors import InvalidOptionError
@@ -141,7 +142,13 @@ class Receiving(DurableWait):
         return self.ctx._runtime.store.has_message(self.ctx._state.workflow_id, self._topic)
 
 
-def _recv(ctx: WorkflowContext, topic: str | None, timeout: timedelta, codec: Codec[Any]) -> Any:
+def _recv(
+    ctx: WorkflowContext,
+    topic: str | None = None,
+    timeout: timedelta = DEFAULT_WAIT,
+    *,
+    codec: Codec[Any],
+) -> Any:
     return replay_wait(wait_durably(Receiving(ctx, topic, timeout)), codec)
 
 
@@ -158,7 +165,7 @@ class Receive(Protocol[T_co]):
         ...
 
 
-class _Receiver:
+class _Receiver(TypedCall):
     """Receive a message sent to the running workflow: `recv[T](ctx, topic, timeout=...)`.
 
     The oldest unconsumed message on `topic` is returned, waiting up to `timeout` (60 s by
@@ -188,26 +195,16 @@ class _Receiver:
     def __getitem__(self, tp: TypeAdapter[T]) -> Receive[T]: ...
 
     def __getitem__(self, tp: Any) -> Receive[Any]:
-        codec = codec_for(tp)
-
-        def typed_recv(
-            ctx: WorkflowContext,
-            topic: str | None = None,
-            timeout: timedelta = timedelta(seconds=60),
-        ) -> Any:
-            return _recv(ctx, topic, timeout, codec)
-
-        typed_recv.__doc__ = _Receiver.__doc__
-        return typed_recv
+        return self.typed(tp)
 
     def __call__(
         self,
         ctx: WorkflowContext,
         topic: str | None = None,
-        timeout: timedelta = timedelta(seconds=60),
+        timeout: timedelta = DEFAULT_WAIT,
     ) -> Any:
         """Receive a message as plain JSON values; see `recv`."""
-        return _recv(ctx, topic, timeout, codec_for(Any))
+        return _recv(ctx, topic, timeout, codec=codec_for(Any))
 
 
-recv = _Receiver()
+recv = _Receiver(lambda codec: functools.partial(_recv, codec=codec))

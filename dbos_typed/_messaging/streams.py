@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.durable import begin_operation, checkpoint_of, refused, workflow_context
 from dbos_typed._core.runtime import now_ms
-from dbos_typed._core.serialization import Codec, codec_for, encode_any
+from dbos_typed._core.serialization import Codec, TypedCall, codec_for, encode_any
 from dbos_typed._core.validate import checked_name
 from dbos_typed._messaging.database_waits import Wait
 from dbos_typed._sysdb._listener import STREAMS_CHANNEL, payload_of
@@ -95,9 +95,10 @@ def _start_read(
     ctx: Connected,
     workflow_id: object,
     key: object,
+    *,
+    from_offset: object = 0,
+    snapshot: object = False,
     codec: Codec[Any],
-    from_offset: object,
-    snapshot: object,
 ) -> Iterator[Any]:
     # Checked when the call is made: the reader itself is a generator, which runs later.
     workflow_id, key, from_offset, snapshot = check_read(workflow_id, key, from_offset, snapshot)
@@ -229,7 +230,7 @@ class ReadStream(Protocol[T_co]):
         ...
 
 
-class _StreamReader:
+class _StreamReader(TypedCall):
     """Iterate over a workflow's stream as it is written: `read_stream[T](ctx, id, key)`.
 
     Yields each value in order as soon as it is written, and ends when the stream is
@@ -254,20 +255,7 @@ class _StreamReader:
     def __getitem__(self, tp: TypeAdapter[T]) -> ReadStream[T]: ...
 
     def __getitem__(self, tp: Any) -> ReadStream[Any]:
-        codec = codec_for(tp)
-
-        def typed_read_stream(
-            ctx: Connected,
-            workflow_id: str,
-            key: str,
-            *,
-            from_offset: int = 0,
-            snapshot: bool = False,
-        ) -> Iterator[Any]:
-            return _start_read(ctx, workflow_id, key, codec, from_offset, snapshot)
-
-        typed_read_stream.__doc__ = _StreamReader.__doc__
-        return typed_read_stream
+        return self.typed(tp)
 
     def __call__(
         self,
@@ -279,7 +267,10 @@ class _StreamReader:
         snapshot: bool = False,
     ) -> Iterator[Any]:
         """Iterate over a stream as plain JSON values; see `read_stream`."""
-        return _start_read(ctx, workflow_id, key, codec_for(Any), from_offset, snapshot)
+        codec = codec_for(Any)
+        return _start_read(
+            ctx, workflow_id, key, from_offset=from_offset, snapshot=snapshot, codec=codec
+        )
 
 
-read_stream = _StreamReader()
+read_stream = _StreamReader(lambda codec: functools.partial(_start_read, codec=codec))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Coroutine
 from datetime import timedelta
@@ -10,8 +11,9 @@ from typing import Any, Protocol, TypeVar, overload
 from pydantic import TypeAdapter
 
 from dbos_typed._core.context import Connected, WorkflowContext
-from dbos_typed._core.serialization import Codec, codec_for
+from dbos_typed._core.serialization import Codec, TypedCall, codec_for
 from dbos_typed._messaging import events as _events
+from dbos_typed._messaging.durable_waits import DEFAULT_WAIT
 from dbos_typed._messaging.events import (
     ReadingEvent,
     check_get_event,
@@ -40,7 +42,12 @@ def set_event(ctx: WorkflowContext, key: str, value: T) -> Coroutine[None, None,
 
 
 def _get_event(
-    ctx: Connected, workflow_id: str, key: str, timeout: timedelta, codec: Codec[Any]
+    ctx: Connected,
+    workflow_id: str,
+    key: str,
+    timeout: timedelta = DEFAULT_WAIT,
+    *,
+    codec: Codec[Any],
 ) -> Coroutine[None, None, Any]:
     def start() -> Coroutine[None, None, Any]:
         check_get_event(ctx, workflow_id, key, timeout)
@@ -87,7 +94,7 @@ class GetEvent(Protocol[T_co]):
         ...
 
 
-class _EventReader:
+class _EventReader(TypedCall):
     """Read a workflow's event, waiting until it is set: `await get_event[T](ctx, id, key)`.
 
     The awaitable form of `dbos_typed.get_event`: the latest value published under `key`
@@ -115,28 +122,17 @@ class _EventReader:
     def __getitem__(self, tp: TypeAdapter[T]) -> GetEvent[T]: ...
 
     def __getitem__(self, tp: Any) -> GetEvent[Any]:
-        codec = codec_for(tp)
-
-        def typed_get_event(
-            ctx: Connected,
-            workflow_id: str,
-            key: str,
-            timeout: timedelta = timedelta(seconds=60),
-        ) -> Coroutine[None, None, Any]:
-            return _get_event(ctx, workflow_id, key, timeout, codec)
-
-        typed_get_event.__doc__ = _EventReader.__doc__
-        return typed_get_event
+        return self.typed(tp)
 
     def __call__(
         self,
         ctx: Connected,
         workflow_id: str,
         key: str,
-        timeout: timedelta = timedelta(seconds=60),
+        timeout: timedelta = DEFAULT_WAIT,
     ) -> Coroutine[None, None, Any]:
         """Read an event as plain JSON values; see `get_event`."""
-        return _get_event(ctx, workflow_id, key, timeout, codec_for(Any))
+        return _get_event(ctx, workflow_id, key, timeout, codec=codec_for(Any))
 
 
-get_event = _EventReader()
+get_event = _EventReader(lambda codec: functools.partial(_get_event, codec=codec))

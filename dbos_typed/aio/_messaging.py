@@ -6,6 +6,7 @@ LISTEN thread or a cancellation sets, so a cancelled workflow's wait ends at onc
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Coroutine
 from datetime import timedelta
@@ -14,9 +15,9 @@ from typing import Any, Protocol, TypeVar, overload
 from pydantic import TypeAdapter
 
 from dbos_typed._core.context import Connected, WorkflowContext
-from dbos_typed._core.serialization import Codec, codec_for
+from dbos_typed._core.serialization import Codec, TypedCall, codec_for
 from dbos_typed._messaging import messages as _messaging
-from dbos_typed._messaging.durable_waits import DurableWait, replay_wait
+from dbos_typed._messaging.durable_waits import DEFAULT_WAIT, DurableWait, replay_wait
 from dbos_typed._messaging.messages import Receiving
 from dbos_typed._messaging.sleep import begin_sleep
 from dbos_typed._sysdb._rows import StepRecord
@@ -116,7 +117,11 @@ async def waited(op: DurableWait, codec: Codec[Any]) -> Any:
 
 
 def _recv(
-    ctx: WorkflowContext, topic: str | None, timeout: timedelta, codec: Codec[Any]
+    ctx: WorkflowContext,
+    topic: str | None = None,
+    timeout: timedelta = DEFAULT_WAIT,
+    *,
+    codec: Codec[Any],
 ) -> Coroutine[None, None, Any]:
     return prepared(lambda: waited(Receiving(ctx, topic, timeout), codec))
 
@@ -134,7 +139,7 @@ class Receive(Protocol[T_co]):
         ...
 
 
-class _Receiver:
+class _Receiver(TypedCall):
     """Receive a message sent to the running workflow: `await recv[T](ctx, topic, timeout=...)`.
 
     The awaitable form of `dbos_typed.recv`: the oldest unconsumed message on `topic`,
@@ -163,26 +168,16 @@ class _Receiver:
     def __getitem__(self, tp: TypeAdapter[T]) -> Receive[T]: ...
 
     def __getitem__(self, tp: Any) -> Receive[Any]:
-        codec = codec_for(tp)
-
-        def typed_recv(
-            ctx: WorkflowContext,
-            topic: str | None = None,
-            timeout: timedelta = timedelta(seconds=60),
-        ) -> Coroutine[None, None, Any]:
-            return _recv(ctx, topic, timeout, codec)
-
-        typed_recv.__doc__ = _Receiver.__doc__
-        return typed_recv
+        return self.typed(tp)
 
     def __call__(
         self,
         ctx: WorkflowContext,
         topic: str | None = None,
-        timeout: timedelta = timedelta(seconds=60),
+        timeout: timedelta = DEFAULT_WAIT,
     ) -> Coroutine[None, None, Any]:
         """Receive a message as plain JSON values; see `recv`."""
-        return _recv(ctx, topic, timeout, codec_for(Any))
+        return _recv(ctx, topic, timeout, codec=codec_for(Any))
 
 
-recv = _Receiver()
+recv = _Receiver(lambda codec: functools.partial(_recv, codec=codec))

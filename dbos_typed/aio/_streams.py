@@ -9,7 +9,7 @@ from typing import Any, Protocol, TypeVar, overload
 from pydantic import TypeAdapter
 
 from dbos_typed._core.context import Connected, WorkflowContext
-from dbos_typed._core.serialization import Codec, codec_for
+from dbos_typed._core.serialization import Codec, TypedCall, codec_for
 from dbos_typed._messaging import streams as _streams
 from dbos_typed._messaging.streams import Next, StreamCursor, check_read
 from dbos_typed.aio._loop import AsyncWait, performed, run_blocking
@@ -68,9 +68,10 @@ def _start_read(
     ctx: Connected,
     workflow_id: object,
     key: object,
+    *,
+    from_offset: object = 0,
+    snapshot: object = False,
     codec: Codec[Any],
-    from_offset: object,
-    snapshot: object,
 ) -> AsyncIterator[Any]:
     # Checked when the call is made, as the blocking reader does.
     workflow_id, key, from_offset, snapshot = check_read(workflow_id, key, from_offset, snapshot)
@@ -93,7 +94,7 @@ class ReadStream(Protocol[T_co]):
         ...
 
 
-class _StreamReader:
+class _StreamReader(TypedCall):
     """Iterate over a workflow's stream as it is written: `async for v in read_stream[T](...)`.
 
     The awaitable form of `dbos_typed.read_stream`, with the same arguments and end: each
@@ -116,20 +117,7 @@ class _StreamReader:
     def __getitem__(self, tp: TypeAdapter[T]) -> ReadStream[T]: ...
 
     def __getitem__(self, tp: Any) -> ReadStream[Any]:
-        codec = codec_for(tp)
-
-        def typed_read_stream(
-            ctx: Connected,
-            workflow_id: str,
-            key: str,
-            *,
-            from_offset: int = 0,
-            snapshot: bool = False,
-        ) -> AsyncIterator[Any]:
-            return _start_read(ctx, workflow_id, key, codec, from_offset, snapshot)
-
-        typed_read_stream.__doc__ = _StreamReader.__doc__
-        return typed_read_stream
+        return self.typed(tp)
 
     def __call__(
         self,
@@ -141,7 +129,9 @@ class _StreamReader:
         snapshot: bool = False,
     ) -> AsyncIterator[Any]:
         """Iterate over a stream as plain JSON values; see `read_stream`."""
-        return _start_read(ctx, workflow_id, key, codec_for(Any), from_offset, snapshot)
+        return _start_read(
+            ctx, workflow_id, key, from_offset=from_offset, snapshot=snapshot, codec=codec_for(Any)
+        )
 
 
-read_stream = _StreamReader()
+read_stream = _StreamReader(lambda codec: functools.partial(_start_read, codec=codec))
