@@ -14,7 +14,8 @@ from typing import Any, LiteralString
 
 from dbos_typed._sysdb import _queries as q
 from dbos_typed._sysdb._rows import QueueRow, StatusRecord, StepRecord
-from dbos_typed._sysdb._store import SystemStore, Transaction, queue_from, status_from_row
+from dbos_typed._sysdb._store import SystemStore
+from dbos_typed._sysdb._store_base import Transaction, queue_from, status_from_row
 
 _STATUS_COLUMNS: LiteralString = """
 SELECT ws.workflow_uuid, ws.status, ws.name,

@@ -30,9 +30,9 @@ from dbos_typed._sysdb._rows import (
     StatusName,
 )
 from dbos_typed._sysdb._schema_postgres import SCHEMA_VERSION, baseline_statements
-from dbos_typed._sysdb._store import (
+from dbos_typed._sysdb._store import SystemStore
+from dbos_typed._sysdb._store_base import (
     Row,
-    SystemStore,
     Transaction,
     checkpoint_params,
     claim_params,

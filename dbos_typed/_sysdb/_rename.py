@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, LiteralString
 
-from dbos_typed._sysdb._store import SystemStore, Transaction
+from dbos_typed._sysdb._store import SystemStore
+from dbos_typed._sysdb._store_base import Transaction
 
 # Registries and unfinished workflows move in one transaction: an executor of the new name
 # must never see a queued workflow whose version or queue row still belongs to the old one.

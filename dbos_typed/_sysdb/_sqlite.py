@@ -22,9 +22,9 @@ from dbos_typed._sysdb._rows import (
     StatusName,
 )
 from dbos_typed._sysdb._schema_sqlite import SCHEMA_VERSION, SQLITE_BASELINE
-from dbos_typed._sysdb._store import (
+from dbos_typed._sysdb._store import SystemStore
+from dbos_typed._sysdb._store_base import (
     Row,
-    SystemStore,
     Transaction,
     claim_params,
     claimed_from,
