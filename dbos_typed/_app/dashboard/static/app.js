@@ -14,7 +14,7 @@ const COLORS = {
 const REFRESH_MS = 5000;
 const TOKEN_KEY = "dbos-dashboard-token";
 
-const state = { info: null, timer: null, generation: 0 };
+const state = { info: null, timer: null, generation: 0, carried: null };
 
 // -- small helpers -------------------------------------------------------------------------
 
@@ -96,9 +96,10 @@ function takeTokenFromUrl() {
   // The command prints the page's URL with #token=...; keep it for this tab, then drop it
   // from the address bar (and so from history and screenshots).
   const match = location.hash.match(/^#token=([A-Za-z0-9_-]+)/);
-  if (!match) return;
+  if (!match) return false;
   sessionStorage.setItem(TOKEN_KEY, match[1]);
   history.replaceState(null, "", location.pathname + "#/overview");
+  return true;
 }
 
 async function api(method, path, body) {
@@ -487,9 +488,14 @@ function actionBar(wf, steps) {
     if (!(await confirmAction(title, text, extra))) return;
     try {
       const answer = await api("POST", path, body ? body() : undefined);
-      notice(answer && answer.workflow_id ? `Forked as ${answer.workflow_id}` : `${title}: done`, true);
-      if (answer && answer.workflow_id) location.hash = `#/workflow/${encodeURIComponent(answer.workflow_id)}`;
-      else route();
+      if (answer && answer.workflow_id) {
+        // The fork's own page, with the notice kept across the navigation.
+        state.carried = `Forked as ${answer.workflow_id}`;
+        location.hash = `#/workflow/${encodeURIComponent(answer.workflow_id)}`;
+      } else {
+        notice(`${title}: done`, true);
+        route();
+      }
     } catch (err) {
       notice(`${title} failed: ${err.message}`);
     }
@@ -620,7 +626,12 @@ async function start() {
     notice(`Cannot reach the server: ${err.message}`);
   }
   renderMode();
-  window.addEventListener("hashchange", () => { notice(""); route(); });
+  window.addEventListener("hashchange", () => {
+    if (takeTokenFromUrl()) renderMode();
+    notice(state.carried || "", true);
+    state.carried = null;
+    route();
+  });
   route();
 }
 
