@@ -156,8 +156,8 @@ def main() -> None:
                 base = server.url + "/dashboard/#/"
                 pages = [
                     ("overview", ".u-over", "overview"),
-                    ("workflows", "tr[data-id]", "workflows"),
-                    ("workflow/order-0010", ".gantt .step", "workflow"),
+                    ("workflows?size=25", "tr[data-id]", "workflows"),
+                    ("workflow/order-0011", ".gantt .step", "workflow"),
                     ("queues", ".spark .u-over", "queues"),
                     ("schedules", "tr[data-schedule]", "schedules"),
                 ]
