@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test check format bench clean
+.PHONY: demo test check format bench clean chromium
 
 $(BIN)/python:
 	@echo "creating the virtual environment $(VENV)"
@@ -24,9 +24,23 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed-runtime
 	$(BIN)/python -m examples.quickstart
 
+## Debian's Chromium, which the dashboard's browser tests drive: installed when missing if
+## this runs as root with apt-get; otherwise those tests fail saying how to get it (or
+## DBOS_TYPED_SKIP_BROWSER_TESTS=1 skips them).
+CHROMIUM ?= $(or $(DBOS_TYPED_CHROMIUM),/usr/bin/chromium)
+chromium:
+	@if [ -x "$(CHROMIUM)" ] || [ "$$DBOS_TYPED_SKIP_BROWSER_TESTS" = 1 ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the browser tests (once; under a minute)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "no Chromium at $(CHROMIUM): the browser tests will fail;" \
+			"install it (apt-get install chromium) or set DBOS_TYPED_SKIP_BROWSER_TESTS=1"; \
+	fi
+
 ## Run the whole test suite on SQLite and Postgres (it starts its own Postgres unless
 ## DBOS_TYPED_TEST_DATABASE_URL names one).
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev chromium
 	$(BIN)/python -m pytest
 
 ## Lint, format check and strict typing of the package, tests, examples and benchmarks.

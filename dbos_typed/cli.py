@@ -12,6 +12,7 @@ dbos-typed [--db-url URL] [--schema NAME] [--json] COMMAND
   versions list [--app NAME] | set-latest NAME [--app NAME]
   queues list [--app NAME ...] | get NAME | delete NAME
   rename --to NAME [--from NAME] [--adopt-unclaimed] [--batch-size N]
+  dashboard [--host 127.0.0.1] [--port 8090] [--allow-actions] [--require-token]
   migrate | reset --yes
 ```
 
@@ -26,7 +27,9 @@ import dataclasses
 import json
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -34,6 +37,7 @@ from typing import Any, TextIO
 
 from pydantic_core import to_jsonable_python
 
+from dbos_typed._app.dashboard.server import DEFAULT_PORT, DashboardServer
 from dbos_typed._app.lifecycle import connect, new_context
 from dbos_typed._core.config import Config, parse_database_url
 from dbos_typed._core.context import DBOSContext
@@ -160,6 +164,20 @@ def _parser() -> argparse.ArgumentParser:
         "--adopt-unclaimed", action="store_true", help="also take rows no application owns"
     )
     rename.add_argument("--batch-size", type=int, default=DEFAULT_RENAME_BATCH_SIZE)
+
+    dashboard = commands.add_parser("dashboard", help="serve the web dashboard")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    dashboard.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free one")
+    dashboard.add_argument(
+        "--allow-actions",
+        action="store_true",
+        help="offer cancel, resume and fork; each needs the token printed at start",
+    )
+    dashboard.add_argument(
+        "--require-token",
+        action="store_true",
+        help="require the token on every request (needed to listen beyond loopback)",
+    )
 
     commands.add_parser("migrate", help="create or check the system database schema")
     reset = commands.add_parser("reset", help="delete every table of the system database")
@@ -413,6 +431,7 @@ def main(
                 "queues": _queues,
                 "versions": _versions,
                 "rename": _rename,
+                "dashboard": _dashboard,
             }
             commands[args.command](args, ctx, out)
         finally:
@@ -534,6 +553,40 @@ def _rename(args: argparse.Namespace, ctx: DBOSContext, out: TextIO) -> None:
         batch_size=args.batch_size,
     )
     _emit(args, moved, [dataclasses.asdict(moved)], out)
+
+
+def _dashboard(args: argparse.Namespace, ctx: DBOSContext, out: TextIO) -> None:
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"bad --port {args.port}: expected 0 to 65535")
+    server = DashboardServer(
+        ctx,
+        args.host,
+        args.port,
+        allow_actions=args.allow_actions,
+        require_token=args.require_token,
+    )
+    print(f"dashboard: {server.url}/dashboard/", file=out)
+    if args.allow_actions:
+        print("actions: on (cancel, resume, fork; each request needs the token)", file=out)
+    else:
+        print("actions: off (read-only; --allow-actions turns them on)", file=out)
+    if server.token is not None:
+        print(f"token: {server.token}", file=out)
+        print(f"open: {server.page_url}", file=out)
+    out.flush()
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM stops it as Ctrl-C does: the port is released and the context closed.
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _queue_row(queue: WorkflowQueue) -> dict[str, Any]:

@@ -169,3 +169,44 @@ def test_our_client_enqueues_into_a_dbos_python_app(url: str) -> None:
     finally:
         app.kill()
         app.communicate(timeout=30)
+
+
+def test_the_dashboard_reads_what_a_dbos_python_app_wrote(url: str) -> None:
+    from dbos_typed._app.dashboard.server import DashboardServer
+    from dbos_typed._app.lifecycle import connect
+    from tests.test_dashboard import Client
+
+    dbos.new_context(dbos.Config(app_name="setup", database_url=url)).shutdown()
+    app = subprocess.Popen(
+        [sys.executable, "-m", "tests.interop_dbos_app", url],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert app.stdout is not None
+        assert app.stdout.readline().strip() == "ready"
+        with dbos.new_client(url, app_name="pyapp") as client:
+            handle = dbos.enqueue[int](client, "pyq", "py_double", 21, workflow_id="py-1")
+            assert handle.get_result(timeout=timedelta(seconds=60)) == 42
+    finally:
+        app.kill()
+        app.communicate(timeout=30)
+    ctx = connect(dbos.Config(app_name="dashboard", database_url=url), migrate=False)
+    server = DashboardServer(ctx, port=0)
+    server.start()
+    try:
+        reader = Client(server.url)
+        status, rows, _ = reader.call("POST", "/workflows", {"workflow_uuids": ["py-1"]})
+        assert status == 200 and [(r["Status"], r["Output"]) for r in rows] == [("SUCCESS", "42")]
+        assert reader.call("GET", "/workflows/py-1/steps")[0] == 200
+        status, counts, _ = reader.call(
+            "POST", "/workflow-aggregates", {"group_by": ["queue_name", "status"]}
+        )
+        assert status == 200 and {"queue_name": "pyq", "status": "SUCCESS"} in [
+            c["group"] for c in counts
+        ]
+    finally:
+        server.shutdown()
+        ctx.shutdown()

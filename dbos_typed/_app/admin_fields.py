@@ -79,6 +79,11 @@ def count(body: dict[str, Any], key: str, *, low: int = 0) -> int | None:
     return integer(body, key, low=low, high=_MAX_COUNT)
 
 
+def count_to(body: dict[str, Any], key: str, high: int) -> int | None:
+    """A count of at most `high` (a page size a server caps)."""
+    return integer(body, key, low=0, high=high)
+
+
 def instant(body: dict[str, Any], key: str) -> datetime | None:
     """A time given in epoch milliseconds."""
     value = integer(body, key, low=0, high=_MAX_EPOCH_MS)
