@@ -243,7 +243,7 @@ NO_ORIGIN: Final = Origin()
 class WorkflowRun:
     """The telemetry of one workflow run: its span, and the instruments to record on."""
 
-    __slots__ = ("attributes", "instruments", "span", "started", "tracer")
+    __slots__ = ("attributes", "identity", "instruments", "span", "started", "tracer")
 
     def __init__(
         self,
@@ -256,6 +256,9 @@ class WorkflowRun:
         self.instruments = instruments
         self.span = span
         self.attributes = attributes
+        self.identity: dict[str, Any] = {
+            key: attributes[key] for key in (WORKFLOW_ID, WORKFLOW_NAME) if key in attributes
+        }
         self.started = time.perf_counter()
 
 
@@ -393,8 +396,10 @@ class OperationScope:
         self._token: object = None
         self._labels: dict[str, Any] | None = None
         if run.tracer is not None:
+            # The workflow's ID and name only: the rest is on the workflow's span, and each
+            # attribute adds to the cost of every step.
             self._span = run.tracer.start_span(
-                name, attributes={**run.attributes, **attributes, OPERATION: kind}
+                name, attributes={**run.identity, **attributes, OPERATION: kind}
             )
         if run.instruments is not None and kind in ("step", "transaction"):
             self._labels = {
