@@ -85,3 +85,12 @@ def test_scheduled_job_example(tmp_path: Path) -> None:
     out = _run(tmp_path, "examples.scheduled_job")
     assert len(re.findall(r"^tick \S+ started \d+ ms after its scheduled time$", out, re.M)) >= 3
     assert "schedule 'every_second' (* * * * * *) last fired at" in out
+
+
+def test_tracing_example_prints_the_span_tree(tmp_path: Path) -> None:
+    out = _run(tmp_path, "examples.tracing")
+    tree = [line for line in out.splitlines() if "[" in line]
+    names = [line.split(" [")[0] for line in tree]
+    assert names[:3] == ["POST /checkout", "  start checkout", "    checkout"]
+    assert "      reserve" in names and "      start notify" in names
+    assert "        notify" in names and "          print" in names

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, Unpack, overload
 
@@ -27,6 +28,7 @@ from dbos_typed._core.identity import Identity, labels_for
 from dbos_typed._core.registry import NO_INPUT
 from dbos_typed._core.runtime import Runtime
 from dbos_typed._core.serialization import Codec, codec_for, encode_any
+from dbos_typed._core.telemetry import start_scope
 from dbos_typed._core.validate import checked_name, optional_name
 from dbos_typed._queues.debouncer import (
     DebounceCall,
@@ -227,17 +229,21 @@ def enqueue_named(
     )
     assert options is not None  # a queue is always given
     labels = labels_for(client, identity, attributes)
+    workflow_id = workflow_id or str(uuid.uuid4())
     row = queued_row(
         runtime,
         options,
-        workflow_id=workflow_id or str(uuid.uuid4()),
+        workflow_id=workflow_id,
         name=workflow_name,
         inputs=_inputs_of(input),
         timeout_ms=timeout_ms,
         # No version: whichever executor runs the application's latest version takes it.
         application_version=None,
     )
-    target = insert_queued(runtime, labels.apply(row), options.policy)
+    with start_scope(client, workflow_name, workflow_id, options.queue_name) as trace:
+        row = labels.apply(row)
+        row = replace(row, attributes=trace.stamp(row.attributes))
+        target = insert_queued(runtime, row, options.policy)
     return handle_to(client, target, codec)
 
 

@@ -66,6 +66,7 @@ def connect(config: Config, *, migrate: bool) -> DBOSContext:
         lambda: apply_deferred_queues(runtime),
         lambda: _start_notifications(runtime),
         lambda: _recover(runtime),
+        lambda: runtime.telemetry.watch_queues(runtime),
         runner.start,
         scheduler.start,
         heartbeat.start,

@@ -96,6 +96,9 @@ class Config:
     enable_patching: bool = False
     max_workflow_threads: int = 2000
     executor_heartbeat_timeout: timedelta | None = None
+    tracer_provider: object | None = None
+    meter_provider: object | None = None
+    instrumentation: bool = True
     # Kept out of the repr, so a logged config does not carry the secret.
     admin_token: str | None = field(default=None, repr=False)
 
@@ -119,7 +122,7 @@ class Config:
         for name in ("connect_timeout", "scheduler_polling_interval"):
             # frozen: the shortened value is set the way dataclasses set fields.
             object.__setattr__(self, name, _positive_duration(name, getattr(self, name)))
-        for name in ("admin_server", "enable_patching"):
+        for name in ("admin_server", "enable_patching", "instrumentation"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidOptionError(name, "expected a bool")
         self._check_admin_settings()
@@ -131,6 +134,13 @@ class Config:
             raise InvalidOptionError(
                 "executor_heartbeat_timeout", "expected None or a timedelta of at least 300 ms"
             )
+
+        for name, method in (("tracer_provider", "get_tracer"), ("meter_provider", "get_meter")):
+            provider = getattr(self, name)
+            if provider is not None and not callable(getattr(provider, method, None)):
+                raise InvalidOptionError(
+                    name, f"expected None or an OpenTelemetry provider (with {method}())"
+                )
 
     def _check_admin_settings(self) -> None:
         # Whether the host is a loopback one is known only once it resolves, at launch.

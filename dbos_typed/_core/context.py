@@ -25,6 +25,7 @@ from dbos_typed.errors import InitializationError, InvalidOptionError, WorkflowC
 if TYPE_CHECKING:
     from dbos_typed._core.identity import Identity
     from dbos_typed._core.registry import WorkflowSpec
+    from dbos_typed._core.telemetry import WorkflowRun
 
 logger = logging.getLogger("dbos_typed")
 
@@ -164,6 +165,7 @@ class WorkflowState:
     owner_xid: str | None = None  # the token this run's start or claim set on the row
     identity: Identity | None = None  # read from the row when first asked for
     blocking_step: int | None = None  # the step a blocking `run_as_step` is running
+    telemetry: WorkflowRun | None = None  # None: this run is neither traced nor measured
 
     @property
     def in_step(self) -> bool:

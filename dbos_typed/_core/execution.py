@@ -14,9 +14,10 @@ from dbos_typed._core.context import WorkflowContext, WorkflowState
 from dbos_typed._core.registry import WorkflowSpec
 from dbos_typed._core.runtime import Execution, Runtime, now_ms
 from dbos_typed._core.serialization import ErrorRecord, decode_inputs, safe_str
+from dbos_typed._core.telemetry import NO_ORIGIN, Origin, WorkflowScope, carrier_of, log_fields
 from dbos_typed._sysdb._listener import STREAMS_CHANNEL
 from dbos_typed._sysdb._retry import StoreClosedError
-from dbos_typed._sysdb._rows import ClaimedWorkflow, StatusName
+from dbos_typed._sysdb._rows import INTERNAL_QUEUE, ClaimedWorkflow, StatusName
 from dbos_typed.errors import (
     SerializationError,
     StepFailedError,
@@ -36,6 +37,7 @@ def launch_execution(
     recorded: dict[int, Any] | None,
     deadline_ms: int | None,
     owner_xid: str | None = None,
+    origin: Origin = NO_ORIGIN,
 ) -> Execution:
     """Run a workflow on a worker thread, unless this process already runs it.
 
@@ -49,7 +51,9 @@ def launch_execution(
         if deadline_ms is not None:
             runtime.deadlines.add(deadline_ms, lambda: _expire(runtime, workflow_id))
         runtime.workers.submit(
-            lambda: _execute(runtime, spec, execution, value, recorded, deadline_ms, owner_xid)
+            lambda: _execute(
+                runtime, spec, execution, value, recorded, deadline_ms, owner_xid, origin
+            )
         )
 
     with runtime.running_lock:
@@ -85,6 +89,7 @@ def _execute(
     recorded: dict[int, Any] | None,
     deadline_ms: int | None,
     owner_xid: str | None = None,
+    origin: Origin = NO_ORIGIN,
 ) -> None:
     workflow_id = execution.workflow_id
     outcome: tuple[str, Any] = ("database", None)
@@ -94,7 +99,9 @@ def _execute(
         state = WorkflowState(
             workflow_id, spec, execution, deadline_ms, recorded, owner_xid=owner_xid
         )
-        outcome = _run_body(runtime, spec, state, value)
+        with WorkflowScope(runtime, state, origin) as scope:
+            outcome = _run_body(runtime, spec, state, value)
+            scope.ended(outcome)
     except (WorkflowCancelled, StoreClosedError):
         pass
     except BaseException as exc:
@@ -104,7 +111,7 @@ def _execute(
         stopped = WorkflowInterruptedError(workflow_id, _reason(exc))
         stopped.__cause__ = exc
         outcome = ("error", stopped)
-        logger.error("%s", stopped, exc_info=exc)
+        logger.error("%s", stopped, exc_info=exc, extra=log_fields(workflow_id))
     finally:
         # Leave the table first: a waiter that no longer finds the run reads the database,
         # where the outcome already is.
@@ -194,6 +201,7 @@ def execute_claimed(runtime: Runtime, claimed: ClaimedWorkflow) -> Execution | N
             "workflow %r is named %r, which is not registered in this process; it stays PENDING",
             workflow_id,
             claimed.name,
+            extra=log_fields(workflow_id),
         )
         return None
     limit = spec.max_recovery_attempts
@@ -202,6 +210,7 @@ def execute_claimed(runtime: Runtime, claimed: ClaimedWorkflow) -> Execution | N
             "workflow %r exceeded %d recovery attempts and moves to the dead-letter queue",
             workflow_id,
             limit,
+            extra=log_fields(workflow_id),
         )
         runtime.store.dead_letter(workflow_id, now_ms())
         return None
@@ -216,5 +225,29 @@ def execute_claimed(runtime: Runtime, claimed: ClaimedWorkflow) -> Execution | N
     # A workflow that never recorded a step (most queued ones) has nothing to replay.
     recorded: dict[int, Any] | None = None if claimed.has_steps else {}
     return launch_execution(
-        runtime, spec, workflow_id, value, recorded, claimed.deadline_ms, claimed.owner_xid
+        runtime,
+        spec,
+        workflow_id,
+        value,
+        recorded,
+        claimed.deadline_ms,
+        claimed.owner_xid,
+        _origin(runtime, claimed),
+    )
+
+
+def _origin(runtime: Runtime, claimed: ClaimedWorkflow) -> Origin:
+    """What the run's telemetry needs from the row; read only when something is recorded."""
+    if not runtime.telemetry.active():
+        return NO_ORIGIN
+    record = runtime.store.get_status(claimed.workflow_id)
+    queue_name = claimed.queue_name
+    ready_ms = None
+    if record is not None and queue_name is not None and queue_name != INTERNAL_QUEUE:
+        ready_ms = max(record.created_at_ms, record.delay_until_ms or 0)
+    return Origin(
+        carrier=None if record is None else carrier_of(record.attributes),
+        attempt=claimed.recovery_attempts,
+        queue_name=queue_name,
+        ready_ms=ready_ms,
     )

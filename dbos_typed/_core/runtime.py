@@ -18,6 +18,7 @@ from typing import Any
 
 from dbos_typed._core.config import Config
 from dbos_typed._core.registry import Registry
+from dbos_typed._core.telemetry import Telemetry
 from dbos_typed._core.validate import single_wait
 from dbos_typed._sysdb._listener import (
     QUEUE_SETTINGS_CHANNEL,
@@ -230,6 +231,9 @@ class Runtime:
         self.application_version: str = config.pinned_application_version() or ""
         self.workers = WorkerPool(f"dbos-{config.app_name}"[:40], config.max_workflow_threads)
         self.deadlines = DeadlineWatcher()
+        self.telemetry = Telemetry(
+            config.tracer_provider, config.meter_provider, config.instrumentation
+        )
         self.running: dict[str, Execution] = {}
         self.running_lock = threading.Lock()
         # Set to make the queue runner look for work now: a local enqueue, a finished

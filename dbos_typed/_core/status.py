@@ -9,6 +9,7 @@ from typing import Any
 
 from dbos_typed._core.identity import identity_from
 from dbos_typed._core.serialization import ErrorRecord, decode_any, decode_inputs
+from dbos_typed._core.telemetry import without_carrier
 from dbos_typed._sysdb._rows import StatusName, StatusRecord
 from dbos_typed.errors import SerializationError
 
@@ -148,7 +149,7 @@ def status_from_record(record: StatusRecord, spec: Any) -> WorkflowStatus:
         authenticated_user=record.authenticated_user,
         assumed_role=record.assumed_role,
         authenticated_roles=identity_from(None, None, record.authenticated_roles).roles,
-        attributes=_attributes(record.attributes),
+        attributes=without_carrier(_attributes(record.attributes)),
         queue_partition_key=record.queue_partition_key,
         was_forked_from=record.was_forked_from,
         delay_until=from_epoch_ms(record.delay_until_ms),

@@ -20,6 +20,7 @@ from dbos_typed._core.handle import WorkflowHandle, handle_to
 from dbos_typed._core.identity import attributes_text
 from dbos_typed._core.runtime import Runtime, now_ms
 from dbos_typed._core.serialization import Codec, codec_for
+from dbos_typed._core.telemetry import TRACE_ATTRIBUTE, carrier_of, with_carrier
 from dbos_typed._core.validate import checked_name, epoch_ms
 from dbos_typed._queues.enqueue import unpartitioned_queue_name
 from dbos_typed._queues.queues import WorkflowQueue
@@ -379,7 +380,15 @@ def set_workflow_attributes(
     text = attributes_text(attributes)
 
     def update() -> None:
-        if not sysdb.set_attributes(runtime.store, workflow_id, text, now_ms()):
+        # The stored trace context is no user attribute: replacing them keeps it.
+        record = runtime.store.get_status(workflow_id)
+        carrier = None if record is None else carrier_of(record.attributes)
+        stored = (
+            text
+            if carrier is None or TRACE_ATTRIBUTE in attributes
+            else (with_carrier(text, carrier))
+        )
+        if not sysdb.set_attributes(runtime.store, workflow_id, stored, now_ms()):
             raise NonExistentWorkflowError(workflow_id)
 
     checkpointed(ctx, "DBOS.updateWorkflowAttributes", update, _NO_ANSWER)

@@ -19,6 +19,7 @@ from dbos_typed._core.context import WorkflowContext
 from dbos_typed._core.durable import begin_operation, rebuild_error, record_of, refused
 from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.serialization import Codec, ErrorRecord
+from dbos_typed._core.telemetry import operation_scope
 from dbos_typed._messaging.database_waits import Wait
 from dbos_typed._messaging.sleep import SLEEP_STEP, checkpoint_deadline
 from dbos_typed._sysdb._listener import Key
@@ -77,6 +78,10 @@ class DurableWait:
         return int(self.started * 1000)
 
 
+# The `dbos.operation` of a wait's span, by the step name it records.
+_SPAN_KINDS = {"DBOS.recv": "recv", "DBOS.getEvent": "get_event"}
+
+
 def wait_durably(op: DurableWait) -> StepRecord:
     """Wait for `op` on the calling thread; return its record (replayed, found or timed out).
 
@@ -87,7 +92,11 @@ def wait_durably(op: DurableWait) -> StepRecord:
     """
     if op.recorded is not None:
         return op.recorded
-    with Wait(op.ctx, op.key, exclusive=op.exclusive) as wait:
+    kind = _SPAN_KINDS.get(op.name, "wait")
+    with (
+        operation_scope(op.ctx, kind, op.name, op.step_id),
+        Wait(op.ctx, op.key, exclusive=op.exclusive) as wait,
+    ):
         got = op.check()
         if got is None:
             deadline = op.deadline()

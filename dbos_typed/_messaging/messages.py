@@ -19,6 +19,7 @@ from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.durable import begin_operation, checkpoint_of, refused, workflow_context
 from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.serialization import Codec, TypedCall, codec_for, encode_any
+from dbos_typed._core.telemetry import TARGET_WORKFLOW_ID, operation_scope
 from dbos_typed._core.validate import checked_duration, checked_name, optional_name, storable_text
 from dbos_typed._messaging.durable_waits import DEFAULT_WAIT, DurableWait, replay_wait, wait_durably
 from dbos_typed._sysdb._listener import NOTIFICATIONS_CHANNEL, payload_of
@@ -85,7 +86,9 @@ def send(
         started = now_ms()
         row = NewMessage(message_id, destination_id, stored_topic, text, runtime.message_time_ms())
         step = StepRecord(step_id, SEND_STEP, None, None, None, started, now_ms())
-        result = runtime.store.send_message(row, checkpoint_of(ctx, step))
+        target = {TARGET_WORKFLOW_ID: destination_id}
+        with operation_scope(ctx, "send", SEND_STEP, step_id, target):
+            result = runtime.store.send_message(row, checkpoint_of(ctx, step))
         if result is not RecordResult.WRITTEN:
             refused(ctx, step_id, SEND_STEP, result)  # raises unless it was our own write
     else:
@@ -96,7 +99,9 @@ def send(
             text,
             runtime.message_time_ms(),
         )
-        runtime.store.send_message(row)
+        target = {TARGET_WORKFLOW_ID: destination_id}
+        with operation_scope(ctx, "send", SEND_STEP, None, target):
+            runtime.store.send_message(row)
     # The trigger notifies other processes; a receiver in this one need not wait for it.
     runtime.waiters.wake((NOTIFICATIONS_CHANNEL, payload_of(destination_id, stored_topic)))
 

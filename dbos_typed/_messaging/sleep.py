@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from dbos_typed._core.context import WorkflowContext
 from dbos_typed._core.durable import begin_operation, record_operation, workflow_context
+from dbos_typed._core.telemetry import operation_scope
 from dbos_typed._core.validate import checked_duration, single_wait, wait_seconds
 from dbos_typed._sysdb._rows import StepRecord
 from dbos_typed.errors import SerializationError
@@ -46,16 +47,17 @@ def sleep(ctx: WorkflowContext, duration: timedelta) -> timedelta:
     state = ctx._state
     waker = threading.Event()
     state.execution.add_waker(waker)
-    try:
-        while True:
-            remaining = deadline - time.time()
-            if remaining <= 0:
-                break
-            if waker.wait(single_wait(remaining)):
-                state.check_cancelled()
-                waker.clear()
-    finally:
-        state.execution.remove_waker(waker)
+    with operation_scope(ctx, "sleep", SLEEP_STEP, state.next_step - 1):
+        try:
+            while True:
+                remaining = deadline - time.time()
+                if remaining <= 0:
+                    break
+                if waker.wait(single_wait(remaining)):
+                    state.check_cancelled()
+                    waker.clear()
+        finally:
+            state.execution.remove_waker(waker)
     return timedelta(seconds=max(0.0, time.time() - started))
 
 

@@ -18,6 +18,7 @@ from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.durable import begin_operation, checkpoint_of, refused, workflow_context
 from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.serialization import Codec, TypedCall, codec_for, encode_any
+from dbos_typed._core.telemetry import KEY, operation_scope
 from dbos_typed._core.validate import checked_name
 from dbos_typed._messaging.database_waits import Wait
 from dbos_typed._sysdb._listener import STREAMS_CHANNEL, payload_of
@@ -81,9 +82,10 @@ def _append(ctx: WorkflowContext, key: str, text: str, name: str) -> None:
         if recorded is not None:
             return
         step = StepRecord(step_id, name, None, None, None, now_ms(), now_ms())
-        result = runtime.store.append_stream(
-            workflow_id, key, text, step_id, checkpoint_of(ctx, step)
-        )
+        with operation_scope(ctx, "write_stream", name, step_id, {KEY: key}):
+            result = runtime.store.append_stream(
+                workflow_id, key, text, step_id, checkpoint_of(ctx, step)
+            )
         if result is not None and result is not RecordResult.WRITTEN:
             refused(ctx, step_id, name, result)
     if result is None:

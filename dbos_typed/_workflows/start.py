@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Never, TypeVar, Unpack, overload
 
@@ -35,6 +35,7 @@ from dbos_typed._core.registry import (
 )
 from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.serialization import ErrorRecord, encode_inputs
+from dbos_typed._core.telemetry import Origin, StartScope, start_scope
 from dbos_typed._core.validate import optional_name
 from dbos_typed._queues.enqueue import (
     DEDUP_ATTEMPTS,
@@ -359,6 +360,19 @@ def _start_child(
 def _land(
     ctx: AppContext, request: StartRequest, workflow_id: str, *, step_id: int | None
 ) -> WorkflowHandle[Any]:
+    """Write the start's row and return a handle, inside the start's span (if traced)."""
+    queue_name = None if request.queue is None else request.queue.queue_name
+    with start_scope(ctx, request.spec.name, workflow_id, queue_name, step_id) as trace:
+        return _land_row(ctx, request, workflow_id, step_id, trace)
+
+
+def _land_row(
+    ctx: AppContext,
+    request: StartRequest,
+    workflow_id: str,
+    step_id: int | None,
+    trace: StartScope,
+) -> WorkflowHandle[Any]:
     """Write the start's row and return a handle to the workflow the caller should watch.
 
     Every kind of start ends here: direct or queued, top-level or a child (recorded, in the
@@ -370,6 +384,8 @@ def _land(
     runtime = ctx._runtime
     spec = request.spec
     row = request.labels.apply(_row(ctx, request, workflow_id, step_id is not None))
+    if trace.carrier is not None:
+        row = replace(row, attributes=trace.stamp(row.attributes))
     for _ in range(DEDUP_ATTEMPTS):
         try:
             if step_id is None:
@@ -397,8 +413,9 @@ def _land(
     if request.queue is not None:
         runtime.announce_work(row.queue_name)
         return handle_to(ctx, workflow_id, spec.output_codec)
+    origin = Origin(carrier=trace.carrier)
     execution = launch_execution(
-        runtime, spec, workflow_id, request.value, {}, inserted.deadline_ms, row.creator_xid
+        runtime, spec, workflow_id, request.value, {}, inserted.deadline_ms, row.creator_xid, origin
     )
     return WorkflowHandle(ctx, workflow_id, spec.output_codec, execution)
 

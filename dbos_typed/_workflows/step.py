@@ -24,6 +24,7 @@ from dbos_typed._core.durable import (
 )
 from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.serialization import Codec, ErrorRecord, codec_for, decode_any, is_json_native
+from dbos_typed._core.telemetry import step_scope
 from dbos_typed._core.validate import optional_name
 from dbos_typed._sysdb._rows import StepRecord
 from dbos_typed.errors import (
@@ -371,7 +372,8 @@ def judged(plan: StepPlan, number: int, exc: Exception) -> TryAgain | StepFailed
 def _call_with_retries(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan) -> Any:
     def attempt(number: int) -> Any:
         try:
-            return fn()
+            with step_scope(ctx._state, plan.name, number):
+                return fn()
         except WorkflowCancelled:
             raise
         except Exception as exc:

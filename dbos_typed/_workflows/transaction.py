@@ -31,6 +31,7 @@ from dbos_typed._core.durable import (
     still_owned,
 )
 from dbos_typed._core.runtime import Runtime, now_ms
+from dbos_typed._core.telemetry import step_scope
 from dbos_typed._core.validate import checked_name
 from dbos_typed._sysdb._app_database import AppDatabase, AppTransaction, is_transient
 from dbos_typed._sysdb._postgres import PostgresStore
@@ -445,7 +446,11 @@ class _TransactionRun:
             TryAgain: `fn` failed and may be retried; the transaction is to be rolled back.
         """
         try:
-            with self.ctx._state.running_step(self.step_id, blocking=True):
+            state = self.ctx._state
+            with (
+                state.running_step(self.step_id, blocking=True),
+                step_scope(state, self.step_name, number, "transaction"),
+            ):
                 value = tx.run_isolated(self.fn)
         except Exception as exc:
             if is_transient(exc):

@@ -18,6 +18,7 @@ from pydantic import TypeAdapter
 from dbos_typed._core.context import WorkflowContext
 from dbos_typed._core.durable import begin_operation, complete_operation
 from dbos_typed._core.runtime import now_ms
+from dbos_typed._core.telemetry import step_scope
 from dbos_typed._workflows.step import StepPlan, check_step_call
 from dbos_typed.aio._loop import LoopWaker, on_worker, prepared
 from dbos_typed.errors import StepFailedError, WorkflowCancelled
@@ -183,7 +184,8 @@ async def _call_with_retries(ctx: WorkflowContext, fn: Callable[[], Any], plan: 
     while True:
         attempt += 1
         try:
-            return await _call(ctx, fn)
+            with step_scope(ctx._state, plan.name, attempt):
+                return await _call(ctx, fn)
         except WorkflowCancelled:
             raise
         except Exception as exc:

@@ -32,6 +32,7 @@ CORE = [
     "version",
     "validate",
     "config",
+    "telemetry",
     "serialization",
     "registry",
     "runtime",
