@@ -27,7 +27,9 @@ def shipped(ctx: dbos.WorkflowContext, n: int) -> int:
     dbos.set_event(ctx, "stage", {"done": first})
     dbos.write_stream(ctx, "log", f"line {n}")
     child = dbos.run_workflow(ctx, leaf, n, workflow_id=f"leaf-{n}").get_result()
-    return child + dbos.run_as_step(ctx, lambda: 1, name="second")
+    total = child + dbos.run_as_step(ctx, lambda: 1, name="second")
+    dbos.close_stream(ctx, "log")
+    return total
 
 
 def inbox(ctx: dbos.WorkflowContext, topic: str) -> str:
@@ -171,8 +173,11 @@ def test_read_endpoints(dashboard: tuple[dbos.DBOSContext, Client]) -> None:
         {"key": "stage", "value": {"done": 2}}
     ]
     status, entries, _ = client.call("GET", "/workflows/ship-1/streams")
-    assert status == 200 and [(e["key"], e["offset"], e["value"]) for e in entries] == [
-        ("log", 0, "line 1")
+    assert status == 200 and [
+        (e["key"], e["offset"], e["value"], e["closed"]) for e in entries
+    ] == [
+        ("log", 0, "line 1", False),
+        ("log", 1, None, True),  # the end marker, shown as the stream's end, not as a value
     ]
     status, messages, _ = client.call("GET", "/workflows/inbox-1/messages")
     assert status == 200 and [(m["topic"], m["message"], m["consumed"]) for m in messages] == [
@@ -180,7 +185,7 @@ def test_read_endpoints(dashboard: tuple[dbos.DBOSContext, Client]) -> None:
     ]
     status, steps, _ = client.call("GET", "/workflows/ship-1/steps")
     names = [s["function_name"] for s in steps]
-    assert status == 200 and names[0] == "first" and names[-1] == "second"
+    assert status == 200 and names[0] == "first" and names[-2:] == ["second", "DBOS.closeStream"]
     assert all(s["started_at_epoch_ms"] and s["error_name"] is None for s in steps)
 
     status, schedules, _ = client.call("GET", "/schedules")

@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 import dbos_typed as dbos
+from dbos_typed import aio
 from tests.conftest import Backend, Gate, WorkerProcess, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -498,3 +499,25 @@ def test_a_workflow_recovered_in_another_process_continues_the_trace(
     assert run["parent_id"] == format(_id(tracing.one("enqueue traced")), "016x")
     assert run["attributes"]["dbos.workflow.recovered"] is True
     assert run["attributes"]["dbos.workflow.attempt"] == 2
+
+
+async def async_parent(ctx: dbos.WorkflowContext, n: int) -> int:
+    me = dbos.get_workflow_id(ctx)
+    await aio.send(ctx, me, "hello", "topic")
+    assert await aio.recv[str](ctx, "topic", timeout=timedelta(seconds=5)) == "hello"
+    await aio.set_event(ctx, "done", n)
+    assert await aio.get_event[int](ctx, me, "done", timedelta(seconds=5)) == n
+    await aio.sleep(ctx, timedelta(milliseconds=1))
+    return await aio.run_as_step(ctx, lambda: n + 1, name="add")
+
+
+def test_an_async_workflow_has_a_span_for_each_wait_too(backend: Backend, tracing: Tracing) -> None:
+    ctx = backend.context_with(async_parent, tracer_provider=tracing.provider)
+    ctx.launch()
+    assert dbos.run_workflow(ctx, async_parent, 1).get_result(timeout=PATIENCE) == 2
+    root = tracing.one("async_parent")
+    below = {s.name: s for s in tracing.spans() if _parent(s) == _id(root)}
+    assert {"DBOS.send", "DBOS.recv", "DBOS.getEvent", "DBOS.sleep", "add"} <= set(below)
+    assert _attrs(below["DBOS.recv"])["dbos.operation"] == "recv"
+    assert _attrs(below["DBOS.getEvent"])["dbos.operation"] == "get_event"
+    assert _attrs(below["DBOS.sleep"])["dbos.operation"] == "sleep"

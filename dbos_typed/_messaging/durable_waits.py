@@ -79,7 +79,8 @@ class DurableWait:
 
 
 # The `dbos.operation` of a wait's span, by the step name it records.
-_SPAN_KINDS = {"DBOS.recv": "recv", "DBOS.getEvent": "get_event"}
+#: The span kind of each durable wait, by the step it records.
+SPAN_KINDS = {"DBOS.recv": "recv", "DBOS.getEvent": "get_event"}
 
 
 def wait_durably(op: DurableWait) -> StepRecord:
@@ -92,7 +93,7 @@ def wait_durably(op: DurableWait) -> StepRecord:
     """
     if op.recorded is not None:
         return op.recorded
-    kind = _SPAN_KINDS.get(op.name, "wait")
+    kind = SPAN_KINDS.get(op.name, "wait")
     with (
         operation_scope(op.ctx, kind, op.name, op.step_id),
         Wait(op.ctx, op.key, exclusive=op.exclusive) as wait,

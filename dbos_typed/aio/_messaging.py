@@ -14,12 +14,13 @@ from typing import Any, Protocol, TypeVar, overload
 
 from pydantic import TypeAdapter
 
-from dbos_typed._core.context import Connected, WorkflowContext
+from dbos_typed._core.context import Connected, WorkflowContext, WorkflowState
 from dbos_typed._core.serialization import Codec, TypedCall, codec_for
+from dbos_typed._core.telemetry import operation_scope
 from dbos_typed._messaging import messages as _messaging
-from dbos_typed._messaging.durable_waits import DEFAULT_WAIT, DurableWait, replay_wait
+from dbos_typed._messaging.durable_waits import DEFAULT_WAIT, SPAN_KINDS, DurableWait, replay_wait
 from dbos_typed._messaging.messages import Receiving
-from dbos_typed._messaging.sleep import begin_sleep
+from dbos_typed._messaging.sleep import SLEEP_STEP, begin_sleep
 from dbos_typed._sysdb._rows import StepRecord
 from dbos_typed.aio._loop import AsyncWait, LoopWaker, performed, prepared
 
@@ -73,6 +74,14 @@ async def _sleep(ctx: WorkflowContext, started: float, deadline: float) -> timed
     state = ctx._state
     waker = LoopWaker()
     state.execution.add_waker(waker)
+    # No step ID on the span: concurrent steps of an async workflow take theirs in turn.
+    with operation_scope(ctx, "sleep", SLEEP_STEP):
+        return await _sleep_until(state, waker, started, deadline)
+
+
+async def _sleep_until(
+    state: WorkflowState, waker: LoopWaker, started: float, deadline: float
+) -> timedelta:
     try:
         while True:
             remaining = deadline - time.time()
@@ -99,7 +108,10 @@ async def wait_durably(op: DurableWait) -> StepRecord:
     """
     if op.recorded is not None:
         return op.recorded
-    with AsyncWait(op.ctx, op.key, exclusive=op.exclusive) as wait:
+    with (
+        operation_scope(op.ctx, SPAN_KINDS.get(op.name, "wait"), op.name, op.step_id),
+        AsyncWait(op.ctx, op.key, exclusive=op.exclusive) as wait,
+    ):
         got = op.check()
         if got is None:
             deadline = op.deadline()

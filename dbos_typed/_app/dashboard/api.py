@@ -19,7 +19,7 @@ from dbos_typed._core.version import __version__
 from dbos_typed._management.aggregates import get_workflow_aggregates
 from dbos_typed._management.listing import list_workflows
 from dbos_typed._schedules.cron import CronSchedule, parse_fired_at
-from dbos_typed._sysdb._rows import NULL_TOPIC
+from dbos_typed._sysdb._rows import NULL_TOPIC, STREAM_CLOSED
 from dbos_typed.errors import InvalidOptionError, NonExistentWorkflowError
 
 #: At most this many events, stream entries or messages are shown for one workflow.
@@ -139,8 +139,16 @@ def _streams(handler: Handler, params: dict[str, str], _: Any) -> tuple[int, Any
         workflow_id=workflow_id,
         limit=MAX_ROWS_PER_WORKFLOW,
     )
+    # The marker `close_stream` writes is the stream's end, not one of its values.
     return HTTPStatus.OK, [
-        {"key": r[0], "offset": r[1], "value": _decoded(r[2]), "function_id": r[3]} for r in found
+        {
+            "key": r[0],
+            "offset": r[1],
+            "value": None if r[2] == STREAM_CLOSED else _decoded(r[2]),
+            "closed": r[2] == STREAM_CLOSED,
+            "function_id": r[3],
+        }
+        for r in found
     ]
 
 

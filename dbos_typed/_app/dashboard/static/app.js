@@ -409,7 +409,8 @@ async function workflow(_, rest) {
     table(["Stream", "Offset#", "Step#", "Value"], streams.map((s) => h("tr", {},
       h("td", { class: "mono", text: s.key }), h("td", { class: "num", text: s.offset }),
       h("td", { class: "num", text: s.function_id }),
-      h("td", { class: "wrap" }, prettyValue(s.value))))),
+      h("td", { class: "wrap" }, s.closed
+        ? h("span", { class: "muted", text: "(end of stream)" }) : prettyValue(s.value))))),
     h("h2", { text: `Messages (${messages.length})` }),
     table(["Sent", "Topic", "Consumed", "Message"], messages.map((m) => h("tr", {},
       h("td", { text: fmtTime(m.created_at_epoch_ms) }),
