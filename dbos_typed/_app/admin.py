@@ -46,7 +46,6 @@ from dbos_typed._management.steering import (
     global_timeout,
     resume_workflow,
 )
-from dbos_typed._sysdb import _management as sysdb
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE
 from dbos_typed.errors import InvalidOptionError, NonExistentWorkflowError
 
@@ -199,7 +198,7 @@ def _recover(handler: Handler, _: dict[str, str], body: Any) -> tuple[int, Any]:
 
 def _queues_metadata(handler: Handler, _: dict[str, str], __: Any) -> tuple[int, Any]:
     queues = [{"name": INTERNAL_QUEUE}]
-    for row in sysdb.list_queues(handler.ctx._runtime.store, None):
+    for row in handler.ctx._runtime.store.list_queues_of(None):
         entry: dict[str, Any] = {"name": row.name, "priorityEnabled": row.priority_enabled}
         if row.worker_concurrency is not None:
             entry["workerConcurrency"] = row.worker_concurrency

@@ -16,7 +16,6 @@ from dbos_typed._queues.heartbeat import Heartbeat
 from dbos_typed._queues.queues import apply_deferred_queues
 from dbos_typed._queues.runner import QueueRunner
 from dbos_typed._schedules.scheduler import Scheduler
-from dbos_typed._sysdb import _management as sysdb
 from dbos_typed._sysdb._listener import Listener, Notifier
 from dbos_typed._sysdb._postgres import PostgresStore
 from dbos_typed._sysdb._store import SystemStore
@@ -183,8 +182,7 @@ def _recover(runtime: Runtime) -> None:
     if recovered:
         logger.info("recovering %d pending workflow(s)", len(recovered))
         runtime.announce_work()
-    for version, count, example in sysdb.stranded_versions(
-        runtime.store,
+    for version, count, example in runtime.store.stranded_versions(
         executor_id=runtime.executor_id,
         version=runtime.application_version,
         application_name=runtime.app_name,

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from dbos_typed._core.version import __version__
-from dbos_typed._sysdb._aggregates import workflow_aggregates
 from dbos_typed._sysdb._management import WorkflowFilter
 from dbos_typed.errors import WorkflowCancelled
 
@@ -210,8 +209,8 @@ def _queue_depth(runtime: Runtime) -> list[Observation]:
         queues_only=True,
         application_name=runtime.app_name,
     )
-    records = workflow_aggregates(
-        runtime.store, wanted, group_by=["queue_name", "status"], bucket_ms=None
+    records = runtime.store.workflow_aggregates(
+        wanted, group_by=["queue_name", "status"], bucket_ms=None
     )
     return [
         otel_metrics.Observation(

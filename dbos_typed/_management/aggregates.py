@@ -187,7 +187,7 @@ def get_workflow_aggregates(
     records = checkpointed(
         ctx,
         "DBOS.getWorkflowAggregates",
-        lambda: sysdb.workflow_aggregates(runtime.store, query, group_by=columns, bucket_ms=width),
+        lambda: runtime.store.workflow_aggregates(query, group_by=columns, bucket_ms=width),
         _WORKFLOW_ROWS,
     )
     return [
@@ -256,8 +256,7 @@ def get_step_aggregates(
     records = checkpointed(
         ctx,
         "DBOS.getStepAggregates",
-        lambda: sysdb.step_aggregates(
-            runtime.store,
+        lambda: runtime.store.step_aggregates(
             scope,
             group_by=columns,
             bucket_ms=width,

@@ -101,7 +101,7 @@ def _attributes(ctx: Connected, value: Mapping[str, Any] | None) -> Mapping[str,
         raise InvalidOptionError("attributes", f"not JSON-serializable: {exc}") from exc
     if "\\u0000" in text:
         raise InvalidOptionError("attributes", "must not contain NUL characters")
-    if not sysdb.attributes_matchable(ctx._runtime.store, wanted):
+    if not ctx._runtime.store.attributes_matchable(wanted):
         raise InvalidOptionError(
             "attributes",
             "SQLite matches only string, number (64-bit integer or float), boolean and null "
@@ -301,7 +301,7 @@ def list_workflows(
         load_output=load_output,
     )
     records = checkpointed(
-        ctx, "DBOS.listWorkflows", lambda: sysdb.list_workflows(runtime.store, query), _STATUS_ROWS
+        ctx, "DBOS.listWorkflows", lambda: runtime.store.list_workflows(query), _STATUS_ROWS
     )
     return [status_from_record(r, runtime.registry.by_name(r.name)) for r in records]
 
@@ -360,8 +360,8 @@ def get_workflow_steps(
     page_size, skipped = _count(limit, "limit"), _count(offset, "offset")
 
     def read() -> list[StepRecord]:
-        steps = sysdb.list_steps(
-            runtime.store, workflow_id, load_output=load_output, limit=page_size, offset=skipped
+        steps = runtime.store.list_steps_page(
+            workflow_id, load_output=load_output, limit=page_size, offset=skipped
         )
         if not steps and runtime.store.workflow_status(workflow_id) is None:
             raise NonExistentWorkflowError(workflow_id)

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from dbos_typed._core.context import Connected
 from dbos_typed._core.validate import checked_name
-from dbos_typed._sysdb import _rename as sysdb
 from dbos_typed.errors import InvalidOptionError
 
 DEFAULT_RENAME_BATCH_SIZE = 10_000
@@ -81,8 +80,7 @@ def rename_application(
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InvalidOptionError("batch_size", "expected an int >= 1")
     return ApplicationRowCounts(
-        *sysdb.rename_application(
-            ctx._runtime.store,
+        *ctx._runtime.store.rename_application(
             old_name=old_name,
             new_name=new_name,
             adopt_unclaimed=adopt_unclaimed,

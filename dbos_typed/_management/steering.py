@@ -24,7 +24,6 @@ from dbos_typed._core.telemetry import TRACE_ATTRIBUTE, carrier_of, with_carrier
 from dbos_typed._core.validate import checked_name, epoch_ms
 from dbos_typed._queues.enqueue import unpartitioned_queue_name
 from dbos_typed._queues.queues import WorkflowQueue
-from dbos_typed._sysdb import _management as sysdb
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE
 from dbos_typed.errors import InvalidOptionError, NonExistentWorkflowError
 
@@ -101,7 +100,7 @@ def _checked_ids(workflow_ids: Iterable[str]) -> list[str]:
 def _cancel(runtime: Runtime, workflow_ids: Sequence[str], with_children: bool) -> None:
     now = now_ms()
     if with_children:
-        targets = sysdb.cancel_tree(runtime.store, workflow_ids, now)
+        targets = runtime.store.cancel_tree(workflow_ids, now)
     else:
         targets = list(workflow_ids)
         for target in targets:
@@ -322,8 +321,7 @@ def _fork(
     application_version: str | None,
     queue_name: str,
 ) -> None:
-    missing = sysdb.fork_workflows(
-        runtime.store,
+    missing = runtime.store.fork_workflows(
         forks,
         application_version=application_version,
         queue_name=queue_name,
@@ -355,8 +353,8 @@ def delete_workflows(
     ids = _checked_ids(workflow_ids)
 
     def delete() -> None:
-        targets = sysdb.with_descendants(runtime.store, ids) if delete_children else ids
-        sysdb.delete_workflows(runtime.store, targets)
+        targets = runtime.store.with_descendants(ids) if delete_children else ids
+        runtime.store.delete_workflows(targets)
         _cancel_locally(runtime, targets)
         _forget_elsewhere(runtime, targets)
 
@@ -388,7 +386,7 @@ def set_workflow_attributes(
             if carrier is None or TRACE_ATTRIBUTE in attributes
             else (with_carrier(text, carrier))
         )
-        if not sysdb.set_attributes(runtime.store, workflow_id, stored, now_ms()):
+        if not runtime.store.set_attributes(workflow_id, stored, now_ms()):
             raise NonExistentWorkflowError(workflow_id)
 
     checkpointed(ctx, "DBOS.updateWorkflowAttributes", update, _NO_ANSWER)
@@ -412,8 +410,8 @@ def garbage_collect(
     ):
         raise InvalidOptionError("keep_rows", "expected an int >= 1")
     runtime = ctx._runtime
-    deleted = sysdb.garbage_collect(
-        runtime.store, cutoff_ms=epoch_ms(cutoff, "cutoff"), keep_rows=keep_rows
+    deleted = runtime.store.garbage_collect(
+        cutoff_ms=epoch_ms(cutoff, "cutoff"), keep_rows=keep_rows
     )
     _forget_elsewhere(runtime, deleted)
     return len(deleted)
@@ -438,7 +436,7 @@ def global_timeout(ctx: Connected, cutoff: datetime, /) -> list[str]:
     runtime = ctx._runtime
     cutoff_ms = epoch_ms(cutoff, "cutoff")
     assert cutoff_ms is not None
-    cancelled = sysdb.cancel_created_before(runtime.store, cutoff_ms, now_ms())
+    cancelled = runtime.store.cancel_created_before(cutoff_ms, now_ms())
     _cancel_locally(runtime, cancelled)
     return cancelled
 
@@ -475,8 +473,7 @@ def recover_pending_workflows(
     )
     if not runtime.application_version:
         raise InvalidOptionError("ctx", "launch the context first: its version is not known yet")
-    adopted = sysdb.adopt_pending(
-        runtime.store,
+    adopted = runtime.store.adopt_pending(
         executor_ids=executors,
         application_versions=versions,
         new_version=runtime.application_version,

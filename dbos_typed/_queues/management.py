@@ -24,7 +24,6 @@ from dbos_typed._core.runtime import Runtime, now_ms
 from dbos_typed._core.serialization import Codec, codec_for
 from dbos_typed._core.validate import checked_name, epoch_ms
 from dbos_typed._queues.queues import RateLimit, WorkflowQueue, check_settings, queue_of, row_of
-from dbos_typed._sysdb import _management as sysdb
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE, QueueRow
 from dbos_typed.errors import InvalidOptionError, NonExistentWorkflowError, QueueNotFoundError
 
@@ -94,7 +93,7 @@ def list_queues(
         owners = None
     else:
         owners = [] if runtime.owner_name is None else [runtime.owner_name]
-    return [queue_of(row) for row in sysdb.list_queues(runtime.store, owners)]
+    return [queue_of(row) for row in runtime.store.list_queues_of(owners)]
 
 
 def delete_queue(ctx: Connected, name: str, /) -> None:

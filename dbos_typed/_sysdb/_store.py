@@ -8,14 +8,18 @@ the primitives.
 
 from __future__ import annotations
 
+from dbos_typed._sysdb._aggregates import AggregateStore
 from dbos_typed._sysdb._message_store import MessageStore
 from dbos_typed._sysdb._queue_store import QueueStore
+from dbos_typed._sysdb._rename import RenameStore
 from dbos_typed._sysdb._schedule_store import ScheduleStore
 from dbos_typed._sysdb._store_base import Row, Transaction
-from dbos_typed._sysdb._workflow_store import WorkflowStore
 
 __all__ = ["Row", "SystemStore", "Transaction"]
 
 
-class SystemStore(WorkflowStore, QueueStore, MessageStore, ScheduleStore):
-    """Typed access to the DBOS system database; one method per operation."""
+class SystemStore(AggregateStore, RenameStore, QueueStore, MessageStore, ScheduleStore):
+    """Typed access to the DBOS system database; one method per operation.
+
+    `AggregateStore` brings `ManagementStore` and `WorkflowStore`, which it builds on.
+    """
