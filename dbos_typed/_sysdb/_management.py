@@ -14,22 +14,8 @@ from typing import Any, LiteralString
 
 from dbos_typed._sysdb import _queries as q
 from dbos_typed._sysdb._rows import QueueRow, StatusRecord, StepRecord
-from dbos_typed._sysdb._store_base import Transaction, queue_from, status_from_row
+from dbos_typed._sysdb._store_base import Transaction, queue_from, status_from_row, step_from
 from dbos_typed._sysdb._workflow_store import WorkflowStore
-
-_STATUS_COLUMNS: LiteralString = """
-SELECT ws.workflow_uuid, ws.status, ws.name,
-       {inputs}, {output}, {error}, ws.executor_id,
-       ws.application_version, ws.application_name, ws.created_at, ws.updated_at,
-       ws.queue_name, ws.recovery_attempts, ws.workflow_timeout_ms,
-       ws.workflow_deadline_epoch_ms, ws.started_at_epoch_ms, ws.completed_at,
-       ws.parent_workflow_id, ws.deduplication_id, ws.priority, ws.forked_from,
-       ws.authenticated_user, ws.assumed_role, ws.serialization, ws.authenticated_roles,
-       ws.attributes, ws.queue_partition_key, ws.was_forked_from, ws.delay_until_epoch_ms,
-       ws.class_name, ws.config_name, ws.schedule_name, ws.debounce_deadline_epoch_ms,
-       ws.is_debounced
-FROM {s}.workflow_status ws
-"""
 
 _JOIN_INPUT: LiteralString = (
     "LEFT JOIN {s}.workflow_input wi ON wi.workflow_uuid = ws.workflow_uuid\n"
@@ -115,13 +101,7 @@ def where(clauses: list[LiteralString]) -> LiteralString:
     return "WHERE " + _all_of(clauses) + "\n" if clauses else ""
 
 
-_LIST_STEPS_PAGED: LiteralString = """
-SELECT function_id, function_name, {output}, {error}, child_workflow_id,
-       started_at_epoch_ms, completed_at_epoch_ms
-FROM {s}.operation_outputs
-WHERE workflow_uuid = %(workflow_id)s
-ORDER BY function_id
-"""
+_LIST_STEPS_PAGED: LiteralString = q.STEP_SELECT + "ORDER BY function_id\n"
 
 
 _CHILDREN: LiteralString = """
@@ -368,7 +348,7 @@ class ManagementStore(WorkflowStore):
         output: LiteralString = "COALESCE(wo.output, ws.output)" if f.load_output else "NULL"
         error: LiteralString = "COALESCE(wo.error, ws.error)" if f.load_output else "NULL"
         query: LiteralString = (
-            _STATUS_COLUMNS.replace("{inputs}", inputs)
+            q.STATUS_SELECT.replace("{inputs}", inputs)
             .replace("{output}", output)
             .replace("{error}", error)
         )
@@ -414,10 +394,7 @@ class ManagementStore(WorkflowStore):
                 query += "LIMIT -1\n"
             query += "OFFSET %(offset)s\n"
             params["offset"] = offset
-        return [
-            StepRecord(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6])
-            for r in self._query(query, params)
-        ]
+        return [step_from(r) for r in self._query(query, params)]
 
     def with_descendants(
         self,

@@ -99,22 +99,61 @@ LEFT JOIN {s}.workflow_output wo ON wo.workflow_uuid = ws.workflow_uuid
 WHERE ws.workflow_uuid = %(workflow_id)s
 """
 
-GET_STATUS: Final[LiteralString] = """
-SELECT ws.workflow_uuid, ws.status, ws.name, COALESCE(wi.inputs, ws.inputs),
-       COALESCE(wo.output, ws.output), COALESCE(wo.error, ws.error), ws.executor_id,
-       ws.application_version, ws.application_name, ws.created_at, ws.updated_at,
-       ws.queue_name, ws.recovery_attempts, ws.workflow_timeout_ms,
-       ws.workflow_deadline_epoch_ms, ws.started_at_epoch_ms, ws.completed_at,
-       ws.parent_workflow_id, ws.deduplication_id, ws.priority, ws.forked_from,
-       ws.authenticated_user, ws.assumed_role, ws.serialization, ws.authenticated_roles,
-       ws.attributes, ws.queue_partition_key, ws.was_forked_from, ws.delay_until_epoch_ms,
-       ws.class_name, ws.config_name, ws.schedule_name, ws.debounce_deadline_epoch_ms,
-       ws.is_debounced
-FROM {s}.workflow_status ws
-LEFT JOIN {s}.workflow_input wi ON wi.workflow_uuid = ws.workflow_uuid
+# A workflow's status row: each column with the name `status_from_row` reads it by (the
+# field of `StatusRecord`) and the SQL selecting it. `{inputs}`, `{output}` and `{error}`
+# are filled in per statement: from the joined tables, or NULL when not loaded.
+STATUS_FIELDS: Final[tuple[tuple[str, LiteralString], ...]] = (
+    ("workflow_id", "ws.workflow_uuid"),
+    ("status", "ws.status"),
+    ("name", "ws.name"),
+    ("inputs", "{inputs}"),
+    ("output", "{output}"),
+    ("error", "{error}"),
+    ("executor_id", "ws.executor_id"),
+    ("application_version", "ws.application_version"),
+    ("application_name", "ws.application_name"),
+    ("created_at_ms", "ws.created_at"),
+    ("updated_at_ms", "ws.updated_at"),
+    ("queue_name", "ws.queue_name"),
+    ("recovery_attempts", "ws.recovery_attempts"),
+    ("timeout_ms", "ws.workflow_timeout_ms"),
+    ("deadline_ms", "ws.workflow_deadline_epoch_ms"),
+    ("started_at_ms", "ws.started_at_epoch_ms"),
+    ("completed_at_ms", "ws.completed_at"),
+    ("parent_workflow_id", "ws.parent_workflow_id"),
+    ("deduplication_id", "ws.deduplication_id"),
+    ("priority", "ws.priority"),
+    ("forked_from", "ws.forked_from"),
+    ("authenticated_user", "ws.authenticated_user"),
+    ("assumed_role", "ws.assumed_role"),
+    ("serialization", "ws.serialization"),
+    ("authenticated_roles", "ws.authenticated_roles"),
+    ("attributes", "ws.attributes"),
+    ("queue_partition_key", "ws.queue_partition_key"),
+    ("was_forked_from", "ws.was_forked_from"),
+    ("delay_until_ms", "ws.delay_until_epoch_ms"),
+    ("class_name", "ws.class_name"),
+    ("config_name", "ws.config_name"),
+    ("schedule_name", "ws.schedule_name"),
+    ("debounce_deadline_ms", "ws.debounce_deadline_epoch_ms"),
+    ("is_debounced", "ws.is_debounced"),
+)
+STATUS_NAMES: Final = tuple(name for name, _ in STATUS_FIELDS)
+STATUS_SELECT: Final[LiteralString] = (
+    "\nSELECT "
+    + ", ".join(column for _, column in STATUS_FIELDS)
+    + "\nFROM {s}.workflow_status ws\n"
+)
+
+GET_STATUS: Final[LiteralString] = (
+    STATUS_SELECT.replace("{inputs}", "COALESCE(wi.inputs, ws.inputs)")
+    .replace("{output}", "COALESCE(wo.output, ws.output)")
+    .replace("{error}", "COALESCE(wo.error, ws.error)")
+    + """LEFT JOIN {s}.workflow_input wi ON wi.workflow_uuid = ws.workflow_uuid
 LEFT JOIN {s}.workflow_output wo ON wo.workflow_uuid = ws.workflow_uuid
 WHERE ws.workflow_uuid = %(workflow_id)s
 """
+)
 
 GET_INPUTS: Final[LiteralString] = """
 SELECT COALESCE(wi.inputs, ws.inputs)
@@ -251,7 +290,9 @@ _QUEUE_FIELDS: Final = """name, concurrency, worker_concurrency, rate_limit_max,
     rate_limit_period_sec, priority_enabled, partition_queue, polling_interval_sec,
     application_name"""
 
-#: A queue's settings, in the column order `queue_from` reads.
+#: The columns of a queue's settings, which `queue_from` reads by name.
+QUEUE_NAMES: Final = tuple(field.strip() for field in _QUEUE_FIELDS.split(","))
+#: A queue's settings.
 QUEUE_COLUMNS: Final[LiteralString] = "\nSELECT " + _QUEUE_FIELDS + "\nFROM {s}.queues\n"
 
 LIST_QUEUES: Final[LiteralString] = (
@@ -502,20 +543,30 @@ ON CONFLICT (workflow_uuid, function_id) DO NOTHING
 RETURNING 1
 """
 
-GET_STEP: Final[LiteralString] = """
-SELECT function_id, function_name, output, error, child_workflow_id,
-       started_at_epoch_ms, completed_at_epoch_ms
-FROM {s}.operation_outputs
-WHERE workflow_uuid = %(workflow_id)s AND function_id = %(step_id)s
-"""
+# A step's row: each column with the name `step_from` reads it by (the field of
+# `StepRecord`). `{output}` and `{error}` are filled in per statement.
+STEP_FIELDS: Final[tuple[tuple[str, LiteralString], ...]] = (
+    ("step_id", "function_id"),
+    ("name", "function_name"),
+    ("output", "{output}"),
+    ("error", "{error}"),
+    ("child_workflow_id", "child_workflow_id"),
+    ("started_at_ms", "started_at_epoch_ms"),
+    ("completed_at_ms", "completed_at_epoch_ms"),
+)
+STEP_NAMES: Final = tuple(name for name, _ in STEP_FIELDS)
+STEP_SELECT: Final[LiteralString] = (
+    "\nSELECT "
+    + ", ".join(column for _, column in STEP_FIELDS)
+    + "\nFROM {s}.operation_outputs\nWHERE workflow_uuid = %(workflow_id)s\n"
+)
+_STEP_WITH_OUTPUT: Final[LiteralString] = STEP_SELECT.replace("{output}", "output").replace(
+    "{error}", "error"
+)
 
-LIST_STEPS: Final[LiteralString] = """
-SELECT function_id, function_name, output, error, child_workflow_id,
-       started_at_epoch_ms, completed_at_epoch_ms
-FROM {s}.operation_outputs
-WHERE workflow_uuid = %(workflow_id)s
-ORDER BY function_id
-"""
+GET_STEP: Final[LiteralString] = _STEP_WITH_OUTPUT + "AND function_id = %(step_id)s\n"
+
+LIST_STEPS: Final[LiteralString] = _STEP_WITH_OUTPUT + "ORDER BY function_id\n"
 
 # -- application versions ------------------------------------------------------------------
 
@@ -786,6 +837,8 @@ _SCHEDULE_COLUMNS: Final = """
 schedule_id, schedule_name, workflow_name, workflow_class_name, schedule, status, context,
 last_fired_at, automatic_backfill, cron_timezone, queue_name, application_name
 """
+#: The columns of a schedule, which `schedule_from` reads by name.
+SCHEDULE_NAMES: Final = tuple(field.strip() for field in _SCHEDULE_COLUMNS.split(","))
 
 # The application's own schedules and unclaimed ones (application_name NULL, written by
 # tools that serve every application).

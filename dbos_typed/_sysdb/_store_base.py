@@ -338,71 +338,38 @@ def queue_params(row: QueueRow, now_ms: int) -> dict[str, Any]:
 
 
 def queue_from(r: Sequence[Any]) -> QueueRow:
-    """Read a row selected with `QUEUE_COLUMNS`."""
-    return QueueRow(
-        name=r[0],
-        concurrency=r[1],
-        worker_concurrency=r[2],
-        rate_limit_max=r[3],
-        rate_limit_period_sec=None if r[4] is None else float(r[4]),
-        priority_enabled=bool(r[5]),
-        partition_queue=bool(r[6]),
-        polling_interval_sec=float(r[7]),
-        application_name=r[8],
-    )
+    """Read a row selected with `QUEUE_COLUMNS`, by column name."""
+    v = dict(zip(q.QUEUE_NAMES, r, strict=True))
+    period = v["rate_limit_period_sec"]
+    v["rate_limit_period_sec"] = None if period is None else float(period)
+    v["polling_interval_sec"] = float(v["polling_interval_sec"])
+    for name in ("priority_enabled", "partition_queue"):
+        v[name] = bool(v[name])
+    return QueueRow(**v)
 
 
 def status_from_row(r: Sequence[Any]) -> StatusRecord:
-    """Read a row selected with the status columns of `GET_STATUS`."""
-    return StatusRecord(
-        workflow_id=r[0],
-        status=StatusName(r[1]),
-        name=r[2],
-        inputs=r[3],
-        output=r[4],
-        error=r[5],
-        executor_id=r[6],
-        application_version=r[7],
-        application_name=r[8],
-        created_at_ms=int(r[9]),
-        updated_at_ms=int(r[10]),
-        queue_name=r[11],
-        recovery_attempts=int(r[12] or 0),
-        timeout_ms=r[13],
-        deadline_ms=r[14],
-        started_at_ms=r[15],
-        completed_at_ms=r[16],
-        parent_workflow_id=r[17],
-        deduplication_id=r[18],
-        priority=int(r[19] or 0),
-        forked_from=r[20],
-        authenticated_user=r[21],
-        assumed_role=r[22],
-        serialization=r[23],
-        authenticated_roles=r[24],
-        # Postgres hands back a parsed jsonb value, SQLite the stored text.
-        attributes=r[25] if r[25] is None or isinstance(r[25], str) else json.dumps(r[25]),
-        queue_partition_key=r[26],
-        was_forked_from=bool(r[27]),
-        delay_until_ms=r[28],
-        class_name=r[29],
-        config_name=r[30],
-        schedule_name=r[31],
-        debounce_deadline_ms=r[32],
-        is_debounced=bool(r[33]),
-    )
+    """Read a row selected with the status columns (`STATUS_SELECT`), by column name."""
+    v = dict(zip(q.STATUS_NAMES, r, strict=True))
+    v["status"] = StatusName(v["status"])
+    for name in ("created_at_ms", "updated_at_ms"):
+        v[name] = int(v[name])
+    for name in ("recovery_attempts", "priority"):
+        v[name] = int(v[name] or 0)
+    for name in ("was_forked_from", "is_debounced"):
+        v[name] = bool(v[name])
+    attributes = v["attributes"]
+    # Postgres hands back a parsed jsonb value, SQLite the stored text.
+    if attributes is not None and not isinstance(attributes, str):
+        v["attributes"] = json.dumps(attributes)
+    return StatusRecord(**v)
 
 
 def step_from(r: Sequence[Any]) -> StepRecord:
-    return StepRecord(
-        step_id=int(r[0]),
-        name=r[1],
-        output=r[2],
-        error=r[3],
-        child_workflow_id=r[4],
-        started_at_ms=r[5],
-        completed_at_ms=r[6],
-    )
+    """Read a row selected with `STEP_SELECT`, by column name."""
+    v = dict(zip(q.STEP_NAMES, r, strict=True))
+    v["step_id"] = int(v["step_id"])
+    return StepRecord(**v)
 
 
 def schedule_params(row: ScheduleRow) -> dict[str, Any]:
@@ -420,17 +387,7 @@ def schedule_params(row: ScheduleRow) -> dict[str, Any]:
 
 
 def schedule_from(r: Sequence[Any]) -> ScheduleRow:
-    return ScheduleRow(
-        schedule_id=r[0],
-        schedule_name=r[1],
-        workflow_name=r[2],
-        workflow_class_name=r[3],
-        schedule=r[4],
-        status=r[5],
-        context=r[6],
-        last_fired_at=r[7],
-        automatic_backfill=bool(r[8]),
-        cron_timezone=r[9],
-        queue_name=r[10],
-        application_name=r[11],
-    )
+    """Read a row selected with the schedule columns, by column name."""
+    v = dict(zip(q.SCHEDULE_NAMES, r, strict=True))
+    v["automatic_backfill"] = bool(v["automatic_backfill"])
+    return ScheduleRow(**v)
