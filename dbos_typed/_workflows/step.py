@@ -10,7 +10,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar, overload
+from typing import Any, TypedDict, TypeVar, Unpack, overload
 
 from pydantic import TypeAdapter
 
@@ -41,19 +41,28 @@ T = TypeVar("T")
 _NO_HINT = object()
 
 
+class StepOptions(TypedDict, total=False):
+    """The retry and naming options of a step, as the typed signatures take them.
+
+    `run_as_step` (and `run_as_transaction`) name each one, with its default.
+    """
+
+    name: str | None
+    max_retries: int
+    base_interval: timedelta
+    backoff_factor: float
+    max_interval: timedelta
+    retry_if: Callable[[Exception], bool] | None
+
+
 @overload
 def run_as_step(
     ctx: WorkflowContext,
     fn: Callable[[], R],
     /,
     *,
-    name: str | None = None,
-    max_retries: int = 0,
-    base_interval: timedelta = ...,
-    backoff_factor: float = 2.0,
-    max_interval: timedelta = ...,
-    retry_if: Callable[[Exception], bool] | None = None,
     result_type: None = None,
+    **options: Unpack[StepOptions],
 ) -> R: ...
 
 
@@ -63,13 +72,8 @@ def run_as_step(
     fn: Callable[[], R],
     /,
     *,
-    name: str | None = None,
-    max_retries: int = 0,
-    base_interval: timedelta = ...,
-    backoff_factor: float = 2.0,
-    max_interval: timedelta = ...,
-    retry_if: Callable[[Exception], bool] | None = None,
     result_type: type[R] | TypeAdapter[R],
+    **options: Unpack[StepOptions],
 ) -> R: ...
 
 

@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, Unpack, overload
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -38,6 +38,7 @@ from dbos_typed._sysdb._postgres import PostgresStore
 from dbos_typed._sysdb._retry import StoreClosedError
 from dbos_typed._sysdb._rows import RecordResult, StepRecord
 from dbos_typed._workflows.step import (
+    StepOptions,
     StepPlan,
     TryAgain,
     call_with_retries,
@@ -210,14 +211,9 @@ def run_as_transaction(
     fn: Callable[[psycopg.Connection[Any]], R],
     /,
     *,
-    name: str | None = None,
-    max_retries: int = 0,
-    base_interval: timedelta = ...,
-    backoff_factor: float = 2.0,
-    max_interval: timedelta = ...,
-    retry_if: Callable[[Exception], bool] | None = None,
     isolation: IsolationLevel = "read_committed",
     result_type: None = None,
+    **options: Unpack[StepOptions],
 ) -> R: ...
 
 
@@ -228,14 +224,9 @@ def run_as_transaction(
     fn: Callable[[psycopg.Connection[Any]], R],
     /,
     *,
-    name: str | None = None,
-    max_retries: int = 0,
-    base_interval: timedelta = ...,
-    backoff_factor: float = 2.0,
-    max_interval: timedelta = ...,
-    retry_if: Callable[[Exception], bool] | None = None,
     isolation: IsolationLevel = "read_committed",
     result_type: type[R] | TypeAdapter[R],
+    **options: Unpack[StepOptions],
 ) -> R: ...
 
 

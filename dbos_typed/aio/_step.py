@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, Unpack, overload
 
 from pydantic import TypeAdapter
 
@@ -19,7 +19,7 @@ from dbos_typed._core.context import WorkflowContext
 from dbos_typed._core.durable import begin_operation, complete_operation
 from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.telemetry import step_scope
-from dbos_typed._workflows.step import StepPlan, check_step_call
+from dbos_typed._workflows.step import StepOptions, StepPlan, check_step_call
 from dbos_typed.aio._loop import LoopWaker, on_worker, prepared
 from dbos_typed.errors import StepFailedError, WorkflowCancelled
 
@@ -34,13 +34,8 @@ def run_as_step(
     fn: Callable[[], Awaitable[R]],
     /,
     *,
-    name: str | None = None,
-    max_retries: int = 0,
-    base_interval: timedelta = ...,
-    backoff_factor: float = 2.0,
-    max_interval: timedelta = ...,
-    retry_if: Callable[[Exception], bool] | None = None,
     result_type: None = None,
+    **options: Unpack[StepOptions],
 ) -> Coroutine[None, None, R]: ...
 
 
@@ -50,13 +45,8 @@ def run_as_step(
     fn: Callable[[], Awaitable[R]],
     /,
     *,
-    name: str | None = None,
-    max_retries: int = 0,
-    base_interval: timedelta = ...,
-    backoff_factor: float = 2.0,
-    max_interval: timedelta = ...,
-    retry_if: Callable[[Exception], bool] | None = None,
     result_type: type[R] | TypeAdapter[R],
+    **options: Unpack[StepOptions],
 ) -> Coroutine[None, None, R]: ...
 
 
@@ -66,13 +56,8 @@ def run_as_step(
     fn: Callable[[], R],
     /,
     *,
-    name: str | None = None,
-    max_retries: int = 0,
-    base_interval: timedelta = ...,
-    backoff_factor: float = 2.0,
-    max_interval: timedelta = ...,
-    retry_if: Callable[[Exception], bool] | None = None,
     result_type: None = None,
+    **options: Unpack[StepOptions],
 ) -> Coroutine[None, None, R]: ...
 
 
@@ -82,13 +67,8 @@ def run_as_step(
     fn: Callable[[], R],
     /,
     *,
-    name: str | None = None,
-    max_retries: int = 0,
-    base_interval: timedelta = ...,
-    backoff_factor: float = 2.0,
-    max_interval: timedelta = ...,
-    retry_if: Callable[[Exception], bool] | None = None,
     result_type: type[R] | TypeAdapter[R],
+    **options: Unpack[StepOptions],
 ) -> Coroutine[None, None, R]: ...
 
 
