@@ -7,6 +7,7 @@ awaiting a result is itself a durable operation, so replay does not wait again.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +19,13 @@ from pydantic import TypeAdapter
 from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.durable import OperationOutcome, rebuild_error, record_of, run_durably
 from dbos_typed._core.runtime import Execution, Runtime, now_ms
-from dbos_typed._core.serialization import Codec, ErrorRecord, codec_for, decode_any, encode_any
+from dbos_typed._core.serialization import (
+    Codec,
+    ErrorRecord,
+    TypedCall,
+    decode_any,
+    encode_any,
+)
 from dbos_typed._core.status import WorkflowStatus, status_from_record
 from dbos_typed._core.validate import checked_name, optional_duration, single_wait, wait_seconds
 from dbos_typed._sysdb._listener import Waker
@@ -289,7 +296,7 @@ class OutcomeWatch:
         return wait
 
 
-class _Retriever:
+class _Retriever(TypedCall):
     """`retrieve_workflow(ctx, id)`, or `retrieve_workflow[T](ctx, id)` for a typed result."""
 
     @overload
@@ -299,12 +306,7 @@ class _Retriever:
     def __getitem__(self, tp: TypeAdapter[T]) -> Callable[[Connected, str], WorkflowHandle[T]]: ...
 
     def __getitem__(self, tp: Any) -> Callable[[Connected, str], WorkflowHandle[Any]]:
-        codec = codec_for(tp)
-
-        def retrieve(ctx: Connected, workflow_id: str, /) -> WorkflowHandle[Any]:
-            return retrieve_handle(ctx, workflow_id, codec)
-
-        return retrieve
+        return self.typed(tp)
 
     def __call__(self, ctx: Connected, workflow_id: str, /) -> WorkflowHandle[Any]:
         """Retrieve a handle whose result is decoded with the registered workflow's type."""
@@ -317,7 +319,7 @@ def handle_to(ctx: Connected, workflow_id: str, codec: Codec[Any] | None) -> Wor
 
 
 def retrieve_handle(
-    ctx: Connected, workflow_id: str, codec: Codec[Any] | None
+    ctx: Connected, workflow_id: str, /, codec: Codec[Any] | None = None
 ) -> WorkflowHandle[Any]:
     """A handle to an existing workflow; `codec` None: the registered result type's.
 
@@ -335,7 +337,7 @@ def retrieve_handle(
     return handle_to(ctx, workflow_id, codec)
 
 
-retrieve_workflow = _Retriever()
+retrieve_workflow = _Retriever(lambda codec: functools.partial(retrieve_handle, codec=codec))
 """Get a handle to an existing workflow by ID.
 
 Works with a context or a `Client`. `retrieve_workflow(ctx, id)` decodes the result with

@@ -6,6 +6,7 @@ process first, else the database with a backoff), on a `LoopWaker` instead of a 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, overload
@@ -28,7 +29,7 @@ from dbos_typed._core.handle import (
     retrieve_handle,
 )
 from dbos_typed._core.runtime import now_ms
-from dbos_typed._core.serialization import Codec, codec_for
+from dbos_typed._core.serialization import Codec, TypedCall
 from dbos_typed._core.status import WorkflowStatus
 from dbos_typed._sysdb._rows import StepRecord
 from dbos_typed.aio._loop import LoopWaker, performed, prepared, run_blocking
@@ -146,7 +147,7 @@ def wrap(handle: WorkflowHandle[R]) -> AsyncWorkflowHandle[R]:
     return AsyncWorkflowHandle(handle)
 
 
-class _Retriever:
+class _Retriever(TypedCall):
     """`await retrieve_workflow(ctx, id)`, or `retrieve_workflow[T](ctx, id)` typed."""
 
     @overload
@@ -162,15 +163,7 @@ class _Retriever:
     def __getitem__(
         self, tp: Any
     ) -> Callable[[Connected, str], Coroutine[None, None, AsyncWorkflowHandle[Any]]]:
-        codec = codec_for(tp)
-
-        def retrieve(
-            ctx: Connected, workflow_id: str, /
-        ) -> Coroutine[None, None, AsyncWorkflowHandle[Any]]:
-            return _retrieve(ctx, workflow_id, codec)
-
-        retrieve.__doc__ = _Retriever.__doc__
-        return retrieve
+        return self.typed(tp)
 
     def __call__(
         self, ctx: Connected, workflow_id: str, /
@@ -180,12 +173,12 @@ class _Retriever:
 
 
 def _retrieve(
-    ctx: Connected, workflow_id: str, codec: Codec[Any] | None
+    ctx: Connected, workflow_id: str, /, codec: Codec[Any] | None = None
 ) -> Coroutine[None, None, AsyncWorkflowHandle[Any]]:
     return performed(ctx, lambda: wrap(retrieve_handle(ctx, workflow_id, codec)))
 
 
-retrieve_workflow = _Retriever()
+retrieve_workflow = _Retriever(lambda codec: functools.partial(_retrieve, codec=codec))
 """Get a handle to an existing workflow by ID: `await retrieve_workflow[T](ctx, id)`.
 
 The awaitable form of `dbos_typed.retrieve_workflow`: it reads the database on a thread
