@@ -43,6 +43,9 @@ except ImportError:  # the `otel` extra is not installed
     AVAILABLE = False
 
 if TYPE_CHECKING:
+    from contextvars import Token
+
+    from opentelemetry.context import Context
     from opentelemetry.metrics import CallbackOptions, Observation
     from opentelemetry.trace import Span, Tracer
 
@@ -275,7 +278,7 @@ class WorkflowScope:
         self._runtime = runtime
         self._state = state
         self._run: WorkflowRun | None = None
-        self._otel_token: object = None
+        self._otel_token: Token[Context] | None = None
         self._status: str | None = None
         telemetry = runtime.telemetry
         if not telemetry.enabled:
@@ -348,7 +351,7 @@ class WorkflowScope:
         if run is None:
             return
         if self._otel_token is not None:
-            otel_context.detach(self._otel_token)  # type: ignore[arg-type]
+            otel_context.detach(self._otel_token)
         status = self._status
         if exc is not None:
             _record_error(run.span, exc)
@@ -392,7 +395,7 @@ class OperationScope:
         self._run = run
         self._kind = kind
         self._span: Span | None = None
-        self._token: object = None
+        self._token: Token[Context] | None = None
         self._labels: dict[str, Any] | None = None
         if run.tracer is not None:
             # The workflow's ID and name only: the rest is on the workflow's span, and each
@@ -415,7 +418,7 @@ class OperationScope:
 
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
         if self._token is not None:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
+            otel_context.detach(self._token)
         if self._span is not None:
             if isinstance(exc, WorkflowCancelled):
                 self._span.set_attribute(CANCELLED, True)  # stopped, not failed
