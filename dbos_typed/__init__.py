@@ -62,8 +62,8 @@ from dbos_typed._management.versions import (
     list_application_versions,
     set_latest_application_version,
 )
-from dbos_typed._messaging.events import get_event, set_event
-from dbos_typed._messaging.messages import recv, send
+from dbos_typed._messaging.events import get_all_events, get_event, set_event
+from dbos_typed._messaging.messages import recv, send, send_bulk
 from dbos_typed._messaging.sleep import sleep
 from dbos_typed._messaging.streams import close_stream, read_stream, write_stream
 from dbos_typed._queues.debouncer import Debouncer, new_debouncer
@@ -191,6 +191,7 @@ __all__ = [
     "fork_workflow",
     "fork_workflows",
     "garbage_collect",
+    "get_all_events",
     "get_event",
     "get_identity",
     "get_latest_application_version",
@@ -229,6 +230,7 @@ __all__ = [
     "run_as_transaction",
     "run_workflow",
     "send",
+    "send_bulk",
     "set_event",
     "set_latest_application_version",
     "set_workflow_attributes",

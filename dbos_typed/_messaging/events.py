@@ -15,15 +15,21 @@ from typing import Any, Protocol, TypeVar, overload
 from pydantic import TypeAdapter
 
 from dbos_typed._core.context import Connected, WorkflowContext
-from dbos_typed._core.durable import begin_operation, checkpoint_of, record_operation, refused
+from dbos_typed._core.durable import (
+    begin_operation,
+    checkpoint_of,
+    checkpointed,
+    record_operation,
+    refused,
+)
 from dbos_typed._core.runtime import now_ms
-from dbos_typed._core.serialization import Codec, TypedCall, codec_for, encode_any
+from dbos_typed._core.serialization import Codec, TypedCall, codec_for, decode_any, encode_any
 from dbos_typed._core.validate import checked_duration, checked_name, wait_seconds
 from dbos_typed._messaging.database_waits import Wait
 from dbos_typed._messaging.durable_waits import DEFAULT_WAIT, DurableWait, replay_wait, wait_durably
 from dbos_typed._sysdb._listener import EVENTS_CHANNEL, Key, payload_of
 from dbos_typed._sysdb._rows import RecordResult, StepRecord
-from dbos_typed.errors import InvalidOptionError, WaitTimeoutError
+from dbos_typed.errors import InvalidOptionError, NonExistentWorkflowError, WaitTimeoutError
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -68,6 +74,37 @@ def set_event(ctx: WorkflowContext, key: str, value: T) -> None:
         if result is not RecordResult.WRITTEN:
             refused(ctx, step_id, SET_EVENT_STEP, result)
     runtime.publish(EVENTS_CHANNEL, payload_of(workflow_id, key))
+
+
+ALL_EVENTS_STEP = "DBOS.getAllEvents"
+
+
+def get_all_events(ctx: Connected, workflow_id: str, /) -> dict[str, Any]:
+    """The latest value of every event a workflow has set, by key, as plain JSON values.
+
+    It does not wait: an event not set yet is absent. Use `get_event[T]` to wait for one
+    key and validate it as a type.
+
+    Durability: from a workflow body the read is an operation of its own
+    (`DBOS.getAllEvents`) that records what it read, so a replay sees the same events.
+    Elsewhere it is a plain read.
+
+    Raises:
+        NonExistentWorkflowError: there is no such workflow.
+    """
+    if not isinstance(ctx, Connected):
+        raise InvalidOptionError("ctx", "expected a DBOSContext, WorkflowContext or Client")
+    workflow_id = checked_name(workflow_id, "workflow_id")
+    store = ctx._runtime.store
+
+    def read() -> dict[str, Any]:
+        found = store.all_events(workflow_id)
+        if not found and store.workflow_status(workflow_id) is None:
+            raise NonExistentWorkflowError(workflow_id)
+        return {key: decode_any(value) for key, value in found}
+
+    result: dict[str, Any] = checkpointed(ctx, ALL_EVENTS_STEP, read, codec_for(dict[str, Any]))
+    return result
 
 
 def check_get_event(ctx: object, workflow_id: object, key: object, timeout: object) -> None:

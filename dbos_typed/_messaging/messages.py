@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar, overload
 
@@ -104,6 +105,90 @@ def send(
             runtime.store.send_message(row)
     # The trigger notifies other processes; a receiver in this one need not wait for it.
     runtime.waiters.wake((NOTIFICATIONS_CHANNEL, payload_of(destination_id, stored_topic)))
+
+
+SEND_BULK_STEP = "DBOS.sendBulk"
+
+#: One message of `send_bulk`: (destination ID, message) or (destination ID, message, topic).
+BulkMessage = tuple[str, Any] | tuple[str, Any, str | None]
+
+
+def send_bulk(
+    ctx: Connected,
+    messages: Sequence[BulkMessage],
+    /,
+    *,
+    idempotency_key: str | None = None,
+) -> None:
+    """Send several messages, to one workflow or many, in one transaction.
+
+    Each entry is `(destination_id, message)` or `(destination_id, message, topic)`;
+    every message is checked and encoded before anything is written, and then all of
+    them are stored or, if a destination does not exist, none.
+
+    Durability: from a workflow, the batch is one step (`DBOS.sendBulk`) made exactly
+    once, with the messages and the checkpoint in one transaction. Elsewhere each call
+    sends a new batch, unless `idempotency_key` is given: a batch sent again with the
+    same key delivers nothing more.
+
+    Raises:
+        NonExistentWorkflowError: a destination does not exist (nothing is sent).
+        SerializationError: a message cannot be stored as JSON.
+        InvalidOptionError: a bad argument, naming the entry.
+    """
+    if not isinstance(ctx, Connected):
+        raise InvalidOptionError("ctx", "expected a DBOSContext, WorkflowContext or Client")
+    optional_name(idempotency_key, "idempotency_key")
+    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
+        raise InvalidOptionError("messages", "expected a sequence of (destination, message)")
+    entries = [_bulk_entry(i, entry) for i, entry in enumerate(messages)]
+    if not entries:
+        return
+    runtime = ctx._runtime
+    now = runtime.message_time_ms()
+    if isinstance(ctx, WorkflowContext) and not ctx._state.in_step:
+        step_id, recorded = begin_operation(ctx, SEND_BULK_STEP)
+        if recorded is not None:
+            return  # sent before this replay
+        prefix = f"{ctx._state.workflow_id}::{step_id}"
+        rows = [
+            NewMessage(str(uuid.uuid5(_MESSAGE_NAMESPACE, f"{prefix}::{i}")), d, t, m, now)
+            for i, (d, m, t) in enumerate(entries)
+        ]
+        started = now_ms()
+        step = StepRecord(step_id, SEND_BULK_STEP, None, None, None, started, now_ms())
+        with operation_scope(ctx, "send", SEND_BULK_STEP, step_id):
+            result = runtime.store.send_messages(rows, checkpoint_of(ctx, step))
+        if result is not RecordResult.WRITTEN:
+            refused(ctx, step_id, SEND_BULK_STEP, result)  # raises unless it was our own write
+    else:
+        rows = [
+            NewMessage(
+                str(uuid.uuid4()) if idempotency_key is None else f"{idempotency_key}::{i}::{d}",
+                d,
+                t,
+                m,
+                now,
+            )
+            for i, (d, m, t) in enumerate(entries)
+        ]
+        with operation_scope(ctx, "send", SEND_BULK_STEP):
+            runtime.store.send_messages(rows)
+    for destination, _, topic in entries:
+        runtime.waiters.wake((NOTIFICATIONS_CHANNEL, payload_of(destination, topic)))
+
+
+def _bulk_entry(index: int, entry: object) -> tuple[str, str, str]:
+    """One checked entry of `send_bulk`: (destination, encoded message, stored topic)."""
+    argument = f"messages[{index}]"
+    if not isinstance(entry, tuple) or len(entry) not in (2, 3):
+        raise InvalidOptionError(argument, "expected (destination_id, message[, topic])")
+    destination = checked_name(entry[0], f"{argument} destination_id")
+    topic = entry[2] if len(entry) == 3 else None
+    if topic is not None and not isinstance(topic, str):
+        raise InvalidOptionError(f"{argument} topic", "expected a string or None")
+    stored = NULL_TOPIC if topic is None else storable_text(topic, f"{argument} topic")
+    return destination, encode_any(entry[1], f"the message {argument}"), stored
 
 
 def _stored_topic(topic: str | None) -> str:

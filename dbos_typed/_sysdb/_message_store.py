@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from dbos_typed._sysdb import _queries as q
@@ -29,35 +30,63 @@ class MessageStore(StoreBase):
         message: NewMessage,
         checkpoint: Checkpoint | None = None,
     ) -> RecordResult:
-        """Insert a message; with a checkpoint, in its transaction.
+        """Insert a message; with a checkpoint, in its transaction (see `send_messages`)."""
+        return self.send_messages([message], checkpoint)
+
+    def send_messages(
+        self,
+        messages: Sequence[NewMessage],
+        checkpoint: Checkpoint | None = None,
+    ) -> RecordResult:
+        """Insert messages in one transaction, with the checkpoint if one is given.
 
         A message ID that is already stored is skipped, so retried sends are not repeated.
+        Either every message is stored or none is.
 
         Raises:
-            NonExistentWorkflowError: the destination workflow does not exist.
+            NonExistentWorkflowError: a destination workflow does not exist.
         """
-        params = {
-            "message_id": message.message_id,
-            "destination_id": message.destination_id,
-            "topic": message.topic,
-            "message": message.message,
-            "now_ms": message.now_ms,
-        }
+        params = [
+            {
+                "message_id": message.message_id,
+                "destination_id": message.destination_id,
+                "topic": message.topic,
+                "message": message.message,
+                "now_ms": message.now_ms,
+            }
+            for message in messages
+        ]
 
         def body(tx: Transaction) -> None:
-            tx.execute(q.INSERT_MESSAGE, params)
+            for one in params:
+                tx.execute(q.INSERT_MESSAGE, one)
             if checkpoint is not None:
                 self._checkpoint_in(tx, checkpoint)
 
         try:
+            if checkpoint is None and len(params) == 1:
+                self._query(q.INSERT_MESSAGE, params[0])  # one statement, no transaction
+                return RecordResult.WRITTEN
             if checkpoint is None:
-                self._query(q.INSERT_MESSAGE, params)
+                self._transaction(body)
                 return RecordResult.WRITTEN
             return self._with_checkpoint(checkpoint, body)
         except Exception as exc:
             if self._is_foreign_key_violation(exc):
-                raise NonExistentWorkflowError(message.destination_id) from None
+                raise NonExistentWorkflowError(self._missing_destination(messages)) from None
             raise
+
+    def _missing_destination(self, messages: Sequence[NewMessage]) -> str:
+        """The first destination of `messages` that does not exist (after a refused insert)."""
+        for message in messages:
+            if not self._query(q.WORKFLOW_EXISTS, {"workflow_id": message.destination_id}):
+                return message.destination_id
+        return messages[0].destination_id  # deleted meanwhile: name the first
+
+    def all_events(self, workflow_id: str) -> list[tuple[str, str]]:
+        """Every event of a workflow with its latest value, by key."""
+        rows = self._query(q.ALL_EVENTS, {"workflow_id": workflow_id})
+        return [(str(key), str(value)) for key, value in rows]
 
     def receive_message(
         self, topic: str, checkpoint: Checkpoint

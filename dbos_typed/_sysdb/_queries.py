@@ -736,6 +736,10 @@ GET_EVENT: Final[LiteralString] = """
 SELECT value FROM {s}.workflow_events WHERE workflow_uuid = %(workflow_id)s AND key = %(key)s
 """
 
+ALL_EVENTS: Final[LiteralString] = """
+SELECT key, value FROM {s}.workflow_events WHERE workflow_uuid = %(workflow_id)s ORDER BY key
+"""
+
 # -- streams -------------------------------------------------------------------------------
 
 # Appends at the first unused offset (0-based), computed in the same statement.

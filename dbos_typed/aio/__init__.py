@@ -29,7 +29,7 @@ workflow's own loop (and no other) while they run.
 
 from __future__ import annotations
 
-from dbos_typed.aio._events import get_event, set_event
+from dbos_typed.aio._events import get_all_events, get_event, set_event
 from dbos_typed.aio._handle import AsyncWorkflowHandle, retrieve_workflow
 from dbos_typed.aio._management import (
     cancel_workflow,
@@ -44,7 +44,7 @@ from dbos_typed.aio._management import (
     resume_workflows,
     set_workflow_attributes,
 )
-from dbos_typed.aio._messaging import recv, send, sleep
+from dbos_typed.aio._messaging import recv, send, send_bulk, sleep
 from dbos_typed.aio._step import run_as_step
 from dbos_typed.aio._streams import close_stream, read_stream, write_stream
 from dbos_typed.aio._workflow import enqueue, run_workflow
@@ -58,6 +58,7 @@ __all__ = [
     "enqueue",
     "fork_workflow",
     "fork_workflows",
+    "get_all_events",
     "get_event",
     "get_workflow_steps",
     "list_queued_workflows",
@@ -70,6 +71,7 @@ __all__ = [
     "run_as_step",
     "run_workflow",
     "send",
+    "send_bulk",
     "set_event",
     "set_workflow_attributes",
     "sleep",

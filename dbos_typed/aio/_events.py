@@ -21,7 +21,7 @@ from dbos_typed._messaging.events import (
     event_wait_description,
     is_durable_read,
 )
-from dbos_typed.aio._loop import AsyncWait, performed, prepared, run_blocking
+from dbos_typed.aio._loop import AsyncWait, awaitable_form, performed, prepared, run_blocking, same
 from dbos_typed.aio._messaging import waited
 from dbos_typed.errors import WaitTimeoutError
 
@@ -136,3 +136,6 @@ class _EventReader(TypedCall):
 
 
 get_event = _EventReader(lambda codec: functools.partial(_get_event, codec=codec))
+
+
+get_all_events = awaitable_form(_events.get_all_events, same)

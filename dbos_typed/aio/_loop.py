@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._messaging.database_waits import Registration
 from dbos_typed._sysdb._listener import Key
 from dbos_typed.errors import WorkflowCancelled
 
+P = ParamSpec("P")
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class LoopWaker:
@@ -170,3 +173,31 @@ async def on_worker(ctx: WorkflowContext, fn: Callable[[], T]) -> T:
     if error is not None:
         raise error
     return value  # type: ignore[no-any-return]
+
+
+def awaitable_form(
+    fn: Callable[P, T], convert: Callable[[T], U]
+) -> Callable[P, Coroutine[None, None, U]]:
+    """`fn` as a coroutine function: the same call made on a thread, its answer converted.
+
+    Inside a workflow it is made when called, on the workflow's loop, so it takes its
+    operation's step ID in call order.
+    """
+
+    def call(*args: P.args, **kwargs: P.kwargs) -> Coroutine[None, None, U]:
+        return performed(args[0] if args else None, lambda: convert(fn(*args, **kwargs)))
+
+    name = fn.__name__
+    call.__name__ = call.__qualname__ = name
+    call.__module__ = "dbos_typed.aio"
+    call.__doc__ = (
+        f"The awaitable form of `dbos_typed.{name}`: the same call, made on a thread "
+        "(inside a workflow: when called, on the workflow's loop).\n\n"
+        + inspect.cleandoc(fn.__doc__ or "")
+    )
+    return call
+
+
+def same(value: T) -> T:
+    """The identity: for a call whose answer needs no conversion."""
+    return value

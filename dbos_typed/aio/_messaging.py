@@ -22,7 +22,7 @@ from dbos_typed._messaging.durable_waits import DEFAULT_WAIT, SPAN_KINDS, Durabl
 from dbos_typed._messaging.messages import Receiving
 from dbos_typed._messaging.sleep import SLEEP_STEP, begin_sleep
 from dbos_typed._sysdb._rows import StepRecord
-from dbos_typed.aio._loop import AsyncWait, LoopWaker, performed, prepared
+from dbos_typed.aio._loop import AsyncWait, LoopWaker, awaitable_form, performed, prepared, same
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -193,3 +193,6 @@ class _Receiver(TypedCall):
 
 
 recv = _Receiver(lambda codec: functools.partial(_recv, codec=codec))
+
+
+send_bulk = awaitable_form(_messaging.send_bulk, same)
