@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 import dbos_typed as dbos
 from tests.conftest import Backend, Gate
@@ -624,3 +625,31 @@ def test_an_unknown_filter_is_refused_like_an_unknown_keyword(backend: Backend) 
         loose.list_workflows(ctx, colour="red")
     with pytest.raises(TypeError, match="'colour'"):
         loose.get_workflow_aggregates(ctx, group_by=["status"], colour="red")
+
+
+class Total(BaseModel):
+    cents: int
+
+
+def test_resume_and_fork_take_a_result_type(backend: Backend) -> None:
+    gate = Gate()
+
+    def totals(ctx: dbos.WorkflowContext) -> dict[str, int]:
+        dbos.run_as_step(ctx, gate, name="gate")
+        return {"cents": dbos.run_as_step(ctx, lambda: 250, name="price")}
+
+    ctx = backend.context_with(totals)
+    ctx.launch()
+    dbos.run_workflow(ctx, totals, workflow_id="t")
+    gate.wait_entered()
+    dbos.cancel_workflow(ctx, "t")
+    gate.open()
+    resumed = dbos.resume_workflow[Total](ctx, "t")
+    assert resumed.get_result(timeout=timedelta(seconds=20)) == Total(cents=250)
+    fork = dbos.fork_workflow[Total](ctx, "t", 1, new_workflow_id="t2")
+    assert fork.get_result(timeout=timedelta(seconds=20)) == Total(cents=250)
+    # Untyped, as before: the registered workflow's result type.
+    assert dbos.fork_workflow(ctx, "t", 1).get_result(timeout=timedelta(seconds=20)) == {
+        "cents": 250
+    }
+    assert dbos.resume_workflow(ctx, "t").get_result() == {"cents": 250}

@@ -337,7 +337,9 @@ def retrieve_handle(
     return handle_to(ctx, workflow_id, codec)
 
 
-retrieve_workflow = _Retriever(lambda codec: functools.partial(retrieve_handle, codec=codec))
+retrieve_workflow = _Retriever(
+    lambda codec: functools.partial(retrieve_handle, codec=codec), "retrieve_workflow"
+)
 """Get a handle to an existing workflow by ID.
 
 Works with a context or a `Client`. `retrieve_workflow(ctx, id)` decodes the result with

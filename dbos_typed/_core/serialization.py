@@ -588,9 +588,10 @@ class TypedCall:
     Python's types cannot say "this signature, returning T" once for all of them.
     """
 
-    def __init__(self, bind: Callable[[Codec[Any]], Callable[..., Any]]) -> None:
-        """`bind(codec)` returns the call made with that codec."""
+    def __init__(self, bind: Callable[[Codec[Any]], Callable[..., Any]], name: str) -> None:
+        """`bind(codec)` returns the call made with that codec; `name` is the public name."""
         self._bind = bind
+        self.__name__ = self.__qualname__ = name
 
     def typed(self, tp: object) -> Callable[..., Any]:
         """The call whose values are validated as (and typed) `tp`."""

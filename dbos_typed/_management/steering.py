@@ -9,17 +9,20 @@ and are never checkpointed.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar, overload
+
+from pydantic import TypeAdapter
 
 from dbos_typed._core.context import Connected
 from dbos_typed._core.durable import checkpointed
 from dbos_typed._core.handle import WorkflowHandle, handle_to
 from dbos_typed._core.identity import attributes_text
 from dbos_typed._core.runtime import Runtime, now_ms
-from dbos_typed._core.serialization import Codec, codec_for
+from dbos_typed._core.serialization import Codec, TypedCall, codec_for
 from dbos_typed._core.telemetry import TRACE_ATTRIBUTE, carrier_of, with_carrier
 from dbos_typed._core.validate import checked_name, epoch_ms
 from dbos_typed._queues.enqueue import unpartitioned_queue_name
@@ -30,6 +33,8 @@ from dbos_typed.errors import InvalidOptionError, NonExistentWorkflowError
 _NO_ANSWER: Codec[None] = codec_for(None)
 _WORKFLOW_ID: Codec[str] = codec_for(str)
 _WORKFLOW_IDS: Codec[list[str]] = codec_for(list[str])
+
+R = TypeVar("R")
 
 
 def _cancel_locally(runtime: Runtime, workflow_ids: Sequence[str]) -> None:
@@ -108,10 +113,42 @@ def _cancel(runtime: Runtime, workflow_ids: Sequence[str], with_children: bool) 
     _cancel_locally(runtime, targets)
 
 
-def resume_workflow(
-    ctx: Connected, workflow_id: str, /, *, queue: WorkflowQueue | str | None = None
+def _resume_workflow(
+    ctx: Connected,
+    workflow_id: str,
+    /,
+    *,
+    queue: WorkflowQueue | str | None = None,
+    codec: Codec[Any] | None = None,
 ) -> WorkflowHandle[Any]:
+    runtime = ctx._runtime
+    workflow_id = checked_name(workflow_id, "workflow_id")
+    queue_name = _resume_queue(runtime, queue)
+
+    def resume() -> None:
+        if not _resume(runtime, [workflow_id], queue_name):
+            raise NonExistentWorkflowError(workflow_id)
+
+    checkpointed(ctx, "DBOS.resumeWorkflow", resume, _NO_ANSWER)
+    return _handle(ctx, workflow_id, codec)
+
+
+class ResumeWorkflow(Protocol[R]):
+    """The signature of `resume_workflow[R]`."""
+
+    def __call__(
+        self, ctx: Connected, workflow_id: str, /, *, queue: WorkflowQueue | str | None = None
+    ) -> WorkflowHandle[R]:
+        """Resume a workflow; its handle's result is typed (and validated) as `R`."""
+        ...
+
+
+class _Resumer(TypedCall):
     """Resume a cancelled, dead-lettered or stuck workflow from its last recorded step.
+
+    `resume_workflow(ctx, id)` returns a handle decoding the result with the registered
+    workflow's type; `resume_workflow[R](ctx, id)` validates it as `R` and is typed
+    `WorkflowHandle[R]`.
 
     Durability: the workflow is put on a queue (the internal one unless `queue` says
     otherwise) with a fresh recovery budget and no deadline; an executor of its application
@@ -132,16 +169,26 @@ def resume_workflow(
         NonExistentWorkflowError: there is no such workflow.
         InvalidOptionError: the queue does not exist or is partitioned.
     """
-    runtime = ctx._runtime
-    workflow_id = checked_name(workflow_id, "workflow_id")
-    queue_name = _resume_queue(runtime, queue)
 
-    def resume() -> None:
-        if not _resume(runtime, [workflow_id], queue_name):
-            raise NonExistentWorkflowError(workflow_id)
+    @overload
+    def __getitem__(self, tp: type[R]) -> ResumeWorkflow[R]: ...
 
-    checkpointed(ctx, "DBOS.resumeWorkflow", resume, _NO_ANSWER)
-    return _handle(ctx, workflow_id)
+    @overload
+    def __getitem__(self, tp: TypeAdapter[R]) -> ResumeWorkflow[R]: ...
+
+    def __getitem__(self, tp: Any) -> ResumeWorkflow[Any]:
+        return self.typed(tp)
+
+    def __call__(
+        self, ctx: Connected, workflow_id: str, /, *, queue: WorkflowQueue | str | None = None
+    ) -> WorkflowHandle[Any]:
+        """Resume a workflow; see `resume_workflow`."""
+        return _resume_workflow(ctx, workflow_id, queue=queue)
+
+
+resume_workflow = _Resumer(
+    lambda codec: functools.partial(_resume_workflow, codec=codec), "resume_workflow"
+)
 
 
 def resume_workflows(
@@ -189,14 +236,19 @@ def _resume(runtime: Runtime, workflow_ids: Sequence[str], queue_name: str) -> l
     return found
 
 
-def _handle(ctx: Connected, workflow_id: str) -> WorkflowHandle[Any]:
+def _handle(
+    ctx: Connected, workflow_id: str, codec: Codec[Any] | None = None
+) -> WorkflowHandle[Any]:
+    """A handle decoding with `codec`, else with the registered workflow's result type."""
+    if codec is not None:
+        return handle_to(ctx, workflow_id, codec)
     runtime = ctx._runtime
     record = runtime.store.get_status(workflow_id)
     spec = runtime.registry.by_name(record.name) if record is not None else None
     return handle_to(ctx, workflow_id, spec.output_codec if spec is not None else None)
 
 
-def fork_workflow(
+def _fork_workflow(
     ctx: Connected,
     workflow_id: str,
     start_step: int,
@@ -205,8 +257,46 @@ def fork_workflow(
     new_workflow_id: str | None = None,
     application_version: str | None = None,
     queue_name: str | None = None,
+    codec: Codec[Any] | None = None,
 ) -> WorkflowHandle[Any]:
+    runtime = ctx._runtime
+    workflow_id = checked_name(workflow_id, "workflow_id")
+    start_step = _start_step(start_step, "start_step")
+    if new_workflow_id is not None:
+        checked_name(new_workflow_id, "new_workflow_id")
+    application_version, queue = _fork_target(application_version, queue_name)
+
+    def fork() -> str:
+        # Drawn inside the operation, so a replay finds the copy the first run made.
+        new_id = new_workflow_id or str(uuid.uuid4())
+        _fork(runtime, [(workflow_id, new_id, start_step)], application_version, queue)
+        return new_id
+
+    return _handle(ctx, checkpointed(ctx, "DBOS.forkWorkflow", fork, _WORKFLOW_ID), codec)
+
+
+class ForkWorkflow(Protocol[R]):
+    """The signature of `fork_workflow[R]`."""
+
+    def __call__(
+        self,
+        ctx: Connected,
+        workflow_id: str,
+        start_step: int,
+        /,
+        *,
+        new_workflow_id: str | None = None,
+        application_version: str | None = None,
+        queue_name: str | None = None,
+    ) -> WorkflowHandle[R]:
+        """Fork a workflow; the copy's handle is typed (and validated) as `R`."""
+        ...
+
+
+class _Forker(TypedCall):
     """Start a copy of a workflow that replays its steps before `start_step` and runs the rest.
+
+    `fork_workflow[R](ctx, id, step)` types (and validates) the copy's result as `R`.
 
     Durability: in one transaction the copy is recorded (ENQUEUED, `forked_from` set) with
     the original's input and its recorded steps, events and stream entries before
@@ -228,20 +318,41 @@ def fork_workflow(
     Raises:
         NonExistentWorkflowError: there is no such workflow.
     """
-    runtime = ctx._runtime
-    workflow_id = checked_name(workflow_id, "workflow_id")
-    start_step = _start_step(start_step, "start_step")
-    if new_workflow_id is not None:
-        checked_name(new_workflow_id, "new_workflow_id")
-    application_version, queue = _fork_target(application_version, queue_name)
 
-    def fork() -> str:
-        # Drawn inside the operation, so a replay finds the copy the first run made.
-        new_id = new_workflow_id or str(uuid.uuid4())
-        _fork(runtime, [(workflow_id, new_id, start_step)], application_version, queue)
-        return new_id
+    @overload
+    def __getitem__(self, tp: type[R]) -> ForkWorkflow[R]: ...
 
-    return _handle(ctx, checkpointed(ctx, "DBOS.forkWorkflow", fork, _WORKFLOW_ID))
+    @overload
+    def __getitem__(self, tp: TypeAdapter[R]) -> ForkWorkflow[R]: ...
+
+    def __getitem__(self, tp: Any) -> ForkWorkflow[Any]:
+        return self.typed(tp)
+
+    def __call__(
+        self,
+        ctx: Connected,
+        workflow_id: str,
+        start_step: int,
+        /,
+        *,
+        new_workflow_id: str | None = None,
+        application_version: str | None = None,
+        queue_name: str | None = None,
+    ) -> WorkflowHandle[Any]:
+        """Fork a workflow; see `fork_workflow`."""
+        return _fork_workflow(
+            ctx,
+            workflow_id,
+            start_step,
+            new_workflow_id=new_workflow_id,
+            application_version=application_version,
+            queue_name=queue_name,
+        )
+
+
+fork_workflow = _Forker(
+    lambda codec: functools.partial(_fork_workflow, codec=codec), "fork_workflow"
+)
 
 
 def fork_workflows(

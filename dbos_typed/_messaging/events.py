@@ -238,4 +238,4 @@ class _EventReader(TypedCall):
         return _get_event(ctx, workflow_id, key, timeout, codec=codec_for(Any))
 
 
-get_event = _EventReader(lambda codec: functools.partial(_get_event, codec=codec))
+get_event = _EventReader(lambda codec: functools.partial(_get_event, codec=codec), "get_event")

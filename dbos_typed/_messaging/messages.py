@@ -297,4 +297,4 @@ class _Receiver(TypedCall):
         return _recv(ctx, topic, timeout, codec=codec_for(Any))
 
 
-recv = _Receiver(lambda codec: functools.partial(_recv, codec=codec))
+recv = _Receiver(lambda codec: functools.partial(_recv, codec=codec), "recv")

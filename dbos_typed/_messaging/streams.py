@@ -275,4 +275,6 @@ class _StreamReader(TypedCall):
         )
 
 
-read_stream = _StreamReader(lambda codec: functools.partial(_start_read, codec=codec))
+read_stream = _StreamReader(
+    lambda codec: functools.partial(_start_read, codec=codec), "read_stream"
+)

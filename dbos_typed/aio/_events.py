@@ -135,7 +135,7 @@ class _EventReader(TypedCall):
         return _get_event(ctx, workflow_id, key, timeout, codec=codec_for(Any))
 
 
-get_event = _EventReader(lambda codec: functools.partial(_get_event, codec=codec))
+get_event = _EventReader(lambda codec: functools.partial(_get_event, codec=codec), "get_event")
 
 
 get_all_events = awaitable_form(_events.get_all_events, same)

@@ -178,7 +178,9 @@ def _retrieve(
     return performed(ctx, lambda: wrap(retrieve_handle(ctx, workflow_id, codec)))
 
 
-retrieve_workflow = _Retriever(lambda codec: functools.partial(_retrieve, codec=codec))
+retrieve_workflow = _Retriever(
+    lambda codec: functools.partial(_retrieve, codec=codec), "retrieve_workflow"
+)
 """Get a handle to an existing workflow by ID: `await retrieve_workflow[T](ctx, id)`.
 
 The awaitable form of `dbos_typed.retrieve_workflow`: it reads the database on a thread

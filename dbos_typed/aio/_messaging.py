@@ -192,7 +192,7 @@ class _Receiver(TypedCall):
         return _recv(ctx, topic, timeout, codec=codec_for(Any))
 
 
-recv = _Receiver(lambda codec: functools.partial(_recv, codec=codec))
+recv = _Receiver(lambda codec: functools.partial(_recv, codec=codec), "recv")
 
 
 send_bulk = awaitable_form(_messaging.send_bulk, same)

@@ -160,3 +160,15 @@ def contexts(app: dbos.DBOSContext, inside: dbos.WorkflowContext, either: dbos.A
     dbos.run_as_step(app, lambda: 1)  # type: ignore[call-overload]
     dbos.run_as_step(either, lambda: 1)  # type: ignore[call-overload]
     dbos.sleep(app, timedelta(seconds=1))  # type: ignore[arg-type]
+
+
+def typed_steering(ctx: dbos.DBOSContext) -> None:
+    assert_type(dbos.resume_workflow[Receipt](ctx, "x"), dbos.WorkflowHandle[Receipt])
+    assert_type(dbos.resume_workflow(ctx, "x", queue="q"), dbos.WorkflowHandle[Any])
+    assert_type(dbos.fork_workflow[Receipt](ctx, "x", 2), dbos.WorkflowHandle[Receipt])
+    assert_type(
+        dbos.fork_workflow[TypeAdapter(int | None)](ctx, "x", 0, new_workflow_id="y"),
+        dbos.WorkflowHandle[int | None],
+    )
+    dbos.fork_workflow[Receipt](ctx, "x", "2")  # type: ignore[arg-type]
+    dbos.resume_workflow[Receipt](ctx, "x", queue=3)  # type: ignore[arg-type]
