@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from dbos_typed._core.context import WorkflowContext, WorkflowState
+from dbos_typed._core.crash import SimulatedCrash
 from dbos_typed._core.registry import WorkflowSpec
 from dbos_typed._core.runtime import Execution, Runtime, now_ms
 from dbos_typed._core.serialization import ErrorRecord, decode_inputs, safe_str
@@ -62,6 +63,8 @@ def launch_execution(
             if owner_xid is None or existing.owner_xid == owner_xid:
                 return existing
             existing.cancel("superseded by a new claim of the workflow")
+        if runtime.crashes is not None:
+            runtime.crashes.forget(workflow_id)
         execution = Execution(workflow_id, owner_xid)
         runtime.running[workflow_id] = execution
         if existing is not None:
@@ -104,6 +107,11 @@ def _execute(
             scope.ended(outcome)
     except (WorkflowCancelled, StoreClosedError):
         pass
+    except SimulatedCrash as crash:
+        # A test asked for this crash: its waiters get the crash itself, so the test can
+        # tell it from a real interruption.
+        outcome = ("error", crash)
+        logger.info("%s", crash, extra=log_fields(workflow_id))
     except BaseException as exc:
         # As a crash would, this leaves the workflow PENDING for recovery; unlike a crash,
         # whoever waits on this run is told now rather than waiting for an outcome that
