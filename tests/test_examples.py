@@ -94,3 +94,13 @@ def test_tracing_example_prints_the_span_tree(tmp_path: Path) -> None:
     assert names[:3] == ["POST /checkout", "  start checkout", "    checkout"]
     assert "      reserve" in names and "      start notify" in names
     assert "        notify" in names and "          print" in names
+
+
+def test_fastapi_app_example(tmp_path: Path) -> None:
+    out = _run(tmp_path, "examples.fastapi_app")
+    # The retried POST gets the workflow the first one started, and the card is charged once.
+    assert out.count("202 {'workflow_id': 'k-a1'}") == 2
+    assert "GET /orders/k-a1: SUCCESS, receipt {'order_id': 'a1', 'charged': 500}" in out
+    assert "GET /orders/k-b2: SUCCESS, receipt {'order_id': 'b2', 'charged': 300}" in out
+    assert "charges: {'a1': 1, 'b2': 1}" in out
+    assert (tmp_path / "shop-api.sqlite").exists()
