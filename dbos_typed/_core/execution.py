@@ -139,7 +139,7 @@ def _run_body(
     try:
         if runtime.shutting_down.is_set():
             raise WorkflowCancelled(workflow_id, "interrupted by shutdown")
-        result = _call_body(spec, ctx, value)
+        result = call_body(spec, ctx, value)
         output = spec.output_codec.encode(result)
         # A cancelled run never writes an outcome: its row may be PENDING again because
         # the workflow was resumed and claimed by a new run meanwhile.
@@ -172,7 +172,8 @@ def _run_body(
     return ("ok", result)
 
 
-def _call_body(spec: WorkflowSpec, ctx: WorkflowContext, value: Any) -> Any:
+def call_body(spec: WorkflowSpec, ctx: WorkflowContext, value: Any) -> Any:
+    """Call a workflow's function with its context and input; await it if it is async."""
     body = spec.fn(ctx, value) if spec.input_codec is not None else spec.fn(ctx)
     if not spec.is_async:
         return body

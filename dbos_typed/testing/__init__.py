@@ -13,6 +13,7 @@ with testing.crash_at(ctx, "charge", when="after"):  # charged, not yet recorded
         handle.get_result()
 ctx = testing.restart(ctx)  # a new process: recovers order-a1
 receipt = dbos.retrieve_workflow[Receipt](ctx, "order-a1").get_result()
+testing.check_replay(ctx, "order-a1")  # does today's code replay its history?
 ```
 
 Installing `dbos_typed` also installs a pytest plugin with the fixtures
@@ -23,11 +24,13 @@ from __future__ import annotations
 
 from dbos_typed._core.crash import CrashPoint, SimulatedCrash
 from dbos_typed.testing._crash import crash_at
+from dbos_typed.testing._replay import check_replay
 from dbos_typed.testing._restart import restart
 
 __all__ = [
     "CrashPoint",
     "SimulatedCrash",
+    "check_replay",
     "crash_at",
     "restart",
 ]

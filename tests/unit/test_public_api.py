@@ -154,6 +154,7 @@ EXPECTED_AIO_EXPORTS = [
 EXPECTED_TESTING_EXPORTS = [
     "CrashPoint",
     "SimulatedCrash",
+    "check_replay",
     "crash_at",
     "restart",
 ]
