@@ -94,3 +94,42 @@ def test_tracing_example_prints_the_span_tree(tmp_path: Path) -> None:
     assert names[:3] == ["POST /checkout", "  start checkout", "    checkout"]
     assert "      reserve" in names and "      start notify" in names
     assert "        notify" in names and "          print" in names
+
+
+def test_fastapi_app_example(tmp_path: Path) -> None:
+    out = _run(tmp_path, "examples.fastapi_app")
+    # The retried POST gets the workflow the first one started, and the card is charged once.
+    assert out.count("202 {'workflow_id': 'k-a1'}") == 2
+    assert "GET /orders/k-a1: SUCCESS, receipt {'order_id': 'a1', 'charged': 500}" in out
+    assert "GET /orders/k-b2: SUCCESS, receipt {'order_id': 'b2', 'charged': 300}" in out
+    assert "charges: {'a1': 1, 'b2': 1}" in out
+    assert (tmp_path / "shop-api.sqlite").exists()
+
+
+@pytest.mark.parametrize("server", ["sqlite", "postgres"])
+def test_the_checkout_example_tests_pass_with_the_plugin_fixtures(
+    tmp_path: Path, request: pytest.FixtureRequest, server: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DBOS_TYPED_TEST_DATABASE_URL"}
+    if server == "postgres":
+        env["DBOS_TYPED_TEST_DATABASE_URL"] = request.getfixturevalue("postgres_url")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--basetemp",
+            str(tmp_path / "t"),
+            str(ROOT / "examples" / "test_checkout.py"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "5 passed" in done.stdout

@@ -23,6 +23,7 @@ from dbos_typed._sysdb._rows import StepRecord
 from dbos_typed.errors import InitializationError, InvalidOptionError, WorkflowCancelled
 
 if TYPE_CHECKING:
+    from dbos_typed._core.durable import ReplayCheck
     from dbos_typed._core.identity import Identity
     from dbos_typed._core.registry import WorkflowSpec
     from dbos_typed._core.telemetry import WorkflowRun
@@ -166,6 +167,7 @@ class WorkflowState:
     identity: Identity | None = None  # read from the row when first asked for
     blocking_step: int | None = None  # the step a blocking `run_as_step` is running
     telemetry: WorkflowRun | None = None  # None: this run is neither traced nor measured
+    replay_check: ReplayCheck | None = None  # set only by testing.check_replay
 
     @property
     def in_step(self) -> bool:

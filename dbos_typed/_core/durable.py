@@ -61,6 +61,40 @@ _ANSWERS = (
 )
 
 
+class ReplayStopped(BaseException):
+    """A checked replay (`ReplayCheck`) stops the body: it left its history, or ran past it.
+
+    A `BaseException`, so workflow code that catches `Exception` cannot swallow it.
+    """
+
+
+class ReplayCheck:
+    """A run that may only replay its recorded steps: `dbos_typed.testing.check_replay`.
+
+    Each operation the code takes is noted with the record found at its ID. The first
+    one that differs from the history, or that has no record, stops the body with
+    `ReplayStopped`: nothing runs that the history does not hold, so nothing is written.
+    """
+
+    def __init__(self, history: list[StepRecord]) -> None:
+        self.history = {step.step_id: step.name for step in history}
+        self.taken: list[tuple[int, str]] = []
+        self.left_at: int | None = None  # the step where the code left the history
+
+    def took(self, step_id: int, name: str, recorded: StepRecord | None, *, optional: bool) -> None:
+        """Note the operation `name` at `step_id`; stop the body where nothing replays it.
+
+        Raises:
+            ReplayStopped: the operation is not the one recorded, or none is recorded.
+        """
+        self.taken.append((step_id, name))
+        if recorded is None and optional:
+            return
+        if recorded is None or recorded.name != name:
+            self.left_at = step_id
+            raise ReplayStopped
+
+
 class Superseded(WorkflowCancelled):
     """This execution lost its workflow to another one and stops without writing more.
 
@@ -84,8 +118,13 @@ def child_workflow_id(parent_id: str, step_id: int) -> str:
     return f"{parent_id[:_KEPT_PREFIX]}~{digest}-{step_id}"
 
 
-def begin_operation(ctx: WorkflowContext, name: str) -> tuple[int, StepRecord | None]:
+def begin_operation(
+    ctx: WorkflowContext, name: str, *, optional: bool = False
+) -> tuple[int, StepRecord | None]:
     """Take the next step ID; return it with the recorded row to replay, if any.
+
+    `optional` marks an ID whose record a finished run may lack (the deadline of a wait
+    that never had to wait).
 
     Raises:
         WorkflowCancelled: the workflow was cancelled or the context is shutting down.
@@ -96,6 +135,8 @@ def begin_operation(ctx: WorkflowContext, name: str) -> tuple[int, StepRecord | 
     step_id = state.next_step
     state.next_step += 1
     recorded = state.recorded.pop(step_id, None) if state.recorded else None
+    if state.replay_check is not None:
+        state.replay_check.took(step_id, name, recorded, optional=optional)
     if recorded is not None and recorded.name != name:
         raise NonDeterminismError(
             state.workflow_id, step_id=step_id, expected=name, recorded=recorded.name

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from dbos_typed._core.context import WorkflowContext, WorkflowState
+from dbos_typed._core.crash import SimulatedCrash
 from dbos_typed._core.registry import WorkflowSpec
 from dbos_typed._core.runtime import Execution, Runtime, now_ms
 from dbos_typed._core.serialization import ErrorRecord, decode_inputs, safe_str
@@ -62,6 +63,8 @@ def launch_execution(
             if owner_xid is None or existing.owner_xid == owner_xid:
                 return existing
             existing.cancel("superseded by a new claim of the workflow")
+        if runtime.crashes is not None:
+            runtime.crashes.forget(workflow_id)
         execution = Execution(workflow_id, owner_xid)
         runtime.running[workflow_id] = execution
         if existing is not None:
@@ -104,6 +107,11 @@ def _execute(
             scope.ended(outcome)
     except (WorkflowCancelled, StoreClosedError):
         pass
+    except SimulatedCrash as crash:
+        # A test asked for this crash: its waiters get the crash itself, so the test can
+        # tell it from a real interruption.
+        outcome = ("error", crash)
+        logger.info("%s", crash, extra=log_fields(workflow_id))
     except BaseException as exc:
         # As a crash would, this leaves the workflow PENDING for recovery; unlike a crash,
         # whoever waits on this run is told now rather than waiting for an outcome that
@@ -131,7 +139,7 @@ def _run_body(
     try:
         if runtime.shutting_down.is_set():
             raise WorkflowCancelled(workflow_id, "interrupted by shutdown")
-        result = _call_body(spec, ctx, value)
+        result = call_body(spec, ctx, value)
         output = spec.output_codec.encode(result)
         # A cancelled run never writes an outcome: its row may be PENDING again because
         # the workflow was resumed and claimed by a new run meanwhile.
@@ -164,7 +172,8 @@ def _run_body(
     return ("ok", result)
 
 
-def _call_body(spec: WorkflowSpec, ctx: WorkflowContext, value: Any) -> Any:
+def call_body(spec: WorkflowSpec, ctx: WorkflowContext, value: Any) -> Any:
+    """Call a workflow's function with its context and input; await it if it is async."""
     body = spec.fn(ctx, value) if spec.input_codec is not None else spec.fn(ctx)
     if not spec.is_async:
         return body

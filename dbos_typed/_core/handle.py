@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar, overload
 from pydantic import TypeAdapter
 
 from dbos_typed._core.context import Connected, WorkflowContext
+from dbos_typed._core.crash import Crashes
 from dbos_typed._core.durable import OperationOutcome, rebuild_error, record_of, run_durably
 from dbos_typed._core.runtime import Execution, Runtime, now_ms
 from dbos_typed._core.serialization import (
@@ -263,12 +264,16 @@ class OutcomeWatch:
         Raises:
             NonExistentWorkflowError: there is no such workflow.
             DBOSError: the context shut down while its run of the workflow was going.
+            SimulatedCrash: a test crashed this process's last run of the workflow.
         """
         handle = self._handle
         if outcome is None:
             raise NonExistentWorkflowError(handle.workflow_id)
         if outcome.status not in _UNFINISHED:
             return handle._resolve(outcome)
+        crashes = handle._runtime.crashes
+        if crashes is not None and outcome.status is StatusName.PENDING:
+            _raise_simulated_crash(handle._runtime, crashes, handle.workflow_id)
         if handle._runtime.shutting_down.is_set() and self._watched is not None:
             raise DBOSError(
                 f"the context shut down before workflow {handle.workflow_id!r} finished"
@@ -294,6 +299,23 @@ class OutcomeWatch:
                 raise WaitTimeoutError(f"workflow {self._handle.workflow_id!r}", self._timeout)
             wait = single_wait(remaining) if wait is None else min(wait, remaining)
         return wait
+
+
+def _raise_simulated_crash(runtime: Runtime, crashes: Crashes, workflow_id: str) -> None:
+    """Raise the crash that a test made of the workflow's run, while its row is left so.
+
+    Such a run left the row PENDING, and nothing in this process runs it again until a
+    restart, so its waiters learn of the crash however late they came to wait, rather
+    than wait for ever. A row that a claim took since (resumed, recovered) carries a new
+    owner token: the crash is then history.
+    """
+    stopped = crashes.stopped(workflow_id)
+    if stopped is None:
+        return
+    crash, owner_xid = stopped
+    if owner_xid is None or runtime.store.workflow_owner(workflow_id) == owner_xid:
+        raise crash
+    crashes.forget(workflow_id)
 
 
 class _Retriever(TypedCall):

@@ -189,6 +189,20 @@ class Registry:
             self._by_fn[spec.fn] = spec
             self._by_name[spec.name] = spec
 
+    def adopt(self, other: Registry) -> None:
+        """Register everything `other` holds, schedules included (for a restarted context).
+
+        Raises:
+            RegistrationError: one of them is already registered here.
+        """
+        with other._lock:
+            specs = list(other._by_name.values())
+            schedules = dict(other._schedules)
+        for spec in specs:
+            self.add(spec)
+        with self._lock:
+            self._schedules.update(schedules)
+
     def declare_schedule(self, workflow_name: str, cron: CronSchedule) -> None:
         """Remember that a registered workflow fires on a schedule of its own."""
         with self._lock:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dbos_typed._core.config import Config
+from dbos_typed._core.crash import Crashes
 from dbos_typed._core.registry import Registry
 from dbos_typed._core.telemetry import Telemetry
 from dbos_typed._core.validate import single_wait
@@ -268,6 +269,9 @@ class Runtime:
         self.waiters = Waiters()
         self.listener: Listener | None = None
         self.notifier: Notifier | None = None
+        # Crash points a test armed (dbos_typed.testing.crash_at); None, and then checked
+        # with one attribute read per step, unless a test ever armed one here.
+        self.crashes: Crashes | None = None
         self._message_clock = 0
         self._message_clock_lock = threading.Lock()
 

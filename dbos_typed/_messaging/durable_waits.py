@@ -50,8 +50,9 @@ class DurableWait:
         self.what = what
         self.started = time.time()
         self.step_id, self.recorded = begin_operation(ctx, name)
-        # The second step ID holds the durable timeout; replay takes it too.
-        self._sleep_id, self._sleep_recorded = begin_operation(ctx, SLEEP_STEP)
+        # The second step ID holds the durable timeout; replay takes it too. It is
+        # recorded only if the wait had to wait.
+        self._sleep_id, self._sleep_recorded = begin_operation(ctx, SLEEP_STEP, optional=True)
 
     def check(self) -> StepRecord | None:
         """Look once; when what is awaited is there, checkpoint it and return the record."""

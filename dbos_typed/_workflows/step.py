@@ -137,6 +137,9 @@ def run_as_step(
     step_id, recorded = begin_operation(ctx, plan.name)
     if recorded is not None:
         return plan.replay(recorded)
+    runtime = ctx._runtime
+    if runtime.crashes is not None:
+        runtime.crashes.reach(state.workflow_id, state.owner_xid, plan.name, "before")
     started = now_ms()
     with state.running_step(step_id, blocking=True):
         try:
@@ -145,6 +148,8 @@ def run_as_step(
             outcome = plan.failed(failure)
         else:
             outcome = plan.succeeded(value)
+    if runtime.crashes is not None:
+        runtime.crashes.reach(state.workflow_id, state.owner_xid, plan.name, "after")
     return complete_operation(ctx, step_id, plan.name, started, outcome)
 
 

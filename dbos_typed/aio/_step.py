@@ -146,6 +146,9 @@ async def _replayed(plan: StepPlan, recorded: Any) -> Any:
 
 async def _run(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan, step_id: int) -> Any:
     state = ctx._state
+    runtime = ctx._runtime
+    if runtime.crashes is not None:
+        runtime.crashes.reach(state.workflow_id, state.owner_xid, plan.name, "before")
     started = now_ms()
     # Set in this task's context only: steps gathered together each run in a task of
     # their own, and each knows its own ID.
@@ -156,6 +159,8 @@ async def _run(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan, step
             outcome = plan.failed(failure)
         else:
             outcome = plan.succeeded(value)
+    if runtime.crashes is not None:
+        runtime.crashes.reach(state.workflow_id, state.owner_xid, plan.name, "after")
     return complete_operation(ctx, step_id, plan.name, started, outcome)
 
 

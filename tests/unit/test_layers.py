@@ -24,12 +24,14 @@ LAYERS = [
     "_app",
     "aio",
     "cli",
+    "testing",
     "__init__",
     "__main__",
 ]
 # Inside _core, the modules in the order they may import each other.
 CORE = [
     "version",
+    "crash",
     "validate",
     "config",
     "telemetry",

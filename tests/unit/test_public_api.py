@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 import dbos_typed as dbos
-from dbos_typed import aio, errors
+from dbos_typed import aio, errors, testing
 
 EXPECTED_EXPORTS = [
     "AppContext",
@@ -155,6 +155,14 @@ EXPECTED_AIO_EXPORTS = [
     "write_stream",
 ]
 
+EXPECTED_TESTING_EXPORTS = [
+    "CrashPoint",
+    "SimulatedCrash",
+    "check_replay",
+    "crash_at",
+    "restart",
+]
+
 DURABLE_CALLS: list[object] = [
     dbos.run_workflow,
     dbos.run_as_step,
@@ -224,6 +232,7 @@ DURABLE_CALLS: list[object] = [
     aio.get_event,
     aio.write_stream,
     aio.close_stream,
+    testing.restart,
 ]
 
 
@@ -246,6 +255,19 @@ def test_aio_exports_are_pinned_and_documented() -> None:
         doc = inspect.getdoc(getattr(aio, name))
         assert doc and len(doc) > 20, f"aio.{name} needs a docstring"
     assert aio.AsyncWorkflowHandle.__module__ == "dbos_typed.aio"
+
+
+def test_testing_exports_are_pinned_and_documented() -> None:
+    assert sorted(testing.__all__) == EXPECTED_TESTING_EXPORTS
+    for name in testing.__all__:
+        doc = inspect.getdoc(getattr(testing, name))
+        assert doc and len(doc) > 20, f"testing.{name} needs a docstring"
+    for cls in (testing.CrashPoint, testing.SimulatedCrash):
+        assert cls.__module__ == "dbos_typed.testing"
+    crash = testing.SimulatedCrash("w", "charge", "after")
+    copy = pickle.loads(pickle.dumps(crash))
+    assert (copy.workflow_id, copy.step_name, copy.when) == ("w", "charge", "after")
+    assert not isinstance(crash, Exception)
 
 
 def test_durable_calls_document_their_durability() -> None:
