@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, Unpack, overload
 
@@ -28,7 +27,6 @@ from dbos_typed._core.identity import Identity, labels_for
 from dbos_typed._core.registry import NO_INPUT
 from dbos_typed._core.runtime import Runtime
 from dbos_typed._core.serialization import Codec, codec_for, encode_any
-from dbos_typed._core.telemetry import start_scope
 from dbos_typed._core.validate import checked_name, optional_name
 from dbos_typed._queues.debouncer import (
     DebounceCall,
@@ -42,13 +40,12 @@ from dbos_typed._queues.enqueue import (
     EnqueueOptions,
     check_queue_options,
     checked_timeout_ms,
-    insert_queued,
-    queued_row,
 )
 from dbos_typed._queues.queues import WorkflowQueue
 from dbos_typed._sysdb._listener import Notifier
 from dbos_typed._sysdb._postgres import PostgresStore
 from dbos_typed._sysdb._rows import Debounced
+from dbos_typed._workflows.start import StartRequest, land_start
 from dbos_typed.errors import InvalidOptionError, SerializationError
 
 T = TypeVar("T")
@@ -228,23 +225,17 @@ def enqueue_named(
         delay=delay,
     )
     assert options is not None  # a queue is always given
-    labels = labels_for(client, identity, attributes)
-    workflow_id = workflow_id or str(uuid.uuid4())
-    row = queued_row(
-        runtime,
-        options,
-        workflow_id=workflow_id,
+    request = StartRequest(
         name=workflow_name,
         inputs=_inputs_of(input),
+        codec=codec,
         timeout_ms=timeout_ms,
+        queue=options,
+        labels=labels_for(client, identity, attributes),
         # No version: whichever executor runs the application's latest version takes it.
         application_version=None,
     )
-    with start_scope(client, workflow_name, workflow_id, options.queue_name) as trace:
-        row = labels.apply(row)
-        row = replace(row, attributes=trace.stamp(row.attributes))
-        target = insert_queued(runtime, row, options.policy)
-    return handle_to(client, target, codec)
+    return land_start(client, request, workflow_id or str(uuid.uuid4()), step_id=None)
 
 
 enqueue = _Enqueuer()

@@ -1,4 +1,4 @@
-"""Putting a workflow on a queue: option checks and the insert, shared by contexts and clients.
+"""Putting a workflow on a queue: option checks and the row, shared by contexts and clients.
 
 An enqueue only writes a row (ENQUEUED, or DELAYED until its delay passes); a queue runner
 somewhere claims it later. Only the timeout is stored: its deadline is set when the
@@ -19,12 +19,10 @@ from dbos_typed._core.validate import checked_name, optional_name, wait_seconds
 from dbos_typed._queues.queues import WorkflowQueue
 from dbos_typed._sysdb._rows import (
     INTERNAL_QUEUE,
-    Deduplicated,
     NewWorkflow,
     StatusName,
 )
 from dbos_typed.errors import (
-    ConflictingWorkflowError,
     InvalidOptionError,
     QueueDeduplicatedError,
 )
@@ -226,38 +224,6 @@ def checked_timeout_ms(timeout: object) -> int | None:
     if timeout is not None and (not isinstance(timeout, timedelta) or timeout <= timedelta(0)):
         raise InvalidOptionError("timeout", "expected a positive timedelta or None")
     return timeout_ms_of(timeout)
-
-
-def insert_queued(runtime: Runtime, row: NewWorkflow, policy: DeduplicationPolicy) -> str:
-    """Insert an enqueued row; returns the ID of the workflow the caller should watch.
-
-    That is the new (or already existing) workflow, or with policy "return_existing" the
-    live workflow that holds the deduplication ID.
-
-    Raises:
-        QueueDeduplicatedError: the deduplication ID is taken and the policy is "reject".
-        ConflictingWorkflowError: the ID belongs to a different workflow.
-    """
-    for _ in range(DEDUP_ATTEMPTS):
-        try:
-            inserted = runtime.store.insert_workflow(row)
-        except Deduplicated:
-            holder = deduplication_holder(runtime, row, policy)
-            if holder is None:
-                continue
-            return holder
-        if inserted.name != row.name:
-            raise ConflictingWorkflowError(
-                row.workflow_id, existing_name=inserted.name, requested_name=row.name
-            )
-        if inserted.created:
-            runtime.announce_work(row.queue_name)
-        return row.workflow_id
-    raise QueueDeduplicatedError(
-        row.workflow_id,
-        queue_name=row.queue_name or "",
-        deduplication_id=row.deduplication_id or "",
-    )
 
 
 def deduplication_holder(

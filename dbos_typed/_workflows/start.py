@@ -1,8 +1,8 @@
 """Registering and starting workflows: direct starts, children, and enqueues.
 
-Every start goes one way: `run_workflow` checks its arguments into a `StartRequest`, and
-`_land` writes its row and returns the handle. Running a started workflow is
-`_core.execution`'s job; queue options are checked in `_queues.enqueue`.
+Every start goes one way: `run_workflow` (or a `Client`'s `enqueue`) checks its arguments
+into a `StartRequest`, and `land_start` writes its row and returns the handle. Running a started
+workflow is `_core.execution`'s job; queue options are checked in `_queues.enqueue`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Never, TypeVar, Unpack, overload
 
-from dbos_typed._core.context import AppContext, DBOSContext, WorkflowContext
+from dbos_typed._core.context import AppContext, Connected, DBOSContext, WorkflowContext
 from dbos_typed._core.durable import (
     begin_operation,
     child_workflow_id,
@@ -34,7 +34,7 @@ from dbos_typed._core.registry import (
     describe,
 )
 from dbos_typed._core.runtime import now_ms
-from dbos_typed._core.serialization import ErrorRecord, encode_inputs
+from dbos_typed._core.serialization import Codec, ErrorRecord, encode_inputs
 from dbos_typed._core.telemetry import Origin, StartScope, start_scope
 from dbos_typed._core.validate import optional_name
 from dbos_typed._queues.enqueue import (
@@ -321,23 +321,41 @@ def run_workflow(
         partition_key=partition_key,
         delay=delay,
     )
-    request = StartRequest(spec, value, timeout_ms, options, labels_for(ctx, identity, attributes))
+    request = StartRequest(
+        name=spec.name,
+        inputs=encode_inputs(spec.input_codec, value),
+        codec=spec.output_codec,
+        timeout_ms=timeout_ms,
+        queue=options,
+        labels=labels_for(ctx, identity, attributes),
+        application_version=runtime.application_version,
+        run=(spec, value),
+    )
     if isinstance(ctx, WorkflowContext):
         return _start_child(ctx, request, workflow_id)
     if not runtime.launched or runtime.shutting_down.is_set():
         raise InitializationError("launch() the context before running workflows")
-    return _land(ctx, request, workflow_id or str(uuid.uuid4()), step_id=None)
+    return land_start(ctx, request, workflow_id or str(uuid.uuid4()), step_id=None)
 
 
 @dataclass(frozen=True, slots=True)
 class StartRequest:
-    """One start of a registered workflow, its arguments checked: what the row will hold."""
+    """One start, its arguments checked: what the row will hold, and what runs it here.
 
-    spec: WorkflowSpec
-    value: Any
+    Made by `run_workflow` (a registered workflow, started or enqueued) and by a
+    `Client`'s `enqueue` (a workflow named, enqueued only); `land_start` writes it.
+    """
+
+    name: str
+    inputs: str  # the input envelope, encoded
+    codec: Codec[Any] | None  # decodes the result for the handle; None: plain JSON
     timeout_ms: int | None
     queue: QueueOptions | None  # None: started here and now, not enqueued
     labels: Labels
+    # None: whichever executor runs the application's latest version takes it.
+    application_version: str | None
+    # The registered workflow and its input, for a start that runs here (queue None).
+    run: tuple[WorkflowSpec, Any] | None = None
 
 
 def _start_child(
@@ -347,27 +365,27 @@ def _start_child(
     state = parent._state
     if state.in_step:
         raise InvalidOptionError("ctx", "a child workflow cannot be started from inside a step")
-    name, codec = request.spec.name, request.spec.output_codec
+    name, codec = request.name, request.codec
     step_id, recorded = begin_operation(parent, name)
     if recorded is not None and recorded.child_workflow_id is not None:
         return handle_to(parent, recorded.child_workflow_id, codec)
     if recorded is not None and recorded.error is not None:
         raise rebuild_error(ErrorRecord.decode(recorded.error), step_name=name)
     child_id = workflow_id or child_workflow_id(state.workflow_id, step_id)
-    return _land(parent, request, child_id, step_id=step_id)
+    return land_start(parent, request, child_id, step_id=step_id)
 
 
-def _land(
-    ctx: AppContext, request: StartRequest, workflow_id: str, *, step_id: int | None
+def land_start(
+    ctx: Connected, request: StartRequest, workflow_id: str, *, step_id: int | None
 ) -> WorkflowHandle[Any]:
     """Write the start's row and return a handle, inside the start's span (if traced)."""
     queue_name = None if request.queue is None else request.queue.queue_name
-    with start_scope(ctx, request.spec.name, workflow_id, queue_name, step_id) as trace:
+    with start_scope(ctx, request.name, workflow_id, queue_name, step_id) as trace:
         return _land_row(ctx, request, workflow_id, step_id, trace)
 
 
 def _land_row(
-    ctx: AppContext,
+    ctx: Connected,
     request: StartRequest,
     workflow_id: str,
     step_id: int | None,
@@ -382,7 +400,7 @@ def _land_row(
     outcome is recorded as the step, so a replay sees the same one.
     """
     runtime = ctx._runtime
-    spec = request.spec
+    codec = request.codec
     row = request.labels.apply(_row(ctx, request, workflow_id, step_id is not None))
     if trace.carrier is not None:
         row = replace(row, attributes=trace.stamp(row.attributes))
@@ -397,38 +415,39 @@ def _land_row(
         except Deduplicated:
             holder = _deduplicated(ctx, request, row, step_id)
             if holder is not None:
-                return handle_to(ctx, holder, spec.output_codec)
+                return handle_to(ctx, holder, codec)
     else:
         raise QueueDeduplicatedError(
             workflow_id,
             queue_name=row.queue_name or "",
             deduplication_id=row.deduplication_id or "",
         )
-    if inserted is not None and inserted.name != spec.name:
+    if inserted is not None and inserted.name != request.name:
         raise ConflictingWorkflowError(
-            workflow_id, existing_name=inserted.name, requested_name=spec.name
+            workflow_id, existing_name=inserted.name, requested_name=request.name
         )
     if inserted is None or not inserted.created:
-        return handle_to(ctx, workflow_id, spec.output_codec)
+        return handle_to(ctx, workflow_id, codec)
     if request.queue is not None:
         runtime.announce_work(row.queue_name)
-        return handle_to(ctx, workflow_id, spec.output_codec)
+        return handle_to(ctx, workflow_id, codec)
+    assert request.run is not None  # a direct start is of a workflow registered here
+    spec, value = request.run
     origin = Origin(carrier=trace.carrier)
     execution = launch_execution(
-        runtime, spec, workflow_id, request.value, {}, inserted.deadline_ms, row.creator_xid, origin
+        runtime, spec, workflow_id, value, {}, inserted.deadline_ms, row.creator_xid, origin
     )
-    return WorkflowHandle(ctx, workflow_id, spec.output_codec, execution)
+    return WorkflowHandle(ctx, workflow_id, codec, execution)
 
 
-def _row(ctx: AppContext, request: StartRequest, workflow_id: str, child: bool) -> NewWorkflow:
+def _row(ctx: Connected, request: StartRequest, workflow_id: str, child: bool) -> NewWorkflow:
     """The new row: PENDING for this executor, or ENQUEUED (DELAYED) on a queue.
 
     A child ends no later than its parent must: a direct child's deadline is at most the
     parent's, and a queued one's timeout (counted from its dequeue) at most what is left.
     """
     runtime = ctx._runtime
-    spec = request.spec
-    inputs = encode_inputs(spec.input_codec, request.value)
+    inputs = request.inputs
     timeout_ms = request.timeout_ms
     parent = ctx._state if child and isinstance(ctx, WorkflowContext) else None
     parent_deadline = None if parent is None else parent.deadline_ms
@@ -440,10 +459,10 @@ def _row(ctx: AppContext, request: StartRequest, workflow_id: str, child: bool) 
             runtime,
             request.queue,
             workflow_id=workflow_id,
-            name=spec.name,
+            name=request.name,
             inputs=inputs,
             timeout_ms=timeout_ms,
-            application_version=runtime.application_version,
+            application_version=request.application_version,
             parent_workflow_id=None if parent is None else parent.workflow_id,
         )
     now = now_ms()
@@ -453,7 +472,7 @@ def _row(ctx: AppContext, request: StartRequest, workflow_id: str, child: bool) 
     return NewWorkflow(
         workflow_id=workflow_id,
         status=StatusName.PENDING,
-        name=spec.name,
+        name=request.name,
         inputs=inputs,
         executor_id=runtime.executor_id,
         application_version=runtime.application_version,
@@ -468,7 +487,7 @@ def _row(ctx: AppContext, request: StartRequest, workflow_id: str, child: bool) 
 
 
 def _deduplicated(
-    ctx: AppContext, request: StartRequest, row: NewWorkflow, step_id: int | None
+    ctx: Connected, request: StartRequest, row: NewWorkflow, step_id: int | None
 ) -> str | None:
     """After a deduplication collision: the holder's ID, or None to try again.
 
@@ -488,7 +507,7 @@ def _deduplicated(
 
 
 def _record_child_step(
-    ctx: AppContext, step_id: int, name: str, child_id: str | None, error: str | None
+    ctx: Connected, step_id: int, name: str, child_id: str | None, error: str | None
 ) -> None:
     assert isinstance(ctx, WorkflowContext)
     now = now_ms()
