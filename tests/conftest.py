@@ -7,11 +7,13 @@ Each test gets its own schema (Postgres) or file (SQLite), so tests never see ea
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -205,3 +207,30 @@ class WorkerProcess:
         self._stdout.close()
         if self.process.stdin is not None:
             self.process.stdin.close()
+
+
+def start_queue_worker(
+    backend: Backend, executor_id: str, mode: str, settings: dict[str, object]
+) -> subprocess.Popen[str]:
+    """Start `tests.queue_worker` on the test's database; returns once it is ready."""
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.queue_worker",
+            backend.url,
+            backend.schema,
+            executor_id,
+            mode,
+            json.dumps(settings),
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert worker.stdout is not None
+    first = worker.stdout.readline()
+    assert first.strip() == "ready", first + worker.stdout.read()
+    return worker

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 import dbos_typed as dbos
-from tests.conftest import Backend, Gate, WorkerProcess, wait_for
+from tests.conftest import Backend, Gate, WorkerProcess, start_queue_worker, wait_for
 
-ROOT = Path(__file__).resolve().parents[1]
 HEARTBEAT = timedelta(milliseconds=300)
 PATIENCE = timedelta(seconds=30)
 
@@ -86,24 +81,4 @@ def test_a_killed_worker_gives_its_queue_slot_back(backend: Backend) -> None:
 def _worker(
     backend: Backend, executor_id: str, mode: str, settings: dict[str, object]
 ) -> WorkerProcess:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.queue_worker",
-            backend.url,
-            backend.schema,
-            executor_id,
-            mode,
-            json.dumps(settings),
-        ],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    first = process.stdout.readline()
-    assert first.strip() == "ready", first + process.stdout.read()
-    return WorkerProcess(process)
+    return WorkerProcess(start_queue_worker(backend, executor_id, mode, settings))

@@ -3,19 +3,16 @@ partitions, and recovery of queued work after a worker is killed."""
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 import threading
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 import dbos_typed as dbos
-from tests.conftest import Backend, WorkerProcess
+from tests.conftest import Backend, WorkerProcess, start_queue_worker
 
 WAIT = timedelta(seconds=30)
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class Tracker:
@@ -130,7 +127,7 @@ def test_rate_limit_holds_over_any_window(backend: Backend) -> None:
 def test_global_concurrency_holds_across_processes(backend: Backend, tmp_path: Path) -> None:
     # Each process may run two, so only the global limit of three stops them reaching four.
     settings = {"name": "shared", "worker_concurrency": 2, "concurrency": 3, "polling_ms": 20}
-    workers = [_start_worker(backend, executor, "serve", settings) for executor in ("a", "b")]
+    workers = [start_queue_worker(backend, executor, "serve", settings) for executor in ("a", "b")]
     try:
         with _client(backend) as client:
             handles = [
@@ -158,7 +155,7 @@ def test_global_concurrency_holds_across_processes(backend: Backend, tmp_path: P
 
 def test_queued_work_survives_sigkill_of_its_worker(backend: Backend) -> None:
     settings = {"name": "jobs", "worker_concurrency": 2, "polling_ms": 20}
-    crashing = WorkerProcess(_start_worker(backend, "w1", "crash", settings))
+    crashing = WorkerProcess(start_queue_worker(backend, "w1", "crash", settings))
     try:
         with _client(backend) as client:
             for n in range(4):
@@ -171,7 +168,7 @@ def test_queued_work_survives_sigkill_of_its_worker(backend: Backend) -> None:
     )
     assert states == [("ENQUEUED", 2), ("PENDING", 2)]
     # The same executor comes back: its PENDING work returns to its own queue and runs.
-    restarted = _start_worker(backend, "w1", "serve", settings)
+    restarted = start_queue_worker(backend, "w1", "serve", settings)
     try:
         with _client(backend) as client:
             for n in range(4):
@@ -195,32 +192,6 @@ def test_queued_work_survives_sigkill_of_its_worker(backend: Backend) -> None:
 def _client(backend: Backend) -> dbos.Client:
     # A Config rather than a bare URL: it carries the test's schema and owning app.
     return dbos.new_client(backend.config("queue-test"))
-
-
-def _start_worker(
-    backend: Backend, executor_id: str, mode: str, settings: dict[str, object]
-) -> subprocess.Popen[str]:
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.queue_worker",
-            backend.url,
-            backend.schema,
-            executor_id,
-            mode,
-            json.dumps(settings),
-        ],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert worker.stdout is not None
-    first = worker.stdout.readline()
-    assert first.strip() == "ready", first + worker.stdout.read()
-    return worker
 
 
 def _stop_worker(worker: subprocess.Popen[str]) -> None:
