@@ -143,32 +143,7 @@ def get_workflow_aggregates(
             "application_version", "application_name".
         bucket: Also group by creation time, in buckets of this width (whole
             milliseconds).
-        workflow_ids: Only these IDs.
-        workflow_id_prefix: Only IDs starting with this (matched literally).
-        status: Only these statuses (`StatusName` values).
-        name: Only these workflow names.
-        application_version: Only these versions.
-        executor_id: Only these executors.
-        user: Only these authenticated users.
-        queue_name: Only these queues.
-        queues_only: Only queued workflows (unfinished ones unless `status` says otherwise).
-        parent_workflow_id: Only children of this workflow.
-        forked_from: Only forks of this workflow.
-        created_after: Created at or after.
-        created_before: Created at or before.
-        completed_after: Finished at or after.
-        completed_before: Finished at or before.
-        dequeued_after: Last taken from a queue at or after.
-        dequeued_before: Last taken from a queue at or before.
-        was_forked_from: Only workflows that were (True) or were never (False) forked.
-        has_parent: Only children (True) or only top-level workflows (False).
-        schedule_name: Only ticks of these cron schedules.
-        deduplication_id: Only workflows holding these queue deduplication IDs.
-        is_debounced: Only debounced bursts' workflows (True) or only others (False).
-        application_name: Only workflows of exactly these applications.
-        attributes: Only workflows whose attributes contain this JSON object (on SQLite,
-            top-level scalar values only; see `list_workflows`).
-        all_applications: Include workflows of other applications sharing the database.
+        filters: The filters of `list_workflows` (`WorkflowFilters`), with the same meaning.
 
     Returns:
         One row per non-empty group, ordered by bucket, then by the group values in
