@@ -15,7 +15,7 @@ import threading
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Generic, TypeVar, Unpack, overload
+from typing import Any, Generic, TypedDict, TypeVar, Unpack, overload
 
 from pydantic import TypeAdapter
 
@@ -263,6 +263,15 @@ def _inputs_of(input: object) -> str:
     return '{"positionalArgs":[' + payload + '],"namedArgs":{}}'
 
 
+class DebounceOptions(TypedDict, total=False):
+    """The optional keyword options of a client's `debounce`, as its signatures take them."""
+
+    max_wait: timedelta | None
+    queue: WorkflowQueue | str | None
+    workflow_id: str | None
+    timeout: timedelta | None
+
+
 class _TypedDebounce(Generic[T]):
     """`debounce[T]`: the same call, with a handle typed (and validated) as `T`."""
 
@@ -280,10 +289,7 @@ class _TypedDebounce(Generic[T]):
         /,
         *,
         delay: timedelta,
-        max_wait: timedelta | None = None,
-        queue: WorkflowQueue | str | None = None,
-        workflow_id: str | None = None,
-        timeout: timedelta | None = None,
+        **options: Unpack[DebounceOptions],
     ) -> WorkflowHandle[T]:
         return _debounce(
             client,
@@ -292,10 +298,7 @@ class _TypedDebounce(Generic[T]):
             key,
             input,
             delay=delay,
-            max_wait=max_wait,
-            queue=queue,
-            workflow_id=workflow_id,
-            timeout=timeout,
+            **options,
         )
 
 
@@ -345,10 +348,7 @@ class _Debounce:
         /,
         *,
         delay: timedelta,
-        max_wait: timedelta | None = None,
-        queue: WorkflowQueue | str | None = None,
-        workflow_id: str | None = None,
-        timeout: timedelta | None = None,
+        **options: Unpack[DebounceOptions],
     ) -> WorkflowHandle[Any]:
         """Debounce a workflow by name; the handle's result is plain JSON data."""
         return _debounce(
@@ -358,10 +358,7 @@ class _Debounce:
             key,
             input,
             delay=delay,
-            max_wait=max_wait,
-            queue=queue,
-            workflow_id=workflow_id,
-            timeout=timeout,
+            **options,
         )
 
 
@@ -373,10 +370,10 @@ def _debounce(
     input: object,
     *,
     delay: timedelta,
-    max_wait: timedelta | None,
-    queue: WorkflowQueue | str | None,
-    workflow_id: str | None,
-    timeout: timedelta | None,
+    max_wait: timedelta | None = None,
+    queue: WorkflowQueue | str | None = None,
+    workflow_id: str | None = None,
+    timeout: timedelta | None = None,
 ) -> WorkflowHandle[Any]:
     _check_client(client)
     _check_workflow_name(workflow_name)
