@@ -11,6 +11,7 @@ import re
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from dbos_typed.testing.pytest_plugin import URL_VARIABLE
 
@@ -61,30 +62,34 @@ def test_every_context_was_shut_down_and_the_next_database_is_new(dbos_context):
 """
 
 
-@pytest.mark.parametrize("server", ["sqlite", "postgres"])
-def test_the_plugin_gives_each_test_a_database_and_cleans_up(
-    pytester: pytest.Pytester,
-    monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
-    server: str,
-) -> None:
-    server_url = ""
-    if server == "postgres":
-        server_url = request.getfixturevalue("postgres_url")
-        monkeypatch.setenv(URL_VARIABLE, server_url)
-    else:
-        monkeypatch.delenv(URL_VARIABLE, raising=False)
+def _run_inner_tests(pytester: pytest.Pytester) -> str:
+    """Run the inner tests with the plugin; the system-database URL they saw."""
     pytester.makepyfile(test_inner=INNER_TESTS)
-    result = pytester.runpytest("-s", "-p", "no:cacheprovider")
+    # In a subprocess, so that the plugin loads through its entry point as for a user.
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     match = re.search(r"^URL (\S+)$", result.stdout.str(), re.MULTILINE)
     assert match is not None
-    url = match.group(1)
-    if server == "sqlite":
-        assert url.startswith("sqlite:///") and url.endswith("dbos-system.sqlite")
-        return
-    name = url.rsplit("/", 1)[1]
+    return match.group(1)
+
+
+def test_the_plugin_gives_each_test_a_sqlite_file_by_default(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(URL_VARIABLE, raising=False)
+    url = _run_inner_tests(pytester)
+    assert url.startswith("sqlite:///") and url.endswith("dbos-system.sqlite")
+
+
+def test_the_plugin_gives_each_test_a_postgres_database_and_drops_it(
+    postgres_url: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `postgres_url` comes first: the server must start before pytester snapshots modules.
+    monkeypatch.setenv(URL_VARIABLE, postgres_url)
+    url = _run_inner_tests(pytester)
+    # The server's URL may carry a socket directory (`?host=...`) after the name.
+    name = str(conninfo_to_dict(url)["dbname"])
     assert name.startswith("dbos_test_")
-    with psycopg.connect(server_url, autocommit=True) as conn:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
         left = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchall()
     assert left == []  # dropped after the test
