@@ -66,7 +66,6 @@ from dbos_typed._messaging.events import get_all_events, get_event, set_event
 from dbos_typed._messaging.messages import recv, send, send_bulk
 from dbos_typed._messaging.sleep import sleep
 from dbos_typed._messaging.streams import close_stream, read_stream, write_stream
-from dbos_typed._queues.debouncer import Debouncer, new_debouncer
 from dbos_typed._queues.management import (
     delete_queue,
     list_queues,
@@ -89,6 +88,7 @@ from dbos_typed._schedules.schedules import (
     resume_schedule,
     trigger_schedule,
 )
+from dbos_typed._workflows.debounce import Debouncer, new_debouncer
 from dbos_typed._workflows.patch import deprecate_patch, patch
 from dbos_typed._workflows.start import (
     get_step_id,

@@ -23,6 +23,11 @@ def parent(ctx: dbos.WorkflowContext) -> list[dbos.Identity]:
     return [dbos.get_identity(ctx), direct, queued, own]
 
 
+def debouncing_parent(ctx: dbos.WorkflowContext) -> dbos.Identity:
+    debouncer = dbos.new_debouncer(ctx, child)
+    return debouncer.debounce(ctx, "key", delay=timedelta(0)).get_result()
+
+
 def _ctx(backend: Backend) -> dbos.DBOSContext:
     ctx = backend.context_with(child, parent)
     dbos.new_workflow_queue(ctx, "work")
@@ -50,6 +55,16 @@ def test_identity_and_attributes_are_recorded_and_children_inherit_the_identity(
     assert backend.query(
         "SELECT authenticated_roles FROM {s}.workflow_status WHERE workflow_uuid = %s", "p"
     ) == [('["admin", "ops"]',)]
+
+
+def test_a_workflow_debounced_from_a_workflow_inherits_its_identity(backend: Backend) -> None:
+    ctx = backend.context_with(child, debouncing_parent)
+    ctx.launch()
+    handle = dbos.run_workflow(ctx, debouncing_parent, workflow_id="d", identity=ALICE)
+    assert handle.get_result(timeout=timedelta(seconds=20)) == ALICE
+    (burst,) = [s for s in dbos.list_workflows(ctx) if s.workflow_id != "d"]
+    assert burst.authenticated_user == "alice"
+    assert burst.parent_workflow_id is None  # a burst may be shared: it has no parent
 
 
 def test_a_workflow_without_identity_has_an_empty_one(backend: Backend) -> None:

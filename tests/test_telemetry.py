@@ -195,6 +195,23 @@ def test_a_workflow_started_in_a_span_is_its_child_and_stores_its_context(
     assert "dbos.otelContext" in str(stored[0])
 
 
+def test_a_workflow_debounced_in_a_span_continues_its_trace(
+    backend: Backend, tracing: Tracing
+) -> None:
+    ctx = backend.context_with(child, tracer_provider=tracing.provider)
+    ctx.launch()
+    debouncer = dbos.new_debouncer(ctx, child)
+    tracer = tracing.provider.get_tracer("test")
+    with tracer.start_as_current_span("request") as request:
+        handle = debouncer.debounce(ctx, "key", 3, delay=timedelta(0))
+    assert handle.get_result(timeout=PATIENCE) == 6
+    start = tracing.one("start child")
+    assert _parent(start) == request.get_span_context().span_id
+    run = tracing.one("child")
+    assert _trace(run) == request.get_span_context().trace_id
+    assert _parent(run) == _id(start)
+
+
 def test_without_user_attributes_none_are_shown(backend: Backend, tracing: Tracing) -> None:
     ctx = backend.context_with(child, tracer_provider=tracing.provider)
     ctx.launch()

@@ -11,30 +11,25 @@ through the database accepts a client wherever it accepts a context: `retrieve_w
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Generic, TypedDict, TypeVar, Unpack, overload
+from typing import Any, Protocol, TypedDict, TypeVar, Unpack, overload
 
 from pydantic import TypeAdapter
 
 from dbos_typed._app.lifecycle import open_store
 from dbos_typed._core.config import Config
 from dbos_typed._core.context import Connected
-from dbos_typed._core.handle import WorkflowHandle, handle_to
+from dbos_typed._core.handle import WorkflowHandle
 from dbos_typed._core.identity import Identity, labels_for
 from dbos_typed._core.registry import NO_INPUT
 from dbos_typed._core.runtime import Runtime
-from dbos_typed._core.serialization import Codec, codec_for, encode_any
+from dbos_typed._core.serialization import Codec, TypedCall, encode_any
 from dbos_typed._core.validate import checked_name, optional_name
-from dbos_typed._queues.debouncer import (
-    DebounceCall,
-    checked_max_wait,
-    debounce_queue,
-    delay_ms_of,
-    land,
-)
+from dbos_typed._queues.debouncer import Burst, checked_max_wait, debounce_queue, delay_ms_of
 from dbos_typed._queues.enqueue import (
     DeduplicationPolicy,
     EnqueueOptions,
@@ -44,11 +39,10 @@ from dbos_typed._queues.enqueue import (
 from dbos_typed._queues.queues import WorkflowQueue
 from dbos_typed._sysdb._listener import Notifier
 from dbos_typed._sysdb._postgres import PostgresStore
-from dbos_typed._sysdb._rows import Debounced
 from dbos_typed._workflows.start import StartRequest, land_start
 from dbos_typed.errors import InvalidOptionError, SerializationError
 
-T = TypeVar("T")
+R = TypeVar("R")
 
 _CLIENT_CONFIG_NAME = "dbos-client"
 
@@ -125,13 +119,8 @@ def new_client(config: Config | str, /, *, app_name: str | None = None) -> Clien
     return Client(runtime)
 
 
-class _TypedEnqueue(Generic[T]):
-    """`enqueue[T]`: the same call, with a handle typed (and validated) as `T`."""
-
-    __slots__ = ("_codec",)
-
-    def __init__(self, codec: Codec[Any]) -> None:
-        self._codec = codec
+class Enqueue(Protocol[R]):
+    """The signature of `enqueue[R]`."""
 
     def __call__(
         self,
@@ -141,11 +130,12 @@ class _TypedEnqueue(Generic[T]):
         input: object = NO_INPUT,
         /,
         **options: Unpack[EnqueueOptions],
-    ) -> WorkflowHandle[T]:
-        return enqueue_named(client, self._codec, queue, workflow_name, input, **options)
+    ) -> WorkflowHandle[R]:
+        """Enqueue a workflow by name; its handle's result is typed (and validated) as `R`."""
+        ...
 
 
-class _Enqueuer:
+class _Enqueuer(TypedCall):
     """Put a workflow on a queue by its registered name, from a `Client`.
 
     Durability: the ENQUEUED row (and its input) is committed before this returns; an
@@ -164,13 +154,13 @@ class _Enqueuer:
     """
 
     @overload
-    def __getitem__(self, tp: type[T]) -> _TypedEnqueue[T]: ...
+    def __getitem__(self, tp: type[R]) -> Enqueue[R]: ...
 
     @overload
-    def __getitem__(self, tp: TypeAdapter[T]) -> _TypedEnqueue[T]: ...
+    def __getitem__(self, tp: TypeAdapter[R]) -> Enqueue[R]: ...
 
-    def __getitem__(self, tp: Any) -> _TypedEnqueue[Any]:
-        return _TypedEnqueue(codec_for(tp))
+    def __getitem__(self, tp: Any) -> Enqueue[Any]:
+        return self.typed(tp)
 
     def __call__(
         self,
@@ -182,16 +172,16 @@ class _Enqueuer:
         **options: Unpack[EnqueueOptions],
     ) -> WorkflowHandle[Any]:
         """Enqueue a workflow by name; the handle's result is plain JSON data."""
-        return enqueue_named(client, None, queue, workflow_name, input, **options)
+        return enqueue_named(client, queue, workflow_name, input, **options)
 
 
 def enqueue_named(
     client: Client,
-    codec: Codec[Any] | None,
     queue: WorkflowQueue | str,
     workflow_name: str,
-    input: object,
+    input: object = NO_INPUT,
     *,
+    codec: Codec[Any] | None = None,
     workflow_id: str | None = None,
     timeout: timedelta | None = None,
     deduplication_id: str | None = None,
@@ -238,7 +228,7 @@ def enqueue_named(
     return land_start(client, request, workflow_id or str(uuid.uuid4()), step_id=None)
 
 
-enqueue = _Enqueuer()
+enqueue = _Enqueuer(lambda codec: functools.partial(enqueue_named, codec=codec), "enqueue")
 
 
 def _check_client(client: object) -> None:
@@ -272,13 +262,8 @@ class DebounceOptions(TypedDict, total=False):
     timeout: timedelta | None
 
 
-class _TypedDebounce(Generic[T]):
-    """`debounce[T]`: the same call, with a handle typed (and validated) as `T`."""
-
-    __slots__ = ("_codec",)
-
-    def __init__(self, codec: Codec[Any]) -> None:
-        self._codec = codec
+class Debounce(Protocol[R]):
+    """The signature of a client's `debounce[R]`."""
 
     def __call__(
         self,
@@ -290,19 +275,12 @@ class _TypedDebounce(Generic[T]):
         *,
         delay: timedelta,
         **options: Unpack[DebounceOptions],
-    ) -> WorkflowHandle[T]:
-        return _debounce(
-            client,
-            self._codec,
-            workflow_name,
-            key,
-            input,
-            delay=delay,
-            **options,
-        )
+    ) -> WorkflowHandle[R]:
+        """Debounce a workflow by name; its handle's result is typed (and validated) as `R`."""
+        ...
 
 
-class _Debounce:
+class _Debounce(TypedCall):
     """Debounce a workflow by its registered name, from a `Client`.
 
     The client's counterpart of `Debouncer.debounce`: a call with a key that has no burst
@@ -331,13 +309,13 @@ class _Debounce:
     """
 
     @overload
-    def __getitem__(self, tp: type[T]) -> _TypedDebounce[T]: ...
+    def __getitem__(self, tp: type[R]) -> Debounce[R]: ...
 
     @overload
-    def __getitem__(self, tp: TypeAdapter[T]) -> _TypedDebounce[T]: ...
+    def __getitem__(self, tp: TypeAdapter[R]) -> Debounce[R]: ...
 
-    def __getitem__(self, tp: Any) -> _TypedDebounce[Any]:
-        return _TypedDebounce(codec_for(tp))
+    def __getitem__(self, tp: Any) -> Debounce[Any]:
+        return self.typed(tp)
 
     def __call__(
         self,
@@ -351,48 +329,43 @@ class _Debounce:
         **options: Unpack[DebounceOptions],
     ) -> WorkflowHandle[Any]:
         """Debounce a workflow by name; the handle's result is plain JSON data."""
-        return _debounce(
-            client,
-            None,
-            workflow_name,
-            key,
-            input,
-            delay=delay,
-            **options,
-        )
+        return _debounce(client, workflow_name, key, input, delay=delay, **options)
 
 
 def _debounce(
     client: Client,
-    codec: Codec[Any] | None,
     workflow_name: str,
     key: str,
-    input: object,
+    input: object = NO_INPUT,
     *,
     delay: timedelta,
     max_wait: timedelta | None = None,
     queue: WorkflowQueue | str | None = None,
     workflow_id: str | None = None,
     timeout: timedelta | None = None,
+    codec: Codec[Any] | None = None,
 ) -> WorkflowHandle[Any]:
     _check_client(client)
     _check_workflow_name(workflow_name)
     runtime = client._runtime
-    call = DebounceCall(
+    request = StartRequest(
         name=workflow_name,
-        key=checked_name(key, "key"),
-        queue_name=debounce_queue(runtime, queue),
         inputs=_inputs_of(input),
-        delay_ms=delay_ms_of(delay),
-        max_wait_ms=checked_max_wait(max_wait),
+        codec=codec,
+        timeout_ms=checked_timeout_ms(timeout),
+        queue=None,
+        labels=labels_for(client, None, None),
         # No version: whichever executor runs the application's latest version takes it.
         application_version=None,
-        timeout_ms=checked_timeout_ms(timeout),
+        burst=Burst(
+            key=checked_name(key, "key"),
+            queue_name=debounce_queue(runtime, queue),
+            delay_ms=delay_ms_of(delay),
+            max_wait_ms=checked_max_wait(max_wait),
+        ),
     )
-    row = call.row(runtime, optional_name(workflow_id, "workflow_id") or str(uuid.uuid4()))
-    landed = land(runtime, row)
-    assert isinstance(landed, Debounced)  # no checkpoint, so never refused
-    return handle_to(client, landed.workflow_id, codec)
+    workflow_id = optional_name(workflow_id, "workflow_id")
+    return land_start(client, request, workflow_id or str(uuid.uuid4()), step_id=None)
 
 
-debounce = _Debounce()
+debounce = _Debounce(lambda codec: functools.partial(_debounce, codec=codec), "debounce")

@@ -1,7 +1,8 @@
 """Registering and starting workflows: direct starts, children, and enqueues.
 
-Every start goes one way: `run_workflow` (or a `Client`'s `enqueue`) checks its arguments
-into a `StartRequest`, and `land_start` writes its row and returns the handle. Running a started
+Every start goes one way: `run_workflow`, a `Debouncer`, or a `Client`'s `enqueue` and
+`debounce` check their arguments into a `StartRequest`, and `land_start` writes its row
+(a burst's joins it) and returns the handle. Running a started
 workflow is `_core.execution`'s job; queue options are checked in `_queues.enqueue`.
 """
 
@@ -16,11 +17,13 @@ from typing import Any, Never, TypeVar, Unpack, overload
 from dbos_typed._core.context import AppContext, Connected, DBOSContext, WorkflowContext
 from dbos_typed._core.durable import (
     begin_operation,
+    checkpoint_of,
     child_workflow_id,
     insert_child,
     rebuild_error,
     record_of,
     record_operation,
+    refused,
 )
 from dbos_typed._core.execution import launch_execution
 from dbos_typed._core.handle import WorkflowHandle, handle_to
@@ -37,6 +40,7 @@ from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.serialization import Codec, ErrorRecord, encode_inputs
 from dbos_typed._core.telemetry import Origin, StartScope, start_scope
 from dbos_typed._core.validate import optional_name
+from dbos_typed._queues.debouncer import DEBOUNCE_STEP, Burst, land
 from dbos_typed._queues.enqueue import (
     DEDUP_ATTEMPTS,
     DeduplicationPolicy,
@@ -50,6 +54,7 @@ from dbos_typed._queues.enqueue import (
 from dbos_typed._queues.queues import WorkflowQueue
 from dbos_typed._schedules.cron import CronSchedule
 from dbos_typed._sysdb._rows import (
+    Debounced,
     Deduplicated,
     InsertedWorkflow,
     NewWorkflow,
@@ -331,10 +336,21 @@ def run_workflow(
         application_version=runtime.application_version,
         run=(spec, value),
     )
+    return start(ctx, request, workflow_id)
+
+
+def start(ctx: AppContext, request: StartRequest, workflow_id: str | None) -> WorkflowHandle[Any]:
+    """Land a checked start from an application: a child of a running workflow, or top-level.
+
+    Raises:
+        InitializationError: `ctx` is a context that is not launched (or shutting down).
+    """
     if isinstance(ctx, WorkflowContext):
         return _start_child(ctx, request, workflow_id)
+    runtime = ctx._runtime
     if not runtime.launched or runtime.shutting_down.is_set():
-        raise InitializationError("launch() the context before running workflows")
+        what = "debouncing" if request.burst is not None else "running"
+        raise InitializationError(f"launch() the context before {what} workflows")
     return land_start(ctx, request, workflow_id or str(uuid.uuid4()), step_id=None)
 
 
@@ -342,8 +358,9 @@ def run_workflow(
 class StartRequest:
     """One start, its arguments checked: what the row will hold, and what runs it here.
 
-    Made by `run_workflow` (a registered workflow, started or enqueued) and by a
-    `Client`'s `enqueue` (a workflow named, enqueued only); `land_start` writes it.
+    Made by `run_workflow` (a registered workflow, started or enqueued), a `Debouncer` (a
+    burst), and a `Client`'s `enqueue` and `debounce` (a workflow named); `land_start`
+    writes it.
     """
 
     name: str
@@ -356,6 +373,8 @@ class StartRequest:
     application_version: str | None
     # The registered workflow and its input, for a start that runs here (queue None).
     run: tuple[WorkflowSpec, Any] | None = None
+    # A debounce: the call joins its key's burst, or starts one (queue None).
+    burst: Burst | None = None
 
 
 def _start_child(
@@ -364,8 +383,13 @@ def _start_child(
     """Start (or enqueue) a child as the parent's next step, once across replays."""
     state = parent._state
     if state.in_step:
-        raise InvalidOptionError("ctx", "a child workflow cannot be started from inside a step")
-    name, codec = request.name, request.codec
+        what = "a child workflow cannot be started"
+        if request.burst is not None:
+            what = "debounce cannot be called"
+        raise InvalidOptionError("ctx", f"{what} from inside a step")
+    codec = request.codec
+    # A debounce is a step of its own name: the workflow it lands on may be another's burst.
+    name = DEBOUNCE_STEP if request.burst is not None else request.name
     step_id, recorded = begin_operation(parent, name)
     if recorded is not None and recorded.child_workflow_id is not None:
         return handle_to(parent, recorded.child_workflow_id, codec)
@@ -404,6 +428,8 @@ def _land_row(
     row = request.labels.apply(_row(ctx, request, workflow_id, step_id is not None))
     if trace.carrier is not None:
         row = replace(row, attributes=trace.stamp(row.attributes))
+    if request.burst is not None:
+        return handle_to(ctx, _land_burst(ctx, row, step_id), codec)
     for _ in range(DEDUP_ATTEMPTS):
         try:
             if step_id is None:
@@ -440,15 +466,51 @@ def _land_row(
     return WorkflowHandle(ctx, workflow_id, codec, execution)
 
 
+def _land_burst(ctx: Connected, row: NewWorkflow, step_id: int | None) -> str:
+    """Join `row`'s burst or start one; the ID of the workflow the call landed on.
+
+    From a workflow body the call is the parent's step `step_id`, recorded in the same
+    transaction (a refused deduplication is recorded too, so a replay raises it again).
+    """
+    runtime = ctx._runtime
+    if step_id is None:
+        landed = land(runtime, row)
+        assert isinstance(landed, Debounced)  # no checkpoint, so never refused
+        return landed.workflow_id
+    assert isinstance(ctx, WorkflowContext)
+    step = StepRecord(step_id, DEBOUNCE_STEP, None, None, None, row.now_ms, now_ms())
+    try:
+        outcome = land(runtime, row, checkpoint_of(ctx, step))
+    except QueueDeduplicatedError as exc:
+        record_operation(ctx, replace(step, error=record_of(exc).encode()))
+        raise
+    if isinstance(outcome, Debounced):
+        return outcome.workflow_id
+    recorded = refused(ctx, step_id, DEBOUNCE_STEP, outcome)  # a concurrent replay's record
+    if recorded.child_workflow_id is not None:
+        return recorded.child_workflow_id
+    raise rebuild_error(ErrorRecord.decode(recorded.error or ""), step_name=DEBOUNCE_STEP)
+
+
 def _row(ctx: Connected, request: StartRequest, workflow_id: str, child: bool) -> NewWorkflow:
     """The new row: PENDING for this executor, or ENQUEUED (DELAYED) on a queue.
 
     A child ends no later than its parent must: a direct child's deadline is at most the
     parent's, and a queued one's timeout (counted from its dequeue) at most what is left.
+    A burst is shared by every call that joins it, so it has no parent and keeps its timeout.
     """
     runtime = ctx._runtime
     inputs = request.inputs
     timeout_ms = request.timeout_ms
+    if request.burst is not None:
+        return request.burst.row(
+            runtime,
+            workflow_id=workflow_id,
+            name=request.name,
+            inputs=inputs,
+            timeout_ms=timeout_ms,
+            application_version=request.application_version,
+        )
     parent = ctx._state if child and isinstance(ctx, WorkflowContext) else None
     parent_deadline = None if parent is None else parent.deadline_ms
     if request.queue is not None:

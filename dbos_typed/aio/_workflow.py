@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Coroutine
-from typing import Any, Generic, Never, TypeVar, Unpack, overload
+from typing import Any, Never, Protocol, TypeVar, Unpack, overload
 
 from pydantic import TypeAdapter
 
 from dbos_typed._app.client import Client, enqueue_named
 from dbos_typed._core.context import AppContext, WorkflowContext
 from dbos_typed._core.registry import NO_INPUT
-from dbos_typed._core.serialization import Codec, codec_for
+from dbos_typed._core.serialization import Codec, TypedCall
 from dbos_typed._queues.enqueue import EnqueueOptions
 from dbos_typed._queues.queues import WorkflowQueue
 from dbos_typed._workflows import start as _workflow
@@ -107,13 +108,24 @@ def run_workflow(
     return performed(ctx, start)
 
 
-class _TypedEnqueue(Generic[T]):
-    """`enqueue[T]`: the same call, with a handle typed (and validated) as `T`."""
+def _enqueue(
+    client: Client,
+    queue: WorkflowQueue | str,
+    workflow_name: str,
+    input: object = NO_INPUT,
+    /,
+    *,
+    codec: Codec[Any] | None = None,
+    **options: Unpack[EnqueueOptions],
+) -> Coroutine[None, None, AsyncWorkflowHandle[Any]]:
+    def start() -> AsyncWorkflowHandle[Any]:
+        return wrap(enqueue_named(client, queue, workflow_name, input, codec=codec, **options))
 
-    __slots__ = ("_codec",)
+    return performed(client, start)
 
-    def __init__(self, codec: Codec[Any] | None) -> None:
-        self._codec = codec
+
+class Enqueue(Protocol[T]):
+    """The signature of the awaitable `enqueue[R]`."""
 
     def __call__(
         self,
@@ -124,15 +136,11 @@ class _TypedEnqueue(Generic[T]):
         /,
         **options: Unpack[EnqueueOptions],
     ) -> Coroutine[None, None, AsyncWorkflowHandle[T]]:
-        """Enqueue a workflow by name; see `enqueue`."""
-
-        def start() -> AsyncWorkflowHandle[T]:
-            return wrap(enqueue_named(client, self._codec, queue, workflow_name, input, **options))
-
-        return performed(client, start)
+        """Enqueue a workflow by name; its handle's result is typed (and validated) as `R`."""
+        ...
 
 
-class _Enqueuer(_TypedEnqueue[Any]):
+class _Enqueuer(TypedCall):
     """Put a workflow on a queue by its registered name, from a `Client`; await its handle.
 
     The awaitable form of `dbos_typed.enqueue`, with the same arguments and errors:
@@ -145,19 +153,26 @@ class _Enqueuer(_TypedEnqueue[Any]):
     crashes. The workflow ID is an idempotency key, as with `run_workflow`.
     """
 
-    __slots__ = ()
-
-    def __init__(self) -> None:
-        super().__init__(None)
+    @overload
+    def __getitem__(self, tp: type[T]) -> Enqueue[T]: ...
 
     @overload
-    def __getitem__(self, tp: type[T]) -> _TypedEnqueue[T]: ...
+    def __getitem__(self, tp: TypeAdapter[T]) -> Enqueue[T]: ...
 
-    @overload
-    def __getitem__(self, tp: TypeAdapter[T]) -> _TypedEnqueue[T]: ...
+    def __getitem__(self, tp: Any) -> Enqueue[Any]:
+        return self.typed(tp)
 
-    def __getitem__(self, tp: Any) -> _TypedEnqueue[Any]:
-        return _TypedEnqueue(codec_for(tp))
+    def __call__(
+        self,
+        client: Client,
+        queue: WorkflowQueue | str,
+        workflow_name: str,
+        input: object = NO_INPUT,
+        /,
+        **options: Unpack[EnqueueOptions],
+    ) -> Coroutine[None, None, AsyncWorkflowHandle[Any]]:
+        """Enqueue a workflow by name; see `enqueue`."""
+        return _enqueue(client, queue, workflow_name, input, **options)
 
 
-enqueue = _Enqueuer()
+enqueue = _Enqueuer(lambda codec: functools.partial(_enqueue, codec=codec), "enqueue")
