@@ -124,7 +124,14 @@ def run_as_step(
             returned an awaitable: `dbos_typed.aio.run_as_step` awaits those.
     """
     policy, name = check_step_call(
-        ctx, fn, name, max_retries, base_interval, backoff_factor, max_interval, retry_if
+        ctx,
+        fn,
+        name=name,
+        max_retries=max_retries,
+        base_interval=base_interval,
+        backoff_factor=backoff_factor,
+        max_interval=max_interval,
+        retry_if=retry_if,
     )
     if inspect.iscoroutinefunction(fn):
         raise InvalidOptionError(
@@ -137,10 +144,7 @@ def run_as_step(
     step_id, recorded = begin_operation(ctx, plan.name)
     if recorded is not None:
         return plan.replay(recorded)
-    runtime = ctx._runtime
-    if runtime.crashes is not None:
-        runtime.crashes.reach(state.workflow_id, state.owner_xid, plan.name, "before")
-    started = now_ms()
+    started = plan.started(ctx)
     with state.running_step(step_id, blocking=True):
         try:
             value = _call_with_retries(ctx, fn, plan)
@@ -148,22 +152,24 @@ def run_as_step(
             outcome = plan.failed(failure)
         else:
             outcome = plan.succeeded(value)
-    if runtime.crashes is not None:
-        runtime.crashes.reach(state.workflow_id, state.owner_xid, plan.name, "after")
-    return complete_operation(ctx, step_id, plan.name, started, outcome)
+    return plan.finished(ctx, step_id, started, outcome)
 
 
 def check_step_call(
     ctx: object,
     fn: object,
-    name: str | None,
-    max_retries: int,
-    base_interval: timedelta,
-    backoff_factor: float,
-    max_interval: timedelta,
-    retry_if: object,
+    *,
+    name: str | None = None,
+    max_retries: int = 0,
+    base_interval: timedelta = timedelta(milliseconds=100),
+    backoff_factor: float = 2.0,
+    max_interval: timedelta = timedelta(seconds=5),
+    retry_if: object = None,
 ) -> tuple[RetryPolicy, str | None]:
     """Check the arguments of a step call; return its retry policy and checked name.
+
+    The defaults are those `run_as_step` documents; its awaitable twin takes its options
+    as `**StepOptions` and relies on them.
 
     Raises:
         InvalidOptionError: the argument named in it is invalid.
@@ -252,6 +258,22 @@ class StepPlan:
     def failed(failure: StepFailedError) -> OperationOutcome:
         """What a step that gave up with `failure` records and raises."""
         return None, record_of(failure).encode(), None, failure
+
+    def started(self, ctx: WorkflowContext) -> int:
+        """Reach the step's "before" crash point (if armed); its start time, epoch ms."""
+        state, crashes = ctx._state, ctx._runtime.crashes
+        if crashes is not None:
+            crashes.reach(state.workflow_id, state.owner_xid, self.name, "before")
+        return now_ms()
+
+    def finished(
+        self, ctx: WorkflowContext, step_id: int, started: int, outcome: OperationOutcome
+    ) -> Any:
+        """Reach the "after" crash point, record the outcome; the result (or raise)."""
+        state, crashes = ctx._state, ctx._runtime.crashes
+        if crashes is not None:
+            crashes.reach(state.workflow_id, state.owner_xid, self.name, "after")
+        return complete_operation(ctx, step_id, self.name, started, outcome)
 
     def replay(self, recorded: StepRecord) -> Any:
         """The recorded step's result, or its recorded error raised."""

@@ -301,7 +301,14 @@ def run_as_transaction(
             "fn", f"expected a callable taking a connection, got {type(fn).__name__}"
         )
     policy, name = check_step_call(
-        ctx, fn, name, max_retries, base_interval, backoff_factor, max_interval, retry_if
+        ctx,
+        fn,
+        name=name,
+        max_retries=max_retries,
+        base_interval=base_interval,
+        backoff_factor=backoff_factor,
+        max_interval=max_interval,
+        retry_if=retry_if,
     )
     if isolation not in _ISOLATION_LEVELS:
         raise InvalidOptionError(

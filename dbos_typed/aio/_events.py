@@ -84,6 +84,8 @@ async def _read_event(
                     raise WaitTimeoutError(event_wait_description(workflow_id, key), timeout)
 
 
+# <generated: GetEvent>
+# Copied from dbos_typed/_messaging/events.py by scripts/generate_aio.py.
 class GetEvent(Protocol[T_co]):
     """The signature of `get_event[T]`."""
 
@@ -92,6 +94,9 @@ class GetEvent(Protocol[T_co]):
     ) -> Coroutine[None, None, T_co]:
         """Read an event as `T`."""
         ...
+
+
+# </generated: GetEvent>
 
 
 class _EventReader(TypedCall):
@@ -115,6 +120,8 @@ class _EventReader(TypedCall):
         DBOSError: the context shut down during the wait.
     """
 
+    # <generated: get_event[T]>
+    # Copied from dbos_typed/_messaging/events.py by scripts/generate_aio.py.
     @overload
     def __getitem__(self, tp: type[T]) -> GetEvent[T]: ...
 
@@ -123,6 +130,8 @@ class _EventReader(TypedCall):
 
     def __getitem__(self, tp: Any) -> GetEvent[Any]:
         return self.typed(tp)
+
+    # </generated: get_event[T]>
 
     def __call__(
         self,

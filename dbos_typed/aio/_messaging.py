@@ -138,6 +138,8 @@ def _recv(
     return prepared(lambda: waited(Receiving(ctx, topic, timeout), codec))
 
 
+# <generated: Receive>
+# Copied from dbos_typed/_messaging/messages.py by scripts/generate_aio.py.
 class Receive(Protocol[T_co]):
     """The signature of `recv[T]`."""
 
@@ -149,6 +151,9 @@ class Receive(Protocol[T_co]):
     ) -> Coroutine[None, None, T_co]:
         """Receive a message as `T`."""
         ...
+
+
+# </generated: Receive>
 
 
 class _Receiver(TypedCall):
@@ -173,6 +178,8 @@ class _Receiver(TypedCall):
         DBOSError: another receive of this workflow already waits on this topic.
     """
 
+    # <generated: recv[T]>
+    # Copied from dbos_typed/_messaging/messages.py by scripts/generate_aio.py.
     @overload
     def __getitem__(self, tp: type[T]) -> Receive[T]: ...
 
@@ -181,6 +188,8 @@ class _Receiver(TypedCall):
 
     def __getitem__(self, tp: Any) -> Receive[Any]:
         return self.typed(tp)
+
+    # </generated: recv[T]>
 
     def __call__(
         self,

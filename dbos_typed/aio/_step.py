@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import timedelta
 from typing import Any, TypeVar, Unpack, overload
 
 from pydantic import TypeAdapter
 
 from dbos_typed._core.context import WorkflowContext
-from dbos_typed._core.durable import begin_operation, complete_operation
-from dbos_typed._core.runtime import now_ms
+from dbos_typed._core.durable import begin_operation
 from dbos_typed._core.telemetry import step_scope
 from dbos_typed._workflows.step import StepOptions, StepPlan, check_step_call
 from dbos_typed.aio._loop import LoopWaker, on_worker, prepared
@@ -50,6 +48,8 @@ def run_as_step(
 ) -> Coroutine[None, None, R]: ...
 
 
+# <generated: run_as_step overloads>
+# Copied from dbos_typed/_workflows/step.py by scripts/generate_aio.py.
 @overload
 def run_as_step(
     ctx: WorkflowContext,
@@ -72,28 +72,27 @@ def run_as_step(
 ) -> Coroutine[None, None, R]: ...
 
 
+# </generated: run_as_step overloads>
+
+
 def run_as_step(
     ctx: WorkflowContext,
     fn: Callable[[], Any],
     /,
     *,
-    name: str | None = None,
-    max_retries: int = 0,
-    base_interval: timedelta = timedelta(milliseconds=100),
-    backoff_factor: float = 2.0,
-    max_interval: timedelta = timedelta(seconds=5),
-    retry_if: Callable[[Exception], bool] | None = None,
     result_type: Any = None,
+    **options: Unpack[StepOptions],
 ) -> Coroutine[None, None, Any]:
     """Run `fn` as a step of the running workflow; await its result.
 
-    The awaitable form of `dbos_typed.run_as_step`, with the same options. `fn` takes no
-    arguments and may be a coroutine function (`functools.partial(fetch, url)`, or an
-    `async def`), which runs on the workflow's loop, concurrently with other steps. Any
-    other callable runs on a worker thread, so a blocking function never stalls the
-    loop; if it returns an awaitable (`lambda: fetch(url)`), that is awaited on the loop.
-    The result type is `result_type`, else the function's return annotation (for an
-    `async def`, what it returns).
+    The awaitable form of `dbos_typed.run_as_step`, with the same options and errors.
+    `fn` takes no arguments and may be a coroutine function (`functools.partial(fetch,
+    url)`, or an `async def`), which runs on the workflow's loop, concurrently with other
+    steps. Any other callable runs on a worker thread, so a blocking function never
+    stalls the loop; if it returns an awaitable (`lambda: fetch(url)`), that is awaited on
+    the loop. The result type is `result_type`, else the function's return annotation
+    (for an `async def`, what it returns). The delay before a retry is awaited, and a
+    cancellation ends it.
 
     Durability: the step's ID is taken when `run_as_step` is called, before anything is
     awaited; its result or error is checkpointed when its body ends, and a replay
@@ -107,31 +106,20 @@ def run_as_step(
     Args:
         ctx: The running workflow's context.
         fn: The step body: a coroutine function, or any zero-argument callable.
-        name: The recorded step name; defaults to `fn`'s qualified name (for a
-            `functools.partial`, its function's).
-        max_retries: How many times to retry after a failure (0: run once).
-        base_interval: Delay before the first retry (awaited; a cancellation ends it).
-        backoff_factor: Each further retry waits this much longer, up to `max_interval`.
-        max_interval: The longest delay between retries.
-        retry_if: Decides whether an error is worth retrying; by default all are.
         result_type: The type to store and restore the result as.
+        **options: `name`, `max_retries`, `base_interval`, `backoff_factor`,
+            `max_interval` and `retry_if`, as for `dbos_typed.run_as_step`.
 
     Raises:
-        StepFailedError: `fn` raised (on replay too); the original is its `__cause__` on
-            the first run.
-        MaxStepRetriesExceededError: `fn` failed on every allowed attempt.
-        NonDeterminismError: a different step is recorded at this point of the workflow.
-        WorkflowCancelled: the workflow was cancelled.
+        StepFailedError: `fn` raised; see `dbos_typed.run_as_step` for the others.
         InvalidOptionError: a bad option (named), or a context that is not a workflow's.
     """
 
     def start() -> Coroutine[None, None, Any]:
-        policy, step_name = check_step_call(
-            ctx, fn, name, max_retries, base_interval, backoff_factor, max_interval, retry_if
-        )
+        policy, step_name = check_step_call(ctx, fn, **options)
         if ctx._state.in_step:
             return _call(ctx, fn)
-        plan = StepPlan.of(fn, step_name, policy, retry_if, result_type)
+        plan = StepPlan.of(fn, step_name, policy, options.get("retry_if"), result_type)
         step_id, recorded = begin_operation(ctx, plan.name)
         if recorded is not None:
             return _replayed(plan, recorded)
@@ -146,10 +134,7 @@ async def _replayed(plan: StepPlan, recorded: Any) -> Any:
 
 async def _run(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan, step_id: int) -> Any:
     state = ctx._state
-    runtime = ctx._runtime
-    if runtime.crashes is not None:
-        runtime.crashes.reach(state.workflow_id, state.owner_xid, plan.name, "before")
-    started = now_ms()
+    started = plan.started(ctx)
     # Set in this task's context only: steps gathered together each run in a task of
     # their own, and each knows its own ID.
     with state.running_step(step_id, blocking=False):
@@ -159,9 +144,7 @@ async def _run(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan, step
             outcome = plan.failed(failure)
         else:
             outcome = plan.succeeded(value)
-    if runtime.crashes is not None:
-        runtime.crashes.reach(state.workflow_id, state.owner_xid, plan.name, "after")
-    return complete_operation(ctx, step_id, plan.name, started, outcome)
+    return plan.finished(ctx, step_id, started, outcome)
 
 
 async def _call_with_retries(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan) -> Any:

@@ -78,6 +78,8 @@ def _start_read(
     return _read(ctx, workflow_id, key, codec, from_offset, snapshot)
 
 
+# <generated: ReadStream>
+# Copied from dbos_typed/_messaging/streams.py by scripts/generate_aio.py.
 class ReadStream(Protocol[T_co]):
     """The signature of `read_stream[T]`."""
 
@@ -92,6 +94,9 @@ class ReadStream(Protocol[T_co]):
     ) -> AsyncIterator[T_co]:
         """Iterate over a stream as `T`."""
         ...
+
+
+# </generated: ReadStream>
 
 
 class _StreamReader(TypedCall):
@@ -110,6 +115,8 @@ class _StreamReader(TypedCall):
         InvalidOptionError: a bad argument (raised by the call itself).
     """
 
+    # <generated: read_stream[T]>
+    # Copied from dbos_typed/_messaging/streams.py by scripts/generate_aio.py.
     @overload
     def __getitem__(self, tp: type[T]) -> ReadStream[T]: ...
 
@@ -118,6 +125,8 @@ class _StreamReader(TypedCall):
 
     def __getitem__(self, tp: Any) -> ReadStream[Any]:
         return self.typed(tp)
+
+    # </generated: read_stream[T]>
 
     def __call__(
         self,

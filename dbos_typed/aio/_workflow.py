@@ -21,11 +21,14 @@ from dbos_typed.aio._loop import performed
 
 InT = TypeVar("InT")
 OutT = TypeVar("OutT")
+R = TypeVar("R")
 T = TypeVar("T")
 
 
 # The same overloads as `dbos_typed.run_workflow`, in the same order and for the same
 # reasons (see there), each returning an awaitable handle.
+# <generated: run_workflow overloads>
+# Copied from dbos_typed/_workflows/start.py by scripts/generate_aio.py.
 @overload
 def run_workflow(
     ctx: AppContext,
@@ -83,6 +86,9 @@ def run_workflow(
 ) -> Coroutine[None, None, AsyncWorkflowHandle[OutT]]: ...
 
 
+# </generated: run_workflow overloads>
+
+
 def run_workflow(
     ctx: AppContext,
     fn: Callable[..., Any],
@@ -124,8 +130,10 @@ def _enqueue(
     return performed(client, start)
 
 
-class Enqueue(Protocol[T]):
-    """The signature of the awaitable `enqueue[R]`."""
+# <generated: Enqueue>
+# Copied from dbos_typed/_app/client.py by scripts/generate_aio.py.
+class Enqueue(Protocol[R]):
+    """The signature of `enqueue[R]`."""
 
     def __call__(
         self,
@@ -135,9 +143,12 @@ class Enqueue(Protocol[T]):
         input: object = NO_INPUT,
         /,
         **options: Unpack[EnqueueOptions],
-    ) -> Coroutine[None, None, AsyncWorkflowHandle[T]]:
+    ) -> Coroutine[None, None, AsyncWorkflowHandle[R]]:
         """Enqueue a workflow by name; its handle's result is typed (and validated) as `R`."""
         ...
+
+
+# </generated: Enqueue>
 
 
 class _Enqueuer(TypedCall):
@@ -153,14 +164,18 @@ class _Enqueuer(TypedCall):
     crashes. The workflow ID is an idempotency key, as with `run_workflow`.
     """
 
+    # <generated: enqueue[R]>
+    # Copied from dbos_typed/_app/client.py by scripts/generate_aio.py.
     @overload
-    def __getitem__(self, tp: type[T]) -> Enqueue[T]: ...
+    def __getitem__(self, tp: type[R]) -> Enqueue[R]: ...
 
     @overload
-    def __getitem__(self, tp: TypeAdapter[T]) -> Enqueue[T]: ...
+    def __getitem__(self, tp: TypeAdapter[R]) -> Enqueue[R]: ...
 
     def __getitem__(self, tp: Any) -> Enqueue[Any]:
         return self.typed(tp)
+
+    # </generated: enqueue[R]>
 
     def __call__(
         self,
