@@ -7,6 +7,7 @@ counted; a function-level import is, since it runs.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "dbos_typed"
@@ -119,3 +120,13 @@ def test_no_module_imports_a_later_layer() -> None:
 def test_the_storage_layer_imports_only_errors() -> None:
     for path in (PACKAGE / "_sysdb").glob("*.py"):
         assert {i[0] for i in _imports(path)} <= {"errors", "_sysdb"}, path.name
+
+
+def test_the_layer_map_in_the_design_notes_names_every_module() -> None:
+    design = (PACKAGE.parent / "docs" / "design.md").read_text()
+    missing = [
+        str(path.relative_to(PACKAGE))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if not re.search(rf"(?<![\w.]){re.escape(path.name)}(?!\w)", design)
+    ]
+    assert missing == []
