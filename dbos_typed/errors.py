@@ -23,7 +23,8 @@ DBOSError                               root of everything below; .code names th
 │   ├── WorkflowInterruptedError        this process's run stopped without an outcome: .reason
 │   └── WorkflowFailedError             the workflow raised: .error_name, .error_message, .data
 └── StepFailedError                     a step raised: .step_name, .error_name, .error_message
-    └── MaxStepRetriesExceededError     ... on every allowed attempt: .attempts
+    ├── MaxStepRetriesExceededError     ... on every allowed attempt: .attempts
+    └── StepTimeoutError                an attempt ran longer than the step's timeout: .timeout
 
 WorkflowCancelled (BaseException)       raised inside a cancelled workflow to unwind it
 ```
@@ -56,6 +57,7 @@ __all__ = [
     "ScheduleNotFoundError",
     "SerializationError",
     "StepFailedError",
+    "StepTimeoutError",
     "SystemDatabaseError",
     "WaitTimeoutError",
     "WorkflowCancelled",
@@ -422,6 +424,30 @@ class MaxStepRetriesExceededError(StepFailedError):
             f"last error: {error_name}: {error_message}",
         )
         self.attempts = attempts
+
+
+class StepTimeoutError(StepFailedError):
+    """An attempt of a step ran longer than the `timeout` given to `run_as_step`.
+
+    It counts as a failure of that attempt, so the step's retry policy retries it like
+    any other; when no attempt is left it is what the step records and raises (after
+    several attempts, as the `error_name` of a `MaxStepRetriesExceededError`).
+
+    Attributes:
+        timeout: How long each attempt was allowed to run.
+    """
+
+    code = "StepTimeout"
+
+    def __init__(self, step_name: str, *, timeout: timedelta) -> None:
+        seconds = timeout.total_seconds()
+        super().__init__(
+            step_name,
+            error_name="StepTimeoutError",
+            error_message=f"ran longer than its timeout of {seconds:g}s",
+            data={"timeout_seconds": seconds},
+        )
+        self.timeout = timeout
 
 
 class WorkflowCancelled(_Picklable):

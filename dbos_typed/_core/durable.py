@@ -38,6 +38,7 @@ from dbos_typed.errors import (
     QueueNotFoundError,
     ScheduleNotFoundError,
     StepFailedError,
+    StepTimeoutError,
     WaitTimeoutError,
     WorkflowCancelled,
     WorkflowDeadlineExceededError,
@@ -445,6 +446,10 @@ def rebuild_error(record: ErrorRecord, *, step_name: str) -> BaseException:
             error_code=_field(data, "error_code"),
             data=_field(data, "data"),
         )
+    if record.name == "StepTimeoutError":
+        seconds = _field(record.data, "timeout_seconds", 0)
+        timeout = timedelta(seconds=float(seconds) if isinstance(seconds, int | float) else 0)
+        return StepTimeoutError(step_name, timeout=timeout)
     own = _rebuild_own(record)
     if own is not None:
         return own

@@ -38,7 +38,7 @@ from dbos_typed._sysdb._postgres import PostgresStore
 from dbos_typed._sysdb._retry import StoreClosedError
 from dbos_typed._sysdb._rows import RecordResult, StepRecord
 from dbos_typed._workflows.step import (
-    StepOptions,
+    RetryOptions,
     StepPlan,
     TryAgain,
     call_with_retries,
@@ -213,7 +213,7 @@ def run_as_transaction(
     *,
     isolation: IsolationLevel = "read_committed",
     result_type: None = None,
-    **options: Unpack[StepOptions],
+    **options: Unpack[RetryOptions],
 ) -> R: ...
 
 
@@ -226,7 +226,7 @@ def run_as_transaction(
     *,
     isolation: IsolationLevel = "read_committed",
     result_type: type[R] | TypeAdapter[R],
-    **options: Unpack[StepOptions],
+    **options: Unpack[RetryOptions],
 ) -> R: ...
 
 

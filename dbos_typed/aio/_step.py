@@ -8,6 +8,7 @@ own checkpoint when its body returns.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
@@ -19,6 +20,7 @@ from dbos_typed._core.context import WorkflowContext
 from dbos_typed._core.durable import begin_operation, complete_operation
 from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.telemetry import step_scope
+from dbos_typed._core.validate import optional_positive_duration
 from dbos_typed._workflows.step import StepOptions, StepPlan, check_step_call
 from dbos_typed.aio._loop import LoopWaker, on_worker, prepared
 from dbos_typed.errors import StepFailedError, WorkflowCancelled
@@ -83,6 +85,7 @@ def run_as_step(
     backoff_factor: float = 2.0,
     max_interval: timedelta = timedelta(seconds=5),
     retry_if: Callable[[Exception], bool] | None = None,
+    timeout: timedelta | None = None,
     result_type: Any = None,
 ) -> Coroutine[None, None, Any]:
     """Run `fn` as a step of the running workflow; await its result.
@@ -102,7 +105,13 @@ def run_as_step(
     run_as_step(ctx, b))` records `a` then `b` and replays identically. A step whose
     awaiting task is cancelled records nothing and runs again on replay (steps are
     at-least-once). Called from inside another step, `fn` simply runs, without a
-    checkpoint of its own.
+    checkpoint of its own (and without a time limit).
+
+    With a `timeout`, an attempt still running after that long is cancelled and fails
+    with `StepTimeoutError`, which the retry policy treats like any failure. A coroutine
+    body is cancelled with asyncio (it sees `CancelledError` at its `await`); a blocking
+    body's worker thread cannot be stopped, so it runs on in the background and what it
+    returns is discarded.
 
     Args:
         ctx: The running workflow's context.
@@ -114,12 +123,16 @@ def run_as_step(
         backoff_factor: Each further retry waits this much longer, up to `max_interval`.
         max_interval: The longest delay between retries.
         retry_if: Decides whether an error is worth retrying; by default all are.
+        timeout: The longest one attempt may run (a positive timedelta); None: no limit.
         result_type: The type to store and restore the result as.
 
     Raises:
         StepFailedError: `fn` raised (on replay too); the original is its `__cause__` on
             the first run.
-        MaxStepRetriesExceededError: `fn` failed on every allowed attempt.
+        StepTimeoutError: the only allowed attempt ran longer than `timeout` (on replay
+            too).
+        MaxStepRetriesExceededError: `fn` failed on every allowed attempt (a timeout
+            among them: its `error_name` is then `"StepTimeoutError"`).
         NonDeterminismError: a different step is recorded at this point of the workflow.
         WorkflowCancelled: the workflow was cancelled.
         InvalidOptionError: a bad option (named), or a context that is not a workflow's.
@@ -129,9 +142,10 @@ def run_as_step(
         policy, step_name = check_step_call(
             ctx, fn, name, max_retries, base_interval, backoff_factor, max_interval, retry_if
         )
+        limit = optional_positive_duration(timeout, "timeout")
         if ctx._state.in_step:
             return _call(ctx, fn)
-        plan = StepPlan.of(fn, step_name, policy, retry_if, result_type)
+        plan = StepPlan.of(fn, step_name, policy, retry_if, result_type, timeout=limit)
         step_id, recorded = begin_operation(ctx, plan.name)
         if recorded is not None:
             return _replayed(plan, recorded)
@@ -170,7 +184,9 @@ async def _call_with_retries(ctx: WorkflowContext, fn: Callable[[], Any], plan: 
         attempt += 1
         try:
             with step_scope(ctx._state, plan.name, attempt):
-                return await _call(ctx, fn)
+                if plan.timeout is None:
+                    return await _call(ctx, fn)
+                return await _call_within(ctx, fn, plan)
         except WorkflowCancelled:
             raise
         except Exception as exc:
@@ -178,6 +194,22 @@ async def _call_with_retries(ctx: WorkflowContext, fn: Callable[[], Any], plan: 
             if failure is not None:
                 raise failure from exc
             await _wait_before_retry(ctx, plan.policy.delay(attempt))
+
+
+async def _call_within(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan) -> Any:
+    """One attempt, cancelled when it runs longer than the plan's timeout.
+
+    Raises:
+        StepTimeoutError: it did not end in time.
+    """
+    assert plan.timeout is not None
+    try:
+        async with asyncio.timeout(plan.timeout.total_seconds()) as scope:
+            return await _call(ctx, fn)
+    except TimeoutError:
+        if scope.expired():
+            raise plan.overran() from None
+        raise  # the body's own TimeoutError, a failure like any other
 
 
 async def _call(ctx: WorkflowContext, fn: Callable[[], Any]) -> Any:

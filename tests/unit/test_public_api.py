@@ -45,6 +45,7 @@ EXPECTED_EXPORTS = [
     "StepAggregate",
     "StepFailedError",
     "StepInfo",
+    "StepTimeoutError",
     "SystemDatabaseError",
     "VersionInfo",
     "WaitTimeoutError",
@@ -300,6 +301,7 @@ SAMPLES: list[BaseException] = [
     errors.WorkflowFailedError("w", error_name="E", error_message="m", error_code=4, data=[1]),
     errors.StepFailedError("s", error_name="E", error_message="m", data={"k": 1}),
     errors.MaxStepRetriesExceededError("s", attempts=3, error_name="E", error_message="m"),
+    errors.StepTimeoutError("s", timeout=timedelta(seconds=2)),
     errors.WorkflowCancelled("w", "cancelled"),
 ]
 
