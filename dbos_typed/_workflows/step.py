@@ -44,8 +44,7 @@ _NO_HINT = object()
 
 
 class RetryOptions(TypedDict, total=False):
-    """The retry and naming options of a step or a transaction, as the typed signatures
-    take them.
+    """The retry and naming options of a step or a transaction, as signatures take them.
 
     `run_as_step` and `run_as_transaction` name each one, with its default.
     """
