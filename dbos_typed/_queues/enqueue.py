@@ -51,6 +51,7 @@ class EnqueueOptions(TypedDict, total=False):
     delay: timedelta | None
     identity: Identity | None
     attributes: Mapping[str, Any] | None
+    application_version: str | None
 
 
 @dataclass(frozen=True, slots=True)

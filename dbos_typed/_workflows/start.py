@@ -258,6 +258,7 @@ def run_workflow(
     delay: timedelta | None = None,
     identity: Identity | None = None,
     attributes: Mapping[str, Any] | None = None,
+    application_version: str | None = None,
 ) -> WorkflowHandle[Any]:
     """Start a registered workflow, or put it on a queue, and return a handle to it.
 
@@ -293,6 +294,10 @@ def run_workflow(
         identity: Who the workflow acts for, recorded with it; a child started without
             one inherits its parent's.
         attributes: Free-form JSON metadata recorded with the workflow (not inherited).
+        application_version: The application version recorded for the workflow; this
+            process's own by default. A direct start still runs here and now, but only
+            an executor of that version recovers it after a crash; a queued one waits
+            for a queue runner of that version to dequeue it.
 
     Raises:
         RegistrationError: `fn` is not registered with this context.
@@ -311,6 +316,7 @@ def run_workflow(
         )
     value = checked_input(spec, input)
     workflow_id = optional_name(workflow_id, "workflow_id")
+    version = optional_name(application_version, "application_version")
     timeout_ms = checked_timeout_ms(timeout)
     options = check_queue_options(
         runtime,
@@ -328,7 +334,7 @@ def run_workflow(
         timeout_ms=timeout_ms,
         queue=options,
         labels=labels_for(ctx, identity, attributes),
-        application_version=runtime.application_version,
+        application_version=version or runtime.application_version,
         run=(spec, value),
     )
     if isinstance(ctx, WorkflowContext):
@@ -475,7 +481,7 @@ def _row(ctx: Connected, request: StartRequest, workflow_id: str, child: bool) -
         name=request.name,
         inputs=inputs,
         executor_id=runtime.executor_id,
-        application_version=runtime.application_version,
+        application_version=request.application_version or runtime.application_version,
         application_name=runtime.app_name,
         application_id=None,
         creator_xid=str(uuid.uuid4()),
