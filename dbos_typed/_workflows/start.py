@@ -176,6 +176,7 @@ class StartOptions(EnqueueOptions, total=False):
     """
 
     queue: WorkflowQueue | str | None
+    detached: bool
 
 
 # The overloads, in the order mypy tries them. When none matches, mypy reports the error
@@ -259,6 +260,7 @@ def run_workflow(
     identity: Identity | None = None,
     attributes: Mapping[str, Any] | None = None,
     application_version: str | None = None,
+    detached: bool = False,
 ) -> WorkflowHandle[Any]:
     """Start a registered workflow, or put it on a queue, and return a handle to it.
 
@@ -298,6 +300,12 @@ def run_workflow(
             process's own by default. A direct start still runs here and now, but only
             an executor of that version recovers it after a crash; a queued one waits
             for a queue runner of that version to dequeue it.
+        detached: For a child: free it from its parent. It does not inherit the
+            parent's deadline, and cancelling the parent (`cancel_children=True`
+            included) leaves it running; its row records no parent (the parent's step
+            still records the child's ID, so awaiting it replays as usual). Outside a
+            workflow body every start is already free of any parent, and the option
+            changes nothing.
 
     Raises:
         RegistrationError: `fn` is not registered with this context.
@@ -317,6 +325,8 @@ def run_workflow(
     value = checked_input(spec, input)
     workflow_id = optional_name(workflow_id, "workflow_id")
     version = optional_name(application_version, "application_version")
+    if not isinstance(detached, bool):
+        raise InvalidOptionError("detached", "expected a bool")
     timeout_ms = checked_timeout_ms(timeout)
     options = check_queue_options(
         runtime,
@@ -336,6 +346,7 @@ def run_workflow(
         labels=labels_for(ctx, identity, attributes),
         application_version=version or runtime.application_version,
         run=(spec, value),
+        detached=detached,
     )
     if isinstance(ctx, WorkflowContext):
         return _start_child(ctx, request, workflow_id)
@@ -362,6 +373,8 @@ class StartRequest:
     application_version: str | None
     # The registered workflow and its input, for a start that runs here (queue None).
     run: tuple[WorkflowSpec, Any] | None = None
+    # A child freed from its parent: no inherited deadline, not in the parent's cancel tree.
+    detached: bool = False
 
 
 def _start_child(
@@ -451,11 +464,14 @@ def _row(ctx: Connected, request: StartRequest, workflow_id: str, child: bool) -
 
     A child ends no later than its parent must: a direct child's deadline is at most the
     parent's, and a queued one's timeout (counted from its dequeue) at most what is left.
+    A detached child is a child in the parent's steps only: its row names no parent (the
+    cancel tree follows that column) and inherits no deadline.
     """
     runtime = ctx._runtime
     inputs = request.inputs
     timeout_ms = request.timeout_ms
-    parent = ctx._state if child and isinstance(ctx, WorkflowContext) else None
+    attached = child and not request.detached
+    parent = ctx._state if attached and isinstance(ctx, WorkflowContext) else None
     parent_deadline = None if parent is None else parent.deadline_ms
     if request.queue is not None:
         if parent_deadline is not None:

@@ -38,6 +38,8 @@ def checkout(ctx: dbos.WorkflowContext, order: Order) -> Receipt:
     assert_type(dbos.get_step_id(ctx), int)
     child = dbos.run_workflow(ctx, no_input)
     assert_type(child, dbos.WorkflowHandle[list[int]])
+    free = dbos.run_workflow(ctx, no_input, detached=True)
+    assert_type(free, dbos.WorkflowHandle[list[int]])
     return typed
 
 
@@ -89,6 +91,7 @@ def usage(ctx: dbos.DBOSContext) -> None:
 def wrong_step(ctx: dbos.WorkflowContext) -> None:
     dbos.run_as_step(ctx, takes_nothing, result_type=str)  # type: ignore[arg-type]
     dbos.run_as_step(ctx, takes_nothing, timeout=3)  # type: ignore[call-overload]
+    dbos.run_workflow(ctx, no_input, detached="yes")  # type: ignore[call-overload]
     dbos.run_as_step(ctx, takes_an_argument)  # type: ignore[arg-type]
 
 
