@@ -6,6 +6,7 @@ import threading
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dbos_typed as dbos
 from tests.conftest import Backend, wait_for
@@ -35,7 +36,7 @@ def _threads(name: str) -> int:
     return sum(1 for thread in threading.enumerate() if thread.name == name and thread.is_alive())
 
 
-def _app(backend: Backend, executor: str, **overrides: object) -> dbos.DBOSContext:
+def _app(backend: Backend, executor: str, **overrides: Any) -> dbos.DBOSContext:
     ctx = backend.new_context(executor_id=executor, **overrides)
     dbos.register_workflow(ctx, ping, name="ping")
     dbos.register_workflow(ctx, every_second, schedule="* * * * * *")
