@@ -26,18 +26,20 @@ DBOSError                               root of everything below; .code names th
     ├── MaxStepRetriesExceededError     ... on every allowed attempt: .attempts
     └── StepTimeoutError                an attempt ran longer than the step's timeout: .timeout
 
-WorkflowCancelled (BaseException)       raised inside a cancelled workflow to unwind it
+WorkflowCancelledError (BaseException) raised inside a cancelled workflow to unwind it
 ```
 
-`WorkflowCancelled` derives from `BaseException`, like `asyncio.CancelledError`, so that a
-workflow's `except Exception:` does not swallow its own cancellation by accident. Every class
-pickles and unpickles with its fields intact.
+`WorkflowCancelledError` derives from `BaseException`, like `asyncio.CancelledError`, so
+that a workflow's `except Exception:` does not swallow its own cancellation by accident.
+Every class pickles and unpickles with its fields intact. `WorkflowCancelled`, the old name
+of `WorkflowCancelledError`, still works and warns (`DeprecationWarning`).
 """
 
 from __future__ import annotations
 
+import warnings
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 __all__ = [
     "ApplicationVersionNotFoundError",
@@ -60,7 +62,7 @@ __all__ = [
     "StepTimeoutError",
     "SystemDatabaseError",
     "WaitTimeoutError",
-    "WorkflowCancelled",
+    "WorkflowCancelledError",
     "WorkflowDeadlineExceededError",
     "WorkflowError",
     "WorkflowFailedError",
@@ -450,7 +452,7 @@ class StepTimeoutError(StepFailedError):
         self.timeout = timeout
 
 
-class WorkflowCancelled(_Picklable):
+class WorkflowCancelledError(_Picklable):
     """Raised inside a workflow that was cancelled, to unwind it.
 
     It derives from `BaseException` so that `except Exception` in workflow code does not
@@ -511,3 +513,22 @@ class QueueNotFoundError(DBOSError):
     def __init__(self, queue_name: str) -> None:
         super().__init__(f"queue {queue_name!r} does not exist")
         self.queue_name = queue_name
+
+
+# Old names, kept working: each use warns and names its replacement.
+_DEPRECATED = {"WorkflowCancelled": "WorkflowCancelledError"}
+
+if TYPE_CHECKING:
+    WorkflowCancelled = WorkflowCancelledError
+else:
+
+    def __getattr__(name: str) -> Any:
+        replacement = _DEPRECATED.get(name)
+        if replacement is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        warnings.warn(
+            f"dbos_typed.errors.{name} is deprecated; use {replacement}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[replacement]

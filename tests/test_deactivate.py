@@ -40,7 +40,7 @@ def _app(backend: Backend, executor: str, **overrides: Any) -> dbos.DBOSContext:
     ctx = backend.new_context(executor_id=executor, **overrides)
     dbos.register_workflow(ctx, ping, name="ping")
     dbos.register_workflow(ctx, every_second, schedule="* * * * * *")
-    dbos.new_workflow_queue(ctx, "q")
+    dbos.register_queue(ctx, "q")
     return ctx
 
 

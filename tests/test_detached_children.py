@@ -37,7 +37,7 @@ def _rows(backend: Backend) -> dict[str, tuple[object, ...]]:
 
 def _started(backend: Backend) -> dbos.DBOSContext:
     ctx = backend.context_with(waits, parent)
-    dbos.new_workflow_queue(ctx, "q")
+    dbos.register_queue(ctx, "q")
     ctx.launch()
     return ctx
 

@@ -25,7 +25,7 @@ def parent(ctx: dbos.WorkflowContext) -> list[dbos.Identity]:
 
 def _ctx(backend: Backend) -> dbos.DBOSContext:
     ctx = backend.context_with(child, parent)
-    dbos.new_workflow_queue(ctx, "work")
+    dbos.register_queue(ctx, "work")
     ctx.launch()
     return ctx
 

@@ -21,7 +21,7 @@ def ping(ctx: dbos.WorkflowContext) -> str:
 def _app(backend: Backend, version: str, executor: str) -> dbos.DBOSContext:
     ctx = backend.new_context("shop", application_version=version, executor_id=executor)
     dbos.register_workflow(ctx, ping, name="ping")
-    dbos.new_workflow_queue(ctx, "orders")
+    dbos.register_queue(ctx, "orders")
     return ctx
 
 

@@ -34,7 +34,7 @@ from dbos_typed.errors import (
     SerializationError,
     StepFailedError,
     StepTimeoutError,
-    WorkflowCancelled,
+    WorkflowCancelledError,
 )
 
 R = TypeVar("R")
@@ -143,7 +143,7 @@ def run_as_step(
         MaxStepRetriesExceededError: `fn` failed on every allowed attempt (a timeout
             among them: its `error_name` is then `"StepTimeoutError"`).
         NonDeterminismError: a different step is recorded at this point of the workflow.
-        WorkflowCancelled: the workflow was cancelled.
+        WorkflowCancelledError: the workflow was cancelled.
         InvalidOptionError: a bad option (named); or `fn` is a coroutine function, or
             returned an awaitable: `dbos_typed.aio.run_as_step` awaits those.
     """
@@ -398,7 +398,7 @@ def call_with_retries(ctx: WorkflowContext, policy: RetryPolicy, attempt: Callab
     Between attempts it waits as the policy says; a cancellation ends the wait at once.
 
     Raises:
-        WorkflowCancelled: the workflow was cancelled while waiting to retry.
+        WorkflowCancelledError: the workflow was cancelled while waiting to retry.
     """
     number = 0
     while True:
@@ -420,7 +420,7 @@ def _call_with_retries(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPl
         try:
             with step_scope(ctx._state, plan.name, number):
                 return fn() if plan.timeout is None else _call_on_thread(ctx, fn, plan)
-        except WorkflowCancelled:
+        except WorkflowCancelledError:
             raise
         except Exception as exc:
             raise judged(plan, number, exc) from exc
@@ -433,7 +433,7 @@ def _call_on_thread(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan)
 
     Raises:
         StepTimeoutError: the attempt did not end in time (its thread runs on).
-        WorkflowCancelled: the workflow was cancelled while the attempt ran.
+        WorkflowCancelledError: the workflow was cancelled while the attempt ran.
     """
     assert plan.timeout is not None
     state = ctx._state

@@ -50,7 +50,7 @@ from dbos_typed.errors import (
     InitializationError,
     InvalidOptionError,
     SystemDatabaseError,
-    WorkflowCancelled,
+    WorkflowCancelledError,
 )
 
 R = TypeVar("R")
@@ -286,7 +286,7 @@ def run_as_transaction(
         NonDeterminismError: a different step is recorded at this point of the workflow.
         SystemDatabaseError: the `transaction_completion` table could not be read or
             written.
-        WorkflowCancelled: the workflow was cancelled.
+        WorkflowCancelledError: the workflow was cancelled.
     """
     if not isinstance(ctx, WorkflowContext):
         raise InvalidOptionError(
@@ -370,7 +370,7 @@ class _TransactionRun:
                 )
                 record_operation(ctx, self._record(outcome))
         except StoreClosedError as exc:
-            raise WorkflowCancelled(ctx.workflow_id, "interrupted by shutdown") from exc
+            raise WorkflowCancelledError(ctx.workflow_id, "interrupted by shutdown") from exc
         if outcome.fresh is None:
             return self.plan.replay(self._record(outcome))
         value, failure = outcome.fresh

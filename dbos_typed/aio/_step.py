@@ -23,7 +23,7 @@ from dbos_typed._core.telemetry import step_scope
 from dbos_typed._core.validate import optional_positive_duration
 from dbos_typed._workflows.step import StepOptions, StepPlan, check_step_call
 from dbos_typed.aio._loop import LoopWaker, on_worker, prepared
-from dbos_typed.errors import StepFailedError, WorkflowCancelled
+from dbos_typed.errors import StepFailedError, WorkflowCancelledError
 
 R = TypeVar("R")
 
@@ -134,7 +134,7 @@ def run_as_step(
         MaxStepRetriesExceededError: `fn` failed on every allowed attempt (a timeout
             among them: its `error_name` is then `"StepTimeoutError"`).
         NonDeterminismError: a different step is recorded at this point of the workflow.
-        WorkflowCancelled: the workflow was cancelled.
+        WorkflowCancelledError: the workflow was cancelled.
         InvalidOptionError: a bad option (named), or a context that is not a workflow's.
     """
 
@@ -187,7 +187,7 @@ async def _call_with_retries(ctx: WorkflowContext, fn: Callable[[], Any], plan: 
                 if plan.timeout is None:
                     return await _call(ctx, fn)
                 return await _call_within(ctx, fn, plan)
-        except WorkflowCancelled:
+        except WorkflowCancelledError:
             raise
         except Exception as exc:
             failure = plan.give_up(attempt, exc)

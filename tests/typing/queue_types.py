@@ -37,7 +37,7 @@ def in_a_workflow(ctx: dbos.WorkflowContext, order: Order) -> list[Receipt]:
 
 
 def usage(ctx: dbos.DBOSContext) -> None:
-    queue = dbos.new_workflow_queue(
+    queue = dbos.register_queue(
         ctx,
         "orders",
         worker_concurrency=5,
@@ -81,7 +81,7 @@ def usage(ctx: dbos.DBOSContext) -> None:
     )
     dbos.run_workflow(ctx, checkout, Order(id="a"), queue=queue, delay=5)  # type: ignore[call-overload]
     dbos.run_workflow(ctx, tick, application_version=2)  # type: ignore[call-overload]
-    dbos.new_workflow_queue(ctx, "q", limiter=(1, 2))  # type: ignore[arg-type]
+    dbos.register_queue(ctx, "q", limiter=(1, 2))  # type: ignore[arg-type]
     dbos.listen_queues(ctx, [1])  # type: ignore[list-item]
 
 
@@ -130,7 +130,7 @@ def client_usage() -> None:
     assert_type(dbos.retrieve_workflow[Receipt](client, "x"), dbos.WorkflowHandle[Receipt])
     assert_type(dbos.resume_workflow(client, "x"), dbos.WorkflowHandle[Any])
     dbos.cancel_workflow(client, "x")
-    dbos.new_workflow_queue(client, "from-client")
+    dbos.register_queue(client, "from-client")
     with dbos.new_client(dbos.Config(app_name="shop")) as other:
         assert_type(other, dbos.Client)
     client.close()

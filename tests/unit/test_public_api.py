@@ -50,7 +50,7 @@ EXPECTED_EXPORTS = [
     "VersionInfo",
     "WaitTimeoutError",
     "WorkflowAggregate",
-    "WorkflowCancelled",
+    "WorkflowCancelledError",
     "WorkflowContext",
     "WorkflowDeadlineExceededError",
     "WorkflowError",
@@ -105,6 +105,7 @@ EXPECTED_EXPORTS = [
     "read_stream",
     "recover_pending_workflows",
     "recv",
+    "register_queue",
     "register_workflow",
     "rename_application",
     "resume_schedule",
@@ -193,7 +194,7 @@ DURABLE_CALLS: list[object] = [
     dbos.get_event,
     dbos.write_stream,
     dbos.close_stream,
-    dbos.new_workflow_queue,
+    dbos.register_queue,
     dbos.enqueue,
     dbos.create_schedule,
     dbos.apply_schedules,
@@ -302,7 +303,7 @@ SAMPLES: list[BaseException] = [
     errors.StepFailedError("s", error_name="E", error_message="m", data={"k": 1}),
     errors.MaxStepRetriesExceededError("s", attempts=3, error_name="E", error_message="m"),
     errors.StepTimeoutError("s", timeout=timedelta(seconds=2)),
-    errors.WorkflowCancelled("w", "cancelled"),
+    errors.WorkflowCancelledError("w", "cancelled"),
 ]
 
 
@@ -323,10 +324,10 @@ def test_errors_pickle_with_their_fields(error: BaseException) -> None:
 def test_error_tree() -> None:
     assert issubclass(errors.WaitTimeoutError, TimeoutError)
     assert issubclass(errors.InvalidOptionError, ValueError)
-    assert not issubclass(errors.WorkflowCancelled, Exception)
+    assert not issubclass(errors.WorkflowCancelledError, Exception)
     for name in errors.__all__:
         cls = getattr(errors, name)
-        if cls is not errors.WorkflowCancelled:
+        if cls is not errors.WorkflowCancelledError:
             assert issubclass(cls, errors.DBOSError), name
     assert errors.NonDeterminismError("w", step_id=1, expected="a", recorded="b").code == (
         "UnexpectedStep"
