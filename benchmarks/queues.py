@@ -83,7 +83,7 @@ def run_ours(url: str, workflows: int, samples: int, _: float) -> dict[str, Any]
 
     ctx = dbos.new_context(dbos.Config(app_name="bench", database_url=url, max_connections=60))
     dbos.register_workflow(ctx, one_step)
-    queue = dbos.new_workflow_queue(ctx, "bench", worker_concurrency=CONCURRENCY)
+    queue = dbos.register_queue(ctx, "bench", worker_concurrency=CONCURRENCY)
     ctx.launch()
     try:
         return _measure(

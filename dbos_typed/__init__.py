@@ -19,6 +19,9 @@ ctx.shutdown()
 
 from __future__ import annotations
 
+import warnings
+from typing import TYPE_CHECKING
+
 from dbos_typed import aio, errors
 from dbos_typed._app.client import Client, debounce, enqueue, new_client
 from dbos_typed._app.lifecycle import new_context
@@ -73,7 +76,13 @@ from dbos_typed._queues.management import (
     set_workflow_delay,
     update_queue,
 )
-from dbos_typed._queues.queues import RateLimit, WorkflowQueue, listen_queues, new_workflow_queue
+from dbos_typed._queues.queues import (
+    RateLimit,
+    WorkflowQueue,
+    listen_queues,
+    new_workflow_queue,
+    register_queue,
+)
 from dbos_typed._schedules.schedules import (
     ScheduleSpec,
     ScheduleStatus,
@@ -117,9 +126,10 @@ from dbos_typed.errors import (
     ScheduleNotFoundError,
     SerializationError,
     StepFailedError,
+    StepTimeoutError,
     SystemDatabaseError,
     WaitTimeoutError,
-    WorkflowCancelled,
+    WorkflowCancelledError,
     WorkflowDeadlineExceededError,
     WorkflowError,
     WorkflowFailedError,
@@ -160,11 +170,12 @@ __all__ = [
     "StepAggregate",
     "StepFailedError",
     "StepInfo",
+    "StepTimeoutError",
     "SystemDatabaseError",
     "VersionInfo",
     "WaitTimeoutError",
     "WorkflowAggregate",
-    "WorkflowCancelled",
+    "WorkflowCancelledError",
     "WorkflowContext",
     "WorkflowDeadlineExceededError",
     "WorkflowError",
@@ -219,6 +230,7 @@ __all__ = [
     "read_stream",
     "recover_pending_workflows",
     "recv",
+    "register_queue",
     "register_workflow",
     "rename_application",
     "resume_schedule",
@@ -264,3 +276,18 @@ for _name in (
 ):
     globals()[_name].__module__ = __name__
 del _name
+
+if TYPE_CHECKING:
+    from dbos_typed.errors import WorkflowCancelled as WorkflowCancelled
+else:
+
+    def __getattr__(name: str) -> object:
+        # The one thing defined here: old names, kept working, that warn when used.
+        if name == "WorkflowCancelled":
+            warnings.warn(
+                "dbos_typed.WorkflowCancelled is deprecated; use dbos_typed.WorkflowCancelledError",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return WorkflowCancelledError
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

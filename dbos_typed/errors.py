@@ -23,20 +23,23 @@ DBOSError                               root of everything below; .code names th
 │   ├── WorkflowInterruptedError        this process's run stopped without an outcome: .reason
 │   └── WorkflowFailedError             the workflow raised: .error_name, .error_message, .data
 └── StepFailedError                     a step raised: .step_name, .error_name, .error_message
-    └── MaxStepRetriesExceededError     ... on every allowed attempt: .attempts
+    ├── MaxStepRetriesExceededError     ... on every allowed attempt: .attempts
+    └── StepTimeoutError                an attempt ran longer than the step's timeout: .timeout
 
-WorkflowCancelled (BaseException)       raised inside a cancelled workflow to unwind it
+WorkflowCancelledError (BaseException) raised inside a cancelled workflow to unwind it
 ```
 
-`WorkflowCancelled` derives from `BaseException`, like `asyncio.CancelledError`, so that a
-workflow's `except Exception:` does not swallow its own cancellation by accident. Every class
-pickles and unpickles with its fields intact.
+`WorkflowCancelledError` derives from `BaseException`, like `asyncio.CancelledError`, so
+that a workflow's `except Exception:` does not swallow its own cancellation by accident.
+Every class pickles and unpickles with its fields intact. `WorkflowCancelled`, the old name
+of `WorkflowCancelledError`, still works and warns (`DeprecationWarning`).
 """
 
 from __future__ import annotations
 
+import warnings
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 __all__ = [
     "ApplicationVersionNotFoundError",
@@ -56,9 +59,10 @@ __all__ = [
     "ScheduleNotFoundError",
     "SerializationError",
     "StepFailedError",
+    "StepTimeoutError",
     "SystemDatabaseError",
     "WaitTimeoutError",
-    "WorkflowCancelled",
+    "WorkflowCancelledError",
     "WorkflowDeadlineExceededError",
     "WorkflowError",
     "WorkflowFailedError",
@@ -424,7 +428,31 @@ class MaxStepRetriesExceededError(StepFailedError):
         self.attempts = attempts
 
 
-class WorkflowCancelled(_Picklable):
+class StepTimeoutError(StepFailedError):
+    """An attempt of a step ran longer than the `timeout` given to `run_as_step`.
+
+    It counts as a failure of that attempt, so the step's retry policy retries it like
+    any other; when no attempt is left it is what the step records and raises (after
+    several attempts, as the `error_name` of a `MaxStepRetriesExceededError`).
+
+    Attributes:
+        timeout: How long each attempt was allowed to run.
+    """
+
+    code = "StepTimeout"
+
+    def __init__(self, step_name: str, *, timeout: timedelta) -> None:
+        seconds = timeout.total_seconds()
+        super().__init__(
+            step_name,
+            error_name="StepTimeoutError",
+            error_message=f"ran longer than its timeout of {seconds:g}s",
+            data={"timeout_seconds": seconds},
+        )
+        self.timeout = timeout
+
+
+class WorkflowCancelledError(_Picklable):
     """Raised inside a workflow that was cancelled, to unwind it.
 
     It derives from `BaseException` so that `except Exception` in workflow code does not
@@ -485,3 +513,22 @@ class QueueNotFoundError(DBOSError):
     def __init__(self, queue_name: str) -> None:
         super().__init__(f"queue {queue_name!r} does not exist")
         self.queue_name = queue_name
+
+
+# Old names, kept working: each use warns and names its replacement.
+_DEPRECATED = {"WorkflowCancelled": "WorkflowCancelledError"}
+
+if TYPE_CHECKING:
+    WorkflowCancelled = WorkflowCancelledError
+else:
+
+    def __getattr__(name: str) -> Any:
+        replacement = _DEPRECATED.get(name)
+        if replacement is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        warnings.warn(
+            f"dbos_typed.errors.{name} is deprecated; use {replacement}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[replacement]

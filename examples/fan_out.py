@@ -45,7 +45,7 @@ def main() -> None:
     )
     dbos.register_workflow(ctx, fetch)
     dbos.register_workflow(ctx, crawl)
-    dbos.new_workflow_queue(
+    dbos.register_queue(
         ctx,
         "pages",
         worker_concurrency=8,  # at most 8 fetches at once in this process

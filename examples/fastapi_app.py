@@ -77,7 +77,7 @@ def create_app(config: dbos.Config) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = dbos.new_context(config)
         dbos.register_workflow(ctx, checkout)
-        dbos.new_workflow_queue(ctx, QUEUE, worker_concurrency=4)
+        dbos.register_queue(ctx, QUEUE, worker_concurrency=4)
         ctx.launch()  # recovers what the last run of the service left unfinished
         app.state.dbos = ctx
         try:

@@ -78,10 +78,10 @@ def seed(url: str) -> dbos.DBOSContext:
     )
     for workflow in (process_order, send_receipt, send_email, await_approval, nightly_report):
         dbos.register_workflow(ctx, workflow)
-    emails = dbos.new_workflow_queue(
+    emails = dbos.register_queue(
         ctx, "emails", concurrency=2, limiter=dbos.RateLimit(50, timedelta(seconds=60))
     )
-    dbos.new_workflow_queue(ctx, "orders", worker_concurrency=4, priority_enabled=True)
+    dbos.register_queue(ctx, "orders", worker_concurrency=4, priority_enabled=True)
     ctx.launch()
     dbos.create_schedule(ctx, "nightly-report", nightly_report, "0 0 2 * * *")
     dbos.create_schedule(ctx, "weekly-cleanup", nightly_report, "0 30 3 * * 1")

@@ -57,7 +57,7 @@ def main() -> None:
         )
     )
     dbos.register_workflow(ctx, traced)
-    dbos.new_workflow_queue(ctx, "traced", polling_interval=timedelta(milliseconds=50))
+    dbos.register_queue(ctx, "traced", polling_interval=timedelta(milliseconds=50))
     ctx.launch()
     print("ready", flush=True)
     sys.stdin.read()  # until the test closes our stdin

@@ -64,7 +64,7 @@ def main() -> None:
         )
     )
     dbos.register_workflow(ctx, tracked)
-    dbos.new_workflow_queue(
+    dbos.register_queue(
         ctx,
         settings["name"],
         worker_concurrency=settings.get("worker_concurrency"),

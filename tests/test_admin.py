@@ -85,7 +85,7 @@ def test_list_get_steps_fork(served: tuple[dbos.DBOSContext, str]) -> None:
 def test_workflow_json_carries_every_status_field(backend: Backend) -> None:
     ctx = backend.new_context(admin_server=True, admin_port=0)
     dbos.register_workflow(ctx, add_one)
-    dbos.new_workflow_queue(ctx, "later")
+    dbos.register_queue(ctx, "later")
     debouncer = dbos.new_debouncer(ctx, add_one, max_wait=timedelta(hours=2))
     ctx.launch()
     base = ctx.admin_url

@@ -58,7 +58,7 @@ def _times(
 def _populated(backend: Backend) -> dbos.DBOSContext:
     """Five workflows at known times: three SUCCESS, one ERROR, one DELAYED on a queue."""
     ctx = backend.context_with(tally, broken)
-    dbos.new_workflow_queue(ctx, "later")
+    dbos.register_queue(ctx, "later")
     ctx.launch()
     for n in range(3):
         dbos.run_workflow(ctx, tally, str(n), workflow_id=f"ok-{n}").get_result()

@@ -44,7 +44,7 @@ def test_enqueue_and_retrieve_from_a_client(backend: Backend) -> None:
         return 2 * n
 
     ctx = backend.context_with(double)
-    dbos.new_workflow_queue(ctx, "jobs")
+    dbos.register_queue(ctx, "jobs")
     ctx.launch()
 
     async def main() -> tuple[int, int, str | None]:
@@ -134,7 +134,7 @@ def test_batch_steering_attributes_and_deletion_from_async_code(backend: Backend
         return tag
 
     ctx = backend.context_with(waits)
-    dbos.new_workflow_queue(ctx, "later")
+    dbos.register_queue(ctx, "later")
     ctx.launch()
 
     async def main() -> list[object]:

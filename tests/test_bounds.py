@@ -47,7 +47,7 @@ def test_the_queue_runner_claims_only_what_it_has_threads_for(backend: Backend) 
         return n
 
     ctx = backend.context_with(held, max_workflow_threads=2)
-    queue = dbos.new_workflow_queue(ctx, "wide", polling_interval=timedelta(milliseconds=20))
+    queue = dbos.register_queue(ctx, "wide", polling_interval=timedelta(milliseconds=20))
     ctx.launch()
     handles = [dbos.run_workflow(ctx, held, n, queue=queue) for n in range(5)]
     assert entered.acquire(timeout=10) and entered.acquire(timeout=10)

@@ -31,7 +31,7 @@ def test_each_process_takes_only_the_workflows_it_registered(
     dbos.register_workflow(first, alpha)
     dbos.register_workflow(second, beta)
     for ctx in (first, second):
-        dbos.new_workflow_queue(ctx, "shared", polling_interval=timedelta(milliseconds=20))
+        dbos.register_queue(ctx, "shared", polling_interval=timedelta(milliseconds=20))
     with caplog.at_level("WARNING", logger="dbos_typed"):
         first.launch()
         second.launch()
@@ -58,7 +58,7 @@ def test_work_enqueued_elsewhere_wakes_the_runner_by_notification(postgres_url: 
     worker = dbos.new_context(config)
     try:
         dbos.register_workflow(worker, alpha)
-        dbos.new_workflow_queue(worker, "slow-poll", polling_interval=timedelta(minutes=10))
+        dbos.register_queue(worker, "slow-poll", polling_interval=timedelta(minutes=10))
         worker.launch()
         before = worker._runtime.queue_notifications
         with dbos.new_client(config) as client:
@@ -77,7 +77,7 @@ def test_work_nobody_here_can_run_is_reported_once_and_marked_in_the_cli(
 ) -> None:
     worker = backend.new_context()
     dbos.register_workflow(worker, alpha)
-    dbos.new_workflow_queue(worker, "shared", polling_interval=timedelta(milliseconds=20))
+    dbos.register_queue(worker, "shared", polling_interval=timedelta(milliseconds=20))
     with dbos.new_client(backend.config()) as client:
         dbos.enqueue(client, "shared", "nobody_registers_this", 1, workflow_id="lost")
         dbos.enqueue(client, "shared", "nobody_registers_this", 2, workflow_id="lost-too")

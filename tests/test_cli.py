@@ -149,10 +149,10 @@ def test_workflow_and_step_stats(backend: Backend) -> None:
 
 def test_queues_list_get_and_delete(backend: Backend) -> None:
     ctx = backend.new_context()
-    dbos.new_workflow_queue(
+    dbos.register_queue(
         ctx, "orders", worker_concurrency=2, limiter=dbos.RateLimit(5, timedelta(seconds=2))
     )
-    dbos.new_workflow_queue(backend.new_context("other-app"), "emails", partitioned=True)
+    dbos.register_queue(backend.new_context("other-app"), "emails", partitioned=True)
     code, out, err = _run(backend, "queues", "list")
     assert (code, err) == (0, "")
     lines = out.splitlines()

@@ -36,7 +36,7 @@ def _app(backend: Backend, **queue_options: object) -> dbos.DBOSContext:
     ctx = backend.new_context("shop")
     dbos.register_workflow(ctx, checkout, name="checkout")
     dbos.register_workflow(ctx, ping, name="ping")
-    dbos.new_workflow_queue(ctx, "orders", **queue_options)  # type: ignore[arg-type]
+    dbos.register_queue(ctx, "orders", **queue_options)  # type: ignore[arg-type]
     return ctx
 
 
@@ -69,7 +69,7 @@ def test_client_enqueues_to_a_context_queue_and_reads_the_result(backend: Backen
 def test_unversioned_rows_wait_for_the_latest_version(backend: Backend) -> None:
     old = backend.new_context("shop", application_version="v1", executor_id="old")
     dbos.register_workflow(old, ping, name="ping")
-    dbos.new_workflow_queue(old, "orders")
+    dbos.register_queue(old, "orders")
     old.launch()
     new = backend.new_context("shop", application_version="v2", executor_id="new")
     dbos.register_workflow(new, ping, name="ping")
@@ -86,7 +86,7 @@ def test_unversioned_rows_wait_for_the_latest_version(backend: Backend) -> None:
 
 def test_client_options_and_validation(backend: Backend) -> None:
     ctx = _app(backend, priority_enabled=True)
-    dbos.new_workflow_queue(ctx, "keyed", partitioned=True)
+    dbos.register_queue(ctx, "keyed", partitioned=True)
     dbos.listen_queues(ctx, [])  # rows stay ENQUEUED for inspection
     ctx.launch()
     with _client(backend) as client:
@@ -157,7 +157,7 @@ def test_client_cancels_and_resumes(backend: Backend) -> None:
         return "done"
 
     dbos.register_workflow(ctx, held, name="held")
-    dbos.new_workflow_queue(ctx, "orders")
+    dbos.register_queue(ctx, "orders")
     ctx.launch()
     with _client(backend) as client:
         handle = dbos.enqueue[str](client, "orders", "held", workflow_id="steer")
@@ -184,7 +184,7 @@ def test_client_declares_queues_and_nameless_clients_write_unclaimed_rows(
     assert url is not None
     with _client(backend) as client:
         assert client.application_name == "shop"
-        dbos.new_workflow_queue(client, "from-client", worker_concurrency=1)
+        dbos.register_queue(client, "from-client", worker_concurrency=1)
         handle = dbos.enqueue[str](client, "from-client", "ping")
         assert handle.get_result(timeout=WAIT) == "pong"
     if backend.name == "sqlite":

@@ -81,7 +81,7 @@ def _seeded(backend: Backend) -> dbos.DBOSContext:
     ctx = backend.new_context()
     for workflow in (leaf, shipped, inbox, nightly):
         dbos.register_workflow(ctx, workflow)
-    dbos.new_workflow_queue(ctx, "slow", concurrency=3)
+    dbos.register_queue(ctx, "slow", concurrency=3)
     ctx.launch()
     for n in (1, 2):
         dbos.run_workflow(ctx, shipped, n, workflow_id=f"ship-{n}").get_result()

@@ -101,7 +101,7 @@ def _seeded(backend: Backend) -> dbos.DBOSContext:
     ctx = backend.new_context()
     for workflow in (leaf, order, declined, nightly):
         dbos.register_workflow(ctx, workflow)
-    dbos.new_workflow_queue(ctx, "billing", concurrency=3)
+    dbos.register_queue(ctx, "billing", concurrency=3)
     ctx.launch()
     for n in (1, 2):
         dbos.run_workflow(ctx, order, n, workflow_id=f"alpha-{n}", queue="billing").get_result()

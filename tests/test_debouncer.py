@@ -199,7 +199,7 @@ def test_the_next_call_after_the_run_starts_a_new_burst(backend: Backend) -> Non
 
 def test_keys_are_independent_and_scoped_to_the_queue(backend: Backend) -> None:
     ctx = backend.context_with(collect, tick)
-    other_queue = dbos.new_workflow_queue(ctx, "other")
+    other_queue = dbos.register_queue(ctx, "other")
     debouncer = dbos.new_debouncer(ctx, collect)
     elsewhere = dbos.new_debouncer(ctx, collect, queue=other_queue)
     assert elsewhere.queue_name == "other"
@@ -234,7 +234,7 @@ def test_a_key_held_by_another_workflow_is_refused(backend: Backend) -> None:
     dbos.register_workflow(ctx, collect, name="collect")
     dbos.register_workflow(ctx, job, name="job")
     dbos.register_workflow(ctx, job_x, name="job-x")
-    queue = dbos.new_workflow_queue(ctx, "parked")
+    queue = dbos.register_queue(ctx, "parked")
     dbos.listen_queues(ctx, [])  # keep the plain enqueue ENQUEUED, holding its ID
     ctx.launch()
     plain = dbos.run_workflow(ctx, collect, "plain", queue=queue, deduplication_id="collect-k")
@@ -294,7 +294,7 @@ def test_a_refusal_inside_a_workflow_is_recorded(backend: Backend) -> None:
         return "accepted"
 
     ctx = backend.context_with(collect, caller)
-    queue = dbos.new_workflow_queue(ctx, "parked")
+    queue = dbos.register_queue(ctx, "parked")
     debouncer = dbos.new_debouncer(ctx, collect, queue=queue)
     dbos.listen_queues(ctx, [])
     ctx.launch()
@@ -415,7 +415,7 @@ def test_bad_arguments_are_refused_before_anything_is_written(backend: Backend) 
     ctx = backend.context_with(collect)
     with pytest.raises(dbos.RegistrationError):
         dbos.new_debouncer(ctx, unregistered)
-    partitioned = dbos.new_workflow_queue(ctx, "partitioned", partitioned=True)
+    partitioned = dbos.register_queue(ctx, "partitioned", partitioned=True)
     for kwargs, argument in (
         ({"max_wait": timedelta(0)}, "max_wait"),
         ({"max_wait": 5}, "max_wait"),

@@ -76,7 +76,7 @@ def test_nul_in_names_is_refused_before_anything_is_written(backend: Backend) ->
 def test_nul_in_queue_client_and_message_keys_is_refused(backend: Backend) -> None:
     ctx = backend.new_context()
     dbos.register_workflow(ctx, echo)
-    orders = dbos.new_workflow_queue(ctx, "orders")
+    orders = dbos.register_queue(ctx, "orders")
     ctx.launch()
     client = dbos.new_client(backend.config())
     try:
@@ -93,7 +93,7 @@ def test_nul_in_queue_client_and_message_keys_is_refused(backend: Backend) -> No
             ),
             "workflow_name": lambda: dbos.enqueue[str](client, "orders", "ec\x00ho", "x"),
             "idempotency_key": lambda: dbos.send(ctx, "fine", "x", idempotency_key="k\x00"),
-            "name": lambda: dbos.new_workflow_queue(ctx, "bad\x00queue"),
+            "name": lambda: dbos.register_queue(ctx, "bad\x00queue"),
         }
         for argument, call in calls.items():
             with pytest.raises(dbos.InvalidOptionError, match="NUL") as info:
@@ -220,7 +220,7 @@ def takes_float(ctx: dbos.WorkflowContext, x: float) -> float:
 def test_non_finite_workflow_inputs_are_refused_on_every_start(backend: Backend) -> None:
     ctx = backend.new_context()
     dbos.register_workflow(ctx, takes_float)
-    floats = dbos.new_workflow_queue(ctx, "floats")
+    floats = dbos.register_queue(ctx, "floats")
     ctx.launch()
     client = dbos.new_client(backend.config())
 
@@ -398,12 +398,12 @@ def test_lone_surrogates_in_names_are_refused_before_anything_is_written(
     ctx = backend.new_context()
     dbos.register_workflow(ctx, echo)
     dbos.register_workflow(ctx, names_in_a_workflow)
-    orders = dbos.new_workflow_queue(ctx, "orders")
+    orders = dbos.register_queue(ctx, "orders")
     ctx.launch()
     calls: list[tuple[str, Callable[[], object]]] = [
         ("workflow_id", lambda: dbos.run_workflow(ctx, echo, "x", workflow_id=SURROGATE)),
         ("queue", lambda: dbos.run_workflow(ctx, echo, "x", queue=SURROGATE)),
-        ("name", lambda: dbos.new_workflow_queue(ctx, SURROGATE)),
+        ("name", lambda: dbos.register_queue(ctx, SURROGATE)),
         (
             "partition_key",
             lambda: dbos.run_workflow(ctx, echo, "x", queue=orders, partition_key=SURROGATE),
@@ -572,7 +572,7 @@ def test_a_huge_workflow_timeout_or_delay_is_shortened_and_deadlines_still_fire(
         return "late"
 
     ctx = backend.context_with(echo, waits)
-    queue = dbos.new_workflow_queue(ctx, "later")
+    queue = dbos.register_queue(ctx, "later")
     ctx.launch()
     huge = timedelta(days=999_999_999)
     started = dbos.run_workflow(ctx, echo, "a", timeout=huge, workflow_id="huge-timeout")

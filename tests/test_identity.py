@@ -30,7 +30,7 @@ def debouncing_parent(ctx: dbos.WorkflowContext) -> dbos.Identity:
 
 def _ctx(backend: Backend) -> dbos.DBOSContext:
     ctx = backend.context_with(child, parent)
-    dbos.new_workflow_queue(ctx, "work")
+    dbos.register_queue(ctx, "work")
     ctx.launch()
     return ctx
 

@@ -130,7 +130,7 @@ def test_dbos_client_enqueues_a_workflow_our_worker_runs(url: str) -> None:
 
     ctx = dbos.new_context(dbos.Config(app_name="interop", database_url=url))
     dbos.register_workflow(ctx, three_steps)
-    dbos.new_workflow_queue(ctx, "work", polling_interval=timedelta(milliseconds=50))
+    dbos.register_queue(ctx, "work", polling_interval=timedelta(milliseconds=50))
     ctx.launch()
     client = DBOSClient(system_database_url=url, application_name="interop")
     try:

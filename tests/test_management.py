@@ -352,7 +352,7 @@ def test_management_calls_from_a_workflow_are_made_once_and_replayed(backend: Ba
         return [fork.workflow_id, *listed, *steps, missing]
 
     first = backend.context_with(three_steps, steer)
-    dbos.new_workflow_queue(first, "later")
+    dbos.register_queue(first, "later")
     first.launch()
     dbos.run_workflow(first, three_steps, "o", workflow_id="orig").get_result()
     dbos.run_workflow(
@@ -406,8 +406,8 @@ def test_resume_onto_a_queue_runs_under_its_limits(backend: Backend) -> None:
         return tag
 
     ctx = backend.context_with(gated)
-    serial = dbos.new_workflow_queue(ctx, "serial", worker_concurrency=1)
-    dbos.new_workflow_queue(ctx, "split", partitioned=True)
+    serial = dbos.register_queue(ctx, "serial", worker_concurrency=1)
+    dbos.register_queue(ctx, "split", partitioned=True)
     ctx.launch()
     running = dbos.run_workflow(ctx, gated, "running", queue=serial)
     gate.wait_entered()
@@ -430,7 +430,7 @@ def test_resume_onto_a_queue_runs_under_its_limits(backend: Backend) -> None:
 
 def test_batch_cancel_and_resume_skip_missing_and_finished_workflows(backend: Backend) -> None:
     ctx = _ctx(backend)
-    dbos.new_workflow_queue(ctx, "later")
+    dbos.register_queue(ctx, "later")
     dbos.run_workflow(ctx, three_steps, "d", workflow_id="done").get_result()
     for workflow_id in ("w1", "w2"):
         dbos.run_workflow(
@@ -495,7 +495,7 @@ def test_batch_calls_from_a_workflow_are_recorded_once(backend: Backend) -> None
         return [h.workflow_id for h in dbos.resume_workflows(ctx, ["missing", "target"])]
 
     ctx = backend.context_with(three_steps, steer)
-    dbos.new_workflow_queue(ctx, "later")
+    dbos.register_queue(ctx, "later")
     ctx.launch()
     dbos.run_workflow(
         ctx, three_steps, "t", workflow_id="target", queue="later", delay=timedelta(hours=1)
@@ -518,8 +518,8 @@ def test_status_reports_every_recorded_field_and_lists_by_debounce_and_deduplica
         return value
 
     ctx = backend.context_with(tag)
-    dbos.new_workflow_queue(ctx, "later")
-    split = dbos.new_workflow_queue(ctx, "split", partitioned=True)
+    dbos.register_queue(ctx, "later")
+    split = dbos.register_queue(ctx, "split", partitioned=True)
     debouncer = dbos.new_debouncer(ctx, tag, queue="later")
     ctx.launch()
     hour = timedelta(hours=1)
@@ -586,7 +586,7 @@ def test_fork_workflows_copies_all_or_none(backend: Backend) -> None:
     handles = dbos.fork_workflows(ctx, [("x", 2, "x-copy"), ("y", 1)], queue_name="later")
     assert handles[0].workflow_id == "x-copy"
     assert [h.get_status().queue_name for h in handles] == ["later", "later"]
-    dbos.new_workflow_queue(ctx, "later")
+    dbos.register_queue(ctx, "later")
     assert [h.get_result(timeout=timedelta(seconds=20)) for h in handles] == [
         "x-a+x-b+x-c",
         "y-a+y-b+y-c",

@@ -162,7 +162,7 @@ def test_queues_messages_events_and_schedules_ride_through_a_restart(server: Ser
     dbos.register_workflow(ctx, task)
     dbos.register_workflow(ctx, mixed)
     dbos.register_workflow(ctx, every_second, schedule="* * * * * *")
-    dbos.new_workflow_queue(ctx, "chaos", worker_concurrency=8)
+    dbos.register_queue(ctx, "chaos", worker_concurrency=8)
     ctx.launch()
     try:
         handles = [dbos.run_workflow(ctx, mixed, i, workflow_id=f"m-{i}") for i in range(10)]

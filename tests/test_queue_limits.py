@@ -52,7 +52,7 @@ def test_worker_concurrency_is_never_exceeded(backend: Backend) -> None:
         return n
 
     dbos.register_workflow(ctx, task)
-    limited = dbos.new_workflow_queue(ctx, "three", worker_concurrency=3)
+    limited = dbos.register_queue(ctx, "three", worker_concurrency=3)
     ctx.launch()
     handles = [dbos.run_workflow(ctx, task, n, queue=limited) for n in range(12)]
     tracker.wait_started(3)
@@ -76,7 +76,7 @@ def test_partitions_have_their_own_limits(backend: Backend) -> None:
         return key
 
     dbos.register_workflow(ctx, task)
-    parts = dbos.new_workflow_queue(ctx, "per-key", worker_concurrency=1, partitioned=True)
+    parts = dbos.register_queue(ctx, "per-key", worker_concurrency=1, partitioned=True)
     ctx.launch()
     handles = [
         dbos.run_workflow(ctx, task, key, queue=parts, partition_key=key)
@@ -102,7 +102,7 @@ def test_rate_limit_holds_over_any_window(backend: Backend) -> None:
 
     dbos.register_workflow(ctx, quick)
     period_ms = 400
-    limited = dbos.new_workflow_queue(
+    limited = dbos.register_queue(
         ctx,
         "limited",
         limiter=dbos.RateLimit(3, timedelta(milliseconds=period_ms)),

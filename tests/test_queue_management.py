@@ -77,7 +77,7 @@ def _int(value: object) -> int | None:
 
 def test_retrieve_queue_returns_the_stored_settings(backend: Backend) -> None:
     ctx = backend.new_context()
-    declared = dbos.new_workflow_queue(
+    declared = dbos.register_queue(
         ctx,
         "orders",
         worker_concurrency=2,
@@ -104,10 +104,10 @@ def test_retrieve_queue_returns_the_stored_settings(backend: Backend) -> None:
 def test_list_queues_by_owner(backend: Backend) -> None:
     mine = backend.new_context()
     theirs = backend.new_context("other-app")
-    dbos.new_workflow_queue(mine, "b-mine")
-    dbos.new_workflow_queue(mine, "a-mine")
-    dbos.new_workflow_queue(theirs, "theirs")
-    dbos.new_workflow_queue(mine, "shared")
+    dbos.register_queue(mine, "b-mine")
+    dbos.register_queue(mine, "a-mine")
+    dbos.register_queue(theirs, "theirs")
+    dbos.register_queue(mine, "shared")
     backend.query("UPDATE {s}.queues SET application_name = NULL WHERE name = 'shared'")
     # Even a row written under the internal queue's name (by some other tool) is not listed.
     backend.query("INSERT INTO {s}.queues (name) VALUES ('_dbos_internal_queue')")
@@ -149,7 +149,7 @@ def test_deleted_queue_is_not_served_until_declared_again(
     # read them again, so the test shows it does at its next pass.
     monkeypatch.setattr(_queue_runner, "_REFRESH_SECONDS", 3600.0)
     ctx = backend.context_with(double)
-    queue = dbos.new_workflow_queue(ctx, "doomed")
+    queue = dbos.register_queue(ctx, "doomed")
     probes = _probes(ctx, monkeypatch)
     ctx.launch()
     assert dbos.run_workflow(ctx, double, 1, queue=queue).get_result(timeout=WAIT) == 2
@@ -172,7 +172,7 @@ def test_deleted_queue_is_not_served_until_declared_again(
 
     dbos.delete_queue(ctx, "doomed")  # already gone: nothing to do
     dbos.delete_queue(ctx, "never-declared")
-    dbos.new_workflow_queue(ctx, "doomed")
+    dbos.register_queue(ctx, "doomed")
     assert waiting.get_result(timeout=WAIT) == 6
 
 
@@ -192,7 +192,7 @@ def test_the_internal_queue_cannot_be_deleted_or_changed(backend: Backend) -> No
 
 def test_update_changes_only_the_given_settings(backend: Backend) -> None:
     ctx = backend.new_context()
-    dbos.new_workflow_queue(
+    dbos.register_queue(
         ctx,
         "tuned",
         worker_concurrency=2,
@@ -258,8 +258,8 @@ def test_update_is_validated_as_a_declaration_is(
 ) -> None:
     ctx = backend.new_context()
     with pytest.raises(dbos.InvalidOptionError) as declared:
-        dbos.new_workflow_queue(ctx, "declared", **kwargs)
-    dbos.new_workflow_queue(ctx, "q", worker_concurrency=1, concurrency=3)
+        dbos.register_queue(ctx, "declared", **kwargs)
+    dbos.register_queue(ctx, "q", worker_concurrency=1, concurrency=3)
     before = backend.query("SELECT * FROM {s}.queues")
     with pytest.raises(dbos.InvalidOptionError) as updated:
         dbos.update_queue(ctx, "q", **kwargs)
@@ -270,7 +270,7 @@ def test_update_is_validated_as_a_declaration_is(
 
 def test_update_is_checked_against_the_stored_settings(backend: Backend) -> None:
     ctx = backend.new_context()
-    dbos.new_workflow_queue(ctx, "q", concurrency=3)
+    dbos.register_queue(ctx, "q", concurrency=3)
     with pytest.raises(dbos.InvalidOptionError) as info:
         dbos.update_queue(ctx, "q", worker_concurrency=4)
     assert info.value.argument == "worker_concurrency"
@@ -292,7 +292,7 @@ def test_running_runner_applies_an_update_at_its_next_pass(
     gates = {1: Gate(), 2: Gate()}
     held = _gated(gates)
     ctx = backend.context_with(held)
-    queue = dbos.new_workflow_queue(ctx, "serial", worker_concurrency=1)
+    queue = dbos.register_queue(ctx, "serial", worker_concurrency=1)
     probes = _probes(ctx, monkeypatch)
     ctx.launch()
     first = dbos.run_workflow(ctx, held, 1, queue=queue)
@@ -313,7 +313,7 @@ def test_an_update_made_by_another_process_reaches_the_runner(backend: Backend) 
     gates = {1: Gate(), 2: Gate()}
     held = _gated(gates)
     ctx = backend.context_with(held)
-    queue = dbos.new_workflow_queue(ctx, "serial", worker_concurrency=1)
+    queue = dbos.register_queue(ctx, "serial", worker_concurrency=1)
     ctx.launch()
     first = dbos.run_workflow(ctx, held, 1, queue=queue)
     gates[1].wait_entered()
@@ -332,7 +332,7 @@ def test_an_update_made_by_another_process_reaches_the_runner(backend: Backend) 
 def test_changes_elsewhere_are_notified_to_an_idle_runner(backend: Backend) -> None:
     # An idle runner reads no settings on its own; on Postgres it is told of a change.
     ctx = backend.new_context()
-    dbos.new_workflow_queue(ctx, "elsewhere", worker_concurrency=1)
+    dbos.register_queue(ctx, "elsewhere", worker_concurrency=1)
     ctx.launch()
     with dbos.new_client(backend.config()) as client:
         dbos.update_queue(client, "elsewhere", worker_concurrency=3)
@@ -351,7 +351,7 @@ def _workers(ctx: dbos.DBOSContext) -> int | None:
 def test_concurrent_updates_of_different_settings_both_take_effect(backend: Backend) -> None:
     ctx = backend.new_context()
     other = backend.new_context("other-app")
-    dbos.new_workflow_queue(ctx, "contended")
+    dbos.register_queue(ctx, "contended")
     inside = threading.Event()
     release = threading.Event()
 
@@ -399,7 +399,7 @@ def test_set_workflow_delay_moves_a_delayed_start_both_ways(
     # The runner polls hourly here, so only being woken by the change lets it notice it.
     monkeypatch.setattr(_queue_runner, "_DEFAULT_POLL_SECONDS", 3600.0)
     ctx = backend.context_with(stamp)
-    queue = dbos.new_workflow_queue(ctx, "later", polling_interval=HOUR)
+    queue = dbos.register_queue(ctx, "later", polling_interval=HOUR)
     ctx.launch()
 
     slow = dbos.run_workflow(ctx, stamp, queue=queue, delay=timedelta(seconds=1))
@@ -430,7 +430,7 @@ def test_set_workflow_delay_moves_a_delayed_start_both_ways(
 
 def test_set_workflow_delay_from_a_client(backend: Backend) -> None:
     ctx = backend.context_with(stamp)
-    queue = dbos.new_workflow_queue(ctx, "later")
+    queue = dbos.register_queue(ctx, "later")
     ctx.launch()
     handle = dbos.run_workflow(ctx, stamp, queue=queue, delay=HOUR)
     with dbos.new_client(backend.config()) as client:
@@ -488,8 +488,8 @@ def queue_admin(ctx: dbos.WorkflowContext, target: str) -> list[str]:
 
 def test_queue_changes_in_a_workflow_are_checkpointed_and_replayed(backend: Backend) -> None:
     ctx = backend.context_with(queue_admin, stamp)
-    later = dbos.new_workflow_queue(ctx, "later")
-    dbos.new_workflow_queue(ctx, "managed")
+    later = dbos.register_queue(ctx, "later")
+    dbos.register_queue(ctx, "managed")
     ctx.launch()
     target = dbos.run_workflow(ctx, stamp, queue=later, delay=HOUR).workflow_id
     GATES[target] = gate = Gate()
@@ -518,7 +518,7 @@ def test_queue_changes_in_a_workflow_are_checkpointed_and_replayed(backend: Back
     gate.open()
     with pytest.raises(dbos.AwaitedWorkflowCancelledError):
         handle.get_result(timeout=WAIT)
-    dbos.new_workflow_queue(ctx, "managed", worker_concurrency=1)
+    dbos.register_queue(ctx, "managed", worker_concurrency=1)
     far = 4_102_444_800_000  # 2100-01-01
     backend.query(
         "UPDATE {s}.workflow_status SET delay_until_epoch_ms = %s WHERE workflow_uuid = %s",
@@ -560,7 +560,7 @@ def changes_in_steps(ctx: dbos.WorkflowContext) -> list[str]:
 
 def test_queue_changes_are_refused_inside_a_step(backend: Backend) -> None:
     ctx = backend.context_with(changes_in_steps)
-    dbos.new_workflow_queue(ctx, "q")
+    dbos.register_queue(ctx, "q")
     ctx.launch()
     *refusals, listed, got = dbos.run_workflow(ctx, changes_in_steps).get_result(timeout=WAIT)
     assert [r.split(":")[0] for r in refusals] == ["InvalidOptionError"] * 3

@@ -21,7 +21,7 @@ def double(ctx: dbos.WorkflowContext, n: int) -> int:
 def test_enqueue_runs_and_returns_typed_result(backend: Backend) -> None:
     ctx = backend.new_context()
     dbos.register_workflow(ctx, double)
-    queue = dbos.new_workflow_queue(ctx, "work")
+    queue = dbos.register_queue(ctx, "work")
     ctx.launch()
     handle = dbos.run_workflow(ctx, double, 21, queue=queue)
     assert handle.get_result(timeout=WAIT) == 42
@@ -37,7 +37,7 @@ def test_enqueue_runs_and_returns_typed_result(backend: Backend) -> None:
 
 def test_queue_row_is_persisted_and_updated(backend: Backend) -> None:
     ctx = backend.new_context()
-    dbos.new_workflow_queue(
+    dbos.register_queue(
         ctx,
         "limited",
         worker_concurrency=2,
@@ -54,11 +54,11 @@ def test_queue_row_is_persisted_and_updated(backend: Backend) -> None:
     assert [tuple(r[:5]) for r in rows] == [("limited", 4, 2, 10, 2.0)]
     assert bool(rows[0][5]) and not bool(rows[0][6])
     assert rows[0][7] == 0.25 and rows[0][8] == "test-app"
-    dbos.new_workflow_queue(ctx, "limited", concurrency=1)
+    dbos.register_queue(ctx, "limited", concurrency=1)
     assert backend.query("SELECT concurrency, worker_concurrency FROM {s}.queues") == [(1, None)]
     other = backend.new_context("other-app")
     with pytest.raises(dbos.RegistrationError):
-        dbos.new_workflow_queue(other, "limited")
+        dbos.register_queue(other, "limited")
 
 
 @pytest.mark.parametrize(
@@ -79,15 +79,15 @@ def test_queue_validation(backend: Backend, kwargs: dict[str, object], argument:
     settings: dict[str, object] = {"name": "q", **kwargs}
     name = settings.pop("name")
     with pytest.raises(dbos.InvalidOptionError) as info:
-        dbos.new_workflow_queue(ctx, name, **settings)  # type: ignore[arg-type]
+        dbos.register_queue(ctx, name, **settings)  # type: ignore[arg-type]
     assert info.value.argument == argument
 
 
 def test_enqueue_option_validation(backend: Backend) -> None:
     ctx = backend.new_context()
     dbos.register_workflow(ctx, double)
-    plain = dbos.new_workflow_queue(ctx, "plain")
-    parts = dbos.new_workflow_queue(ctx, "parts", partitioned=True)
+    plain = dbos.register_queue(ctx, "plain")
+    parts = dbos.register_queue(ctx, "parts", partitioned=True)
     ctx.launch()
     cases: list[tuple[dict[str, object], str]] = [
         ({"deduplication_id": "d"}, "deduplication_id"),
@@ -123,7 +123,7 @@ def test_priority_order_then_fifo(backend: Backend) -> None:
         return n
 
     dbos.register_workflow(ctx, task)
-    queue = dbos.new_workflow_queue(ctx, "serial", worker_concurrency=1, priority_enabled=True)
+    queue = dbos.register_queue(ctx, "serial", worker_concurrency=1, priority_enabled=True)
     ctx.launch()
     blocker = dbos.run_workflow(ctx, task, -1, queue=queue)
     gate.wait_entered()
@@ -149,7 +149,7 @@ def test_deduplication_reject_and_return_existing(backend: Backend) -> None:
         return n
 
     dbos.register_workflow(ctx, held)
-    queue = dbos.new_workflow_queue(ctx, "dedup")
+    queue = dbos.register_queue(ctx, "dedup")
     ctx.launch()
     first = dbos.run_workflow(ctx, held, 1, queue=queue, deduplication_id="order-7")
     gate.wait_entered()
@@ -166,7 +166,7 @@ def test_deduplication_reject_and_return_existing(backend: Backend) -> None:
     )
     assert existing.workflow_id == first.workflow_id
     # The same ID on another queue is independent.
-    other = dbos.new_workflow_queue(ctx, "dedup-2")
+    other = dbos.register_queue(ctx, "dedup-2")
     separate = dbos.run_workflow(ctx, held, 4, queue=other, deduplication_id="order-7")
     gate.open()
     assert first.get_result(timeout=WAIT) == 1
@@ -181,7 +181,7 @@ def test_deduplication_reject_and_return_existing(backend: Backend) -> None:
 def test_deduplication_released_by_cancel(backend: Backend) -> None:
     ctx = backend.new_context()
     dbos.register_workflow(ctx, double)
-    queue = dbos.new_workflow_queue(ctx, "dedup-cancel")
+    queue = dbos.register_queue(ctx, "dedup-cancel")
     dbos.listen_queues(ctx, [])  # nothing serves the queue: the row stays ENQUEUED
     ctx.launch()
     first = dbos.run_workflow(ctx, double, 1, queue=queue, deduplication_id="d")
@@ -201,7 +201,7 @@ def test_delay_is_respected(backend: Backend) -> None:
         return 1
 
     dbos.register_workflow(ctx, stamp)
-    queue = dbos.new_workflow_queue(ctx, "later")
+    queue = dbos.register_queue(ctx, "later")
     ctx.launch()
     enqueued = time.time_ns() // 1_000_000
     handle = dbos.run_workflow(ctx, stamp, queue=queue, delay=timedelta(milliseconds=600))
@@ -230,7 +230,7 @@ def test_queued_timeout_starts_at_dequeue(backend: Backend) -> None:
         return "done"
 
     dbos.register_workflow(ctx, slow)
-    queue = dbos.new_workflow_queue(ctx, "one", worker_concurrency=1)
+    queue = dbos.register_queue(ctx, "one", worker_concurrency=1)
     ctx.launch()
     blocker = dbos.run_workflow(ctx, slow, True, queue=queue)
     gate.wait_entered()
@@ -264,7 +264,7 @@ def test_queued_timeout_cancels_a_running_workflow(backend: Backend) -> None:
         return "finished"
 
     dbos.register_workflow(ctx, stuck)
-    queue = dbos.new_workflow_queue(ctx, "timeouts")
+    queue = dbos.register_queue(ctx, "timeouts")
     ctx.launch()
     handle = dbos.run_workflow(ctx, stuck, queue=queue, timeout=timedelta(milliseconds=200))
     give_up = time.monotonic() + 10
@@ -288,7 +288,7 @@ def test_child_enqueue_is_a_step_exactly_once(backend: Backend) -> None:
 
     dbos.register_workflow(ctx, double)
     dbos.register_workflow(ctx, fan_out)
-    dbos.new_workflow_queue(ctx, "children", worker_concurrency=2)
+    dbos.register_queue(ctx, "children", worker_concurrency=2)
     ctx.launch()
     handle = dbos.run_workflow(ctx, fan_out, 3, workflow_id="parent")
     assert handle.get_result(timeout=WAIT) == [0, 2, 4]
@@ -318,7 +318,7 @@ def test_child_deduplication_conflict_is_recorded(backend: Backend) -> None:
 
     dbos.register_workflow(ctx, double)
     dbos.register_workflow(ctx, parent)
-    dbos.new_workflow_queue(ctx, "held")
+    dbos.register_queue(ctx, "held")
     dbos.listen_queues(ctx, [])  # keep the first child ENQUEUED, holding the ID
     ctx.launch()
     assert dbos.run_workflow(ctx, parent, workflow_id="p").get_result(timeout=WAIT) == "refused"
@@ -350,8 +350,8 @@ def test_listen_queues_restricts_what_a_process_serves(
     idle = backend.new_context("app", executor_id="b")
     for ctx in (served, idle):
         dbos.register_workflow(ctx, double)
-    first = dbos.new_workflow_queue(served, "first")
-    second = dbos.new_workflow_queue(served, "second")
+    first = dbos.register_queue(served, "first")
+    second = dbos.register_queue(served, "second")
     dbos.listen_queues(served, [first])
     dbos.listen_queues(idle, [])
     with pytest.raises(dbos.InvalidOptionError):
@@ -379,8 +379,8 @@ def test_idle_runner_polls_with_one_query_per_interval(
     backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ctx = backend.new_context()
-    dbos.new_workflow_queue(ctx, "idle-a", polling_interval=timedelta(milliseconds=100))
-    dbos.new_workflow_queue(ctx, "idle-b", polling_interval=timedelta(milliseconds=100))
+    dbos.register_queue(ctx, "idle-a", polling_interval=timedelta(milliseconds=100))
+    dbos.register_queue(ctx, "idle-b", polling_interval=timedelta(milliseconds=100))
     store = ctx._runtime.store
     calls: list[str] = []
     for method in ("queue_backlog", "claim_queued", "promote_delayed", "list_queues"):

@@ -42,7 +42,7 @@ def _owned(backend: Backend, owner: str | None) -> dict[str, int]:
 def test_rows_move_to_the_new_name_in_batches_and_others_stay(backend: Backend) -> None:
     first = backend.new_context("app-a", application_version="a-version")
     dbos.register_workflow(first, two_steps, name="two_steps")
-    queue = dbos.new_workflow_queue(first, "rename-queue")
+    queue = dbos.register_queue(first, "rename-queue")
     first.launch()
     for i in range(3):
         dbos.run_workflow(first, two_steps, f"t{i}", queue=queue).get_result()
@@ -69,7 +69,7 @@ def test_rows_move_to_the_new_name_in_batches_and_others_stay(backend: Backend) 
     # The new name sees its workflows, and its executors run the one still queued.
     renamed = backend.new_context("app-c", application_version="a-version")
     dbos.register_workflow(renamed, two_steps, name="two_steps")
-    dbos.new_workflow_queue(renamed, "rename-queue")
+    dbos.register_queue(renamed, "rename-queue")
     renamed.launch()
     assert len(dbos.list_workflows(renamed, name="two_steps")) == 4
     dbos.set_workflow_delay(renamed, "later", delay=timedelta(0))

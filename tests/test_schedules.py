@@ -427,6 +427,27 @@ def test_trigger_runs_the_workflow_now(backend: Backend) -> None:
         dbos.trigger_schedule(ctx, "missing")
 
 
+def test_trigger_schedule_typed_validates_the_result_as_the_type_given(
+    backend: Backend,
+) -> None:
+    ctx = _launched(backend)
+    dbos.create_schedule(ctx, "manual", tick_recorder, "0 0 0 1 1 *")
+    # A process that does not register the workflow knows its result only as JSON...
+    outsider = backend.new_context(executor_id="outsider")
+    dbos.listen_queues(outsider, [])  # it serves no queue: the run is the other's
+    outsider.launch()
+    untyped = dbos.trigger_schedule(outsider, "manual")
+    plain = untyped.get_result(timeout=timedelta(seconds=10))
+    assert isinstance(plain, str)
+    # ...unless it names the type: the recorded ISO string is validated as a datetime.
+    typed = dbos.trigger_schedule[datetime](outsider, "manual")
+    when = typed.get_result(timeout=timedelta(seconds=10))
+    assert isinstance(when, datetime)
+    assert when == TIMES[typed.workflow_id]
+    with pytest.raises(dbos.ScheduleNotFoundError):
+        dbos.trigger_schedule[datetime](outsider, "missing")
+
+
 def test_automatic_backfill_after_downtime(backend: Backend) -> None:
     # What a process that stopped five seconds ago leaves behind: the last tick it fired.
     admin = backend.new_context(executor_id="admin")

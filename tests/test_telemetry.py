@@ -226,7 +226,7 @@ def test_queued_resumed_and_forked_runs_continue_the_trace(
     backend: Backend, tracing: Tracing
 ) -> None:
     ctx = backend.context_with(child, tracer_provider=tracing.provider)
-    queue = dbos.new_workflow_queue(ctx, "work", polling_interval=timedelta(milliseconds=20))
+    queue = dbos.register_queue(ctx, "work", polling_interval=timedelta(milliseconds=20))
     ctx.launch()
     tracer = tracing.provider.get_tracer("test")
     with tracer.start_as_current_span("request") as request:
@@ -288,7 +288,7 @@ def test_metrics(backend: Backend) -> None:
         dbos.run_as_step(ctx, _boom, name="boom")
 
     ctx = backend.context_with(child, fails, meter_provider=meters)
-    queue = dbos.new_workflow_queue(ctx, "work", polling_interval=timedelta(milliseconds=20))
+    queue = dbos.register_queue(ctx, "work", polling_interval=timedelta(milliseconds=20))
     ctx.launch()
     assert dbos.run_workflow(ctx, child, 1).get_result(timeout=PATIENCE) == 2
     assert dbos.run_workflow(ctx, child, 2, queue=queue).get_result(timeout=PATIENCE) == 4

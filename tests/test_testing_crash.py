@@ -163,7 +163,7 @@ def test_a_crash_in_a_queued_workflow(backend: Backend) -> None:
         return dbos.run_as_step(ctx, lambda: record(n), name="work")
 
     ctx = backend.context_with(job)
-    queue = dbos.new_workflow_queue(ctx, "jobs", worker_concurrency=2)
+    queue = dbos.register_queue(ctx, "jobs", worker_concurrency=2)
     ctx.launch()
     with testing.crash_at(ctx, "work", when="before"):
         handle = dbos.run_workflow(ctx, job, 7, queue=queue, workflow_id="job-7")
@@ -241,7 +241,7 @@ def test_restart_keeps_registrations_and_queues(backend: Backend) -> None:
     ctx = backend.context_with(noop)
     dbos.register_workflow(ctx, other, name="named")
     dbos.listen_queues(ctx, ["jobs"])
-    dbos.new_workflow_queue(ctx, "jobs")
+    dbos.register_queue(ctx, "jobs")
     ctx.launch()
     before = [(w.name, w.function) for w in dbos.list_registered_workflows(ctx)]
     again = _restart(backend, ctx)

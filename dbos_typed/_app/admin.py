@@ -31,6 +31,7 @@ from dbos_typed._app.http_layer import (
     Listener,
     Naming,
     Policy,
+    Raw,
     Route,
     RouteFn,
     route,
@@ -237,6 +238,15 @@ def _no_content(action: Callable[[DBOSContext, str], object]) -> RouteFn:
     return run
 
 
+def _deactivate(handler: Handler, _: dict[str, str], __: Any) -> tuple[int, Any]:
+    # As Go answers it: plain text, once the runner and the scheduler have stopped.
+    handler.ctx._runtime.deactivate(_DEACTIVATE_WAIT_SECONDS)
+    return HTTPStatus.OK, Raw(b"deactivated", "text/plain; charset=utf-8", {})
+
+
+_DEACTIVATE_WAIT_SECONDS = 10.0
+
+
 def _health(handler: Handler, _: dict[str, str], __: Any) -> tuple[int, Any]:
     return HTTPStatus.OK, {"status": "healthy"}
 
@@ -261,6 +271,8 @@ _MAINTENANCE_ROUTES: tuple[Route, ...] = (
     route("POST", r"/dbos-workflow-recovery", _recover, "write"),
     route("POST", r"/dbos-garbage-collect", _garbage_collect, "write"),
     route("POST", r"/dbos-global-timeout", _global_timeout, "write"),
+    # A GET, as in Go, yet a change of state: the token and the cross-site checks apply.
+    route("GET", r"/deactivate", _deactivate, "write"),
 )
 
 

@@ -4,7 +4,7 @@ A client only talks to the system database: it runs no workflows and no queue ru
 never creates or migrates the schema. Every call that only reads or steers workflows
 through the database accepts a client wherever it accepts a context: `retrieve_workflow`,
 `send`, `get_event`, `read_stream`, `list_workflows`, `get_workflow_steps`,
-`cancel_workflow`, `resume_workflow`, `fork_workflow`, `new_workflow_queue` and the rest.
+`cancel_workflow`, `resume_workflow`, `fork_workflow`, `register_queue` and the rest.
 `enqueue[R]` is the client's way to start a workflow, by its registered name, and
 `debounce[R]` its way to debounce one.
 """
@@ -139,14 +139,17 @@ class _Enqueuer(TypedCall):
     """Put a workflow on a queue by its registered name, from a `Client`.
 
     Durability: the ENQUEUED row (and its input) is committed before this returns; an
-    executor of the application's latest version runs it, and it survives crashes. The
+    executor of the application's latest version (or of the `application_version` given)
+    runs it, and it survives crashes. The
     workflow ID is an idempotency key, as with `run_workflow`.
 
     `enqueue(client, queue, workflow_name, input, **options)` returns a handle whose result is
     plain JSON data; `enqueue[R](client, ...)` validates the result as `R` and is typed
     `WorkflowHandle[R]`. The options are those of `run_workflow` with a queue: `workflow_id`,
     `timeout` (counted from dequeue), `deduplication_id`, `deduplication_policy`, `priority`,
-    `partition_key`, `delay`.
+    `partition_key`, `delay`, `identity`, `attributes`, and `application_version`: only a
+    queue runner of that version dequeues the workflow (by default, one of the
+    application's latest version does).
 
     Raises:
         InvalidOptionError: a bad option, or an unknown queue.
@@ -191,6 +194,7 @@ def enqueue_named(
     delay: timedelta | None = None,
     identity: Identity | None = None,
     attributes: Mapping[str, Any] | None = None,
+    application_version: str | None = None,
 ) -> WorkflowHandle[Any]:
     """Enqueue a workflow by name from a client (`enqueue`); `codec` decodes its result.
 
@@ -203,6 +207,7 @@ def enqueue_named(
         raise InvalidOptionError("queue", "expected a WorkflowQueue or a queue name")
     _check_workflow_name(workflow_name)
     optional_name(workflow_id, "workflow_id")
+    version = optional_name(application_version, "application_version")
     timeout_ms = checked_timeout_ms(timeout)
     runtime = client._runtime
     options = check_queue_options(
@@ -223,7 +228,7 @@ def enqueue_named(
         queue=options,
         labels=labels_for(client, identity, attributes),
         # No version: whichever executor runs the application's latest version takes it.
-        application_version=None,
+        application_version=version,
     )
     return land_start(client, request, workflow_id or str(uuid.uuid4()), step_id=None)
 

@@ -5,8 +5,11 @@ these checks in order, and the first that fails answers it, in JSON:
 
 1. Host names this server (one of its loopback names, its configured host or its address,
    with its port), else 421: a page that reached it through DNS rebinding names its own.
-2. Origin, on every method but GET, is absent or this server's own, else 403: browsers
-   name the page's origin, tools send none, so no web page can change state here.
+2. Origin, on every method but GET (and on a GET that changes state, `/deactivate`), is
+   absent or this server's own, else 403: browsers name the page's origin, tools send
+   none, so no web page can change state here. A request that changes state and says
+   `Sec-Fetch-Site: cross-site` (what a browser sends for a link or an image another site
+   makes it load, Origin-less on a GET) is refused with 403 too.
 3. The token, where the server has one: `Authorization: Bearer <token>`, else 401. It
    guards every route that changes state, and reads too unless the server says otherwise
    (`Policy.token_for_reads`); public routes (the dashboard's static files) need none.
@@ -223,8 +226,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _answer(self) -> tuple[int, Any]:
         self._check_host()
-        self._check_origin()
         found, params, miss = self._route()
+        self._check_origin(found)
         self._check_token(found)
         if found is None:
             assert miss is not None
@@ -244,11 +247,16 @@ class Handler(BaseHTTPRequestHandler):
                 HTTPStatus.MISDIRECTED_REQUEST, f"this server does not answer to {hosts[0]!r}"
             )
 
-    def _check_origin(self) -> None:
+    def _check_origin(self, found: Route | None) -> None:
         # Browsers send Origin with every cross-origin request that can change state; tools
-        # send none. GETs are left alone: without CORS headers no page can read the answer.
+        # send none. Reads by GET are left alone: without CORS headers no page can read the
+        # answer. A GET that changes state is a link away from any page, so it is checked
+        # too, and refused when the browser says another site made it.
+        writes = found is not None and found.kind == "write"
+        if writes and self.headers.get("Sec-Fetch-Site", "").strip().lower() == "cross-site":
+            raise Refusal(HTTPStatus.FORBIDDEN, "cross-site requests cannot change state here")
         origin = self.headers.get("Origin")
-        if self.command == "GET" or origin is None or self._own_origin(origin):
+        if (self.command == "GET" and not writes) or origin is None or self._own_origin(origin):
             return
         raise Refusal(HTTPStatus.FORBIDDEN, f"requests from origin {origin!r} are refused")
 

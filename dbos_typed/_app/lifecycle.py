@@ -72,6 +72,7 @@ def connect(config: Config, *, migrate: bool) -> DBOSContext:
     ]
     if config.admin_server:
         _serve_admin(context)
+    runtime.on_deactivate += [scheduler.stop, runner.stop]
     runtime.on_shutdown += [
         heartbeat.stop,
         scheduler.stop,

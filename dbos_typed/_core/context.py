@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from dbos_typed._core.runtime import Execution, Runtime
 from dbos_typed._sysdb._rows import StepRecord
-from dbos_typed.errors import InitializationError, InvalidOptionError, WorkflowCancelled
+from dbos_typed.errors import InitializationError, InvalidOptionError, WorkflowCancelledError
 
 if TYPE_CHECKING:
     from dbos_typed._core.durable import ReplayCheck
@@ -207,10 +207,10 @@ class WorkflowState:
             _awaited_step.reset(token)
 
     def check_cancelled(self) -> None:
-        """Raise `WorkflowCancelled` if this workflow was asked to stop."""
+        """Raise `WorkflowCancelledError` if this workflow was asked to stop."""
         reason = self.execution.cancel_reason
         if reason is not None:
-            raise WorkflowCancelled(self.workflow_id, reason)
+            raise WorkflowCancelledError(self.workflow_id, reason)
 
 
 class WorkflowContext(AppContext):

@@ -38,8 +38,9 @@ from dbos_typed.errors import (
     QueueNotFoundError,
     ScheduleNotFoundError,
     StepFailedError,
+    StepTimeoutError,
     WaitTimeoutError,
-    WorkflowCancelled,
+    WorkflowCancelledError,
     WorkflowDeadlineExceededError,
     WorkflowFailedError,
 )
@@ -95,7 +96,7 @@ class ReplayCheck:
             raise ReplayStopped
 
 
-class Superseded(WorkflowCancelled):
+class Superseded(WorkflowCancelledError):
     """This execution lost its workflow to another one and stops without writing more.
 
     That happens when the workflow was resumed elsewhere, finished, or was dead-lettered.
@@ -127,7 +128,7 @@ def begin_operation(
     that never had to wait).
 
     Raises:
-        WorkflowCancelled: the workflow was cancelled or the context is shutting down.
+        WorkflowCancelledError: the workflow was cancelled or the context is shutting down.
         NonDeterminismError: a different operation is recorded at this step.
     """
     state = ctx._state
@@ -148,7 +149,7 @@ def record_operation(ctx: WorkflowContext, step: StepRecord) -> None:
     """Write a step's checkpoint, telling apart our own retried write and a rival's.
 
     Raises:
-        WorkflowCancelled: the workflow is no longer PENDING (cancelled, or taken over).
+        WorkflowCancelledError: the workflow is no longer PENDING (cancelled, or taken over).
         NonDeterminismError: another execution recorded a different operation here.
     """
     runtime = ctx._runtime
@@ -163,7 +164,7 @@ def record_operation(ctx: WorkflowContext, step: StepRecord) -> None:
     except StoreClosedError as exc:
         # The context shut down under this run: unwind it like a cancellation, without
         # recording anything; the workflow stays PENDING for the next launch.
-        raise WorkflowCancelled(state.workflow_id, "interrupted by shutdown") from exc
+        raise WorkflowCancelledError(state.workflow_id, "interrupted by shutdown") from exc
     if result is RecordResult.WRITTEN:
         return
     existing = refused(ctx, step.step_id, step.name, result)
@@ -194,7 +195,7 @@ def insert_child(ctx: WorkflowContext, row: NewWorkflow, step_id: int) -> Insert
     child recorded there stands.
 
     Raises:
-        WorkflowCancelled: the parent is no longer PENDING here (cancelled, or taken over);
+        WorkflowCancelledError: the parent is no longer PENDING here (cancelled, or taken over);
             the child was not started.
         NonDeterminismError: a different operation is recorded at this step.
     """
@@ -214,7 +215,7 @@ def refused(ctx: WorkflowContext, step_id: int, name: str, result: RecordResult)
     """Explain a checkpoint the database refused: return the row already recorded there.
 
     Raises:
-        WorkflowCancelled: the workflow is no longer PENDING (cancelled, or taken over).
+        WorkflowCancelledError: the workflow is no longer PENDING (cancelled, or taken over).
         NonDeterminismError: a different operation is recorded at this step.
     """
     runtime = ctx._runtime
@@ -230,7 +231,7 @@ def refused(ctx: WorkflowContext, step_id: int, name: str, result: RecordResult)
     status = runtime.store.workflow_status(state.workflow_id)
     if status is StatusName.CANCELLED:
         state.execution.cancel("cancelled")
-        raise WorkflowCancelled(state.workflow_id)
+        raise WorkflowCancelledError(state.workflow_id)
     raise Superseded(state.workflow_id, f"no longer running here (status {status})")
 
 
@@ -445,6 +446,10 @@ def rebuild_error(record: ErrorRecord, *, step_name: str) -> BaseException:
             error_code=_field(data, "error_code"),
             data=_field(data, "data"),
         )
+    if record.name == "StepTimeoutError":
+        seconds = _field(record.data, "timeout_seconds", 0)
+        timeout = timedelta(seconds=float(seconds) if isinstance(seconds, int | float) else 0)
+        return StepTimeoutError(step_name, timeout=timeout)
     own = _rebuild_own(record)
     if own is not None:
         return own

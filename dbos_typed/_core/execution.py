@@ -22,7 +22,7 @@ from dbos_typed._sysdb._rows import INTERNAL_QUEUE, ClaimedWorkflow, StatusName
 from dbos_typed.errors import (
     SerializationError,
     StepFailedError,
-    WorkflowCancelled,
+    WorkflowCancelledError,
     WorkflowFailedError,
     WorkflowInterruptedError,
 )
@@ -105,7 +105,7 @@ def _execute(
         with WorkflowScope(runtime, state, origin) as scope:
             outcome = _run_body(runtime, spec, state, value)
             scope.ended(outcome)
-    except (WorkflowCancelled, StoreClosedError):
+    except (WorkflowCancelledError, StoreClosedError):
         pass
     except SimulatedCrash as crash:
         # A test asked for this crash: its waiters get the crash itself, so the test can
@@ -138,13 +138,13 @@ def _run_body(
     ctx = WorkflowContext(runtime, state)
     try:
         if runtime.shutting_down.is_set():
-            raise WorkflowCancelled(workflow_id, "interrupted by shutdown")
+            raise WorkflowCancelledError(workflow_id, "interrupted by shutdown")
         result = call_body(spec, ctx, value)
         output = spec.output_codec.encode(result)
         # A cancelled run never writes an outcome: its row may be PENDING again because
         # the workflow was resumed and claimed by a new run meanwhile.
         state.check_cancelled()
-    except (WorkflowCancelled, StoreClosedError):
+    except (WorkflowCancelledError, StoreClosedError):
         return ("database", None)
     except WorkflowInterruptedError:
         raise  # a run it waited on stopped: this one stops with it, recording nothing

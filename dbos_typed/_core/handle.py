@@ -284,7 +284,7 @@ class OutcomeWatch:
         """How long to wait for the waker before looking again (None: until woken).
 
         Raises:
-            WorkflowCancelled: the waiting workflow was cancelled.
+            WorkflowCancelledError: the waiting workflow was cancelled.
             WaitTimeoutError: the caller's timeout passed.
         """
         if self._waiter is not None:

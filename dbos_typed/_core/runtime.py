@@ -261,6 +261,10 @@ class Runtime:
         self.launch_checks: list[Callable[[], None]] = []
         self.on_launch: list[Callable[[], None]] = []
         self.on_shutdown: list[Callable[[float], None]] = []
+        # Stop the queue runner and the scheduler (given how long to wait for each), for
+        # `deactivate`; set by the lifecycle, which owns both.
+        self.on_deactivate: list[Callable[[float], None]] = []
+        self.deactivated = False  # this process no longer dequeues nor fires schedules
         # Called with the IDs of workflows this process deleted, to delete what other
         # databases (the data sources' completion rows) hold for them.
         self.on_workflows_deleted: list[Callable[[Sequence[str]], None]] = []
@@ -274,6 +278,21 @@ class Runtime:
         self.crashes: Crashes | None = None
         self._message_clock = 0
         self._message_clock_lock = threading.Lock()
+
+    def deactivate(self, timeout: float) -> None:
+        """Stop dequeuing and firing schedules here, for good (before a deploy replaces it).
+
+        Workflows already running go on; new ones are left to other processes. When this
+        returns, the queue runner and the scheduler have stopped (or `timeout` passed for
+        each): nothing more is claimed or fired here. Calling it again does nothing.
+        """
+        with self.lifecycle_lock:
+            if self.deactivated:
+                return
+            self.deactivated = True
+            hooks = list(self.on_deactivate)
+        for stop in hooks:
+            stop(timeout)
 
     def note_queued_work(self) -> None:
         """Another process announced queued work: wake the runner now, not at its next poll."""

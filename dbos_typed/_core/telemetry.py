@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from dbos_typed._core.version import __version__
 from dbos_typed._sysdb._management import WorkflowFilter
-from dbos_typed.errors import WorkflowCancelled
+from dbos_typed.errors import WorkflowCancelledError
 
 try:
     from opentelemetry import context as otel_context
@@ -420,7 +420,7 @@ class OperationScope:
         if self._token is not None:
             otel_context.detach(self._token)
         if self._span is not None:
-            if isinstance(exc, WorkflowCancelled):
+            if isinstance(exc, WorkflowCancelledError):
                 self._span.set_attribute(CANCELLED, True)  # stopped, not failed
             elif exc is not None:
                 _record_error(self._span, exc)

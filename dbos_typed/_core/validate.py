@@ -80,6 +80,15 @@ def optional_duration(value: object, argument: str) -> timedelta | None:
     return checked_duration(value, argument)
 
 
+def optional_positive_duration(value: object, argument: str) -> timedelta | None:
+    """A positive timedelta argument (at most `LONGEST_WAIT`), or None for no limit."""
+    if value is None:
+        return None
+    if not isinstance(value, timedelta) or value <= timedelta(0):
+        raise InvalidOptionError(argument, "expected a positive timedelta or None")
+    return min(value, LONGEST_WAIT)
+
+
 def wait_seconds(duration: timedelta) -> float:
     """`duration` in seconds, shortened to `LONGEST_WAIT`: every timeout goes through here."""
     return min(duration, LONGEST_WAIT).total_seconds()

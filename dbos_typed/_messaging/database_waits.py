@@ -19,7 +19,7 @@ from typing import Generic, Self, TypeVar
 from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.runtime import Runtime
 from dbos_typed._sysdb._listener import Key, Waker
-from dbos_typed.errors import DBOSError, WorkflowCancelled
+from dbos_typed.errors import DBOSError, WorkflowCancelledError
 
 W = TypeVar("W", bound=Waker)
 
@@ -65,7 +65,7 @@ class Registration(Generic[W]):
         """How long to sleep before re-checking the database; None once `deadline` passed.
 
         Raises:
-            WorkflowCancelled: the waiting workflow was cancelled.
+            WorkflowCancelledError: the waiting workflow was cancelled.
             DBOSError: the context shut down.
         """
         self.check_stop()
@@ -81,7 +81,7 @@ class Registration(Generic[W]):
         """Raise if the wait must end: its workflow was cancelled, or the context shut down.
 
         Raises:
-            WorkflowCancelled: the waiting workflow was cancelled, or interrupted by shutdown.
+            WorkflowCancelledError: the waiting workflow was cancelled, or interrupted by shutdown.
             DBOSError: the context shut down (a wait outside a workflow).
         """
         if self._workflow is not None:
@@ -90,7 +90,9 @@ class Registration(Generic[W]):
             return
         if self._workflow is not None:
             # Not a failure of the workflow: it stays PENDING and is recovered later.
-            raise WorkflowCancelled(self._workflow._state.workflow_id, "interrupted by shutdown")
+            raise WorkflowCancelledError(
+                self._workflow._state.workflow_id, "interrupted by shutdown"
+            )
         raise DBOSError("the context shut down during the wait")
 
 
@@ -111,7 +113,7 @@ class Wait(Registration[threading.Event]):
         few milliseconds without a LISTEN connection).
 
         Raises:
-            WorkflowCancelled: the waiting workflow was cancelled.
+            WorkflowCancelledError: the waiting workflow was cancelled.
             DBOSError: the context shut down.
         """
         while True:

@@ -89,7 +89,7 @@ def wait_durably(op: DurableWait) -> StepRecord:
 
     Raises:
         WaitTimeoutError: the deadline passed first (and was checkpointed).
-        WorkflowCancelled: the workflow was cancelled while waiting.
+        WorkflowCancelledError: the workflow was cancelled while waiting.
         DBOSError: an exclusive wait on the same key is already in progress.
     """
     if op.recorded is not None:

@@ -273,7 +273,7 @@ class _Receiver(TypedCall):
     Raises:
         WaitTimeoutError: no message arrived in time.
         SerializationError: the message is not a valid `T`.
-        WorkflowCancelled: the workflow was cancelled while waiting.
+        WorkflowCancelledError: the workflow was cancelled while waiting.
         InvalidOptionError: called outside a workflow or inside a step.
         DBOSError: another `recv` of this workflow already waits on this topic.
     """

@@ -41,7 +41,7 @@ def sleep(ctx: WorkflowContext, duration: timedelta) -> timedelta:
     Raises:
         InvalidOptionError: called inside a step, or `duration` is not a non-negative
             timedelta.
-        WorkflowCancelled: the workflow was cancelled while sleeping.
+        WorkflowCancelledError: the workflow was cancelled while sleeping.
     """
     started, deadline = begin_sleep(ctx, duration)
     state = ctx._state

@@ -1,6 +1,6 @@
 """Durable queues, from declaring one to running what it holds.
 
-- `queues`: `new_workflow_queue` and which queues a process serves.
+- `queues`: `register_queue` and which queues a process serves.
 - `enqueue`: queue option checks and the insert, for contexts and clients.
 - `runner`: the loop that claims queued workflows and runs them.
 - `management`: retrieving, updating and deleting queues; delaying workflows.

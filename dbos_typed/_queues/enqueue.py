@@ -51,6 +51,7 @@ class EnqueueOptions(TypedDict, total=False):
     delay: timedelta | None
     identity: Identity | None
     attributes: Mapping[str, Any] | None
+    application_version: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +166,7 @@ def queue_flags(runtime: Runtime, queue: WorkflowQueue | str, name: str) -> tupl
         row = runtime.store.get_queue(name)
         if row is None:
             raise InvalidOptionError(
-                "queue", f"no queue named {name!r}; declare it with new_workflow_queue"
+                "queue", f"no queue named {name!r}; declare it with register_queue"
             )
         runtime.queues[name] = row
     return row.partition_queue, row.priority_enabled

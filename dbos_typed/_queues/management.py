@@ -137,7 +137,7 @@ def update_queue(
     """Change some settings of a declared queue, keeping the others.
 
     Only the settings given change; `None` removes a limit. The result is checked as
-    `new_workflow_queue` checks a declaration (so `worker_concurrency` may not exceed the
+    `register_queue` checks a declaration (so `worker_concurrency` may not exceed the
     stored `concurrency`, and so on). Turning `partitioned` on leaves workflows enqueued
     without a partition key waiting until it is turned off again.
 

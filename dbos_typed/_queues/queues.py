@@ -6,11 +6,13 @@ sees the same settings. The queue runner (`_queue_runner`) does the dequeuing.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal, get_args
+from typing import Literal, ParamSpec, TypeVar, get_args
 
 from dbos_typed._core.context import Connected, DBOSContext, WorkflowContext
 from dbos_typed._core.runtime import Runtime, now_ms
@@ -47,7 +49,7 @@ class RateLimit:
 
 @dataclass(frozen=True, slots=True)
 class WorkflowQueue:
-    """A declared queue and its flow control; made by `new_workflow_queue`.
+    """A declared queue and its flow control; made by `register_queue`.
 
     `retrieve_queue`, `list_queues` and `update_queue` return the stored settings in the
     same form. Pass it (or its name) as `run_workflow(..., queue=...)`. On a partitioned queue every
@@ -74,7 +76,7 @@ class WorkflowQueue:
     application_name: str | None = None
 
 
-def new_workflow_queue(
+def register_queue(
     ctx: Connected,
     name: str,
     *,
@@ -161,6 +163,34 @@ def new_workflow_queue(
     runtime.queues[name] = stored
     runtime.announce_queue_settings(name)
     return queue
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _renamed(fn: Callable[P, T], old_name: str) -> Callable[P, T]:
+    """`fn` under its old name: the same call, after a `DeprecationWarning` naming `fn`."""
+
+    @functools.wraps(fn)
+    def alias(*args: P.args, **kwargs: P.kwargs) -> T:
+        warnings.warn(
+            f"dbos_typed.{old_name} is deprecated; use dbos_typed.{fn.__name__}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return fn(*args, **kwargs)
+
+    alias.__name__ = alias.__qualname__ = old_name
+    alias.__doc__ = (
+        f"Deprecated: the old name of `{fn.__name__}`, which it calls after a "
+        f"DeprecationWarning.\n\n{fn.__doc__ or ''}"
+    )
+    return alias
+
+
+#: The name this call had before it took Go's (`RegisterQueue`); it still works, and warns.
+new_workflow_queue = _renamed(register_queue, "new_workflow_queue")
 
 
 def _overwrites(runtime: Runtime, policy: QueueConflictPolicy, *, can_wait: bool) -> bool | None:

@@ -10,19 +10,22 @@ matter how many processes fire it.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar, overload
+
+from pydantic import TypeAdapter
 
 from dbos_typed._core.context import AppContext, WorkflowContext
 from dbos_typed._core.durable import checkpointed, in_workflow_body
 from dbos_typed._core.handle import WorkflowHandle, handle_to
 from dbos_typed._core.registry import describe
 from dbos_typed._core.runtime import Runtime, now_ms
-from dbos_typed._core.serialization import Codec, codec_for, encode_inputs
+from dbos_typed._core.serialization import Codec, TypedCall, codec_for, encode_inputs
 from dbos_typed._core.validate import checked_name, optional_name
 from dbos_typed._schedules.cron import (
     CronSchedule,
@@ -33,6 +36,8 @@ from dbos_typed._schedules.cron import (
 )
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE, ScheduledTick, ScheduleRow
 from dbos_typed.errors import InvalidOptionError, ScheduleNotFoundError
+
+R = TypeVar("R")
 
 #: At most this many ticks are enqueued by one backfill.
 MAX_BACKFILL_TICKS = 100_000
@@ -333,21 +338,9 @@ def backfill_schedule(ctx: AppContext, name: str, start: datetime, end: datetime
     return [tick_workflow_id(row.schedule_name, tick) for tick in ticks]
 
 
-def trigger_schedule(ctx: AppContext, name: str) -> WorkflowHandle[Any]:
-    """Enqueue one run of a schedule's workflow now, outside its cron ticks.
-
-    The workflow gets the current time (UTC) as its scheduled time; its ID is
-    `sched-<name>-trigger-<time>`.
-
-    Durability: the run is an ENQUEUED workflow, recorded before this returns.
-
-    Returns:
-        A handle to the run (its result is decoded with the workflow's return type when
-        the workflow is registered in this process).
-
-    Raises:
-        ScheduleNotFoundError: there is no such schedule.
-    """
+def _trigger_schedule(
+    ctx: AppContext, name: str, *, codec: Codec[Any] | None = None
+) -> WorkflowHandle[Any]:
     runtime = _outside_workflow(ctx, "trigger_schedule")
     row = runtime.store.get_schedule(_checked_name(name))
     if row is None:
@@ -359,8 +352,60 @@ def trigger_schedule(ctx: AppContext, name: str) -> WorkflowHandle[Any]:
         only_if_active=False,
     )
     runtime.announce_work()
-    spec = runtime.registry.by_name(row.workflow_name)
-    return handle_to(ctx, workflow_id, None if spec is None else spec.output_codec)
+    if codec is None:
+        spec = runtime.registry.by_name(row.workflow_name)
+        codec = None if spec is None else spec.output_codec
+    return handle_to(ctx, workflow_id, codec)
+
+
+class TriggerSchedule(Protocol[R]):
+    """The signature of `trigger_schedule[R]`."""
+
+    def __call__(self, ctx: AppContext, name: str) -> WorkflowHandle[R]:
+        """Trigger a schedule; its run's handle is typed (and validated) as `R`."""
+        ...
+
+
+class _Trigger(TypedCall):
+    """Enqueue one run of a schedule's workflow now, outside its cron ticks.
+
+    The workflow gets the current time (UTC) as its scheduled time; its ID is
+    `sched-<name>-trigger-<time>`. `trigger_schedule(ctx, name)` returns a handle whose
+    result is decoded with the workflow's return type when the workflow is registered in
+    this process (plain JSON otherwise); `trigger_schedule[R](ctx, name)` validates it as
+    `R` and is typed `WorkflowHandle[R]`, as a process that does not register the
+    workflow (or a helper that only knows the schedule's name) needs.
+
+    Durability: the run is an ENQUEUED workflow, recorded before this returns.
+
+    Args:
+        ctx: A context outside a workflow body.
+        name: The schedule's name.
+
+    Returns:
+        A handle to the run.
+
+    Raises:
+        ScheduleNotFoundError: there is no such schedule.
+    """
+
+    @overload
+    def __getitem__(self, tp: type[R]) -> TriggerSchedule[R]: ...
+
+    @overload
+    def __getitem__(self, tp: TypeAdapter[R]) -> TriggerSchedule[R]: ...
+
+    def __getitem__(self, tp: Any) -> TriggerSchedule[Any]:
+        return self.typed(tp)
+
+    def __call__(self, ctx: AppContext, name: str) -> WorkflowHandle[Any]:
+        """Trigger a schedule; see `trigger_schedule`."""
+        return _trigger_schedule(ctx, name)
+
+
+trigger_schedule = _Trigger(
+    lambda codec: functools.partial(_trigger_schedule, codec=codec), "trigger_schedule"
+)
 
 
 # -- shared with the scheduler -------------------------------------------------------------

@@ -48,7 +48,7 @@ def patch(ctx: WorkflowContext, name: str, /) -> bool:
     Raises:
         PatchingNotEnabledError: the context was created without `enable_patching`.
         InvalidOptionError: called inside a step, or `name` is not a non-empty string.
-        WorkflowCancelled: the workflow was cancelled.
+        WorkflowCancelledError: the workflow was cancelled.
     """
     marker = _marker(ctx, name, "patch")
     state = ctx._state
@@ -81,7 +81,7 @@ def deprecate_patch(ctx: WorkflowContext, name: str, /) -> None:
     Raises:
         PatchingNotEnabledError: the context was created without `enable_patching`.
         InvalidOptionError: called inside a step, or `name` is not a non-empty string.
-        WorkflowCancelled: the workflow was cancelled.
+        WorkflowCancelledError: the workflow was cancelled.
     """
     marker = _marker(ctx, name, "deprecate_patch")
     state = ctx._state

@@ -181,6 +181,7 @@ class StartOptions(EnqueueOptions, total=False):
     """
 
     queue: WorkflowQueue | str | None
+    detached: bool
 
 
 # The overloads, in the order mypy tries them. When none matches, mypy reports the error
@@ -263,6 +264,8 @@ def run_workflow(
     delay: timedelta | None = None,
     identity: Identity | None = None,
     attributes: Mapping[str, Any] | None = None,
+    application_version: str | None = None,
+    detached: bool = False,
 ) -> WorkflowHandle[Any]:
     """Start a registered workflow, or put it on a queue, and return a handle to it.
 
@@ -298,6 +301,16 @@ def run_workflow(
         identity: Who the workflow acts for, recorded with it; a child started without
             one inherits its parent's.
         attributes: Free-form JSON metadata recorded with the workflow (not inherited).
+        application_version: The application version recorded for the workflow; this
+            process's own by default. A direct start still runs here and now, but only
+            an executor of that version recovers it after a crash; a queued one waits
+            for a queue runner of that version to dequeue it.
+        detached: For a child: free it from its parent. It does not inherit the
+            parent's deadline, and cancelling the parent (`cancel_children=True`
+            included) leaves it running; its row records no parent (the parent's step
+            still records the child's ID, so awaiting it replays as usual). Outside a
+            workflow body every start is already free of any parent, and the option
+            changes nothing.
 
     Raises:
         RegistrationError: `fn` is not registered with this context.
@@ -316,6 +329,9 @@ def run_workflow(
         )
     value = checked_input(spec, input)
     workflow_id = optional_name(workflow_id, "workflow_id")
+    version = optional_name(application_version, "application_version")
+    if not isinstance(detached, bool):
+        raise InvalidOptionError("detached", "expected a bool")
     timeout_ms = checked_timeout_ms(timeout)
     options = check_queue_options(
         runtime,
@@ -333,8 +349,9 @@ def run_workflow(
         timeout_ms=timeout_ms,
         queue=options,
         labels=labels_for(ctx, identity, attributes),
-        application_version=runtime.application_version,
+        application_version=version or runtime.application_version,
         run=(spec, value),
+        detached=detached,
     )
     return start(ctx, request, workflow_id)
 
@@ -375,6 +392,8 @@ class StartRequest:
     run: tuple[WorkflowSpec, Any] | None = None
     # A debounce: the call joins its key's burst, or starts one (queue None).
     burst: Burst | None = None
+    # A child freed from its parent: no inherited deadline, not in the parent's cancel tree.
+    detached: bool = False
 
 
 def _start_child(
@@ -498,6 +517,8 @@ def _row(ctx: Connected, request: StartRequest, workflow_id: str, child: bool) -
     A child ends no later than its parent must: a direct child's deadline is at most the
     parent's, and a queued one's timeout (counted from its dequeue) at most what is left.
     A burst is shared by every call that joins it, so it has no parent and keeps its timeout.
+    A detached child is a child in the parent's steps only: its row names no parent (the
+    cancel tree follows that column) and inherits no deadline.
     """
     runtime = ctx._runtime
     inputs = request.inputs
@@ -511,7 +532,8 @@ def _row(ctx: Connected, request: StartRequest, workflow_id: str, child: bool) -
             timeout_ms=timeout_ms,
             application_version=request.application_version,
         )
-    parent = ctx._state if child and isinstance(ctx, WorkflowContext) else None
+    attached = child and not request.detached
+    parent = ctx._state if attached and isinstance(ctx, WorkflowContext) else None
     parent_deadline = None if parent is None else parent.deadline_ms
     if request.queue is not None:
         if parent_deadline is not None:
@@ -537,7 +559,7 @@ def _row(ctx: Connected, request: StartRequest, workflow_id: str, child: bool) -
         name=request.name,
         inputs=inputs,
         executor_id=runtime.executor_id,
-        application_version=runtime.application_version,
+        application_version=request.application_version or runtime.application_version,
         application_name=runtime.app_name,
         application_id=None,
         creator_xid=str(uuid.uuid4()),

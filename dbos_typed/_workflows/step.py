@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import random
@@ -25,14 +26,15 @@ from dbos_typed._core.durable import (
 from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.serialization import Codec, ErrorRecord, codec_for, decode_any, is_json_native
 from dbos_typed._core.telemetry import step_scope
-from dbos_typed._core.validate import optional_name
+from dbos_typed._core.validate import optional_name, optional_positive_duration
 from dbos_typed._sysdb._rows import StepRecord
 from dbos_typed.errors import (
     InvalidOptionError,
     MaxStepRetriesExceededError,
     SerializationError,
     StepFailedError,
-    WorkflowCancelled,
+    StepTimeoutError,
+    WorkflowCancelledError,
 )
 
 R = TypeVar("R")
@@ -41,10 +43,10 @@ T = TypeVar("T")
 _NO_HINT = object()
 
 
-class StepOptions(TypedDict, total=False):
-    """The retry and naming options of a step, as the typed signatures take them.
+class RetryOptions(TypedDict, total=False):
+    """The retry and naming options of a step or a transaction, as signatures take them.
 
-    `run_as_step` (and `run_as_transaction`) name each one, with its default.
+    `run_as_step` and `run_as_transaction` name each one, with its default.
     """
 
     name: str | None
@@ -53,6 +55,16 @@ class StepOptions(TypedDict, total=False):
     backoff_factor: float
     max_interval: timedelta
     retry_if: Callable[[Exception], bool] | None
+
+
+class StepOptions(RetryOptions, total=False):
+    """The options of `run_as_step`: those of `RetryOptions`, and a time limit per attempt.
+
+    A transaction has no `timeout`: its body holds a database transaction open, which a
+    thread left running in the background must not do.
+    """
+
+    timeout: timedelta | None
 
 
 @overload
@@ -88,6 +100,7 @@ def run_as_step(
     backoff_factor: float = 2.0,
     max_interval: timedelta = timedelta(seconds=5),
     retry_if: Callable[[Exception], bool] | None = None,
+    timeout: timedelta | None = None,
     result_type: Any = None,
 ) -> Any:
     """Run `fn` as a step of the running workflow and return its result.
@@ -100,7 +113,14 @@ def run_as_step(
     When the workflow is replayed after a crash, a recorded step is not run again: its
     result is returned, or its error raised, from the record. A step that was running
     during the crash runs again (steps are at-least-once). Called from inside another
-    step, `fn` simply runs, without a checkpoint of its own.
+    step, `fn` simply runs, without a checkpoint of its own (and without a time limit).
+
+    With a `timeout`, each attempt runs on a thread of its own and the workflow waits
+    for it at most that long; an attempt that overruns fails with `StepTimeoutError`,
+    which the retry policy treats like any failure. Python cannot stop a thread, so the
+    overrunning body goes on in the background until it returns, and what it returns is
+    discarded: give a step a timeout when its body is safe to abandon. Without a
+    timeout, `fn` runs on the workflow's own thread.
 
     Args:
         ctx: The running workflow's context.
@@ -112,14 +132,18 @@ def run_as_step(
         backoff_factor: Each further retry waits this much longer, up to `max_interval`.
         max_interval: The longest delay between retries.
         retry_if: Decides whether an error is worth retrying; by default all are.
+        timeout: The longest one attempt may run (a positive timedelta); None: no limit.
         result_type: The type to store and restore the result as.
 
     Raises:
         StepFailedError: `fn` raised (on replay too); the original is its `__cause__` on
             the first run.
-        MaxStepRetriesExceededError: `fn` failed on every allowed attempt.
+        StepTimeoutError: the only allowed attempt ran longer than `timeout` (on replay
+            too).
+        MaxStepRetriesExceededError: `fn` failed on every allowed attempt (a timeout
+            among them: its `error_name` is then `"StepTimeoutError"`).
         NonDeterminismError: a different step is recorded at this point of the workflow.
-        WorkflowCancelled: the workflow was cancelled.
+        WorkflowCancelledError: the workflow was cancelled.
         InvalidOptionError: a bad option (named); or `fn` is a coroutine function, or
             returned an awaitable: `dbos_typed.aio.run_as_step` awaits those.
     """
@@ -133,6 +157,7 @@ def run_as_step(
         max_interval=max_interval,
         retry_if=retry_if,
     )
+    limit = optional_positive_duration(timeout, "timeout")
     if inspect.iscoroutinefunction(fn):
         raise InvalidOptionError(
             "fn", "is a coroutine function: use `await dbos_typed.aio.run_as_step(...)`"
@@ -140,7 +165,7 @@ def run_as_step(
     state = ctx._state
     if state.in_step:
         return fn()
-    plan = StepPlan.of(fn, name, policy, retry_if, result_type)
+    plan = StepPlan.of(fn, name, policy, retry_if, result_type, timeout=limit)
     step_id, recorded = begin_operation(ctx, plan.name)
     if recorded is not None:
         return plan.replay(recorded)
@@ -196,6 +221,7 @@ class StepPlan:
     policy: RetryPolicy
     retry_if: Callable[[Exception], bool] | None
     codec: Codec[Any] | None  # None: no type known, only plain JSON values
+    timeout: timedelta | None = None  # the limit of one attempt; None: none
 
     @classmethod
     def of(
@@ -205,16 +231,27 @@ class StepPlan:
         policy: RetryPolicy,
         retry_if: Callable[[Exception], bool] | None,
         result_type: Any,
+        *,
+        timeout: timedelta | None = None,
     ) -> StepPlan:
         """The plan of a step running `fn`, named `name` or after `fn`."""
-        return cls(name or _default_name(fn), policy, retry_if, _codec_for_step(fn, result_type))
+        codec = _codec_for_step(fn, result_type)
+        return cls(name or _default_name(fn), policy, retry_if, codec, timeout)
+
+    def overran(self) -> StepTimeoutError:
+        """The error of an attempt that ran longer than the plan's timeout."""
+        assert self.timeout is not None
+        return StepTimeoutError(self.name, timeout=self.timeout)
 
     def give_up(self, attempt: int, exc: Exception) -> StepFailedError | None:
         """The error that ends the step after failed attempt `attempt`; None to retry."""
-        record = ErrorRecord.of(exc)
+        # A timeout is dbos_typed's own error: record its fields, not its long message.
+        record = record_of(exc) if isinstance(exc, StepTimeoutError) else ErrorRecord.of(exc)
         policy = self.policy
         if attempt <= policy.max_retries and (self.retry_if is None or self.retry_if(exc)):
             return None
+        if isinstance(exc, StepTimeoutError) and attempt == 1:
+            return exc  # the one attempt overran: that is the step's error itself
         failure: StepFailedError
         if attempt > 1 and attempt > policy.max_retries:
             failure = MaxStepRetriesExceededError(
@@ -383,7 +420,7 @@ def call_with_retries(ctx: WorkflowContext, policy: RetryPolicy, attempt: Callab
     Between attempts it waits as the policy says; a cancellation ends the wait at once.
 
     Raises:
-        WorkflowCancelled: the workflow was cancelled while waiting to retry.
+        WorkflowCancelledError: the workflow was cancelled while waiting to retry.
     """
     number = 0
     while True:
@@ -404,13 +441,59 @@ def _call_with_retries(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPl
     def attempt(number: int) -> Any:
         try:
             with step_scope(ctx._state, plan.name, number):
-                return fn()
-        except WorkflowCancelled:
+                return fn() if plan.timeout is None else _call_on_thread(ctx, fn, plan)
+        except WorkflowCancelledError:
             raise
         except Exception as exc:
             raise judged(plan, number, exc) from exc
 
     return call_with_retries(ctx, plan.policy, attempt)
+
+
+def _call_on_thread(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan) -> Any:
+    """Run one attempt on a thread of its own, waiting at most the plan's timeout.
+
+    Raises:
+        StepTimeoutError: the attempt did not end in time (its thread runs on).
+        WorkflowCancelledError: the workflow was cancelled while the attempt ran.
+    """
+    assert plan.timeout is not None
+    state = ctx._state
+    step_id = state.running_step_id
+    outcome: list[tuple[bool, Any]] = []
+    done = threading.Event()
+    # The thread inherits the caller's context (its span, for one) and marks itself as
+    # inside the step through a context variable, which stays true after the workflow
+    # has moved on: an abandoned body never takes a step ID of the workflow.
+    context = contextvars.copy_context()
+
+    def marked() -> Any:
+        with state.running_step(step_id, blocking=False):
+            return fn()
+
+    def body() -> None:
+        try:
+            outcome.append((True, context.run(marked)))
+        except BaseException as exc:  # handed to the workflow's thread, which raises it
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=body, name=f"dbos-step {plan.name}", daemon=True)
+    execution = state.execution
+    execution.add_waker(done)  # a cancellation ends the wait too
+    try:
+        worker.start()
+        done.wait(plan.timeout.total_seconds())
+    finally:
+        execution.remove_waker(done)
+    if not outcome:
+        state.check_cancelled()
+        raise plan.overran()
+    finished, value = outcome[0]
+    if finished:
+        return value
+    raise value
 
 
 def _wait_before_retry(ctx: WorkflowContext, seconds: float) -> None:

@@ -38,7 +38,7 @@ from dbos_typed._sysdb._postgres import PostgresStore
 from dbos_typed._sysdb._retry import StoreClosedError
 from dbos_typed._sysdb._rows import RecordResult, StepRecord
 from dbos_typed._workflows.step import (
-    StepOptions,
+    RetryOptions,
     StepPlan,
     TryAgain,
     call_with_retries,
@@ -50,7 +50,7 @@ from dbos_typed.errors import (
     InitializationError,
     InvalidOptionError,
     SystemDatabaseError,
-    WorkflowCancelled,
+    WorkflowCancelledError,
 )
 
 R = TypeVar("R")
@@ -213,7 +213,7 @@ def run_as_transaction(
     *,
     isolation: IsolationLevel = "read_committed",
     result_type: None = None,
-    **options: Unpack[StepOptions],
+    **options: Unpack[RetryOptions],
 ) -> R: ...
 
 
@@ -226,7 +226,7 @@ def run_as_transaction(
     *,
     isolation: IsolationLevel = "read_committed",
     result_type: type[R] | TypeAdapter[R],
-    **options: Unpack[StepOptions],
+    **options: Unpack[RetryOptions],
 ) -> R: ...
 
 
@@ -286,7 +286,7 @@ def run_as_transaction(
         NonDeterminismError: a different step is recorded at this point of the workflow.
         SystemDatabaseError: the `transaction_completion` table could not be read or
             written.
-        WorkflowCancelled: the workflow was cancelled.
+        WorkflowCancelledError: the workflow was cancelled.
     """
     if not isinstance(ctx, WorkflowContext):
         raise InvalidOptionError(
@@ -377,7 +377,7 @@ class _TransactionRun:
                 )
                 record_operation(ctx, self._record(outcome))
         except StoreClosedError as exc:
-            raise WorkflowCancelled(ctx.workflow_id, "interrupted by shutdown") from exc
+            raise WorkflowCancelledError(ctx.workflow_id, "interrupted by shutdown") from exc
         if outcome.fresh is None:
             return self.plan.replay(self._record(outcome))
         value, failure = outcome.fresh

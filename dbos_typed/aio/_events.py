@@ -116,7 +116,7 @@ class _EventReader(TypedCall):
     Raises:
         WaitTimeoutError: the event was not set in time.
         SerializationError: the value is not a valid `T`.
-        WorkflowCancelled: the calling workflow was cancelled while waiting.
+        WorkflowCancelledError: the calling workflow was cancelled while waiting.
         DBOSError: the context shut down during the wait.
     """
 

@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._messaging.database_waits import Registration
 from dbos_typed._sysdb._listener import Key
-from dbos_typed.errors import WorkflowCancelled
+from dbos_typed.errors import WorkflowCancelledError
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -75,7 +75,7 @@ class AsyncWait(Registration[LoopWaker]):
         Between signals the database is re-checked with `probe`, as `Wait.until` does.
 
         Raises:
-            WorkflowCancelled: the waiting workflow was cancelled.
+            WorkflowCancelledError: the waiting workflow was cancelled.
             DBOSError: the context shut down.
         """
         while True:
@@ -126,7 +126,7 @@ def prepared(start: Callable[[], Coroutine[None, None, T]]) -> Coroutine[None, N
     """
     try:
         return start()
-    except (Exception, WorkflowCancelled) as exc:
+    except (Exception, WorkflowCancelledError) as exc:
         return raising(exc)
 
 

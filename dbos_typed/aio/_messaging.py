@@ -65,7 +65,7 @@ def sleep(ctx: WorkflowContext, duration: timedelta) -> Coroutine[None, None, ti
 
     Raises:
         InvalidOptionError: called inside a step, or `duration` is not a timedelta.
-        WorkflowCancelled: the workflow was cancelled while sleeping (it wakes at once).
+        WorkflowCancelledError: the workflow was cancelled while sleeping (it wakes at once).
     """
     return prepared(lambda: _sleep(ctx, *begin_sleep(ctx, duration)))
 
@@ -103,7 +103,7 @@ async def wait_durably(op: DurableWait) -> StepRecord:
 
     Raises:
         WaitTimeoutError: the deadline passed first (and was checkpointed).
-        WorkflowCancelled: the workflow was cancelled while waiting.
+        WorkflowCancelledError: the workflow was cancelled while waiting.
         DBOSError: an exclusive wait on the same key is already in progress.
     """
     if op.recorded is not None:
@@ -173,7 +173,7 @@ class _Receiver(TypedCall):
     Raises:
         WaitTimeoutError: no message arrived in time.
         SerializationError: the message is not a valid `T`.
-        WorkflowCancelled: the workflow was cancelled while waiting.
+        WorkflowCancelledError: the workflow was cancelled while waiting.
         InvalidOptionError: called outside a workflow or inside a step.
         DBOSError: another receive of this workflow already waits on this topic.
     """

@@ -8,18 +8,22 @@ own checkpoint when its body returns.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
 from typing import Any, TypeVar, Unpack, overload
 
 from pydantic import TypeAdapter
 
 from dbos_typed._core.context import WorkflowContext
-from dbos_typed._core.durable import begin_operation
+from dbos_typed._core.durable import begin_operation, complete_operation
+from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.telemetry import step_scope
+from dbos_typed._core.validate import optional_positive_duration
 from dbos_typed._workflows.step import StepOptions, StepPlan, check_step_call
 from dbos_typed.aio._loop import LoopWaker, on_worker, prepared
-from dbos_typed.errors import StepFailedError, WorkflowCancelled
+from dbos_typed.errors import StepFailedError, WorkflowCancelledError
 
 R = TypeVar("R")
 
@@ -80,19 +84,24 @@ def run_as_step(
     fn: Callable[[], Any],
     /,
     *,
+    name: str | None = None,
+    max_retries: int = 0,
+    base_interval: timedelta = timedelta(milliseconds=100),
+    backoff_factor: float = 2.0,
+    max_interval: timedelta = timedelta(seconds=5),
+    retry_if: Callable[[Exception], bool] | None = None,
+    timeout: timedelta | None = None,
     result_type: Any = None,
-    **options: Unpack[StepOptions],
 ) -> Coroutine[None, None, Any]:
     """Run `fn` as a step of the running workflow; await its result.
 
-    The awaitable form of `dbos_typed.run_as_step`, with the same options and errors.
-    `fn` takes no arguments and may be a coroutine function (`functools.partial(fetch,
-    url)`, or an `async def`), which runs on the workflow's loop, concurrently with other
-    steps. Any other callable runs on a worker thread, so a blocking function never
-    stalls the loop; if it returns an awaitable (`lambda: fetch(url)`), that is awaited on
-    the loop. The result type is `result_type`, else the function's return annotation
-    (for an `async def`, what it returns). The delay before a retry is awaited, and a
-    cancellation ends it.
+    The awaitable form of `dbos_typed.run_as_step`, with the same options. `fn` takes no
+    arguments and may be a coroutine function (`functools.partial(fetch, url)`, or an
+    `async def`), which runs on the workflow's loop, concurrently with other steps. Any
+    other callable runs on a worker thread, so a blocking function never stalls the
+    loop; if it returns an awaitable (`lambda: fetch(url)`), that is awaited on the loop.
+    The result type is `result_type`, else the function's return annotation (for an
+    `async def`, what it returns).
 
     Durability: the step's ID is taken when `run_as_step` is called, before anything is
     awaited; its result or error is checkpointed when its body ends, and a replay
@@ -101,25 +110,54 @@ def run_as_step(
     run_as_step(ctx, b))` records `a` then `b` and replays identically. A step whose
     awaiting task is cancelled records nothing and runs again on replay (steps are
     at-least-once). Called from inside another step, `fn` simply runs, without a
-    checkpoint of its own.
+    checkpoint of its own (and without a time limit).
+
+    With a `timeout`, an attempt still running after that long is cancelled and fails
+    with `StepTimeoutError`, which the retry policy treats like any failure. A coroutine
+    body is cancelled with asyncio (it sees `CancelledError` at its `await`); a blocking
+    body's worker thread cannot be stopped, so it runs on in the background and what it
+    returns is discarded.
 
     Args:
         ctx: The running workflow's context.
         fn: The step body: a coroutine function, or any zero-argument callable.
+        name: The recorded step name; defaults to `fn`'s qualified name (for a
+            `functools.partial`, its function's).
+        max_retries: How many times to retry after a failure (0: run once).
+        base_interval: Delay before the first retry (awaited; a cancellation ends it).
+        backoff_factor: Each further retry waits this much longer, up to `max_interval`.
+        max_interval: The longest delay between retries.
+        retry_if: Decides whether an error is worth retrying; by default all are.
+        timeout: The longest one attempt may run (a positive timedelta); None: no limit.
         result_type: The type to store and restore the result as.
-        **options: `name`, `max_retries`, `base_interval`, `backoff_factor`,
-            `max_interval` and `retry_if`, as for `dbos_typed.run_as_step`.
 
     Raises:
-        StepFailedError: `fn` raised; see `dbos_typed.run_as_step` for the others.
+        StepFailedError: `fn` raised (on replay too); the original is its `__cause__` on
+            the first run.
+        StepTimeoutError: the only allowed attempt ran longer than `timeout` (on replay
+            too).
+        MaxStepRetriesExceededError: `fn` failed on every allowed attempt (a timeout
+            among them: its `error_name` is then `"StepTimeoutError"`).
+        NonDeterminismError: a different step is recorded at this point of the workflow.
+        WorkflowCancelledError: the workflow was cancelled.
         InvalidOptionError: a bad option (named), or a context that is not a workflow's.
     """
 
     def start() -> Coroutine[None, None, Any]:
-        policy, step_name = check_step_call(ctx, fn, **options)
+        policy, step_name = check_step_call(
+            ctx,
+            fn,
+            name=name,
+            max_retries=max_retries,
+            base_interval=base_interval,
+            backoff_factor=backoff_factor,
+            max_interval=max_interval,
+            retry_if=retry_if,
+        )
+        limit = optional_positive_duration(timeout, "timeout")
         if ctx._state.in_step:
             return _call(ctx, fn)
-        plan = StepPlan.of(fn, step_name, policy, options.get("retry_if"), result_type)
+        plan = StepPlan.of(fn, step_name, policy, retry_if, result_type, timeout=limit)
         step_id, recorded = begin_operation(ctx, plan.name)
         if recorded is not None:
             return _replayed(plan, recorded)
@@ -134,7 +172,10 @@ async def _replayed(plan: StepPlan, recorded: Any) -> Any:
 
 async def _run(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan, step_id: int) -> Any:
     state = ctx._state
-    started = plan.started(ctx)
+    runtime = ctx._runtime
+    if runtime.crashes is not None:
+        runtime.crashes.reach(state.workflow_id, state.owner_xid, plan.name, "before")
+    started = now_ms()
     # Set in this task's context only: steps gathered together each run in a task of
     # their own, and each knows its own ID.
     with state.running_step(step_id, blocking=False):
@@ -144,7 +185,9 @@ async def _run(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan, step
             outcome = plan.failed(failure)
         else:
             outcome = plan.succeeded(value)
-    return plan.finished(ctx, step_id, started, outcome)
+    if runtime.crashes is not None:
+        runtime.crashes.reach(state.workflow_id, state.owner_xid, plan.name, "after")
+    return complete_operation(ctx, step_id, plan.name, started, outcome)
 
 
 async def _call_with_retries(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan) -> Any:
@@ -153,14 +196,32 @@ async def _call_with_retries(ctx: WorkflowContext, fn: Callable[[], Any], plan: 
         attempt += 1
         try:
             with step_scope(ctx._state, plan.name, attempt):
-                return await _call(ctx, fn)
-        except WorkflowCancelled:
+                if plan.timeout is None:
+                    return await _call(ctx, fn)
+                return await _call_within(ctx, fn, plan)
+        except WorkflowCancelledError:
             raise
         except Exception as exc:
             failure = plan.give_up(attempt, exc)
             if failure is not None:
                 raise failure from exc
             await _wait_before_retry(ctx, plan.policy.delay(attempt))
+
+
+async def _call_within(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan) -> Any:
+    """One attempt, cancelled when it runs longer than the plan's timeout.
+
+    Raises:
+        StepTimeoutError: it did not end in time.
+    """
+    assert plan.timeout is not None
+    try:
+        async with asyncio.timeout(plan.timeout.total_seconds()) as scope:
+            return await _call(ctx, fn)
+    except TimeoutError:
+        if scope.expired():
+            raise plan.overran() from None
+        raise  # the body's own TimeoutError, a failure like any other
 
 
 async def _call(ctx: WorkflowContext, fn: Callable[[], Any]) -> Any:

@@ -160,8 +160,9 @@ class _Enqueuer(TypedCall):
     as `R` and is typed `AsyncWorkflowHandle[R]`. The insert is made on a thread.
 
     Durability: the ENQUEUED row (and its input) is committed before the handle is
-    returned; an executor of the application's latest version runs it, and it survives
-    crashes. The workflow ID is an idempotency key, as with `run_workflow`.
+    returned; an executor of the application's latest version (or of the
+    `application_version` given) runs it, and it survives crashes. The workflow ID is
+    an idempotency key, as with `run_workflow`.
     """
 
     # <generated: enqueue[R]>

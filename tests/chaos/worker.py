@@ -81,7 +81,7 @@ def main() -> None:
     )
     dbos.register_workflow(ctx, task)
     dbos.register_workflow(ctx, mixed)
-    dbos.new_workflow_queue(ctx, "chaos", worker_concurrency=8)
+    dbos.register_queue(ctx, "chaos", worker_concurrency=8)
     ctx.launch()
     handles = [
         dbos.run_workflow(ctx, mixed, i, workflow_id=f"chaos-{i}") for i in range(int(count))

@@ -39,6 +39,8 @@ async def checkout(ctx: dbos.WorkflowContext, order: Order) -> Receipt:
     assert_type(one, int)
     two = await aio.run_as_step(ctx, lambda: price("b"), name="lambda", max_retries=2)
     assert_type(two, int)
+    timed = await aio.run_as_step(ctx, lambda: price("t"), timeout=timedelta(seconds=1))
+    assert_type(timed, int)
     three = await aio.run_as_step(ctx, lambda: blocking_price("c"))
     assert_type(three, int)
     typed = await aio.run_as_step(ctx, lambda: Receipt(total=1), result_type=Receipt)

@@ -31,11 +31,15 @@ def checkout(ctx: dbos.WorkflowContext, order: Order) -> Receipt:
     typed = dbos.run_as_step(ctx, lambda: Receipt(total=total), result_type=Receipt)
     assert_type(typed, Receipt)
     nested = dbos.run_as_step(ctx, lambda: [order.id], result_type=TypeAdapter(list[str]))
+    timed = dbos.run_as_step(ctx, lambda: 5, name="timed", timeout=timedelta(seconds=3))
+    assert_type(timed, int)
     assert_type(nested, list[str])
     assert_type(dbos.get_workflow_id(ctx), str)
     assert_type(dbos.get_step_id(ctx), int)
     child = dbos.run_workflow(ctx, no_input)
     assert_type(child, dbos.WorkflowHandle[list[int]])
+    free = dbos.run_workflow(ctx, no_input, detached=True)
+    assert_type(free, dbos.WorkflowHandle[list[int]])
     return typed
 
 
@@ -86,6 +90,8 @@ def usage(ctx: dbos.DBOSContext) -> None:
 
 def wrong_step(ctx: dbos.WorkflowContext) -> None:
     dbos.run_as_step(ctx, takes_nothing, result_type=str)  # type: ignore[arg-type]
+    dbos.run_as_step(ctx, takes_nothing, timeout=3)  # type: ignore[call-overload]
+    dbos.run_workflow(ctx, no_input, detached="yes")  # type: ignore[call-overload]
     dbos.run_as_step(ctx, takes_an_argument)  # type: ignore[arg-type]
 
 
@@ -128,6 +134,8 @@ def transfer(ctx: dbos.WorkflowContext, ds: dbos.DataSource) -> None:
     dbos.run_as_transaction(ctx, ds, takes_nothing)  # type: ignore[arg-type]
     dbos.run_as_transaction(ctx, ds, debit, result_type=str)  # type: ignore[arg-type]
     dbos.run_as_transaction(ctx, "ds", debit)  # type: ignore[call-overload]
+    # A transaction has no timeout: its body holds a database transaction open.
+    dbos.run_as_transaction(ctx, ds, debit, timeout=timedelta(1))  # type: ignore[call-overload]
 
 
 def data_sources(ctx: dbos.DBOSContext, pool: ConnectionPool[Any]) -> None:

@@ -34,7 +34,7 @@ def reindex(ctx: dbos.WorkflowContext) -> list[str]:
 
 
 def usage(ctx: dbos.DBOSContext) -> None:
-    queue = dbos.new_workflow_queue(ctx, "saves")
+    queue = dbos.register_queue(ctx, "saves")
     saves = dbos.new_debouncer(ctx, save, max_wait=timedelta(minutes=1), queue=queue)
     assert_type(saves, dbos.Debouncer[Edit, Saved])
     assert_type(saves.workflow_name, str)

@@ -37,7 +37,7 @@ def in_a_workflow(ctx: dbos.WorkflowContext, order: Order) -> list[Receipt]:
 
 
 def usage(ctx: dbos.DBOSContext) -> None:
-    queue = dbos.new_workflow_queue(
+    queue = dbos.register_queue(
         ctx,
         "orders",
         worker_concurrency=5,
@@ -66,6 +66,9 @@ def usage(ctx: dbos.DBOSContext) -> None:
     assert_type(handle.get_result(), Receipt)
     by_name = dbos.run_workflow(ctx, tick, queue="orders", partition_key=None)
     assert_type(by_name, dbos.WorkflowHandle[int])
+    versioned = dbos.run_workflow(ctx, tick, queue="orders", application_version="v2")
+    assert_type(versioned, dbos.WorkflowHandle[int])
+    assert_type(dbos.run_workflow(ctx, tick, application_version=None), dbos.WorkflowHandle[int])
 
     # Misuse that must not type-check.
     dbos.run_workflow(ctx, checkout, Order(id="a"), queue=3)  # type: ignore[call-overload]
@@ -77,7 +80,8 @@ def usage(ctx: dbos.DBOSContext) -> None:
         deduplication_policy="sometimes",  # type: ignore[call-overload]
     )
     dbos.run_workflow(ctx, checkout, Order(id="a"), queue=queue, delay=5)  # type: ignore[call-overload]
-    dbos.new_workflow_queue(ctx, "q", limiter=(1, 2))  # type: ignore[arg-type]
+    dbos.run_workflow(ctx, tick, application_version=2)  # type: ignore[call-overload]
+    dbos.register_queue(ctx, "q", limiter=(1, 2))  # type: ignore[arg-type]
     dbos.listen_queues(ctx, [1])  # type: ignore[list-item]
 
 
@@ -119,10 +123,14 @@ def client_usage() -> None:
         dbos.enqueue[int](client, "orders", "tick", priority=2, delay=timedelta(seconds=1)),
         dbos.WorkflowHandle[int],
     )
+    assert_type(
+        dbos.enqueue[int](client, "orders", "tick", application_version="v2"),
+        dbos.WorkflowHandle[int],
+    )
     assert_type(dbos.retrieve_workflow[Receipt](client, "x"), dbos.WorkflowHandle[Receipt])
     assert_type(dbos.resume_workflow(client, "x"), dbos.WorkflowHandle[Any])
     dbos.cancel_workflow(client, "x")
-    dbos.new_workflow_queue(client, "from-client")
+    dbos.register_queue(client, "from-client")
     with dbos.new_client(dbos.Config(app_name="shop")) as other:
         assert_type(other, dbos.Client)
     client.close()
@@ -131,6 +139,7 @@ def client_usage() -> None:
     dbos.enqueue[Receipt](client, "orders")  # type: ignore[call-arg]
     dbos.enqueue(client, "orders", "tick", deduplication_policy="x")  # type: ignore[arg-type]
     dbos.enqueue(client, "orders", "tick", unknown=1)  # type: ignore[call-arg]
+    dbos.enqueue(client, "orders", "tick", application_version=2)  # type: ignore[arg-type]
     dbos.listen_queues(client, [])  # type: ignore[arg-type]
     dbos.run_workflow(client, tick)  # type: ignore[call-overload]
     dbos.new_client(42)  # type: ignore[arg-type]

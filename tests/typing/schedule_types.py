@@ -57,6 +57,8 @@ def usage(ctx: dbos.DBOSContext) -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     assert_type(dbos.backfill_schedule(ctx, "nightly", start, datetime.now(UTC)), list[str])
     assert_type(dbos.trigger_schedule(ctx, "nightly"), dbos.WorkflowHandle[Any])
+    assert_type(dbos.trigger_schedule[Report](ctx, "nightly"), dbos.WorkflowHandle[Report])
+    assert_type(dbos.trigger_schedule[datetime](ctx, "n").get_result(), datetime)
 
     # Misuse that must not type-check: a scheduled workflow takes the tick's datetime.
     dbos.register_workflow(ctx, takes_an_int, schedule="@hourly")  # type: ignore[arg-type]
@@ -66,3 +68,4 @@ def usage(ctx: dbos.DBOSContext) -> None:
     dbos.create_schedule(ctx, "n", nightly, "@hourly", timezone=5)  # type: ignore[arg-type]
     dbos.backfill_schedule(ctx, "n", "2026-01-01", start)  # type: ignore[arg-type]
     dbos.list_schedules(ctx, statuses=["ACTIVE"])  # type: ignore[list-item]
+    dbos.trigger_schedule[Report](ctx, 5)  # type: ignore[arg-type]

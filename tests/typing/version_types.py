@@ -28,10 +28,10 @@ def usage(ctx: dbos.DBOSContext, client: dbos.Client) -> None:
     assert_type(latest.application_name, str | None)
     dbos.set_latest_application_version(ctx, latest.name)
     for policy in ("update_if_latest_version", "always_update", "never_update"):
-        dbos.new_workflow_queue(client, "orders", on_conflict=policy)
+        dbos.register_queue(client, "orders", on_conflict=policy)
 
     # Misuse that must not type-check.
     dbos.patch(ctx, "new-pricing")  # type: ignore[arg-type]
     dbos.deprecate_patch(ctx, "new-pricing")  # type: ignore[arg-type]
-    dbos.new_workflow_queue(ctx, "orders", on_conflict="sometimes")  # type: ignore[arg-type]
+    dbos.register_queue(ctx, "orders", on_conflict="sometimes")  # type: ignore[arg-type]
     dbos.set_latest_application_version(ctx, name="v1")  # type: ignore[call-arg]

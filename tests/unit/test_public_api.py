@@ -45,11 +45,12 @@ EXPECTED_EXPORTS = [
     "StepAggregate",
     "StepFailedError",
     "StepInfo",
+    "StepTimeoutError",
     "SystemDatabaseError",
     "VersionInfo",
     "WaitTimeoutError",
     "WorkflowAggregate",
-    "WorkflowCancelled",
+    "WorkflowCancelledError",
     "WorkflowContext",
     "WorkflowDeadlineExceededError",
     "WorkflowError",
@@ -104,6 +105,7 @@ EXPECTED_EXPORTS = [
     "read_stream",
     "recover_pending_workflows",
     "recv",
+    "register_queue",
     "register_workflow",
     "rename_application",
     "resume_schedule",
@@ -192,7 +194,7 @@ DURABLE_CALLS: list[object] = [
     dbos.get_event,
     dbos.write_stream,
     dbos.close_stream,
-    dbos.new_workflow_queue,
+    dbos.register_queue,
     dbos.enqueue,
     dbos.create_schedule,
     dbos.apply_schedules,
@@ -300,7 +302,8 @@ SAMPLES: list[BaseException] = [
     errors.WorkflowFailedError("w", error_name="E", error_message="m", error_code=4, data=[1]),
     errors.StepFailedError("s", error_name="E", error_message="m", data={"k": 1}),
     errors.MaxStepRetriesExceededError("s", attempts=3, error_name="E", error_message="m"),
-    errors.WorkflowCancelled("w", "cancelled"),
+    errors.StepTimeoutError("s", timeout=timedelta(seconds=2)),
+    errors.WorkflowCancelledError("w", "cancelled"),
 ]
 
 
@@ -321,10 +324,10 @@ def test_errors_pickle_with_their_fields(error: BaseException) -> None:
 def test_error_tree() -> None:
     assert issubclass(errors.WaitTimeoutError, TimeoutError)
     assert issubclass(errors.InvalidOptionError, ValueError)
-    assert not issubclass(errors.WorkflowCancelled, Exception)
+    assert not issubclass(errors.WorkflowCancelledError, Exception)
     for name in errors.__all__:
         cls = getattr(errors, name)
-        if cls is not errors.WorkflowCancelled:
+        if cls is not errors.WorkflowCancelledError:
             assert issubclass(cls, errors.DBOSError), name
     assert errors.NonDeterminismError("w", step_id=1, expected="a", recorded="b").code == (
         "UnexpectedStep"
