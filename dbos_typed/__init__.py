@@ -75,6 +75,7 @@ from dbos_typed._queues.management import (
     update_queue,
 )
 from dbos_typed._queues.queues import RateLimit, WorkflowQueue, listen_queues, new_workflow_queue
+from dbos_typed._schedules.scheduled_input import ScheduledInput
 from dbos_typed._schedules.schedules import (
     ScheduleSpec,
     ScheduleStatus,
@@ -155,6 +156,7 @@ __all__ = [
     "ScheduleNotFoundError",
     "ScheduleSpec",
     "ScheduleStatus",
+    "ScheduledInput",
     "SerializationError",
     "StatusName",
     "StepAggregate",

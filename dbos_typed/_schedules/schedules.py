@@ -22,7 +22,7 @@ from dbos_typed._core.durable import checkpointed, in_workflow_body
 from dbos_typed._core.handle import WorkflowHandle, handle_to
 from dbos_typed._core.registry import describe
 from dbos_typed._core.runtime import Runtime, now_ms
-from dbos_typed._core.serialization import Codec, codec_for, encode_inputs
+from dbos_typed._core.serialization import Codec, codec_for, encode_any, encode_inputs
 from dbos_typed._core.validate import checked_name, optional_name
 from dbos_typed._schedules.cron import (
     CronSchedule,
@@ -31,8 +31,13 @@ from dbos_typed._schedules.cron import (
     tick_workflow_id,
     trigger_workflow_id,
 )
+from dbos_typed._schedules.scheduled_input import (
+    ScheduledInput,
+    is_schedulable,
+    is_scheduled_input,
+)
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE, ScheduledTick, ScheduleRow
-from dbos_typed.errors import InvalidOptionError, ScheduleNotFoundError
+from dbos_typed.errors import InvalidOptionError, ScheduleNotFoundError, SerializationError
 
 #: At most this many ticks are enqueued by one backfill.
 MAX_BACKFILL_TICKS = 100_000
@@ -58,8 +63,8 @@ class WorkflowSchedule:
         workflow_class_name: The class of that workflow, for schedules made by other SDKs.
         schedule: The cron expression.
         status: ACTIVE or PAUSED.
-        context: The schedule's context value, for schedules made by other SDKs (None for
-            dbos_typed's own).
+        context: The schedule's context value as plain JSON data (None when it has none);
+            the stored text itself when another SDK wrote something that is not JSON.
         last_fired_at: The newest tick the scheduler enqueued, if any.
         automatic_backfill: Whether ticks missed while no process ran are enqueued at
             the next start.
@@ -82,7 +87,10 @@ class WorkflowSchedule:
     application_name: str | None
 
 
-ScheduledWorkflow = Callable[[WorkflowContext, datetime], object]
+ScheduledWorkflow = (
+    Callable[[WorkflowContext, datetime], object]
+    | Callable[[WorkflowContext, ScheduledInput[Any]], object]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +99,14 @@ class ScheduleSpec:
 
     Attributes:
         name: The schedule's unique name.
-        workflow: A registered workflow taking a `datetime`, or a workflow's recorded name.
+        workflow: A registered workflow taking a `datetime` or a `ScheduledInput[C]`, or a
+            workflow's recorded name.
         schedule: The cron expression (six fields with seconds, five without, or a
             descriptor such as `@daily`).
         timezone: The IANA time zone the expression is read in; None for UTC.
         queue: The queue ticks go on; None for the internal queue.
         automatic_backfill: Enqueue ticks missed while no process ran, at the next start.
+        context: A JSON-serializable value each run receives (see `create_schedule`).
     """
 
     name: str
@@ -105,6 +115,7 @@ class ScheduleSpec:
     timezone: str | None = None
     queue: str | None = None
     automatic_backfill: bool = False
+    context: object = None
 
 
 def create_schedule(
@@ -116,12 +127,14 @@ def create_schedule(
     timezone: str | None = None,
     queue: str | None = None,
     automatic_backfill: bool = False,
+    context: object = None,
 ) -> WorkflowSchedule:
     """Create an ACTIVE schedule that starts `workflow` on every tick of `schedule`.
 
     The workflow may be given as a registered function or by its recorded name; a name
     need not be registered in this process, only in the processes that run the queue.
-    Each tick enqueues the workflow with the tick's time as its input.
+    Each tick enqueues the workflow with the tick's time as its input; with a `context`,
+    with a `ScheduledInput` holding the time and the context.
 
     Durability: the schedule is a database row, so it outlives this process and every
     launched process of the application fires it (processes other than this one notice
@@ -133,25 +146,30 @@ def create_schedule(
     Args:
         ctx: A context (it need not be launched).
         name: The schedule's unique name.
-        workflow: A registered workflow `(ctx, scheduled_time: datetime) -> R`, or the
-            recorded name of one.
+        workflow: A registered workflow `(ctx, scheduled_time: datetime) -> R` or
+            `(ctx, run: ScheduledInput[C]) -> R`, or the recorded name of one.
         schedule: A cron expression: six fields with seconds (`"*/5 * * * * *"`), five
             without (`"0 9 * * 1-5"`), or a descriptor such as `"@hourly"`.
         timezone: The IANA time zone the expression is read in; UTC by default.
         queue: The queue ticks go on; the internal queue by default.
         automatic_backfill: After a time when no process ran, enqueue the ticks missed
             since the last one fired.
+        context: A value every run receives as `ScheduledInput.context`, stored as JSON
+            (pydantic-serialized, like other values) in the schedule's `context` column.
+            A workflow registered here must then take a `ScheduledInput[C]`, and the value
+            must validate as `C`.
 
     Returns:
         The new schedule.
 
     Raises:
-        InvalidOptionError: an invalid expression, time zone, name or workflow, or a
-            schedule named `name` already exists.
+        InvalidOptionError: an invalid expression, time zone, name, workflow or context, or
+            a schedule named `name` already exists.
     """
     runtime = _runtime_of(ctx)
     row = _row_for(
-        runtime, ScheduleSpec(name, workflow, schedule, timezone, queue, automatic_backfill)
+        runtime,
+        ScheduleSpec(name, workflow, schedule, timezone, queue, automatic_backfill, context),
     )
     durable = in_workflow_body(ctx)
 
@@ -339,6 +357,8 @@ def trigger_schedule(ctx: AppContext, name: str) -> WorkflowHandle[Any]:
     The workflow gets the current time (UTC) as its scheduled time; its ID is
     `sched-<name>-trigger-<time>`.
 
+    The run receives the schedule's context, as its ticks do.
+
     Durability: the run is an ENQUEUED workflow, recorded before this returns.
 
     Returns:
@@ -414,7 +434,7 @@ def enqueue_ticks(
 def declared_rows(runtime: Runtime) -> list[ScheduleRow]:
     """The schedules declared with `register_workflow(..., schedule=...)`."""
     return [
-        _new_row(runtime, workflow_name, workflow_name, cron, None, False)
+        _new_row(runtime, workflow_name, workflow_name, cron, None, False, _NO_CONTEXT)
         for workflow_name, cron in sorted(runtime.registry.declared_schedules().items())
     ]
 
@@ -450,6 +470,7 @@ def _same_definition(a: ScheduleRow, b: ScheduleRow) -> bool:
         a.queue_name,
         a.automatic_backfill,
         a.application_name,
+        a.context,
     ) == (
         b.workflow_name,
         b.schedule,
@@ -457,6 +478,7 @@ def _same_definition(a: ScheduleRow, b: ScheduleRow) -> bool:
         b.queue_name,
         b.automatic_backfill,
         b.application_name,
+        b.context,
     )
 
 
@@ -478,7 +500,8 @@ def _set_status(ctx: AppContext, name: str, status: ScheduleStatus, step_name: s
     checkpointed(ctx, step_name, set_status, _NONE_CODEC)
 
 
-def _workflow_name(runtime: Runtime, workflow: object) -> str:
+def _scheduled_spec(runtime: Runtime, workflow: object) -> tuple[str, Codec[Any] | None]:
+    """The recorded name of a scheduled workflow, and its input codec if registered here."""
     if isinstance(workflow, str):
         if not workflow:
             raise InvalidOptionError("workflow", "expected a non-empty workflow name")
@@ -493,23 +516,52 @@ def _workflow_name(runtime: Runtime, workflow: object) -> str:
             )
     else:
         raise InvalidOptionError("workflow", "expected a registered workflow or its name")
-    if spec is not None and (spec.input_codec is None or spec.input_codec.tp is not datetime):
+    if spec is None:
+        return str(workflow), None
+    if spec.input_codec is None or not is_schedulable(spec.input_codec.tp):
         raise InvalidOptionError(
             "workflow",
             f"workflow {spec.name!r} cannot be scheduled: a scheduled workflow takes the "
-            "tick's time, as in `def wf(ctx: WorkflowContext, scheduled_time: datetime)`",
+            "tick's time, as in `def wf(ctx: WorkflowContext, scheduled_time: datetime)`, "
+            "or a `ScheduledInput[C]`",
         )
-    return spec.name if spec is not None else str(workflow)
+    return spec.name, spec.input_codec
+
+
+def _context_text(context: object, workflow_name: str, codec: Codec[Any] | None) -> str:
+    """The schedule's context as stored JSON, checked against the workflow's input type."""
+    try:
+        text = encode_any(context, "the schedule context")
+    except SerializationError as exc:
+        raise InvalidOptionError("context", str(exc)) from exc
+    if codec is None or (text == _NO_CONTEXT and not is_scheduled_input(codec.tp)):
+        return text
+    if not is_scheduled_input(codec.tp):
+        raise InvalidOptionError(
+            "context",
+            f"workflow {workflow_name!r} takes a datetime, so it cannot receive a context; "
+            "type its input as ScheduledInput[C]",
+        )
+    try:
+        codec.validate({"scheduled_time": datetime.now(UTC), "context": json.loads(text)})
+    except SerializationError as exc:
+        raise InvalidOptionError(
+            "context", f"does not match the input of workflow {workflow_name!r}: {exc}"
+        ) from exc
+    return text
 
 
 def _row_for(runtime: Runtime, spec: ScheduleSpec) -> ScheduleRow:
     name = _checked_name(spec.name)
-    workflow_name = _workflow_name(runtime, spec.workflow)
+    workflow_name, codec = _scheduled_spec(runtime, spec.workflow)
     cron = CronSchedule(spec.schedule, spec.timezone)
     optional_name(spec.queue, "queue")
     if not isinstance(spec.automatic_backfill, bool):
         raise InvalidOptionError("automatic_backfill", "expected a bool")
-    return _new_row(runtime, name, workflow_name, cron, spec.queue, spec.automatic_backfill)
+    context = _context_text(spec.context, workflow_name, codec)
+    return _new_row(
+        runtime, name, workflow_name, cron, spec.queue, spec.automatic_backfill, context
+    )
 
 
 def _new_row(
@@ -519,6 +571,7 @@ def _new_row(
     cron: CronSchedule,
     queue: str | None,
     automatic_backfill: bool,
+    context: str,
 ) -> ScheduleRow:
     return ScheduleRow(
         schedule_id=str(uuid.uuid4()),
@@ -527,7 +580,7 @@ def _new_row(
         workflow_class_name=None,
         schedule=cron.expression,
         status=ScheduleStatus.ACTIVE.value,
-        context="null",  # dbos_typed schedules carry no context; the column is NOT NULL
+        context=context,
         last_fired_at=None,
         automatic_backfill=automatic_backfill,
         cron_timezone=cron.timezone,
@@ -549,13 +602,32 @@ def _tick(
         name=row.workflow_name,
         # Kept for schedules made by other SDKs, which dispatch class methods by it.
         class_name=row.workflow_class_name,
-        inputs=encode_inputs(_TICK_CODEC, tick),
+        inputs=_tick_inputs(row, tick),
         queue_name=row.queue_name or INTERNAL_QUEUE,
         schedule_name=row.schedule_name,
         application_version=version,
         application_name=row.application_name or runtime.app_name,
         now_ms=now_ms(),
     )
+
+
+_NO_CONTEXT = "null"  # the column is NOT NULL: a schedule without a context stores JSON null
+
+
+def _tick_inputs(row: ScheduleRow, tick: datetime) -> str:
+    """A tick's input envelope: the time alone, or the time and the context.
+
+    The two-argument form is the call DBOS's Python SDK records for a scheduled workflow,
+    `(scheduled_at, context)`; `ScheduledInput` reads it as one value.
+    """
+    try:
+        context = json.loads(row.context)
+    except ValueError:
+        context = None  # another SDK's serializer: nothing a dbos_typed workflow could read
+    if context is None:
+        return encode_inputs(_TICK_CODEC, tick)
+    time_json = _TICK_CODEC.encode(tick, "the tick's time")
+    return '{"positionalArgs":[' + time_json + "," + row.context + '],"namedArgs":{}}'
 
 
 def _public(row: ScheduleRow) -> WorkflowSchedule:

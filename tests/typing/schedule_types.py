@@ -23,6 +23,12 @@ def nightly(ctx: dbos.WorkflowContext, scheduled_time: datetime) -> Report:
     return Report(rows=scheduled_time.hour)
 
 
+def regional(ctx: dbos.WorkflowContext, run: dbos.ScheduledInput[Report]) -> str:
+    assert_type(run.scheduled_time, datetime)
+    assert_type(run.context, Report)
+    return str(run.context.rows)
+
+
 def takes_an_int(ctx: dbos.WorkflowContext, count: int) -> int:
     return count
 
@@ -57,6 +63,15 @@ def usage(ctx: dbos.DBOSContext) -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     assert_type(dbos.backfill_schedule(ctx, "nightly", start, datetime.now(UTC)), list[str])
     assert_type(dbos.trigger_schedule(ctx, "nightly"), dbos.WorkflowHandle[Any])
+    assert_type(
+        dbos.register_workflow(ctx, regional, schedule="@daily"),
+        Callable[[dbos.WorkflowContext, dbos.ScheduledInput[Report]], str],
+    )
+    assert_type(
+        dbos.create_schedule(ctx, "regional", regional, "@daily", context=Report(rows=1)),
+        dbos.WorkflowSchedule,
+    )
+    assert_type(dbos.ScheduleSpec("r", regional, "@daily", context={"rows": 1}).context, object)
 
     # Misuse that must not type-check: a scheduled workflow takes the tick's datetime.
     dbos.register_workflow(ctx, takes_an_int, schedule="@hourly")  # type: ignore[arg-type]

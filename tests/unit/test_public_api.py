@@ -40,6 +40,7 @@ EXPECTED_EXPORTS = [
     "ScheduleNotFoundError",
     "ScheduleSpec",
     "ScheduleStatus",
+    "ScheduledInput",
     "SerializationError",
     "StatusName",
     "StepAggregate",
