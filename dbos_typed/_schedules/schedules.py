@@ -5,6 +5,9 @@ starts, a cron expression, a time zone and a queue. Every launched process of th
 application runs the schedules (`_scheduler`); each tick becomes one ENQUEUED workflow whose
 ID, `sched-<schedule>-<tick time>`, is the same in every process, so a tick runs once no
 matter how many processes fire it.
+
+Every call here also accepts a `Client`: a schedule made from a client names its workflow by
+its recorded name, and the application that registers that name runs the ticks.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from dbos_typed._core.context import AppContext, WorkflowContext
+from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.durable import checkpointed, in_workflow_body
 from dbos_typed._core.handle import WorkflowHandle, handle_to
 from dbos_typed._core.registry import describe
@@ -119,7 +122,7 @@ class ScheduleSpec:
 
 
 def create_schedule(
-    ctx: AppContext,
+    ctx: Connected,
     name: str,
     workflow: ScheduledWorkflow | str,
     schedule: str,
@@ -144,7 +147,7 @@ def create_schedule(
     schedule, and a retry after a crash accepts the identical schedule it created.
 
     Args:
-        ctx: A context (it need not be launched).
+        ctx: A context (it need not be launched), or a `Client`.
         name: The schedule's unique name.
         workflow: A registered workflow `(ctx, scheduled_time: datetime) -> R` or
             `(ctx, run: ScheduledInput[C]) -> R`, or the recorded name of one.
@@ -186,7 +189,7 @@ def create_schedule(
     return checkpointed(ctx, "DBOS.createSchedule", create, _SCHEDULE_CODEC)
 
 
-def apply_schedules(ctx: AppContext, specs: Sequence[ScheduleSpec]) -> None:
+def apply_schedules(ctx: Connected, specs: Sequence[ScheduleSpec]) -> None:
     """Create or redefine several schedules at once, by name.
 
     Every spec is validated before anything is written; then all are written in one
@@ -219,7 +222,7 @@ def apply_schedules(ctx: AppContext, specs: Sequence[ScheduleSpec]) -> None:
     runtime.schedule_wakeup.set()
 
 
-def get_schedule(ctx: AppContext, name: str) -> WorkflowSchedule:
+def get_schedule(ctx: Connected, name: str) -> WorkflowSchedule:
     """The schedule named `name`.
 
     In a workflow the read is a checkpointed step (`DBOS.getSchedule`), so replay sees the
@@ -241,7 +244,7 @@ def get_schedule(ctx: AppContext, name: str) -> WorkflowSchedule:
 
 
 def list_schedules(
-    ctx: AppContext,
+    ctx: Connected,
     *,
     statuses: Collection[ScheduleStatus] | None = None,
     workflow_names: Collection[str] | None = None,
@@ -249,10 +252,12 @@ def list_schedules(
 ) -> list[WorkflowSchedule]:
     """The application's schedules (and unclaimed ones), by name, optionally filtered.
 
+    From a `Client` without an application name: every schedule in the database.
+
     In a workflow the read is a checkpointed step (`DBOS.listSchedules`).
 
     Args:
-        ctx: A context.
+        ctx: A context, or a `Client`.
         statuses: Only schedules with one of these statuses.
         workflow_names: Only schedules starting one of these workflows.
         name_prefix: Only schedules whose name starts with this.
@@ -264,7 +269,7 @@ def list_schedules(
     def list_() -> list[WorkflowSchedule]:
         return [
             schedule
-            for schedule in map(_public, runtime.store.list_schedules(runtime.app_name))
+            for schedule in map(_public, runtime.store.list_schedules(runtime.owner_name))
             if (wanted is None or schedule.status in wanted)
             and (names is None or schedule.workflow_name in names)
             and (name_prefix is None or schedule.schedule_name.startswith(name_prefix))
@@ -273,7 +278,7 @@ def list_schedules(
     return checkpointed(ctx, "DBOS.listSchedules", list_, _SCHEDULES_CODEC)
 
 
-def pause_schedule(ctx: AppContext, name: str) -> None:
+def pause_schedule(ctx: Connected, name: str) -> None:
     """Stop a schedule from firing until it is resumed.
 
     Durability: the status is stored, so the schedule stays paused across restarts and
@@ -287,7 +292,7 @@ def pause_schedule(ctx: AppContext, name: str) -> None:
     _set_status(ctx, name, ScheduleStatus.PAUSED, "DBOS.pauseSchedule")
 
 
-def resume_schedule(ctx: AppContext, name: str) -> None:
+def resume_schedule(ctx: Connected, name: str) -> None:
     """Let a paused schedule fire again, from its next tick.
 
     Durability: stored like `pause_schedule`. `last_fired_at` is cleared, so automatic
@@ -300,7 +305,7 @@ def resume_schedule(ctx: AppContext, name: str) -> None:
     _set_status(ctx, name, ScheduleStatus.ACTIVE, "DBOS.resumeSchedule")
 
 
-def delete_schedule(ctx: AppContext, name: str) -> None:
+def delete_schedule(ctx: Connected, name: str) -> None:
     """Delete a schedule; deleting one that does not exist does nothing.
 
     Durability: the row is deleted; no process enqueues another tick of it. Workflows
@@ -317,7 +322,7 @@ def delete_schedule(ctx: AppContext, name: str) -> None:
     checkpointed(ctx, "DBOS.deleteSchedule", delete, _NONE_CODEC)
 
 
-def backfill_schedule(ctx: AppContext, name: str, start: datetime, end: datetime) -> list[str]:
+def backfill_schedule(ctx: Connected, name: str, start: datetime, end: datetime) -> list[str]:
     """Enqueue every tick of a schedule strictly between `start` and `end`.
 
     Ticks that already have a workflow (fired, or backfilled before) are left alone, so
@@ -327,7 +332,7 @@ def backfill_schedule(ctx: AppContext, name: str, start: datetime, end: datetime
     the scheduler gives them, so a backfill and a live tick never both run.
 
     Args:
-        ctx: A context.
+        ctx: A context, or a `Client`.
         name: The schedule.
         start: Exclusive start; must carry a time zone.
         end: Exclusive end; must carry a time zone.
@@ -351,7 +356,7 @@ def backfill_schedule(ctx: AppContext, name: str, start: datetime, end: datetime
     return [tick_workflow_id(row.schedule_name, tick) for tick in ticks]
 
 
-def trigger_schedule(ctx: AppContext, name: str) -> WorkflowHandle[Any]:
+def trigger_schedule(ctx: Connected, name: str) -> WorkflowHandle[Any]:
     """Enqueue one run of a schedule's workflow now, outside its cron ticks.
 
     The workflow gets the current time (UTC) as its scheduled time; its ID is
@@ -442,13 +447,13 @@ def declared_rows(runtime: Runtime) -> list[ScheduleRow]:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _runtime_of(ctx: AppContext) -> Runtime:
-    if not isinstance(ctx, AppContext):
-        raise InvalidOptionError("ctx", "expected a DBOSContext (or a WorkflowContext)")
+def _runtime_of(ctx: Connected) -> Runtime:
+    if not isinstance(ctx, Connected):
+        raise InvalidOptionError("ctx", "expected a DBOSContext, a WorkflowContext or a Client")
     return ctx._runtime
 
 
-def _outside_workflow(ctx: AppContext, call: str) -> Runtime:
+def _outside_workflow(ctx: Connected, call: str) -> Runtime:
     if in_workflow_body(ctx):
         # As in the Go SDK: these write many rows and are not checkpointed operations.
         raise InvalidOptionError(
@@ -488,7 +493,7 @@ def _checked_name(name: object) -> str:
     return checked_name(name, "name")
 
 
-def _set_status(ctx: AppContext, name: str, status: ScheduleStatus, step_name: str) -> None:
+def _set_status(ctx: Connected, name: str, status: ScheduleStatus, step_name: str) -> None:
     runtime = _runtime_of(ctx)
     checked = _checked_name(name)
 
@@ -585,13 +590,15 @@ def _new_row(
         automatic_backfill=automatic_backfill,
         cron_timezone=cron.timezone,
         queue_name=queue,
-        application_name=runtime.app_name,
+        # A client without an application name leaves the schedule unclaimed.
+        application_name=runtime.owner_name,
     )
 
 
 def _owner_version(runtime: Runtime, row: ScheduleRow) -> str | None:
     # Like DBOS: the owner's newest version runs a tick, whichever process fired it.
-    return runtime.store.latest_version(row.application_name or runtime.app_name)
+    owner = row.application_name or runtime.owner_name
+    return None if owner is None else runtime.store.latest_version(owner)
 
 
 def _tick(
@@ -606,7 +613,7 @@ def _tick(
         queue_name=row.queue_name or INTERNAL_QUEUE,
         schedule_name=row.schedule_name,
         application_version=version,
-        application_name=row.application_name or runtime.app_name,
+        application_name=row.application_name or runtime.owner_name,
         now_ms=now_ms(),
     )
 

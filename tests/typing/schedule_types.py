@@ -81,3 +81,17 @@ def usage(ctx: dbos.DBOSContext) -> None:
     dbos.create_schedule(ctx, "n", nightly, "@hourly", timezone=5)  # type: ignore[arg-type]
     dbos.backfill_schedule(ctx, "n", "2026-01-01", start)  # type: ignore[arg-type]
     dbos.list_schedules(ctx, statuses=["ACTIVE"])  # type: ignore[list-item]
+
+
+def client_usage(client: dbos.Client) -> None:
+    assert_type(dbos.create_schedule(client, "n", "nightly", "@daily"), dbos.WorkflowSchedule)
+    assert_type(dbos.list_schedules(client), list[dbos.WorkflowSchedule])
+    assert_type(dbos.get_schedule(client, "n"), dbos.WorkflowSchedule)
+    assert_type(dbos.pause_schedule(client, "n"), None)
+    assert_type(dbos.resume_schedule(client, "n"), None)
+    assert_type(dbos.delete_schedule(client, "n"), None)
+    assert_type(dbos.trigger_schedule(client, "n"), dbos.WorkflowHandle[Any])
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    assert_type(dbos.backfill_schedule(client, "n", start, datetime.now(UTC)), list[str])
+    assert_type(dbos.apply_schedules(client, [dbos.ScheduleSpec("n", "nightly", "@daily")]), None)
+    dbos.create_schedule("postgresql://", "n", "nightly", "@daily")  # type: ignore[arg-type]
