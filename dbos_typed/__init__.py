@@ -36,6 +36,7 @@ from dbos_typed._management.aggregates import (
     get_step_aggregates,
     get_workflow_aggregates,
 )
+from dbos_typed._management.export import export_workflow, import_workflow
 from dbos_typed._management.listing import (
     StepInfo,
     get_workflow_steps,
@@ -123,6 +124,7 @@ from dbos_typed.errors import (
     WorkflowCancelled,
     WorkflowDeadlineExceededError,
     WorkflowError,
+    WorkflowExistsError,
     WorkflowFailedError,
     WorkflowInterruptedError,
 )
@@ -170,6 +172,7 @@ __all__ = [
     "WorkflowContext",
     "WorkflowDeadlineExceededError",
     "WorkflowError",
+    "WorkflowExistsError",
     "WorkflowFailedError",
     "WorkflowHandle",
     "WorkflowInterruptedError",
@@ -190,6 +193,7 @@ __all__ = [
     "deprecate_patch",
     "enqueue",
     "errors",
+    "export_workflow",
     "fork_workflow",
     "fork_workflows",
     "garbage_collect",
@@ -204,6 +208,7 @@ __all__ = [
     "get_workflow_id",
     "get_workflow_steps",
     "global_timeout",
+    "import_workflow",
     "list_application_versions",
     "list_queued_workflows",
     "list_queues",
