@@ -39,6 +39,7 @@ from dbos_typed._management.aggregates import (
     get_step_aggregates,
     get_workflow_aggregates,
 )
+from dbos_typed._management.export import export_workflow, import_workflow
 from dbos_typed._management.listing import (
     StepInfo,
     get_workflow_steps,
@@ -83,6 +84,7 @@ from dbos_typed._queues.queues import (
     new_workflow_queue,
     register_queue,
 )
+from dbos_typed._schedules.scheduled_input import ScheduledInput
 from dbos_typed._schedules.schedules import (
     ScheduleSpec,
     ScheduleStatus,
@@ -132,6 +134,7 @@ from dbos_typed.errors import (
     WorkflowCancelledError,
     WorkflowDeadlineExceededError,
     WorkflowError,
+    WorkflowExistsError,
     WorkflowFailedError,
     WorkflowInterruptedError,
 )
@@ -165,6 +168,7 @@ __all__ = [
     "ScheduleNotFoundError",
     "ScheduleSpec",
     "ScheduleStatus",
+    "ScheduledInput",
     "SerializationError",
     "StatusName",
     "StepAggregate",
@@ -179,6 +183,7 @@ __all__ = [
     "WorkflowContext",
     "WorkflowDeadlineExceededError",
     "WorkflowError",
+    "WorkflowExistsError",
     "WorkflowFailedError",
     "WorkflowHandle",
     "WorkflowInterruptedError",
@@ -199,6 +204,7 @@ __all__ = [
     "deprecate_patch",
     "enqueue",
     "errors",
+    "export_workflow",
     "fork_workflow",
     "fork_workflows",
     "garbage_collect",
@@ -213,6 +219,7 @@ __all__ = [
     "get_workflow_id",
     "get_workflow_steps",
     "global_timeout",
+    "import_workflow",
     "list_application_versions",
     "list_queued_workflows",
     "list_queues",

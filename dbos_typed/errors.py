@@ -14,6 +14,7 @@ DBOSError                               root of everything below; .code names th
 ├── WaitTimeoutError (TimeoutError)     a bounded wait ran out: .timeout
 ├── WorkflowError                       .workflow_id
 │   ├── NonExistentWorkflowError        no workflow has that ID
+│   ├── WorkflowExistsError             an imported workflow's ID is already taken
 │   ├── ConflictingWorkflowError        that ID belongs to another workflow function
 │   ├── NonDeterminismError             replay met a different step: .step_id, .expected, .recorded
 │   ├── AwaitedWorkflowCancelledError   the awaited workflow was cancelled
@@ -65,6 +66,7 @@ __all__ = [
     "WorkflowCancelledError",
     "WorkflowDeadlineExceededError",
     "WorkflowError",
+    "WorkflowExistsError",
     "WorkflowFailedError",
     "WorkflowInterruptedError",
 ]
@@ -208,6 +210,17 @@ class NonExistentWorkflowError(WorkflowError):
 
     def __init__(self, workflow_id: str) -> None:
         super().__init__(workflow_id, f"workflow {workflow_id!r} does not exist")
+
+
+class WorkflowExistsError(WorkflowError):
+    """A workflow being imported has an ID the system database already holds."""
+
+    code = "WorkflowExistsError"
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(
+            workflow_id, f"workflow {workflow_id!r} already exists here; nothing was imported"
+        )
 
 
 class ConflictingWorkflowError(WorkflowError):

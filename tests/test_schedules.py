@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 import dbos_typed as dbos
 from dbos_typed._schedules.cron import tick_workflow_id
@@ -43,6 +45,7 @@ def _fresh_runs() -> Iterator[None]:
     with _LOCK:
         RUNS.clear()
         TIMES.clear()
+        CONTEXTS.clear()
     yield
 
 
@@ -446,6 +449,108 @@ def test_trigger_schedule_typed_validates_the_result_as_the_type_given(
     assert when == TIMES[typed.workflow_id]
     with pytest.raises(dbos.ScheduleNotFoundError):
         dbos.trigger_schedule[datetime](outsider, "missing")
+
+
+class Region(BaseModel):
+    name: str
+    weight: int = 1
+
+
+CONTEXTS: dict[str, dbos.ScheduledInput[Region | None]] = {}
+
+
+def with_context(ctx: dbos.WorkflowContext, run: dbos.ScheduledInput[Region | None]) -> str:
+    with _LOCK:
+        CONTEXTS[dbos.get_workflow_id(ctx)] = run
+    return "none" if run.context is None else run.context.name
+
+
+def needs_region(ctx: dbos.WorkflowContext, run: dbos.ScheduledInput[Region]) -> str:
+    return run.context.name
+
+
+def test_each_run_receives_the_schedule_context(backend: Backend) -> None:
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, with_context)
+    ctx.launch()
+    created = dbos.create_schedule(
+        ctx, "regional", with_context, EVERY_SECOND, context=Region(name="eu", weight=3)
+    )
+    assert created.context == {"name": "eu", "weight": 3}
+    assert dbos.get_schedule(ctx, "regional").context == {"name": "eu", "weight": 3}
+    assert backend.query("SELECT context FROM {s}.workflow_schedules") == [
+        ('{"name":"eu","weight":3}',)
+    ]
+    wait_until(lambda: len(succeeded(backend, "regional")) >= 1, "a tick with a context")
+    tick_id = succeeded(backend, "regional")[0]
+    run = CONTEXTS[tick_id]
+    assert run.context == Region(name="eu", weight=3)
+    assert run.scheduled_time == tick_of("regional", tick_id)
+    # The tick is recorded as DBOS's Python SDK records one: two arguments, time and context.
+    [(inputs,)] = backend.query(
+        "SELECT inputs FROM {s}.workflow_input WHERE workflow_uuid = %s", tick_id
+    )
+    assert json.loads(str(inputs))["positionalArgs"][1] == {"name": "eu", "weight": 3}
+    # A trigger carries it too.
+    triggered = dbos.trigger_schedule(ctx, "regional")
+    assert triggered.get_result(timeout=timedelta(seconds=10)) == "eu"
+    dbos.pause_schedule(ctx, "regional")
+
+
+def test_a_context_workflow_scheduled_without_context_gets_none(backend: Backend) -> None:
+    ctx = backend.context_with(with_context)
+    ctx.launch()
+    created = dbos.create_schedule(ctx, "plain", with_context, "@yearly")
+    assert created.context is None
+    handle = dbos.trigger_schedule(ctx, "plain")
+    assert handle.get_result(timeout=timedelta(seconds=10)) == "none"
+    assert CONTEXTS[handle.workflow_id].context is None
+
+
+def test_context_apply_and_redefinition(backend: Backend) -> None:
+    ctx = backend.context_with(with_context)
+    ctx.launch()
+    dbos.apply_schedules(
+        ctx, [dbos.ScheduleSpec("applied", with_context, "@yearly", context={"name": "us"})]
+    )
+    assert dbos.get_schedule(ctx, "applied").context == {"name": "us"}
+    assert dbos.trigger_schedule(ctx, "applied").get_result(timeout=timedelta(seconds=10)) == "us"
+    dbos.apply_schedules(
+        ctx, [dbos.ScheduleSpec("applied", with_context, "@yearly", context={"name": "ap"})]
+    )
+    assert dbos.get_schedule(ctx, "applied").context == {"name": "ap"}
+    assert dbos.trigger_schedule(ctx, "applied").get_result(timeout=timedelta(seconds=10)) == "ap"
+
+
+def test_bad_contexts_are_refused_and_nothing_is_stored(backend: Backend) -> None:
+    ctx = backend.context_with(tick_recorder, needs_region)
+    with pytest.raises(dbos.InvalidOptionError, match=r"context.*ScheduledInput"):
+        dbos.create_schedule(ctx, "a", tick_recorder, "@daily", context={"x": 1})
+    with pytest.raises(dbos.InvalidOptionError, match=r"context.*needs_region"):
+        dbos.create_schedule(ctx, "b", needs_region, "@daily", context={"wrong": 1})
+    with pytest.raises(dbos.InvalidOptionError, match=r"context.*needs_region"):
+        dbos.create_schedule(ctx, "c", needs_region, "@daily")  # None is no Region
+    with pytest.raises(dbos.InvalidOptionError, match="context"):
+        dbos.create_schedule(ctx, "d", "by_name", "@daily", context=float("nan"))
+    with pytest.raises(dbos.InvalidOptionError, match="context"):
+        dbos.apply_schedules(
+            ctx, [dbos.ScheduleSpec("e", needs_region, "@daily", context={"wrong": 1})]
+        )
+    assert dbos.list_schedules(ctx) == []
+
+
+def test_a_context_written_by_another_sdk_is_read_back(backend: Backend) -> None:
+    ctx = backend.context_with(with_context)
+    ctx.launch()
+    dbos.create_schedule(ctx, "theirs", with_context, "@yearly")
+    # DBOS's portable serializer writes JSON: runs receive it.
+    backend.query("UPDATE {s}.workflow_schedules SET context = %s", '{"name": "py"}')
+    assert dbos.get_schedule(ctx, "theirs").context == {"name": "py"}
+    assert dbos.trigger_schedule(ctx, "theirs").get_result(timeout=timedelta(seconds=10)) == "py"
+    # Its default serializer pickles: the text is shown as it is; runs get no context.
+    backend.query("UPDATE {s}.workflow_schedules SET context = %s", "gASVBAAAAAAAAACMAXiULg==")
+    assert dbos.get_schedule(ctx, "theirs").context == "gASVBAAAAAAAAACMAXiULg=="
+    assert dbos.trigger_schedule(ctx, "theirs").get_result(timeout=timedelta(seconds=10)) == "none"
 
 
 def test_automatic_backfill_after_downtime(backend: Backend) -> None:

@@ -4,7 +4,9 @@ A client only talks to the system database: it runs no workflows and no queue ru
 never creates or migrates the schema. Every call that only reads or steers workflows
 through the database accepts a client wherever it accepts a context: `retrieve_workflow`,
 `send`, `get_event`, `read_stream`, `list_workflows`, `get_workflow_steps`,
-`cancel_workflow`, `resume_workflow`, `fork_workflow`, `register_queue` and the rest.
+`cancel_workflow`, `resume_workflow`, `fork_workflow`, `register_queue`, the schedule
+calls (`create_schedule` by workflow name, `list_schedules`, `trigger_schedule`, ...) and the
+rest.
 `enqueue[R]` is the client's way to start a workflow, by its registered name, and
 `debounce[R]` its way to debounce one.
 """

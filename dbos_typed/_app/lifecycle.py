@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import time
 from concurrent.futures import wait
 
@@ -20,8 +19,6 @@ from dbos_typed._sysdb._listener import Listener, Notifier
 from dbos_typed._sysdb._postgres import PostgresStore
 from dbos_typed._sysdb._store import SystemStore
 from dbos_typed.errors import InitializationError, InvalidOptionError
-
-logger = logging.getLogger("dbos_typed")
 
 
 def new_context(config: Config) -> DBOSContext:
@@ -117,6 +114,15 @@ def open_store(config: Config, *, create_database: bool) -> SystemStore:
     With `create_database`, a Postgres database that does not exist is created; without
     it, a missing one is an `InitializationError`.
     """
+    if config.system_database_pool is not None:
+        # The caller's pool wins over a URL, as Go's SystemDBPool does.
+        return PostgresStore(
+            "",
+            schema=config.database_schema,
+            application_name=config.app_name,
+            connect_timeout=config.connect_timeout.total_seconds(),
+            pool=config.system_database_pool,
+        )
     target = parse_database_url(config.database_url or default_sqlite_url(config.app_name))
     if target.backend == "postgres":
         return PostgresStore(
@@ -140,7 +146,7 @@ def _register_version(runtime: Runtime) -> None:
             digest.update(b"\0")
         runtime.application_version = digest.hexdigest()[:32]
     runtime.store.register_version(runtime.app_name, runtime.application_version, now_ms())
-    logger.info(
+    runtime.logger.info(
         "launched %r as executor %r, application version %s",
         runtime.app_name,
         runtime.executor_id,
@@ -181,7 +187,7 @@ def _recover(runtime: Runtime) -> None:
         launched_ms=runtime.created_ms,
     )
     if recovered:
-        logger.info("recovering %d pending workflow(s)", len(recovered))
+        runtime.logger.info("recovering %d pending workflow(s)", len(recovered))
         runtime.announce_work()
     for version, count, example in runtime.store.stranded_versions(
         executor_id=runtime.executor_id,
@@ -189,7 +195,7 @@ def _recover(runtime: Runtime) -> None:
         application_name=runtime.app_name,
     ):
         # Never silently stranded: say what waits for whom, and how to take it over.
-        logger.warning(
+        runtime.logger.warning(
             "%d PENDING workflow(s) of executor %r run application version %r (for example "
             "%r), but this process runs version %r and will not recover them. Launch that "
             "version, or take them over with dbos_typed.recover_pending_workflows(ctx, "
@@ -213,7 +219,7 @@ def _stop_workflows(runtime: Runtime, timeout: float) -> None:
         [e.future for e in executions], timeout=max(0.0, deadline - time.monotonic())
     )
     if unfinished:
-        logger.warning(
+        runtime.logger.warning(
             "%d workflow(s) still running at shutdown; they will be recovered at the next launch",
             len(unfinished),
         )

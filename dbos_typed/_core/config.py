@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 import psycopg
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool
 
 from dbos_typed._core.validate import LONGEST_WAIT, optional_name, storable_text
 from dbos_typed.errors import InvalidOptionError
@@ -80,6 +82,13 @@ class Config:
             not restart to recover them, whose queue slots are then free again. None (the
             default, as in DBOS) leaves them until their executor restarts. Set the same
             value on every executor of the application.
+        system_database_pool: A `psycopg_pool.ConnectionPool` of your own for the Postgres
+            system database (Go's `SystemDBPool`), used instead of one built from
+            `database_url` (it wins over the URL, which may then be None). Its connections
+            must be autocommit with the default tuple rows; it must be open. The library
+            never closes it: shutting down leaves it to you. Not for SQLite.
+        logger: The `logging.Logger` everything the context logs goes to, instead of the
+            `dbos_typed` logger.
     """
 
     app_name: str
@@ -101,6 +110,8 @@ class Config:
     instrumentation: bool = True
     # Kept out of the repr, so a logged config does not carry the secret.
     admin_token: str | None = field(default=None, repr=False)
+    system_database_pool: ConnectionPool[Any] | None = field(default=None, repr=False)
+    logger: logging.Logger | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.app_name, str) or not self.app_name.strip():
@@ -108,6 +119,7 @@ class Config:
         storable_text(self.app_name, "app_name")
         if self.database_url is not None:
             parse_database_url(self.database_url)
+        self._check_pool_and_logger()
         if not isinstance(self.database_schema, str) or not self.database_schema:
             raise InvalidOptionError("database_schema", "expected a non-empty string")
         storable_text(self.database_schema, "database_schema")
@@ -141,6 +153,24 @@ class Config:
                 raise InvalidOptionError(
                     name, f"expected None or an OpenTelemetry provider (with {method}())"
                 )
+
+    def _check_pool_and_logger(self) -> None:
+        pool = self.system_database_pool
+        if pool is not None:
+            if not isinstance(pool, ConnectionPool):
+                raise InvalidOptionError(
+                    "system_database_pool", "expected a psycopg_pool.ConnectionPool"
+                )
+            if (
+                self.database_url is not None
+                and parse_database_url(self.database_url).backend != "postgres"
+            ):
+                raise InvalidOptionError(
+                    "system_database_pool",
+                    "a pool is for a Postgres system database, but database_url is SQLite",
+                )
+        if self.logger is not None and not isinstance(self.logger, logging.Logger):
+            raise InvalidOptionError("logger", "expected a logging.Logger")
 
     def _check_admin_settings(self) -> None:
         # Whether the host is a loopback one is known only once it resolves, at launch.

@@ -10,7 +10,6 @@ inside one are type errors, not runtime surprises.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -27,8 +26,6 @@ if TYPE_CHECKING:
     from dbos_typed._core.identity import Identity
     from dbos_typed._core.registry import WorkflowSpec
     from dbos_typed._core.telemetry import WorkflowRun
-
-logger = logging.getLogger("dbos_typed")
 
 
 class Connected:
@@ -136,7 +133,7 @@ class DBOSContext(AppContext):
             try:
                 stop(timeout.total_seconds())
             except Exception:
-                logger.exception("error during shutdown")
+                self._runtime.logger.exception("error during shutdown")
 
     def __enter__(self) -> DBOSContext:
         return self

@@ -7,7 +7,6 @@ Both paths end here: a direct start (`_workflow._start`) and a claim by the queu
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 from dbos_typed._core.context import WorkflowContext, WorkflowState
@@ -26,8 +25,6 @@ from dbos_typed.errors import (
     WorkflowFailedError,
     WorkflowInterruptedError,
 )
-
-logger = logging.getLogger("dbos_typed")
 
 
 def launch_execution(
@@ -111,7 +108,7 @@ def _execute(
         # A test asked for this crash: its waiters get the crash itself, so the test can
         # tell it from a real interruption.
         outcome = ("error", crash)
-        logger.info("%s", crash, extra=log_fields(workflow_id))
+        runtime.logger.info("%s", crash, extra=log_fields(workflow_id))
     except BaseException as exc:
         # As a crash would, this leaves the workflow PENDING for recovery; unlike a crash,
         # whoever waits on this run is told now rather than waiting for an outcome that
@@ -119,7 +116,7 @@ def _execute(
         stopped = WorkflowInterruptedError(workflow_id, _reason(exc))
         stopped.__cause__ = exc
         outcome = ("error", stopped)
-        logger.error("%s", stopped, exc_info=exc, extra=log_fields(workflow_id))
+        runtime.logger.error("%s", stopped, exc_info=exc, extra=log_fields(workflow_id))
     finally:
         # Leave the table first: a waiter that no longer finds the run reads the database,
         # where the outcome already is.
@@ -206,7 +203,7 @@ def execute_claimed(runtime: Runtime, claimed: ClaimedWorkflow) -> Execution | N
     spec = runtime.registry.by_name(claimed.name)
     workflow_id = claimed.workflow_id
     if spec is None:
-        logger.warning(
+        runtime.logger.warning(
             "workflow %r is named %r, which is not registered in this process; it stays PENDING",
             workflow_id,
             claimed.name,
@@ -215,7 +212,7 @@ def execute_claimed(runtime: Runtime, claimed: ClaimedWorkflow) -> Execution | N
         return None
     limit = spec.max_recovery_attempts
     if limit is not None and claimed.recovery_attempts > limit + 1:
-        logger.warning(
+        runtime.logger.warning(
             "workflow %r exceeded %d recovery attempts and moves to the dead-letter queue",
             workflow_id,
             limit,

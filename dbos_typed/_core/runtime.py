@@ -19,7 +19,7 @@ from typing import Any
 from dbos_typed._core.config import Config
 from dbos_typed._core.crash import Crashes
 from dbos_typed._core.registry import Registry
-from dbos_typed._core.telemetry import Telemetry
+from dbos_typed._core.telemetry import Telemetry, install_log_fields
 from dbos_typed._core.validate import single_wait
 from dbos_typed._sysdb._listener import (
     QUEUE_SETTINGS_CHANNEL,
@@ -54,8 +54,9 @@ class WorkerPool:
     by the next process.
     """
 
-    def __init__(self, name: str, max_threads: int) -> None:
+    def __init__(self, name: str, max_threads: int, log: logging.Logger | None = None) -> None:
         self._name = name
+        self._log = log or logger
         self._max_threads = max_threads
         self._tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._idle = 0
@@ -85,7 +86,7 @@ class WorkerPool:
                 thread.start()
             else:
                 if self._waiting == 0:
-                    logger.warning(
+                    self._log.warning(
                         "all %d workflow threads are busy; new workflows wait for one to "
                         "come free (Config.max_workflow_threads)",
                         self._max_threads,
@@ -116,12 +117,11 @@ class WorkerPool:
                 else:
                     self._idle += 1
 
-    @staticmethod
-    def _run(task: Callable[[], None]) -> None:
+    def _run(self, task: Callable[[], None]) -> None:
         try:
             task()
         except BaseException:  # a task must never kill the worker silently
-            logger.exception("unexpected error in a workflow thread")
+            self._log.exception("unexpected error in a workflow thread")
 
     def stop(self) -> None:
         """Let idle threads exit; busy ones finish their task first.
@@ -139,7 +139,8 @@ class WorkerPool:
 class DeadlineWatcher:
     """One thread that fires callbacks when workflow deadlines pass."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: logging.Logger | None = None) -> None:
+        self._log = log or logger
         self._heap: list[tuple[int, int, Callable[[], None]]] = []
         self._counter = 0
         self._cond = threading.Condition()
@@ -170,7 +171,7 @@ class DeadlineWatcher:
             try:
                 callback()
             except Exception:
-                logger.exception("error while enforcing a workflow deadline")
+                self._log.exception("error while enforcing a workflow deadline")
 
     def stop(self) -> None:
         """Stop firing."""
@@ -230,8 +231,13 @@ class Runtime:
         # The application_name written on new rows; a nameless client writes NULL.
         self.owner_name: str | None = config.app_name
         self.application_version: str = config.pinned_application_version() or ""
-        self.workers = WorkerPool(f"dbos-{config.app_name}"[:40], config.max_workflow_threads)
-        self.deadlines = DeadlineWatcher()
+        # Everything this context logs goes here (Config.logger, else the dbos_typed logger).
+        self.logger = config.logger or logger
+        install_log_fields(self.logger)
+        self.workers = WorkerPool(
+            f"dbos-{config.app_name}"[:40], config.max_workflow_threads, self.logger
+        )
+        self.deadlines = DeadlineWatcher(self.logger)
         self.telemetry = Telemetry(
             config.tracer_provider, config.meter_provider, config.instrumentation
         )

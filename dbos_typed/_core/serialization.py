@@ -427,6 +427,8 @@ def decode_inputs(codec: Codec[Any] | None, text: str | None) -> Any:
         return None
     if text is None:
         raise SerializationError("the workflow has no recorded input")
+    if getattr(codec.tp, READS_ALL_ARGUMENTS, False):
+        return _decode_all_arguments(codec, text)
     try:
         envelope = _envelope_adapter(codec.tp).validate_json(text)
     except pydantic.ValidationError as exc:
@@ -437,6 +439,20 @@ def decode_inputs(codec: Codec[Any] | None, text: str | None) -> Any:
     if len(values) != 1:
         raise SerializationError(f"expected exactly one recorded input argument, got {len(values)}")
     return values[0]
+
+
+#: A type with this class attribute set reads a call of several arguments (as another SDK
+#: records one) as one value: a sole argument as itself, several as the list of them.
+READS_ALL_ARGUMENTS = "__dbos_reads_all_arguments__"
+
+
+def _decode_all_arguments(codec: Codec[Any], text: str) -> Any:
+    try:
+        envelope = _envelope_adapter(Any).validate_json(text)
+    except pydantic.ValidationError as exc:
+        raise SerializationError(f"the recorded input is not an input envelope: {exc}") from exc
+    values = list(envelope.get("positionalArgs", [])) + list(envelope.get("namedArgs", {}).values())
+    return codec.decode(json.dumps(values[0] if len(values) == 1 else values))
 
 
 _ANY = Codec[Any](Any)

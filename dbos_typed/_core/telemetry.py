@@ -593,10 +593,10 @@ def log_fields(workflow_id: str, **fields: Any) -> dict[str, Any]:
     return {"workflow_id": workflow_id, **fields}
 
 
-def install_log_fields() -> None:
-    """Put the workflow fields on every record of the `dbos_typed` logger (once)."""
-    if not any(isinstance(f, _WorkflowFields) for f in logger.filters):
-        logger.addFilter(_WorkflowFields())
+def install_log_fields(target: logging.Logger = logger) -> None:
+    """Put the workflow fields on every record of a logger (`dbos_typed`'s by default; once)."""
+    if not any(isinstance(f, _WorkflowFields) for f in target.filters):
+        target.addFilter(_WorkflowFields())
 
 
 install_log_fields()

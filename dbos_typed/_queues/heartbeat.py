@@ -12,13 +12,10 @@ timeout, or one without heartbeats would see its long-running workflows taken ov
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import Counter
 
 from dbos_typed._core.runtime import Runtime, now_ms
-
-logger = logging.getLogger("dbos_typed")
 
 
 class Heartbeat:
@@ -50,7 +47,7 @@ class Heartbeat:
             except Exception:
                 if self._stop.is_set():
                     return
-                logger.exception("a heartbeat failed; the next one retries")
+                self._runtime.logger.exception("a heartbeat failed; the next one retries")
 
     def beat(self) -> list[str]:
         """Touch what runs here and take over what has gone silent; returns those taken."""
@@ -71,7 +68,7 @@ class Heartbeat:
         )
         if taken:
             for executor, count in sorted(Counter(e or "?" for _, e in taken).items()):
-                logger.warning(
+                self._runtime.logger.warning(
                     "took over %d workflow(s) of executor %r, silent for over %s",
                     count,
                     executor,

@@ -7,7 +7,6 @@ sees the same settings. The queue runner (`_queue_runner`) does the dequeuing.
 from __future__ import annotations
 
 import functools
-import logging
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,8 +18,6 @@ from dbos_typed._core.runtime import Runtime, now_ms
 from dbos_typed._core.validate import checked_name
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE, QueueRow
 from dbos_typed.errors import InvalidOptionError, RegistrationError
-
-logger = logging.getLogger("dbos_typed")
 
 _MAX_INT4 = 2**31 - 1
 
@@ -217,7 +214,7 @@ def apply_deferred_queues(runtime: Runtime) -> None:
         return
     latest = runtime.store.latest_version(runtime.app_name)
     if latest is not None and latest != runtime.application_version:
-        logger.info(
+        runtime.logger.info(
             "kept the stored settings of queue(s) %s: application version %r is the latest, not %r",
             ", ".join(sorted(deferred)),
             latest,
@@ -227,7 +224,7 @@ def apply_deferred_queues(runtime: Runtime) -> None:
     for name, row in deferred.items():
         stored = runtime.store.upsert_queue(row, now_ms())
         if stored is None:
-            logger.warning("queue %r now belongs to another application; not updated", name)
+            runtime.logger.warning("queue %r now belongs to another application; not updated", name)
             continue
         runtime.queues[name] = stored
 

@@ -26,15 +26,12 @@ and its remaining workflows wait for a queue of that name to be declared again.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 
 from dbos_typed._core.execution import execute_claimed
 from dbos_typed._core.runtime import Execution, Runtime, now_ms
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE, ClaimedWorkflow, ClaimRequest, QueueRow
-
-logger = logging.getLogger("dbos_typed")
 
 _BATCH = 100
 _DEFAULT_POLL_SECONDS = 1.0
@@ -92,7 +89,9 @@ class QueueRunner:
             except Exception:
                 if self._stop.is_set():
                     return
-                logger.exception("the queue runner failed; retrying in %.0fs", backoff)
+                self._runtime.logger.exception(
+                    "the queue runner failed; retrying in %.0fs", backoff
+                )
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
                 continue
@@ -228,7 +227,7 @@ class QueueRunner:
             if (queue_name, name) in self._unclaimable_reported:
                 continue
             self._unclaimable_reported.add((queue_name, name))
-            logger.warning(
+            self._runtime.logger.warning(
                 "queue %r has held %d workflow(s) named %r for over a minute; this process "
                 "has not registered that name, and no executor that has took them",
                 queue_name,
@@ -250,7 +249,7 @@ class QueueRunner:
             execution = execute_claimed(self._runtime, workflow)
         except Exception:
             # Never leave a claimed workflow PENDING with nobody running it.
-            logger.exception(
+            self._runtime.logger.exception(
                 "could not start queued workflow %r; it goes back on its queue", workflow_id
             )
             self._runtime.store.requeue_claimed(workflow_id, now_ms())

@@ -8,7 +8,6 @@ to match, so changes made by other processes take effect without a restart.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -25,8 +24,6 @@ from dbos_typed._schedules.schedules import (
 )
 from dbos_typed._sysdb._rows import ScheduleRow
 from dbos_typed.errors import DBOSError, InitializationError
-
-logger = logging.getLogger("dbos_typed")
 
 # A scheduler that fell further behind than this many ticks of one schedule (a suspended
 # laptop, a clock jump) skips ahead to now; `automatic_backfill` is the way to get them.
@@ -96,7 +93,7 @@ class Scheduler:
             except Exception:
                 if self._stop.is_set():
                     return
-                logger.exception("the scheduler failed; retrying")
+                self._runtime.logger.exception("the scheduler failed; retrying")
                 self._stop.wait(_ERROR_PAUSE_SECONDS)
                 continue
             wait = next_reconcile - time.monotonic()
@@ -113,7 +110,7 @@ class Scheduler:
             row = rows.get(name)
             if row is None or row.status != ScheduleStatus.ACTIVE:
                 del self._installed[name]
-                logger.info("schedule %r stopped", name)
+                self._runtime.logger.info("schedule %r stopped", name)
         for name, row in rows.items():
             if row.status != ScheduleStatus.ACTIVE:
                 continue
@@ -129,14 +126,16 @@ class Scheduler:
             signature = _signature(row)
             if signature not in self._refused:
                 self._refused.add(signature)
-                logger.error("schedule %r cannot run here: %s", row.schedule_name, exc)
+                self._runtime.logger.error(
+                    "schedule %r cannot run here: %s", row.schedule_name, exc
+                )
             return
         now = datetime.now(UTC)
         first = cron.next_after(now)
         if not restart:
             self._backfill(row, first)
         self._installed[row.schedule_name] = _Installed(row, cron, first)
-        logger.info(
+        self._runtime.logger.info(
             "schedule %r %s; next tick %s",
             row.schedule_name,
             "redefined" if restart else "started",
@@ -156,10 +155,14 @@ class Scheduler:
             ticks = ticks_in(row, last, first)
             created = enqueue_ticks(self._runtime, row, ticks, only_if_active=True)
         except DBOSError as exc:
-            logger.error("automatic backfill of schedule %r failed: %s", row.schedule_name, exc)
+            self._runtime.logger.error(
+                "automatic backfill of schedule %r failed: %s", row.schedule_name, exc
+            )
             return
         if created:
-            logger.info("schedule %r: enqueued %d missed tick(s)", row.schedule_name, len(created))
+            self._runtime.logger.info(
+                "schedule %r: enqueued %d missed tick(s)", row.schedule_name, len(created)
+            )
 
     def _fire_due(self) -> None:
         now = datetime.now(UTC)
@@ -174,7 +177,7 @@ class Scheduler:
             if not due:
                 continue
             if tick <= now:
-                logger.warning(
+                self._runtime.logger.warning(
                     "schedule %r is more than %d ticks behind; skipping to now",
                     name,
                     _MAX_CATCH_UP,
@@ -188,4 +191,6 @@ class Scheduler:
             except Exception:
                 if self._stop.is_set():
                     return
-                logger.exception("schedule %r could not enqueue tick(s) %s", name, due)
+                self._runtime.logger.exception(
+                    "schedule %r could not enqueue tick(s) %s", name, due
+                )

@@ -5,6 +5,9 @@ starts, a cron expression, a time zone and a queue. Every launched process of th
 application runs the schedules (`_scheduler`); each tick becomes one ENQUEUED workflow whose
 ID, `sched-<schedule>-<tick time>`, is the same in every process, so a tick runs once no
 matter how many processes fire it.
+
+Every call here also accepts a `Client`: a schedule made from a client names its workflow by
+its recorded name, and the application that registers that name runs the ticks.
 """
 
 from __future__ import annotations
@@ -20,12 +23,12 @@ from typing import Any, Protocol, TypeVar, overload
 
 from pydantic import TypeAdapter
 
-from dbos_typed._core.context import AppContext, WorkflowContext
+from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.durable import checkpointed, in_workflow_body
 from dbos_typed._core.handle import WorkflowHandle, handle_to
 from dbos_typed._core.registry import describe
 from dbos_typed._core.runtime import Runtime, now_ms
-from dbos_typed._core.serialization import Codec, TypedCall, codec_for, encode_inputs
+from dbos_typed._core.serialization import Codec, TypedCall, codec_for, encode_any, encode_inputs
 from dbos_typed._core.validate import checked_name, optional_name
 from dbos_typed._schedules.cron import (
     CronSchedule,
@@ -34,8 +37,13 @@ from dbos_typed._schedules.cron import (
     tick_workflow_id,
     trigger_workflow_id,
 )
+from dbos_typed._schedules.scheduled_input import (
+    ScheduledInput,
+    is_schedulable,
+    is_scheduled_input,
+)
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE, ScheduledTick, ScheduleRow
-from dbos_typed.errors import InvalidOptionError, ScheduleNotFoundError
+from dbos_typed.errors import InvalidOptionError, ScheduleNotFoundError, SerializationError
 
 R = TypeVar("R")
 
@@ -63,8 +71,8 @@ class WorkflowSchedule:
         workflow_class_name: The class of that workflow, for schedules made by other SDKs.
         schedule: The cron expression.
         status: ACTIVE or PAUSED.
-        context: The schedule's context value, for schedules made by other SDKs (None for
-            dbos_typed's own).
+        context: The schedule's context value as plain JSON data (None when it has none);
+            the stored text itself when another SDK wrote something that is not JSON.
         last_fired_at: The newest tick the scheduler enqueued, if any.
         automatic_backfill: Whether ticks missed while no process ran are enqueued at
             the next start.
@@ -87,7 +95,10 @@ class WorkflowSchedule:
     application_name: str | None
 
 
-ScheduledWorkflow = Callable[[WorkflowContext, datetime], object]
+ScheduledWorkflow = (
+    Callable[[WorkflowContext, datetime], object]
+    | Callable[[WorkflowContext, ScheduledInput[Any]], object]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +107,14 @@ class ScheduleSpec:
 
     Attributes:
         name: The schedule's unique name.
-        workflow: A registered workflow taking a `datetime`, or a workflow's recorded name.
+        workflow: A registered workflow taking a `datetime` or a `ScheduledInput[C]`, or a
+            workflow's recorded name.
         schedule: The cron expression (six fields with seconds, five without, or a
             descriptor such as `@daily`).
         timezone: The IANA time zone the expression is read in; None for UTC.
         queue: The queue ticks go on; None for the internal queue.
         automatic_backfill: Enqueue ticks missed while no process ran, at the next start.
+        context: A JSON-serializable value each run receives (see `create_schedule`).
     """
 
     name: str
@@ -110,10 +123,11 @@ class ScheduleSpec:
     timezone: str | None = None
     queue: str | None = None
     automatic_backfill: bool = False
+    context: object = None
 
 
 def create_schedule(
-    ctx: AppContext,
+    ctx: Connected,
     name: str,
     workflow: ScheduledWorkflow | str,
     schedule: str,
@@ -121,12 +135,14 @@ def create_schedule(
     timezone: str | None = None,
     queue: str | None = None,
     automatic_backfill: bool = False,
+    context: object = None,
 ) -> WorkflowSchedule:
     """Create an ACTIVE schedule that starts `workflow` on every tick of `schedule`.
 
     The workflow may be given as a registered function or by its recorded name; a name
     need not be registered in this process, only in the processes that run the queue.
-    Each tick enqueues the workflow with the tick's time as its input.
+    Each tick enqueues the workflow with the tick's time as its input; with a `context`,
+    with a `ScheduledInput` holding the time and the context.
 
     Durability: the schedule is a database row, so it outlives this process and every
     launched process of the application fires it (processes other than this one notice
@@ -136,27 +152,32 @@ def create_schedule(
     schedule, and a retry after a crash accepts the identical schedule it created.
 
     Args:
-        ctx: A context (it need not be launched).
+        ctx: A context (it need not be launched), or a `Client`.
         name: The schedule's unique name.
-        workflow: A registered workflow `(ctx, scheduled_time: datetime) -> R`, or the
-            recorded name of one.
+        workflow: A registered workflow `(ctx, scheduled_time: datetime) -> R` or
+            `(ctx, run: ScheduledInput[C]) -> R`, or the recorded name of one.
         schedule: A cron expression: six fields with seconds (`"*/5 * * * * *"`), five
             without (`"0 9 * * 1-5"`), or a descriptor such as `"@hourly"`.
         timezone: The IANA time zone the expression is read in; UTC by default.
         queue: The queue ticks go on; the internal queue by default.
         automatic_backfill: After a time when no process ran, enqueue the ticks missed
             since the last one fired.
+        context: A value every run receives as `ScheduledInput.context`, stored as JSON
+            (pydantic-serialized, like other values) in the schedule's `context` column.
+            A workflow registered here must then take a `ScheduledInput[C]`, and the value
+            must validate as `C`.
 
     Returns:
         The new schedule.
 
     Raises:
-        InvalidOptionError: an invalid expression, time zone, name or workflow, or a
-            schedule named `name` already exists.
+        InvalidOptionError: an invalid expression, time zone, name, workflow or context, or
+            a schedule named `name` already exists.
     """
     runtime = _runtime_of(ctx)
     row = _row_for(
-        runtime, ScheduleSpec(name, workflow, schedule, timezone, queue, automatic_backfill)
+        runtime,
+        ScheduleSpec(name, workflow, schedule, timezone, queue, automatic_backfill, context),
     )
     durable = in_workflow_body(ctx)
 
@@ -173,7 +194,7 @@ def create_schedule(
     return checkpointed(ctx, "DBOS.createSchedule", create, _SCHEDULE_CODEC)
 
 
-def apply_schedules(ctx: AppContext, specs: Sequence[ScheduleSpec]) -> None:
+def apply_schedules(ctx: Connected, specs: Sequence[ScheduleSpec]) -> None:
     """Create or redefine several schedules at once, by name.
 
     Every spec is validated before anything is written; then all are written in one
@@ -206,7 +227,7 @@ def apply_schedules(ctx: AppContext, specs: Sequence[ScheduleSpec]) -> None:
     runtime.schedule_wakeup.set()
 
 
-def get_schedule(ctx: AppContext, name: str) -> WorkflowSchedule:
+def get_schedule(ctx: Connected, name: str) -> WorkflowSchedule:
     """The schedule named `name`.
 
     In a workflow the read is a checkpointed step (`DBOS.getSchedule`), so replay sees the
@@ -228,7 +249,7 @@ def get_schedule(ctx: AppContext, name: str) -> WorkflowSchedule:
 
 
 def list_schedules(
-    ctx: AppContext,
+    ctx: Connected,
     *,
     statuses: Collection[ScheduleStatus] | None = None,
     workflow_names: Collection[str] | None = None,
@@ -236,10 +257,12 @@ def list_schedules(
 ) -> list[WorkflowSchedule]:
     """The application's schedules (and unclaimed ones), by name, optionally filtered.
 
+    From a `Client` without an application name: every schedule in the database.
+
     In a workflow the read is a checkpointed step (`DBOS.listSchedules`).
 
     Args:
-        ctx: A context.
+        ctx: A context, or a `Client`.
         statuses: Only schedules with one of these statuses.
         workflow_names: Only schedules starting one of these workflows.
         name_prefix: Only schedules whose name starts with this.
@@ -251,7 +274,7 @@ def list_schedules(
     def list_() -> list[WorkflowSchedule]:
         return [
             schedule
-            for schedule in map(_public, runtime.store.list_schedules(runtime.app_name))
+            for schedule in map(_public, runtime.store.list_schedules(runtime.owner_name))
             if (wanted is None or schedule.status in wanted)
             and (names is None or schedule.workflow_name in names)
             and (name_prefix is None or schedule.schedule_name.startswith(name_prefix))
@@ -260,7 +283,7 @@ def list_schedules(
     return checkpointed(ctx, "DBOS.listSchedules", list_, _SCHEDULES_CODEC)
 
 
-def pause_schedule(ctx: AppContext, name: str) -> None:
+def pause_schedule(ctx: Connected, name: str) -> None:
     """Stop a schedule from firing until it is resumed.
 
     Durability: the status is stored, so the schedule stays paused across restarts and
@@ -274,7 +297,7 @@ def pause_schedule(ctx: AppContext, name: str) -> None:
     _set_status(ctx, name, ScheduleStatus.PAUSED, "DBOS.pauseSchedule")
 
 
-def resume_schedule(ctx: AppContext, name: str) -> None:
+def resume_schedule(ctx: Connected, name: str) -> None:
     """Let a paused schedule fire again, from its next tick.
 
     Durability: stored like `pause_schedule`. `last_fired_at` is cleared, so automatic
@@ -287,7 +310,7 @@ def resume_schedule(ctx: AppContext, name: str) -> None:
     _set_status(ctx, name, ScheduleStatus.ACTIVE, "DBOS.resumeSchedule")
 
 
-def delete_schedule(ctx: AppContext, name: str) -> None:
+def delete_schedule(ctx: Connected, name: str) -> None:
     """Delete a schedule; deleting one that does not exist does nothing.
 
     Durability: the row is deleted; no process enqueues another tick of it. Workflows
@@ -304,7 +327,7 @@ def delete_schedule(ctx: AppContext, name: str) -> None:
     checkpointed(ctx, "DBOS.deleteSchedule", delete, _NONE_CODEC)
 
 
-def backfill_schedule(ctx: AppContext, name: str, start: datetime, end: datetime) -> list[str]:
+def backfill_schedule(ctx: Connected, name: str, start: datetime, end: datetime) -> list[str]:
     """Enqueue every tick of a schedule strictly between `start` and `end`.
 
     Ticks that already have a workflow (fired, or backfilled before) are left alone, so
@@ -314,7 +337,7 @@ def backfill_schedule(ctx: AppContext, name: str, start: datetime, end: datetime
     the scheduler gives them, so a backfill and a live tick never both run.
 
     Args:
-        ctx: A context.
+        ctx: A context, or a `Client`.
         name: The schedule.
         start: Exclusive start; must carry a time zone.
         end: Exclusive end; must carry a time zone.
@@ -339,7 +362,7 @@ def backfill_schedule(ctx: AppContext, name: str, start: datetime, end: datetime
 
 
 def _trigger_schedule(
-    ctx: AppContext, name: str, *, codec: Codec[Any] | None = None
+    ctx: Connected, name: str, *, codec: Codec[Any] | None = None
 ) -> WorkflowHandle[Any]:
     runtime = _outside_workflow(ctx, "trigger_schedule")
     row = runtime.store.get_schedule(_checked_name(name))
@@ -361,7 +384,7 @@ def _trigger_schedule(
 class TriggerSchedule(Protocol[R]):
     """The signature of `trigger_schedule[R]`."""
 
-    def __call__(self, ctx: AppContext, name: str) -> WorkflowHandle[R]:
+    def __call__(self, ctx: Connected, name: str) -> WorkflowHandle[R]:
         """Trigger a schedule; its run's handle is typed (and validated) as `R`."""
         ...
 
@@ -370,7 +393,8 @@ class _Trigger(TypedCall):
     """Enqueue one run of a schedule's workflow now, outside its cron ticks.
 
     The workflow gets the current time (UTC) as its scheduled time; its ID is
-    `sched-<name>-trigger-<time>`. `trigger_schedule(ctx, name)` returns a handle whose
+    `sched-<name>-trigger-<time>`; the run receives the schedule's context, as its ticks
+    do. `trigger_schedule(ctx, name)` returns a handle whose
     result is decoded with the workflow's return type when the workflow is registered in
     this process (plain JSON otherwise); `trigger_schedule[R](ctx, name)` validates it as
     `R` and is typed `WorkflowHandle[R]`, as a process that does not register the
@@ -379,7 +403,7 @@ class _Trigger(TypedCall):
     Durability: the run is an ENQUEUED workflow, recorded before this returns.
 
     Args:
-        ctx: A context outside a workflow body.
+        ctx: A context outside a workflow body, or a `Client`.
         name: The schedule's name.
 
     Returns:
@@ -398,7 +422,7 @@ class _Trigger(TypedCall):
     def __getitem__(self, tp: Any) -> TriggerSchedule[Any]:
         return self.typed(tp)
 
-    def __call__(self, ctx: AppContext, name: str) -> WorkflowHandle[Any]:
+    def __call__(self, ctx: Connected, name: str) -> WorkflowHandle[Any]:
         """Trigger a schedule; see `trigger_schedule`."""
         return _trigger_schedule(ctx, name)
 
@@ -459,7 +483,7 @@ def enqueue_ticks(
 def declared_rows(runtime: Runtime) -> list[ScheduleRow]:
     """The schedules declared with `register_workflow(..., schedule=...)`."""
     return [
-        _new_row(runtime, workflow_name, workflow_name, cron, None, False)
+        _new_row(runtime, workflow_name, workflow_name, cron, None, False, _NO_CONTEXT)
         for workflow_name, cron in sorted(runtime.registry.declared_schedules().items())
     ]
 
@@ -467,13 +491,13 @@ def declared_rows(runtime: Runtime) -> list[ScheduleRow]:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _runtime_of(ctx: AppContext) -> Runtime:
-    if not isinstance(ctx, AppContext):
-        raise InvalidOptionError("ctx", "expected a DBOSContext (or a WorkflowContext)")
+def _runtime_of(ctx: Connected) -> Runtime:
+    if not isinstance(ctx, Connected):
+        raise InvalidOptionError("ctx", "expected a DBOSContext, a WorkflowContext or a Client")
     return ctx._runtime
 
 
-def _outside_workflow(ctx: AppContext, call: str) -> Runtime:
+def _outside_workflow(ctx: Connected, call: str) -> Runtime:
     if in_workflow_body(ctx):
         # As in the Go SDK: these write many rows and are not checkpointed operations.
         raise InvalidOptionError(
@@ -495,6 +519,7 @@ def _same_definition(a: ScheduleRow, b: ScheduleRow) -> bool:
         a.queue_name,
         a.automatic_backfill,
         a.application_name,
+        a.context,
     ) == (
         b.workflow_name,
         b.schedule,
@@ -502,6 +527,7 @@ def _same_definition(a: ScheduleRow, b: ScheduleRow) -> bool:
         b.queue_name,
         b.automatic_backfill,
         b.application_name,
+        b.context,
     )
 
 
@@ -511,7 +537,7 @@ def _checked_name(name: object) -> str:
     return checked_name(name, "name")
 
 
-def _set_status(ctx: AppContext, name: str, status: ScheduleStatus, step_name: str) -> None:
+def _set_status(ctx: Connected, name: str, status: ScheduleStatus, step_name: str) -> None:
     runtime = _runtime_of(ctx)
     checked = _checked_name(name)
 
@@ -523,7 +549,8 @@ def _set_status(ctx: AppContext, name: str, status: ScheduleStatus, step_name: s
     checkpointed(ctx, step_name, set_status, _NONE_CODEC)
 
 
-def _workflow_name(runtime: Runtime, workflow: object) -> str:
+def _scheduled_spec(runtime: Runtime, workflow: object) -> tuple[str, Codec[Any] | None]:
+    """The recorded name of a scheduled workflow, and its input codec if registered here."""
     if isinstance(workflow, str):
         if not workflow:
             raise InvalidOptionError("workflow", "expected a non-empty workflow name")
@@ -538,23 +565,52 @@ def _workflow_name(runtime: Runtime, workflow: object) -> str:
             )
     else:
         raise InvalidOptionError("workflow", "expected a registered workflow or its name")
-    if spec is not None and (spec.input_codec is None or spec.input_codec.tp is not datetime):
+    if spec is None:
+        return str(workflow), None
+    if spec.input_codec is None or not is_schedulable(spec.input_codec.tp):
         raise InvalidOptionError(
             "workflow",
             f"workflow {spec.name!r} cannot be scheduled: a scheduled workflow takes the "
-            "tick's time, as in `def wf(ctx: WorkflowContext, scheduled_time: datetime)`",
+            "tick's time, as in `def wf(ctx: WorkflowContext, scheduled_time: datetime)`, "
+            "or a `ScheduledInput[C]`",
         )
-    return spec.name if spec is not None else str(workflow)
+    return spec.name, spec.input_codec
+
+
+def _context_text(context: object, workflow_name: str, codec: Codec[Any] | None) -> str:
+    """The schedule's context as stored JSON, checked against the workflow's input type."""
+    try:
+        text = encode_any(context, "the schedule context")
+    except SerializationError as exc:
+        raise InvalidOptionError("context", str(exc)) from exc
+    if codec is None or (text == _NO_CONTEXT and not is_scheduled_input(codec.tp)):
+        return text
+    if not is_scheduled_input(codec.tp):
+        raise InvalidOptionError(
+            "context",
+            f"workflow {workflow_name!r} takes a datetime, so it cannot receive a context; "
+            "type its input as ScheduledInput[C]",
+        )
+    try:
+        codec.validate({"scheduled_time": datetime.now(UTC), "context": json.loads(text)})
+    except SerializationError as exc:
+        raise InvalidOptionError(
+            "context", f"does not match the input of workflow {workflow_name!r}: {exc}"
+        ) from exc
+    return text
 
 
 def _row_for(runtime: Runtime, spec: ScheduleSpec) -> ScheduleRow:
     name = _checked_name(spec.name)
-    workflow_name = _workflow_name(runtime, spec.workflow)
+    workflow_name, codec = _scheduled_spec(runtime, spec.workflow)
     cron = CronSchedule(spec.schedule, spec.timezone)
     optional_name(spec.queue, "queue")
     if not isinstance(spec.automatic_backfill, bool):
         raise InvalidOptionError("automatic_backfill", "expected a bool")
-    return _new_row(runtime, name, workflow_name, cron, spec.queue, spec.automatic_backfill)
+    context = _context_text(spec.context, workflow_name, codec)
+    return _new_row(
+        runtime, name, workflow_name, cron, spec.queue, spec.automatic_backfill, context
+    )
 
 
 def _new_row(
@@ -564,6 +620,7 @@ def _new_row(
     cron: CronSchedule,
     queue: str | None,
     automatic_backfill: bool,
+    context: str,
 ) -> ScheduleRow:
     return ScheduleRow(
         schedule_id=str(uuid.uuid4()),
@@ -572,18 +629,20 @@ def _new_row(
         workflow_class_name=None,
         schedule=cron.expression,
         status=ScheduleStatus.ACTIVE.value,
-        context="null",  # dbos_typed schedules carry no context; the column is NOT NULL
+        context=context,
         last_fired_at=None,
         automatic_backfill=automatic_backfill,
         cron_timezone=cron.timezone,
         queue_name=queue,
-        application_name=runtime.app_name,
+        # A client without an application name leaves the schedule unclaimed.
+        application_name=runtime.owner_name,
     )
 
 
 def _owner_version(runtime: Runtime, row: ScheduleRow) -> str | None:
     # Like DBOS: the owner's newest version runs a tick, whichever process fired it.
-    return runtime.store.latest_version(row.application_name or runtime.app_name)
+    owner = row.application_name or runtime.owner_name
+    return None if owner is None else runtime.store.latest_version(owner)
 
 
 def _tick(
@@ -594,13 +653,32 @@ def _tick(
         name=row.workflow_name,
         # Kept for schedules made by other SDKs, which dispatch class methods by it.
         class_name=row.workflow_class_name,
-        inputs=encode_inputs(_TICK_CODEC, tick),
+        inputs=_tick_inputs(row, tick),
         queue_name=row.queue_name or INTERNAL_QUEUE,
         schedule_name=row.schedule_name,
         application_version=version,
-        application_name=row.application_name or runtime.app_name,
+        application_name=row.application_name or runtime.owner_name,
         now_ms=now_ms(),
     )
+
+
+_NO_CONTEXT = "null"  # the column is NOT NULL: a schedule without a context stores JSON null
+
+
+def _tick_inputs(row: ScheduleRow, tick: datetime) -> str:
+    """A tick's input envelope: the time alone, or the time and the context.
+
+    The two-argument form is the call DBOS's Python SDK records for a scheduled workflow,
+    `(scheduled_at, context)`; `ScheduledInput` reads it as one value.
+    """
+    try:
+        context = json.loads(row.context)
+    except ValueError:
+        context = None  # another SDK's serializer: nothing a dbos_typed workflow could read
+    if context is None:
+        return encode_inputs(_TICK_CODEC, tick)
+    time_json = _TICK_CODEC.encode(tick, "the tick's time")
+    return '{"positionalArgs":[' + time_json + "," + row.context + '],"namedArgs":{}}'
 
 
 def _public(row: ScheduleRow) -> WorkflowSchedule:

@@ -12,7 +12,7 @@ import psycopg.errors
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import tuple_row
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from dbos_typed._sysdb import _queries as q
 from dbos_typed._sysdb._create_database import ensure_database, libpq_connect_timeout
@@ -43,7 +43,12 @@ from dbos_typed._sysdb._store_base import (
     insert_params,
     inserted_from,
 )
-from dbos_typed.errors import InitializationError, NonExistentWorkflowError, SystemDatabaseError
+from dbos_typed.errors import (
+    InitializationError,
+    InvalidOptionError,
+    NonExistentWorkflowError,
+    SystemDatabaseError,
+)
 
 T = TypeVar("T")
 
@@ -108,11 +113,19 @@ class PostgresStore(SystemStore):
         max_connections: int = 20,
         connect_timeout: float = 10.0,
         create_database: bool = True,
+        pool: ConnectionPool[Any] | None = None,
     ) -> None:
         self._schema = schema
         self._schema_id = sql.Identifier(schema)
         self._compiled: dict[str, bytes] = {}
         self._closed = threading.Event()
+        # A pool the caller made is the caller's to close (Go's SystemDBPool).
+        self._owns_pool = pool is None
+        if pool is not None:
+            self._pool: ConnectionPool[psycopg.Connection[Row]] = pool
+            self._conninfo = _listen_conninfo(pool)
+            _check_caller_pool(pool, connect_timeout)
+            return
         params = conninfo_to_dict(url)
         params.setdefault("application_name", application_name[:63])
         params.setdefault("connect_timeout", libpq_connect_timeout(connect_timeout))
@@ -124,7 +137,7 @@ class PostgresStore(SystemStore):
             create=create_database,
             wait=connect_timeout,
         )
-        self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
+        self._pool = ConnectionPool(
             self._conninfo,
             min_size=1,
             max_size=max_connections,
@@ -441,6 +454,48 @@ class PostgresStore(SystemStore):
             self._query(q.NOTIFY_BATCH_PG, {"channel": channel, "payloads": list(payloads)})
 
     def close(self) -> None:
-        """Stop retrying and close the pool."""
+        """Stop retrying and close the pool (unless the caller supplied it)."""
         self._closed.set()
-        self._pool.close()
+        if self._owns_pool:
+            self._pool.close()
+
+
+def _listen_conninfo(pool: ConnectionPool[Any]) -> str:
+    """The caller's pool's connection string, for the dedicated LISTEN connection."""
+    conninfo = pool.conninfo() if callable(pool.conninfo) else pool.conninfo
+    kwargs = pool.kwargs() if callable(pool.kwargs) else pool.kwargs or {}
+    keywords = {d.keyword.decode() for d in psycopg.pq.Conninfo.get_defaults()}
+    extra = {k: v for k, v in kwargs.items() if k in keywords and v is not None}
+    return make_conninfo(conninfo, **extra)
+
+
+def _check_caller_pool(pool: ConnectionPool[Any], connect_timeout: float) -> None:
+    """Check out one connection of a caller's pool: reachable, autocommit, tuple rows.
+
+    Raises:
+        InitializationError: the pool gives no connection in time.
+        InvalidOptionError: its connections are not autocommit or return other rows.
+    """
+    try:
+        with pool.connection(timeout=connect_timeout) as conn:
+            conn.execute("SELECT 1")
+            autocommit, rows = conn.autocommit, conn.row_factory
+    except PoolClosed as exc:
+        raise InvalidOptionError(
+            "system_database_pool", "the pool is closed; open it first"
+        ) from exc
+    except PoolTimeout as exc:
+        raise InitializationError(
+            f"the system_database_pool gave no connection within {connect_timeout:g}s: {exc}"
+        ) from exc
+    except psycopg.Error as exc:
+        raise InitializationError(f"the system_database_pool cannot reach Postgres: {exc}") from exc
+    if not autocommit:
+        raise InvalidOptionError(
+            "system_database_pool",
+            "its connections must be autocommit: ConnectionPool(..., kwargs={'autocommit': True})",
+        )
+    if rows is not tuple_row:
+        raise InvalidOptionError(
+            "system_database_pool", "its connections must use the default tuple rows"
+        )

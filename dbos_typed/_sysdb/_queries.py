@@ -850,7 +850,8 @@ LIST_SCHEDULES: Final[LiteralString] = (
     "SELECT"
     + _SCHEDULE_COLUMNS
     + """FROM {s}.workflow_schedules
-WHERE application_name = %(application_name)s OR application_name IS NULL
+WHERE CAST(%(application_name)s AS TEXT) IS NULL
+   OR application_name = %(application_name)s OR application_name IS NULL
 ORDER BY schedule_name
 """
 )

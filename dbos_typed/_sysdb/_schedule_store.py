@@ -21,8 +21,8 @@ from dbos_typed._sysdb._store_base import (
 class ScheduleStore(StoreBase):
     """Operations on schedules."""
 
-    def list_schedules(self, application_name: str) -> list[ScheduleRow]:
-        """The application's schedules and the unclaimed ones, by name."""
+    def list_schedules(self, application_name: str | None) -> list[ScheduleRow]:
+        """The application's schedules and the unclaimed ones (every one for None), by name."""
         rows = self._query(q.LIST_SCHEDULES, {"application_name": application_name})
         return [schedule_from(r) for r in rows]
 

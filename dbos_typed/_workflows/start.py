@@ -53,6 +53,7 @@ from dbos_typed._queues.enqueue import (
 )
 from dbos_typed._queues.queues import WorkflowQueue
 from dbos_typed._schedules.cron import CronSchedule
+from dbos_typed._schedules.scheduled_input import ScheduledInput, is_schedulable
 from dbos_typed._sysdb._rows import (
     Debounced,
     Deduplicated,
@@ -95,6 +96,19 @@ def register_workflow(
     name: str | None = None,
     max_recovery_attempts: int | None = 100,
 ) -> Callable[[WorkflowContext, datetime], OutT]: ...
+
+
+@overload
+def register_workflow(
+    ctx: DBOSContext,
+    fn: Callable[[WorkflowContext, ScheduledInput[InT]], OutT],
+    /,
+    *,
+    schedule: str,
+    schedule_timezone: str | None = None,
+    name: str | None = None,
+    max_recovery_attempts: int | None = 100,
+) -> Callable[[WorkflowContext, ScheduledInput[InT]], OutT]: ...
 
 
 @overload
@@ -147,7 +161,8 @@ def register_workflow(
 
     Raises:
         RegistrationError: bad signature or types, a duplicate, the context is launched,
-            or a schedule on a workflow whose input is not a `datetime`.
+            or a schedule on a workflow whose input is not a `datetime` or a
+            `ScheduledInput[C]`.
         InvalidOptionError: an invalid cron expression or time zone.
     """
     if not isinstance(ctx, DBOSContext):
@@ -161,10 +176,11 @@ def register_workflow(
     cron = None
     if schedule is not None:
         cron = CronSchedule(schedule, schedule_timezone)
-        if spec.input_codec is None or spec.input_codec.tp is not datetime:
+        if spec.input_codec is None or not is_schedulable(spec.input_codec.tp):
             raise RegistrationError(
                 f"workflow {describe(fn)} cannot have a schedule: a scheduled workflow takes "
-                "the tick's time, as in `def wf(ctx: WorkflowContext, scheduled_time: datetime)`"
+                "the tick's time, as in `def wf(ctx: WorkflowContext, scheduled_time: datetime)`,"
+                " or a `ScheduledInput[C]`"
             )
     elif schedule_timezone is not None:
         raise InvalidOptionError("schedule_timezone", "given without a schedule")
