@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -20,9 +21,9 @@ def fresh_database(kind: str, postgres_url: str, tmp_path: Path) -> Iterator[str
     name = f"fresh_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    base, _, _ = postgres_url.rpartition("/")
     try:
-        yield f"{base}/{name}"
+        # The path names the database; a socket directory may follow in the query.
+        yield urlunsplit(urlsplit(postgres_url)._replace(path="/" + name))
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(
