@@ -43,6 +43,12 @@ T = TypeVar("T")
 _NO_HINT = object()
 
 
+# The defaults of a step's retry options, for both forms of `run_as_step`.
+BASE_INTERVAL = timedelta(milliseconds=100)
+BACKOFF_FACTOR = 2.0
+MAX_INTERVAL = timedelta(seconds=5)
+
+
 class RetryOptions(TypedDict, total=False):
     """The retry and naming options of a step or a transaction, as signatures take them.
 
@@ -96,9 +102,9 @@ def run_as_step(
     *,
     name: str | None = None,
     max_retries: int = 0,
-    base_interval: timedelta = timedelta(milliseconds=100),
-    backoff_factor: float = 2.0,
-    max_interval: timedelta = timedelta(seconds=5),
+    base_interval: timedelta = BASE_INTERVAL,
+    backoff_factor: float = BACKOFF_FACTOR,
+    max_interval: timedelta = MAX_INTERVAL,
     retry_if: Callable[[Exception], bool] | None = None,
     timeout: timedelta | None = None,
     result_type: Any = None,
@@ -148,14 +154,7 @@ def run_as_step(
             returned an awaitable: `dbos_typed.aio.run_as_step` awaits those.
     """
     policy, name = check_step_call(
-        ctx,
-        fn,
-        name=name,
-        max_retries=max_retries,
-        base_interval=base_interval,
-        backoff_factor=backoff_factor,
-        max_interval=max_interval,
-        retry_if=retry_if,
+        ctx, fn, name, max_retries, base_interval, backoff_factor, max_interval, retry_if
     )
     limit = optional_positive_duration(timeout, "timeout")
     if inspect.iscoroutinefunction(fn):
@@ -183,18 +182,14 @@ def run_as_step(
 def check_step_call(
     ctx: object,
     fn: object,
-    *,
-    name: str | None = None,
-    max_retries: int = 0,
-    base_interval: timedelta = timedelta(milliseconds=100),
-    backoff_factor: float = 2.0,
-    max_interval: timedelta = timedelta(seconds=5),
-    retry_if: object = None,
+    name: str | None,
+    max_retries: int,
+    base_interval: timedelta,
+    backoff_factor: float,
+    max_interval: timedelta,
+    retry_if: object,
 ) -> tuple[RetryPolicy, str | None]:
     """Check the arguments of a step call; return its retry policy and checked name.
-
-    The defaults are those `run_as_step` documents; its awaitable twin takes its options
-    as `**StepOptions` and relies on them.
 
     Raises:
         InvalidOptionError: the argument named in it is invalid.
@@ -237,6 +232,30 @@ class StepPlan:
         """The plan of a step running `fn`, named `name` or after `fn`."""
         codec = _codec_for_step(fn, result_type)
         return cls(name or _default_name(fn), policy, retry_if, codec, timeout)
+
+    @classmethod
+    def from_options(
+        cls, ctx: object, fn: object, result_type: Any, options: StepOptions
+    ) -> StepPlan:
+        """The plan of a step call whose options came as `**StepOptions`, checked.
+
+        Raises:
+            InvalidOptionError: the argument named in it is invalid.
+        """
+        retry_if = options.get("retry_if")
+        policy, name = check_step_call(
+            ctx,
+            fn,
+            options.get("name"),
+            options.get("max_retries", 0),
+            options.get("base_interval", BASE_INTERVAL),
+            options.get("backoff_factor", BACKOFF_FACTOR),
+            options.get("max_interval", MAX_INTERVAL),
+            retry_if,
+        )
+        timeout = optional_positive_duration(options.get("timeout"), "timeout")
+        assert callable(fn)  # checked by check_step_call
+        return cls.of(fn, name, policy, retry_if, result_type, timeout=timeout)
 
     def overran(self) -> StepTimeoutError:
         """The error of an attempt that ran longer than the plan's timeout."""

@@ -38,6 +38,9 @@ from dbos_typed._sysdb._postgres import PostgresStore
 from dbos_typed._sysdb._retry import StoreClosedError
 from dbos_typed._sysdb._rows import RecordResult, StepRecord
 from dbos_typed._workflows.step import (
+    BACKOFF_FACTOR,
+    BASE_INTERVAL,
+    MAX_INTERVAL,
     RetryOptions,
     StepPlan,
     TryAgain,
@@ -238,9 +241,9 @@ def run_as_transaction(
     *,
     name: str | None = None,
     max_retries: int = 0,
-    base_interval: timedelta = timedelta(milliseconds=100),
-    backoff_factor: float = 2.0,
-    max_interval: timedelta = timedelta(seconds=5),
+    base_interval: timedelta = BASE_INTERVAL,
+    backoff_factor: float = BACKOFF_FACTOR,
+    max_interval: timedelta = MAX_INTERVAL,
     retry_if: Callable[[Exception], bool] | None = None,
     isolation: IsolationLevel = "read_committed",
     result_type: Any = None,
@@ -301,14 +304,7 @@ def run_as_transaction(
             "fn", f"expected a callable taking a connection, got {type(fn).__name__}"
         )
     policy, name = check_step_call(
-        ctx,
-        fn,
-        name=name,
-        max_retries=max_retries,
-        base_interval=base_interval,
-        backoff_factor=backoff_factor,
-        max_interval=max_interval,
-        retry_if=retry_if,
+        ctx, fn, name, max_retries, base_interval, backoff_factor, max_interval, retry_if
     )
     if isolation not in _ISOLATION_LEVELS:
         raise InvalidOptionError(

@@ -11,17 +11,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import timedelta
 from typing import Any, TypeVar, Unpack, overload
 
 from pydantic import TypeAdapter
 
 from dbos_typed._core.context import WorkflowContext
-from dbos_typed._core.durable import begin_operation, complete_operation
-from dbos_typed._core.runtime import now_ms
+from dbos_typed._core.durable import begin_operation
 from dbos_typed._core.telemetry import step_scope
-from dbos_typed._core.validate import optional_positive_duration
-from dbos_typed._workflows.step import StepOptions, StepPlan, check_step_call
+from dbos_typed._workflows.step import StepOptions, StepPlan
 from dbos_typed.aio._loop import LoopWaker, on_worker, prepared
 from dbos_typed.errors import StepFailedError, WorkflowCancelledError
 
@@ -84,14 +81,8 @@ def run_as_step(
     fn: Callable[[], Any],
     /,
     *,
-    name: str | None = None,
-    max_retries: int = 0,
-    base_interval: timedelta = timedelta(milliseconds=100),
-    backoff_factor: float = 2.0,
-    max_interval: timedelta = timedelta(seconds=5),
-    retry_if: Callable[[Exception], bool] | None = None,
-    timeout: timedelta | None = None,
     result_type: Any = None,
+    **options: Unpack[StepOptions],
 ) -> Coroutine[None, None, Any]:
     """Run `fn` as a step of the running workflow; await its result.
 
@@ -121,43 +112,20 @@ def run_as_step(
     Args:
         ctx: The running workflow's context.
         fn: The step body: a coroutine function, or any zero-argument callable.
-        name: The recorded step name; defaults to `fn`'s qualified name (for a
-            `functools.partial`, its function's).
-        max_retries: How many times to retry after a failure (0: run once).
-        base_interval: Delay before the first retry (awaited; a cancellation ends it).
-        backoff_factor: Each further retry waits this much longer, up to `max_interval`.
-        max_interval: The longest delay between retries.
-        retry_if: Decides whether an error is worth retrying; by default all are.
-        timeout: The longest one attempt may run (a positive timedelta); None: no limit.
         result_type: The type to store and restore the result as.
+        **options: `name`, `max_retries`, `base_interval`, `backoff_factor`,
+            `max_interval`, `retry_if` and `timeout`, as for `dbos_typed.run_as_step`
+            (the delay before a retry is awaited, and a cancellation ends it).
 
     Raises:
-        StepFailedError: `fn` raised (on replay too); the original is its `__cause__` on
-            the first run.
-        StepTimeoutError: the only allowed attempt ran longer than `timeout` (on replay
-            too).
-        MaxStepRetriesExceededError: `fn` failed on every allowed attempt (a timeout
-            among them: its `error_name` is then `"StepTimeoutError"`).
-        NonDeterminismError: a different step is recorded at this point of the workflow.
-        WorkflowCancelledError: the workflow was cancelled.
+        StepFailedError: `fn` raised; `dbos_typed.run_as_step` lists the other errors.
         InvalidOptionError: a bad option (named), or a context that is not a workflow's.
     """
 
     def start() -> Coroutine[None, None, Any]:
-        policy, step_name = check_step_call(
-            ctx,
-            fn,
-            name=name,
-            max_retries=max_retries,
-            base_interval=base_interval,
-            backoff_factor=backoff_factor,
-            max_interval=max_interval,
-            retry_if=retry_if,
-        )
-        limit = optional_positive_duration(timeout, "timeout")
+        plan = StepPlan.from_options(ctx, fn, result_type, options)
         if ctx._state.in_step:
             return _call(ctx, fn)
-        plan = StepPlan.of(fn, step_name, policy, retry_if, result_type, timeout=limit)
         step_id, recorded = begin_operation(ctx, plan.name)
         if recorded is not None:
             return _replayed(plan, recorded)
@@ -172,10 +140,7 @@ async def _replayed(plan: StepPlan, recorded: Any) -> Any:
 
 async def _run(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan, step_id: int) -> Any:
     state = ctx._state
-    runtime = ctx._runtime
-    if runtime.crashes is not None:
-        runtime.crashes.reach(state.workflow_id, state.owner_xid, plan.name, "before")
-    started = now_ms()
+    started = plan.started(ctx)
     # Set in this task's context only: steps gathered together each run in a task of
     # their own, and each knows its own ID.
     with state.running_step(step_id, blocking=False):
@@ -185,9 +150,7 @@ async def _run(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan, step
             outcome = plan.failed(failure)
         else:
             outcome = plan.succeeded(value)
-    if runtime.crashes is not None:
-        runtime.crashes.reach(state.workflow_id, state.owner_xid, plan.name, "after")
-    return complete_operation(ctx, step_id, plan.name, started, outcome)
+    return plan.finished(ctx, step_id, started, outcome)
 
 
 async def _call_with_retries(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan) -> Any:
