@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 
 import dbos_typed as dbos
-from dbos_typed import testing
+from dbos_typed import aio, testing
 from tests.conftest import Backend
 
 PATIENCE = timedelta(seconds=30)
@@ -141,3 +142,36 @@ def test_check_replay_refuses_what_it_cannot_check(backend: Backend) -> None:
         testing.check_replay(ctx, "nobody")
     with pytest.raises(dbos.RegistrationError, match="not registered"):
         testing.check_replay(backend.new_context(), "w")
+
+
+async def _fetch() -> str:
+    calls.append("fetch")
+    return "page"
+
+
+async def crawl(ctx: dbos.WorkflowContext, url: str) -> str:
+    page = await aio.run_as_step(ctx, _fetch, name="fetch")
+    return f"{url}:{page}"
+
+
+async def crawl_renamed(ctx: dbos.WorkflowContext, url: str) -> str:
+    page = await aio.run_as_step(ctx, _fetch, name="download")
+    return f"{url}:{page}"
+
+
+def test_an_async_workflow_is_checked_from_inside_a_running_event_loop(backend: Backend) -> None:
+    ctx = backend.context_with(crawl)
+    ctx.launch()
+    assert dbos.run_workflow(ctx, crawl, "u", workflow_id="c").get_result(PATIENCE) == "u:page"
+    today = backend.new_context()
+    dbos.register_workflow(today, crawl_renamed, name=dbos.list_registered_workflows(ctx)[0].name)
+    ran = list(calls)
+
+    async def in_an_async_test() -> None:
+        testing.check_replay(ctx, "c")
+        with pytest.raises(dbos.NonDeterminismError) as info:
+            testing.check_replay(today, "c")
+        assert (info.value.recorded, info.value.expected) == ("fetch", "download")
+
+    asyncio.run(in_an_async_test())
+    assert calls == ran

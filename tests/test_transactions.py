@@ -24,6 +24,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 import dbos_typed as dbos
+from dbos_typed import testing
 from dbos_typed._sysdb._retry import StoreClosedError
 from tests.conftest import Backend, Gate, WorkerProcess
 
@@ -978,3 +979,103 @@ def test_whether_a_data_source_is_the_system_database_is_decided_per_context(
     finally:
         sqlite_ctx.shutdown()
         tables.query("DROP SCHEMA {s} CASCADE")
+
+
+# -- simulated crashes and restarts (dbos_typed.testing) -------------------------------------
+
+
+def _restarted(backend: Backend, ctx: dbos.DBOSContext) -> dbos.DBOSContext:
+    again = testing.restart(ctx)
+    backend.contexts.append(again)
+    return again
+
+
+def test_a_crash_before_a_transaction_runs_it_on_recovery_once(
+    backend: Backend, app: AppDatabase
+) -> None:
+    ctx = backend.new_context()
+    ds = dbos.new_data_source(ctx, app.url, schema=app.schema)
+    runs: list[int] = []
+
+    def deposit(conn: psycopg.Connection[Any]) -> int:
+        runs.append(1)
+        return _insert(conn, app.schema, "deposit")
+
+    def wf(ctx: dbos.WorkflowContext) -> int:
+        return dbos.run_as_transaction(ctx, ds, deposit, name="deposit")
+
+    dbos.register_workflow(ctx, wf)
+    ctx.launch()
+    with testing.crash_at(ctx, "deposit", when="before") as point:
+        handle = dbos.run_workflow(ctx, wf, workflow_id="tx-before")
+        with pytest.raises(testing.SimulatedCrash):
+            handle.get_result()
+    assert point.fired and runs == [] and app.ledger() == [] and app.completions() == []
+    assert _steps(backend, "tx-before") == []
+
+    again = _restarted(backend, ctx)  # the data source passes to the new context
+    assert dbos.retrieve_workflow[int](again, "tx-before").get_result() == 1
+    assert runs == [1] and app.ledger() == ["deposit"]
+
+
+def test_a_crash_after_a_commit_recovers_the_outcome_without_running_again(
+    backend: Backend, app: AppDatabase
+) -> None:
+    ctx = backend.new_context()
+    ds = dbos.new_data_source(ctx, app.url, schema=app.schema)
+    runs: list[int] = []
+
+    def deposit(conn: psycopg.Connection[Any]) -> int:
+        runs.append(1)
+        return _insert(conn, app.schema, "deposit")
+
+    def wf(ctx: dbos.WorkflowContext) -> str:
+        row_id = dbos.run_as_transaction(ctx, ds, deposit, name="deposit")
+        return f"row {row_id}"
+
+    dbos.register_workflow(ctx, wf)
+    ctx.launch()
+    with testing.crash_at(ctx, "deposit", when="after"):
+        handle = dbos.run_workflow(ctx, wf, workflow_id="tx-after")
+        with pytest.raises(testing.SimulatedCrash):
+            handle.get_result()
+    # Committed with its completion row; the system database recorded nothing for it.
+    assert app.ledger() == ["deposit"] and len(app.completions()) == 1
+    assert _steps(backend, "tx-after") == []
+
+    again = _restarted(backend, ctx)
+    assert dbos.retrieve_workflow[str](again, "tx-after").get_result() == "row 1"
+    assert runs == [1] and app.ledger() == ["deposit"]
+    [(_, name, _, error)] = _steps(backend, "tx-after")
+    assert (name, error) == ("deposit", None)
+
+
+@pytest.mark.postgres_only
+@on_postgres
+def test_a_crash_after_a_transaction_on_the_system_database_rolls_it_back(
+    backend: Backend,
+) -> None:
+    ctx = backend.new_context()
+    tables = _with_tables(backend.url, backend.schema)
+    ds = dbos.new_data_source(ctx, backend.url, schema=backend.schema)
+    runs: list[int] = []
+
+    def deposit(conn: psycopg.Connection[Any]) -> int:
+        runs.append(1)
+        return _insert(conn, tables.schema, "shared")
+
+    def wf(ctx: dbos.WorkflowContext) -> int:
+        return dbos.run_as_transaction(ctx, ds, deposit, name="deposit")
+
+    dbos.register_workflow(ctx, wf)
+    ctx.launch()
+    with testing.crash_at(ctx, "deposit", when="after"):
+        handle = dbos.run_workflow(ctx, wf, workflow_id="tx-shared-after")
+        with pytest.raises(testing.SimulatedCrash):
+            handle.get_result()
+    # The commit is the checkpoint: a crash before it leaves neither.
+    assert runs == [1] and tables.ledger() == [] and _steps(backend, "tx-shared-after") == []
+
+    again = _restarted(backend, ctx)
+    assert dbos.retrieve_workflow[int](again, "tx-shared-after").get_result() >= 1
+    assert runs == [1, 1] and tables.ledger() == ["shared"]

@@ -134,6 +134,13 @@ class DBOSContext(AppContext):
                 stop(timeout.total_seconds())
             except Exception:
                 self._runtime.logger.exception("error during shutdown")
+        with runtime.lifecycle_lock:
+            attached, runtime.data_sources = runtime.data_sources, []
+        for database in attached:
+            try:
+                database.close()
+            except Exception:
+                self._runtime.logger.exception("error closing a data source")
 
     def __enter__(self) -> DBOSContext:
         return self

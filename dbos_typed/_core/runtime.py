@@ -220,6 +220,16 @@ class Execution:
                 self.wakers.remove(waker)
 
 
+@dataclass(frozen=True, slots=True)
+class AttachedDatabase:
+    """A data source's database as its context sees it: closed at shutdown, told of deletions."""
+
+    close: Callable[[], None]
+    # Called with the IDs of workflows this process deleted, to delete the completion rows
+    # that database holds for them.
+    forget: Callable[[Sequence[str]], None]
+
+
 class Runtime:
     """Everything a context owns. Shared by a `DBOSContext` and its `WorkflowContext`s."""
 
@@ -271,9 +281,9 @@ class Runtime:
         # `deactivate`; set by the lifecycle, which owns both.
         self.on_deactivate: list[Callable[[float], None]] = []
         self.deactivated = False  # this process no longer dequeues nor fires schedules
-        # Called with the IDs of workflows this process deleted, to delete what other
-        # databases (the data sources' completion rows) hold for them.
-        self.on_workflows_deleted: list[Callable[[Sequence[str]], None]] = []
+        # The data sources opened on this context, closed after the `on_shutdown` hooks;
+        # `testing.restart` hands them to the context it makes.
+        self.data_sources: list[AttachedDatabase] = []
         self.admin_url: str | None = None
         self.created_ms = now_ms()
         self.waiters = Waiters()

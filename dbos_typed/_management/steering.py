@@ -532,8 +532,8 @@ def _forget_elsewhere(runtime: Runtime, workflow_ids: Sequence[str]) -> None:
     # After the system rows: were it the other way round, a failure in between would leave
     # a workflow whose transactions a replay would run a second time.
     if workflow_ids:
-        for forget in runtime.on_workflows_deleted:
-            forget(workflow_ids)
+        for database in list(runtime.data_sources):
+            database.forget(workflow_ids)
 
 
 def global_timeout(ctx: Connected, cutoff: datetime, /) -> list[str]:

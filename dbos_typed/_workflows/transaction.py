@@ -30,7 +30,7 @@ from dbos_typed._core.durable import (
     refused,
     still_owned,
 )
-from dbos_typed._core.runtime import Runtime, now_ms
+from dbos_typed._core.runtime import AttachedDatabase, Runtime, now_ms
 from dbos_typed._core.telemetry import step_scope
 from dbos_typed._core.validate import checked_name
 from dbos_typed._sysdb._app_database import AppDatabase, AppTransaction, is_transient
@@ -162,8 +162,9 @@ def new_data_source(
         with runtime.lifecycle_lock:
             if runtime.shutting_down.is_set():
                 raise InitializationError("this context was shut down; create a new one")
-            runtime.on_shutdown.append(lambda _: database.close())
-            runtime.on_workflows_deleted.append(lambda ids: _forget(source, ids))
+            runtime.data_sources.append(
+                AttachedDatabase(database.close, lambda ids: _forget(source, ids))
+            )
     except BaseException:
         database.close()
         raise
@@ -354,7 +355,7 @@ class _TransactionRun:
         self.step_id, recorded = begin_operation(ctx, self.step_name)
         if recorded is not None:
             return self.plan.replay(recorded)
-        self.started_ms = now_ms()
+        self.started_ms = self.plan.started(ctx)
         database = self.ds._database
         try:
             if self.ds._shares_database_with(ctx._runtime):
@@ -371,6 +372,8 @@ class _TransactionRun:
                         isolation, lambda tx: self._with_completion(tx, number)
                     ),
                 )
+                # Committed, with its completion row, and not yet checkpointed.
+                self._reach_crash_point()
                 record_operation(ctx, self._record(outcome))
         except StoreClosedError as exc:
             raise WorkflowCancelledError(ctx.workflow_id, "interrupted by shutdown") from exc
@@ -380,6 +383,11 @@ class _TransactionRun:
         if failure is not None:
             raise failure
         return value
+
+    def _reach_crash_point(self) -> None:
+        state, crashes = self.ctx._state, self.ctx._runtime.crashes
+        if crashes is not None:
+            crashes.reach(state.workflow_id, state.owner_xid, self.step_name, "after")
 
     def _record(self, outcome: _Outcome) -> StepRecord:
         return StepRecord(
@@ -416,6 +424,8 @@ class _TransactionRun:
                 raise _CheckpointRefused  # committed just before the connection was lost
             outcome = self._call(tx, number)
             ctx._state.check_cancelled()
+            # The commit is the checkpoint here: a crash after `fn` rolls both back.
+            self._reach_crash_point()
             checkpoint = checkpoint_of(ctx, self._record(outcome))
             lock_row = isolation != "read_committed"
             if not store.record_step_on(conn, checkpoint, lock_row=lock_row):

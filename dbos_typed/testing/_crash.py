@@ -22,7 +22,11 @@ def crash_at(
     child or queued one too: they run in this process) reaches a step named `step`, its
     run stops at once: with `when="before"` before the step's function is called, with
     `when="after"` after it returned (or gave up) and before its outcome is recorded,
-    the case of a side effect that a recovery performs again. A replayed step is not
+    the case of a side effect that a recovery performs again. A transaction
+    (`run_as_transaction`) is reached by its name as well: `"after"` is once it has
+    committed, with its completion row, and before the system database records it (on
+    the system database itself, whose commit is the record, before that commit, which
+    then rolls back). A replayed step is not
     reached: it does not run. The crash is armed once; it disarms itself when it fires,
     and the block's end disarms it if it did not.
 

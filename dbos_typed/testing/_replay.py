@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from typing import Any
+
 from dbos_typed._core.context import DBOSContext, WorkflowContext, WorkflowState
 from dbos_typed._core.durable import ReplayCheck, ReplayStopped
 from dbos_typed._core.execution import call_body
+from dbos_typed._core.registry import WorkflowSpec
 from dbos_typed._core.runtime import Execution
 from dbos_typed._core.serialization import decode_inputs
 from dbos_typed._core.validate import checked_name
@@ -72,12 +77,7 @@ def check_replay(ctx: DBOSContext, workflow_id: str) -> None:
         {step.step_id: step for step in history},
         replay_check=check,
     )
-    try:
-        call_body(spec, WorkflowContext(runtime, state), value)
-    except ReplayStopped:
-        pass
-    except Exception:
-        pass  # a workflow that raises ends there, as its first run may have; the path counts
+    _replay_body(spec, WorkflowContext(runtime, state), value)
     step_id, now = _divergence(check, set(state.recorded), record.status in _FINISHED)
     if step_id is None:
         return
@@ -85,6 +85,47 @@ def check_replay(ctx: DBOSContext, workflow_id: str) -> None:
     error = NonDeterminismError(workflow_id, step_id=step_id, expected=now, recorded=recorded)
     error.add_note(_side_by_side(check, step_id))
     raise error
+
+
+def _replay_body(spec: WorkflowSpec, ctx: WorkflowContext, value: Any) -> None:
+    """Run the body until it returns, raises or strays from its history.
+
+    An async body gets an event loop of its own, as on a worker; when the caller is itself
+    inside a running loop (an async test), the body runs on a thread of its own for that.
+    """
+
+    def replay() -> None:
+        try:
+            call_body(spec, ctx, value)
+        except ReplayStopped:
+            pass
+        except Exception:
+            pass  # a workflow that raises ends there, as its first run may have; the path counts
+
+    if not spec.is_async or not _in_running_loop():
+        replay()
+        return
+    failure: list[BaseException] = []
+
+    def on_thread() -> None:
+        try:
+            replay()
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=on_thread, name="dbos_typed-check-replay")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
+def _in_running_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _divergence(check: ReplayCheck, unreplayed: set[int], finished: bool) -> tuple[int | None, str]:

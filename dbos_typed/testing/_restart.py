@@ -23,8 +23,9 @@ def restart(ctx: DBOSContext, *, timeout: timedelta = timedelta(seconds=5)) -> D
     Durability: the shutdown changes no workflow. Runs still going stop at their next
     durable operation without recording it, and stay PENDING for the new context.
 
-    Data sources made with `new_data_source` belong to the old context and are closed
-    with it; a workflow that runs transactions needs a source made on the new one.
+    Data sources made with `new_data_source` on `ctx` stay open and pass to the new
+    context, as a process started again opens the same databases: a recovered workflow's
+    transactions use the `DataSource` objects the test already holds.
 
     Args:
         ctx: The context to restart; it may already be shut down.
@@ -40,12 +41,20 @@ def restart(ctx: DBOSContext, *, timeout: timedelta = timedelta(seconds=5)) -> D
     if not isinstance(ctx, DBOSContext):
         raise InvalidOptionError("ctx", "expected a DBOSContext from new_context()")
     old = ctx._runtime
-    ctx.shutdown(timeout=timeout)
-    again = new_context(old.config)
+    with old.lifecycle_lock:
+        sources, old.data_sources = old.data_sources, []
+    try:
+        ctx.shutdown(timeout=timeout)
+        again = new_context(old.config)
+    except BaseException:
+        for source in sources:
+            source.close()
+        raise
     runtime = again._runtime
     runtime.registry.adopt(old.registry)
     runtime.deferred_queues.update(old.deferred_queues)
     runtime.listened = old.listened
+    runtime.data_sources.extend(sources)
     try:
         again.launch()
     except BaseException:
