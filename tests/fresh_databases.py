@@ -18,7 +18,14 @@ def fresh_database(kind: str, postgres_url: str, tmp_path: Path) -> Iterator[str
     if kind == "sqlite":
         yield f"sqlite:///{tmp_path / f'fresh-{uuid.uuid4().hex[:8]}.sqlite'}"
         return
-    name = f"fresh_{uuid.uuid4().hex[:12]}"
+    with fresh_postgres_database(postgres_url) as url:
+        yield url
+
+
+@contextmanager
+def fresh_postgres_database(postgres_url: str, prefix: str = "fresh") -> Iterator[str]:
+    """The URL of a new, empty database on `postgres_url`'s server, dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:

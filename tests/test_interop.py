@@ -10,19 +10,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
-from psycopg import sql
 
 import dbos_typed as dbos
 from tests.conftest import Gate
+from tests.fresh_databases import fresh_postgres_database
 
 pytestmark = pytest.mark.postgres_only
 
@@ -32,16 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def url(postgres_url: str) -> Iterator[str]:
     """A fresh database with the default `dbos` schema, which DBOS's tools expect."""
-    name = f"interop_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlunsplit(urlsplit(postgres_url)._replace(path="/" + name))
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+    with fresh_postgres_database(postgres_url, "interop") as fresh:
+        yield fresh
 
 
 def dbos_cli(url: str, *args: str) -> Any:

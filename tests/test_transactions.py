@@ -27,6 +27,7 @@ import dbos_typed as dbos
 from dbos_typed import testing
 from dbos_typed._sysdb._retry import StoreClosedError
 from tests.conftest import Backend, Gate, WorkerProcess
+from tests.fresh_databases import fresh_postgres_database
 
 FAST = timedelta(milliseconds=1)
 
@@ -34,16 +35,8 @@ FAST = timedelta(milliseconds=1)
 @pytest.fixture(scope="session")
 def app_database_url(postgres_url: str) -> Iterator[str]:
     """A database of the application's own, on the test server, for the whole session."""
-    name = f"app_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlunsplit(urlsplit(postgres_url)._replace(path="/" + name))
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+    with fresh_postgres_database(postgres_url, "app") as fresh:
+        yield fresh
 
 
 @dataclass
