@@ -631,6 +631,25 @@ class Total(BaseModel):
     cents: int
 
 
+def test_a_handle_typed_otherwise_decodes_a_run_of_this_process_as_stored(
+    backend: Backend,
+) -> None:
+    gate = Gate()
+
+    def totals(ctx: dbos.WorkflowContext) -> dict[str, int]:
+        dbos.run_as_step(ctx, gate, name="gate")
+        return {"cents": 250}
+
+    ctx = backend.context_with(totals)
+    ctx.launch()
+    plain = dbos.run_workflow(ctx, totals, workflow_id="local")
+    gate.wait_entered()
+    typed = dbos.retrieve_workflow[Total](ctx, "local")  # attached to the run going on here
+    gate.open()
+    assert typed.get_result(timeout=timedelta(seconds=20)) == Total(cents=250)
+    assert plain.get_result() == {"cents": 250}
+
+
 def test_resume_and_fork_take_a_result_type(backend: Backend) -> None:
     gate = Gate()
 

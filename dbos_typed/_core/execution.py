@@ -166,6 +166,7 @@ def _run_body(
         workflow_id, StatusName.SUCCESS, output, None, now_ms(), state.owner_xid
     ):
         return ("database", None)
+    state.execution.stored_output = (spec.output_codec, output)
     return ("ok", result)
 
 

@@ -252,7 +252,12 @@ class OutcomeWatch:
             return PENDING
         kind, value = execution.future.result()
         if kind == "ok":
-            return value
+            stored = execution.stored_output
+            if stored is None or stored[0] is handle._codec:
+                return value
+            # Typed otherwise than the workflow returns (`resume_workflow[R]`, ...): the
+            # result as this handle would read it from the database.
+            return handle._decode(stored[1])
         if kind == "error":
             raise value
         handle._execution = None  # the outcome is in the database

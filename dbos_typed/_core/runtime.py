@@ -194,6 +194,9 @@ class Execution:
     owner_xid: str | None = None
     future: Future[tuple[str, Any]] = field(default_factory=Future)
     cancel_reason: str | None = None
+    # On success: the codec the result was stored with, and the stored text, so that a
+    # handle typed otherwise decodes what the database holds rather than the live value.
+    stored_output: tuple[Any, str] | None = None
     wakers: list[Waker] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
