@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, LiteralString, TypeVar
 
 import psycopg
@@ -25,7 +25,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from dbos_typed._sysdb import _queries as q
 from dbos_typed._sysdb._create_database import ensure_database, libpq_connect_timeout
 from dbos_typed._sysdb._postgres import is_outage
-from dbos_typed._sysdb._retry import StoreClosedError, retry_outages
+from dbos_typed._sysdb._retry import OutageBackoff, StoreClosedError, retry_outages
 from dbos_typed.errors import InitializationError, SystemDatabaseError
 
 T = TypeVar("T")
@@ -50,6 +50,12 @@ def _is_conflict(exc: BaseException) -> bool:
     if isinstance(exc, Conflict):
         return True
     return isinstance(exc, psycopg.Error) and exc.sqlstate in _CONFLICT_CODES
+
+
+def _conflict_delay(conflicts: int) -> float:
+    """Seconds to wait before running a transaction again after its `conflicts`-th conflict."""
+    delay: float = min(_FIRST_CONFLICT_DELAY * 2.0 ** (conflicts - 1), _MAX_CONFLICT_DELAY)
+    return delay * random.uniform(0.5, 1.5)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -119,6 +125,70 @@ class AppTransaction:
             self._conn.execute(q.END_USER_WRITES_PG, prepare=False)
         except Exception:
             self._conn.execute(q.UNDO_USER_WRITES_PG, prepare=False)
+            raise
+        return value
+
+
+class AsyncAppTransaction:
+    """One open transaction on an asyncio connection to the application database.
+
+    The awaitable twin of `AppTransaction`: the same statements, awaited.
+
+    Attributes:
+        retried: As for `AppTransaction`.
+    """
+
+    __slots__ = ("_conn", "_database", "retried")
+
+    def __init__(
+        self, conn: psycopg.AsyncConnection[Any], database: AppDatabase, retried: bool
+    ) -> None:
+        self._conn = conn
+        self._database = database
+        self.retried = retried
+
+    @property
+    def connection(self) -> psycopg.AsyncConnection[Any]:
+        """The connection the transaction is open on."""
+        return self._conn
+
+    async def fetch_one(
+        self, statement: bytes, params: Mapping[str, Any]
+    ) -> tuple[Any, ...] | None:
+        """The first row `statement` returns, if any."""
+        async with self._conn.cursor(row_factory=tuple_row) as cur:
+            await cur.execute(statement, params)
+            return await cur.fetchone() if cur.description else None
+
+    async def completion(
+        self, workflow_id: str, step_id: int
+    ) -> tuple[str | None, str | None] | None:
+        """The (output, error) recorded for a step, or None."""
+        row = await self.fetch_one(
+            self._database.statement(q.FIND_COMPLETION_PG),
+            {"workflow_id": workflow_id, "step_id": step_id},
+        )
+        return None if row is None else (row[0], row[1])
+
+    async def complete(
+        self, workflow_id: str, step_id: int, output: str | None, error: str | None
+    ) -> None:
+        """Record a step's outcome in this transaction.
+
+        Raises:
+            Conflict: another execution of the step committed its row first.
+        """
+        params = {"workflow_id": workflow_id, "step_id": step_id, "output": output, "error": error}
+        if await self.fetch_one(self._database.statement(q.INSERT_COMPLETION_PG), params) is None:
+            raise Conflict(f"step {step_id} of workflow {workflow_id!r} completed elsewhere")
+
+    async def run_isolated(self, fn: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        """Await `fn` (once per transaction), as `AppTransaction.run_isolated` calls it."""
+        try:
+            value = await fn(self._conn)
+            await self._conn.execute(q.END_USER_WRITES_PG, prepare=False)
+        except Exception:
+            await self._conn.execute(q.UNDO_USER_WRITES_PG, prepare=False)
             raise
         return value
 
@@ -268,11 +338,10 @@ class AppDatabase:
                     if not _is_conflict(exc):
                         raise  # outages are retried around this loop, the rest propagates
                     conflicts += 1
-                    delay = min(_FIRST_CONFLICT_DELAY * 2 ** (conflicts - 1), _MAX_CONFLICT_DELAY)
                     logger.debug(
                         "transaction conflict (attempt %d), running it again: %s", conflicts, exc
                     )
-                    if self._closed.wait(delay * random.uniform(0.5, 1.5)):
+                    if self._closed.wait(_conflict_delay(conflicts)):
                         raise StoreClosedError("the data source was closed") from exc
 
         try:
@@ -293,6 +362,69 @@ class AppDatabase:
         with self.pool.connection() as conn, conn.transaction():
             conn.execute(q.START_ATTEMPT_PG[isolation], prepare=False)
             return body(AppTransaction(conn, self, retried))
+
+    async def async_transaction(
+        self,
+        isolation: str,
+        body: Callable[[AsyncAppTransaction], Awaitable[T]],
+        pause: Callable[[float], Awaitable[None]],
+    ) -> T:
+        """The awaitable `transaction`: `body` in one transaction on an asyncio connection.
+
+        Each run of `body` has a connection of its own, opened for it and closed after it,
+        so no connection outlives the event loop it was opened on (an async workflow's loop
+        lasts one run). Conflicts and outages run `body` again on a fresh transaction, as
+        `transaction` does, after awaiting `pause(seconds)`.
+
+        Raises:
+            StoreClosedError: the data source was closed (the context shut down).
+            SystemDatabaseError: a statement failed for another reason than the moment.
+        """
+        retried = False
+        conflicts = 0
+        outages = OutageBackoff("a transaction", "application database")
+        while True:
+            if self._closed.is_set():
+                raise StoreClosedError("the data source was closed (the context shut down)")
+            try:
+                return await self._async_once(isolation, body, retried)
+            except Exception as exc:
+                retried = True
+                if _is_conflict(exc):
+                    conflicts += 1
+                    logger.debug(
+                        "transaction conflict (attempt %d), running it again: %s", conflicts, exc
+                    )
+                    delay = _conflict_delay(conflicts)
+                elif is_outage(exc):
+                    if self._closed.is_set():
+                        raise outages.closed_error() from exc
+                    delay = outages.next_delay(exc)
+                elif isinstance(exc, psycopg.Error):
+                    raise SystemDatabaseError(
+                        f"the application database refused an operation: {exc}",
+                        sqlstate=exc.sqlstate,
+                    ) from exc
+                else:
+                    raise
+            await pause(delay)
+
+    async def _async_once(
+        self,
+        isolation: str,
+        body: Callable[[AsyncAppTransaction], Awaitable[T]],
+        retried: bool,
+    ) -> T:
+        # The pool's own settings (its conninfo and kwargs may be callables).
+        pool = self.pool
+        conninfo = pool.conninfo() if callable(pool.conninfo) else pool.conninfo
+        kwargs = pool.kwargs() if callable(pool.kwargs) else pool.kwargs
+        conn = await psycopg.AsyncConnection.connect(
+            conninfo or "", **{**(kwargs or {}), "autocommit": True}
+        )
+        async with conn, conn.transaction():
+            await conn.execute(q.START_ATTEMPT_PG[isolation], prepare=False)
+            return await body(AsyncAppTransaction(conn, self, retried))
 
     def forget_workflows(self, workflow_ids: Sequence[str]) -> int:
         """Delete the completion rows of these workflows; how many were deleted.

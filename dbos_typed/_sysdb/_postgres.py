@@ -422,20 +422,36 @@ class PostgresStore(SystemStore):
         driver errors propagate untranslated, for the caller's retry logic.
         """
         with conn.cursor(row_factory=tuple_row) as cur:
-            if lock_row:
-                cur.execute(
-                    self._compile(q.LOCK_WORKFLOW_ROW_PG), {"workflow_id": checkpoint.workflow_id}
-                )
-            cur.execute(self._compile(q.RECORD_STEP), checkpoint_params(checkpoint))
+            for statement, params in self.checkpoint_statements(checkpoint, lock_row=lock_row):
+                cur.execute(statement, params)
             return cur.fetchone() is not None
+
+    def checkpoint_statements(
+        self, checkpoint: Checkpoint, *, lock_row: bool
+    ) -> list[tuple[bytes, Mapping[str, Any]]]:
+        """What `record_step_on` runs, in order, for a connection of the caller's own.
+
+        The last statement returns a row when the guard admitted the checkpoint.
+        """
+        statements: list[tuple[bytes, Mapping[str, Any]]] = []
+        if lock_row:
+            statements.append(
+                (self._compile(q.LOCK_WORKFLOW_ROW_PG), {"workflow_id": checkpoint.workflow_id})
+            )
+        statements.append((self._compile(q.RECORD_STEP), checkpoint_params(checkpoint)))
+        return statements
 
     def step_recorded_on(
         self, conn: psycopg.Connection[Any], workflow_id: str, step_id: int
     ) -> bool:
         """Whether a step is recorded, read on another connection to this database."""
         with conn.cursor(row_factory=tuple_row) as cur:
-            cur.execute(self._compile(q.GET_STEP), {"workflow_id": workflow_id, "step_id": step_id})
+            cur.execute(*self.step_lookup(workflow_id, step_id))
             return cur.fetchone() is not None
+
+    def step_lookup(self, workflow_id: str, step_id: int) -> tuple[bytes, Mapping[str, Any]]:
+        """What `step_recorded_on` runs: a statement returning a row when the step is recorded."""
+        return self._compile(q.GET_STEP), {"workflow_id": workflow_id, "step_id": step_id}
 
     @property
     def conninfo(self) -> str:

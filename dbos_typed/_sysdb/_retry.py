@@ -20,6 +20,43 @@ class StoreClosedError(Exception):
     """Raised instead of retrying once the store is closed (the context is shutting down)."""
 
 
+class OutageBackoff:
+    """The delays between retries through an outage: 100 ms doubling to 30 s, jittered.
+
+    `retry_outages` waits them out on a thread; an awaitable loop may await them instead.
+    `database` and `what` name the database and the operation in logs.
+    """
+
+    __slots__ = ("_delay", "attempts", "database", "what")
+
+    def __init__(self, what: str, database: str = "system database") -> None:
+        self.what = what
+        self.database = database
+        self.attempts = 0
+        self._delay = _FIRST_DELAY
+
+    def next_delay(self, exc: BaseException) -> float:
+        """Log the outage `exc`; the seconds to wait before the next try."""
+        self.attempts += 1
+        attempt, delay = self.attempts, self._delay
+        level = logging.WARNING if attempt in (1, 5) or attempt % 20 == 0 else logging.DEBUG
+        logger.log(
+            level,
+            "%s unavailable during %s (attempt %d, retrying in %.1fs): %s",
+            self.database,
+            self.what,
+            attempt,
+            delay,
+            exc,
+        )
+        self._delay = min(delay * 2, _MAX_DELAY)
+        return delay * random.uniform(0.95, 1.05)
+
+    def closed_error(self) -> StoreClosedError:
+        """The error that ends the retries once the database is closed."""
+        return StoreClosedError(f"{self.database} closed during {self.what}")
+
+
 def retry_outages(
     action: Callable[[], T],
     *,
@@ -36,32 +73,19 @@ def retry_outages(
     `closed` is set, the wait stops with `StoreClosedError`. `on_outage` runs before each
     retry (to drop dead pooled connections, say). `database` names the database in logs.
     """
-    delay = _FIRST_DELAY
-    attempt = 0
+    backoff = OutageBackoff(what, database)
     while True:
         try:
             return action()
         except Exception as exc:
             if not is_outage(exc):
                 raise
-            attempt += 1
             if closed.is_set():
-                raise StoreClosedError(f"{database} closed during {what}") from exc
-            level = logging.WARNING if attempt in (1, 5) or attempt % 20 == 0 else logging.DEBUG
-            logger.log(
-                level,
-                "%s unavailable during %s (attempt %d, retrying in %.1fs): %s",
-                database,
-                what,
-                attempt,
-                delay,
-                exc,
-            )
-            if closed.wait(delay * random.uniform(0.95, 1.05)):
-                raise StoreClosedError(f"{database} closed during {what}") from exc
+                raise backoff.closed_error() from exc
+            if closed.wait(backoff.next_delay(exc)):
+                raise backoff.closed_error() from exc
             if on_outage is not None:
                 try:
                     on_outage()
                 except Exception:
                     logger.debug("outage hook failed", exc_info=True)
-            delay = min(delay * 2, _MAX_DELAY)

@@ -36,7 +36,7 @@ from dbos_typed._core.validate import checked_name
 from dbos_typed._sysdb._app_database import AppDatabase, AppTransaction, is_transient
 from dbos_typed._sysdb._postgres import PostgresStore
 from dbos_typed._sysdb._retry import StoreClosedError
-from dbos_typed._sysdb._rows import RecordResult, StepRecord
+from dbos_typed._sysdb._rows import Checkpoint, RecordResult, StepRecord
 from dbos_typed._workflows.step import (
     BACKOFF_FACTOR,
     BASE_INTERVAL,
@@ -292,6 +292,41 @@ def run_as_transaction(
             written.
         WorkflowCancelledError: the workflow was cancelled.
     """
+    plan = checked_transaction(
+        ctx,
+        ds,
+        fn,
+        name,
+        max_retries,
+        base_interval,
+        backoff_factor,
+        max_interval,
+        retry_if,
+        isolation,
+        result_type,
+    )
+    return _TransactionRun(ctx, ds, fn, plan).run(isolation)
+
+
+def checked_transaction(
+    ctx: object,
+    ds: object,
+    fn: object,
+    name: str | None,
+    max_retries: int,
+    base_interval: timedelta,
+    backoff_factor: float,
+    max_interval: timedelta,
+    retry_if: Callable[[Exception], bool] | None,
+    isolation: object,
+    result_type: Any,
+) -> StepPlan:
+    """Check the arguments of a transaction call, either form; return its plan.
+
+    Raises:
+        InvalidOptionError: the argument named in it is invalid, or the call was made
+            inside a step or a transaction.
+    """
     if not isinstance(ctx, WorkflowContext):
         raise InvalidOptionError(
             "ctx", "run_as_transaction needs the WorkflowContext of a running workflow"
@@ -315,12 +350,11 @@ def run_as_transaction(
         raise InvalidOptionError(
             "ctx", "run_as_transaction cannot be called from inside a step or a transaction"
         )
-    plan = StepPlan.of(fn, name, policy, retry_if, result_type)
-    return _TransactionRun(ctx, ds, fn, plan).run(isolation)
+    return StepPlan.of(fn, name, policy, retry_if, result_type)
 
 
 @dataclass(frozen=True, slots=True)
-class _Outcome:
+class Outcome:
     """A transaction's recorded outcome and, on the run that made it, its live value."""
 
     output: str | None
@@ -328,12 +362,163 @@ class _Outcome:
     fresh: tuple[Any, BaseException | None] | None = None  # (value, failure) from `fn`
 
 
-class _CheckpointRefused(Exception):
+class TransactionCheckpointRefused(Exception):
     """Rolls back a transaction whose checkpoint the system database refused."""
 
 
-class _TransactionRun:
-    """One `run_as_transaction` call that was not replayed from its checkpoint."""
+class TransactionRun:
+    """One transaction call that was not replayed: what both forms share.
+
+    The blocking `_TransactionRun` and the awaitable one of `dbos_typed.aio` differ only
+    in how they reach the database; the decisions (replay, what an attempt's outcome is,
+    what is recorded, what is returned or raised) are made here.
+    """
+
+    def __init__(self, ctx: WorkflowContext, ds: DataSource, plan: StepPlan) -> None:
+        self.ctx = ctx
+        self.ds = ds
+        self.plan = plan
+        self.step_name = plan.name
+        self.step_id = -1
+        self.started_ms = 0
+
+    def begin(self) -> StepRecord | None:
+        """Take the step's ID; the recorded row to replay, if any.
+
+        A fresh run then reaches the transaction's "before" crash point (if armed).
+        """
+        self.step_id, recorded = begin_operation(self.ctx, self.step_name)
+        if recorded is None:
+            self.started_ms = self.plan.started(self.ctx)
+        return recorded
+
+    def shares_system_database(self) -> bool:
+        """Whether the writes and the checkpoint commit in one transaction."""
+        return self.ds._shares_database_with(self.ctx._runtime)
+
+    def record(self, outcome: Outcome) -> StepRecord:
+        """The checkpoint row of `outcome`."""
+        return StepRecord(
+            self.step_id,
+            self.step_name,
+            outcome.output,
+            outcome.error,
+            None,
+            self.started_ms,
+            now_ms(),
+        )
+
+    def reach_crash_point(self) -> None:
+        """Reach the "after" crash point (if armed).
+
+        On another database that is after the commit (with its completion row) and before
+        the checkpoint; on the system database, where the commit is the checkpoint, after
+        `fn` returned and before that commit, which the crash then rolls back.
+        """
+        state, crashes = self.ctx._state, self.ctx._runtime.crashes
+        if crashes is not None:
+            crashes.reach(state.workflow_id, state.owner_xid, self.step_name, "after")
+
+    def committed(self, outcome: Outcome, *, checkpointed: bool) -> None:
+        """After the commit: the "after" crash point and the checkpoint, unless it committed.
+
+        Raises:
+            WorkflowCancelledError: the workflow was cancelled, or the context shut down.
+        """
+        if checkpointed:
+            return
+        self.reach_crash_point()
+        try:
+            record_operation(self.ctx, self.record(outcome))
+        except StoreClosedError as exc:
+            raise self.interrupted(exc) from exc
+
+    def interrupted(self, exc: StoreClosedError) -> WorkflowCancelledError:
+        """What a transaction stopped by shutdown raises."""
+        return WorkflowCancelledError(self.ctx.workflow_id, "interrupted by shutdown")
+
+    def result(self, outcome: Outcome) -> Any:
+        """What the call returns (or raises) once `outcome` is committed and checkpointed."""
+        if outcome.fresh is None:
+            return self.plan.replay(self.record(outcome))
+        value, failure = outcome.fresh
+        if failure is not None:
+            raise failure
+        return value
+
+    def failed(self, number: int, exc: Exception) -> Outcome:
+        """The outcome of attempt `number`, whose `fn` raised `exc`.
+
+        Raises:
+            Exception: `exc` itself when it is transient (a fresh transaction, not another
+                attempt).
+            TryAgain: the retry policy allows another attempt; the transaction is to be
+                rolled back.
+        """
+        if is_transient(exc):
+            raise exc
+        verdict = judged(self.plan, number, exc)
+        if isinstance(verdict, TryAgain):
+            raise verdict from exc
+        # `fn`'s writes are undone; the failure commits as its outcome.
+        return Outcome(None, record_of(verdict).encode(), (None, verdict))
+
+    def succeeded(self, value: Any) -> Outcome:
+        """The outcome of an attempt whose `fn` returned `value`.
+
+        Raises:
+            SerializationError: the value cannot be stored.
+        """
+        return Outcome(encode_result(self.plan.codec, value, self.step_name), None, (value, None))
+
+    def to_complete(self, stored: tuple[str | None, str | None] | None) -> Outcome | None:
+        """Given what the completion table holds for the step: its outcome, if any.
+
+        A row there was committed by an earlier run whose checkpoint was never written.
+        """
+        return None if stored is None else Outcome(*stored)
+
+    def before_commit(self) -> None:
+        """Refuse to commit the attempt of a workflow cancelled meanwhile.
+
+        Raises:
+            WorkflowCancelledError: the workflow was cancelled in this process.
+        """
+        self.ctx._state.check_cancelled()
+
+    def checkpoint(self, outcome: Outcome) -> Checkpoint:
+        """The checkpoint written inside the transaction, on the system database."""
+        return checkpoint_of(self.ctx, self.record(outcome))
+
+    def lock_row(self, isolation: str) -> bool:
+        """Whether the transaction share-locks the workflow's row before its checkpoint."""
+        return isolation != "read_committed"
+
+    def store(self) -> PostgresStore:
+        """The system database, which the data source shares."""
+        store = self.ctx._runtime.store
+        assert isinstance(store, PostgresStore)
+        return store
+
+    def after_refusal(self) -> Outcome:
+        """The outcome recorded at the step after the transaction's checkpoint was refused.
+
+        Nothing of the attempt was committed. Say why: a cancellation, another run, or an
+        earlier commit of our own whose reply was lost.
+
+        Raises:
+            WorkflowCancelledError: the workflow was cancelled or taken over.
+            NonDeterminismError: another operation is recorded at this step.
+        """
+        ctx = self.ctx
+        existing = refused(ctx, self.step_id, self.step_name, RecordResult.ALREADY_RECORDED)
+        if not still_owned(ctx):
+            raise Superseded(ctx.workflow_id, "superseded by another execution")
+        return Outcome(existing.output, existing.error)
+
+
+class _TransactionRun(TransactionRun):
+    """One blocking `run_as_transaction` call."""
 
     def __init__(
         self,
@@ -342,23 +527,18 @@ class _TransactionRun:
         fn: Callable[[psycopg.Connection[Any]], Any],
         plan: StepPlan,
     ) -> None:
-        self.ctx = ctx
-        self.ds = ds
+        super().__init__(ctx, ds, plan)
         self.fn = fn
-        self.plan = plan
-        self.step_name = plan.name
-        self.step_id = -1
-        self.started_ms = 0
 
     def run(self, isolation: str) -> Any:
-        ctx = self.ctx
-        self.step_id, recorded = begin_operation(ctx, self.step_name)
+        recorded = self.begin()
         if recorded is not None:
             return self.plan.replay(recorded)
-        self.started_ms = self.plan.started(ctx)
+        ctx = self.ctx
         database = self.ds._database
+        shared = self.shares_system_database()
         try:
-            if self.ds._shares_database_with(ctx._runtime):
+            if shared:
                 outcome = call_with_retries(
                     ctx,
                     self.plan.policy,
@@ -372,78 +552,44 @@ class _TransactionRun:
                         isolation, lambda tx: self._with_completion(tx, number)
                     ),
                 )
-                # Committed, with its completion row, and not yet checkpointed.
-                self._reach_crash_point()
-                record_operation(ctx, self._record(outcome))
         except StoreClosedError as exc:
-            raise WorkflowCancelledError(ctx.workflow_id, "interrupted by shutdown") from exc
-        if outcome.fresh is None:
-            return self.plan.replay(self._record(outcome))
-        value, failure = outcome.fresh
-        if failure is not None:
-            raise failure
-        return value
+            raise self.interrupted(exc) from exc
+        self.committed(outcome, checkpointed=shared)
+        return self.result(outcome)
 
-    def _reach_crash_point(self) -> None:
-        state, crashes = self.ctx._state, self.ctx._runtime.crashes
-        if crashes is not None:
-            crashes.reach(state.workflow_id, state.owner_xid, self.step_name, "after")
-
-    def _record(self, outcome: _Outcome) -> StepRecord:
-        return StepRecord(
-            self.step_id,
-            self.step_name,
-            outcome.output,
-            outcome.error,
-            None,
-            self.started_ms,
-            now_ms(),
-        )
-
-    def _with_completion(self, tx: AppTransaction, number: int) -> _Outcome:
+    def _with_completion(self, tx: AppTransaction, number: int) -> Outcome:
         """One attempt on another database: the outcome is recorded in its own table."""
-        workflow_id = self.ctx.workflow_id
-        stored = tx.completion(workflow_id, self.step_id)
+        stored = self.to_complete(tx.completion(self.ctx.workflow_id, self.step_id))
         if stored is not None:
-            # Committed by an earlier run whose checkpoint was never written.
-            return _Outcome(*stored)
+            return stored
         outcome = self._call(tx, number)
-        self.ctx._state.check_cancelled()
-        tx.complete(workflow_id, self.step_id, outcome.output, outcome.error)
+        self.before_commit()
+        tx.complete(self.ctx.workflow_id, self.step_id, outcome.output, outcome.error)
         return outcome
 
-    def _with_checkpoint(self, database: AppDatabase, isolation: str, number: int) -> _Outcome:
+    def _with_checkpoint(self, database: AppDatabase, isolation: str, number: int) -> Outcome:
         """One attempt on the system database: the checkpoint commits with the writes."""
-        ctx = self.ctx
-        store = ctx._runtime.store
-        assert isinstance(store, PostgresStore)
+        store = self.store()
 
-        def body(tx: AppTransaction) -> _Outcome:
+        def body(tx: AppTransaction) -> Outcome:
             conn = tx.connection
-            if tx.retried and store.step_recorded_on(conn, ctx.workflow_id, self.step_id):
-                raise _CheckpointRefused  # committed just before the connection was lost
+            if tx.retried and store.step_recorded_on(conn, self.ctx.workflow_id, self.step_id):
+                raise TransactionCheckpointRefused  # committed just before the connection was lost
             outcome = self._call(tx, number)
-            ctx._state.check_cancelled()
+            self.before_commit()
             # The commit is the checkpoint here: a crash after `fn` rolls both back.
-            self._reach_crash_point()
-            checkpoint = checkpoint_of(ctx, self._record(outcome))
-            lock_row = isolation != "read_committed"
-            if not store.record_step_on(conn, checkpoint, lock_row=lock_row):
-                raise _CheckpointRefused
+            self.reach_crash_point()
+            checkpoint = self.checkpoint(outcome)
+            if not store.record_step_on(conn, checkpoint, lock_row=self.lock_row(isolation)):
+                raise TransactionCheckpointRefused
             return outcome
 
         try:
             return database.transaction(isolation, body)
-        except _CheckpointRefused:
-            pass
-        # Nothing of this attempt was committed. Say why: a cancellation, another run,
-        # or an earlier commit of our own whose reply was lost.
-        existing = refused(ctx, self.step_id, self.step_name, RecordResult.ALREADY_RECORDED)
-        if not still_owned(ctx):
-            raise Superseded(ctx.workflow_id, "superseded by another execution")
-        return _Outcome(existing.output, existing.error)
+        except TransactionCheckpointRefused:
+            return self.after_refusal()
 
-    def _call(self, tx: AppTransaction, number: int) -> _Outcome:
+    def _call(self, tx: AppTransaction, number: int) -> Outcome:
         """Run `fn` in the transaction; an error it raises is judged by the retry policy.
 
         Raises:
@@ -457,11 +603,5 @@ class _TransactionRun:
             ):
                 value = tx.run_isolated(self.fn)
         except Exception as exc:
-            if is_transient(exc):
-                raise  # a fresh transaction, not another attempt
-            verdict = judged(self.plan, number, exc)
-            if isinstance(verdict, TryAgain):
-                raise verdict from exc
-            # `fn`'s writes are undone; the failure commits as its outcome.
-            return _Outcome(None, record_of(verdict).encode(), (None, verdict))
-        return _Outcome(encode_result(self.plan.codec, value, self.step_name), None, (value, None))
+            return self.failed(number, exc)
+        return self.succeeded(value)
