@@ -47,6 +47,7 @@ from dbos_typed.aio._management import (
 from dbos_typed.aio._messaging import recv, send, send_bulk, sleep
 from dbos_typed.aio._step import run_as_step
 from dbos_typed.aio._streams import close_stream, read_stream, write_stream
+from dbos_typed.aio._transaction import run_as_transaction
 from dbos_typed.aio._workflow import enqueue, run_workflow
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "resume_workflows",
     "retrieve_workflow",
     "run_as_step",
+    "run_as_transaction",
     "run_workflow",
     "send",
     "send_bulk",

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, assert_type
 
+import psycopg
 from pydantic import BaseModel, TypeAdapter
 
 import dbos_typed as dbos
@@ -147,3 +148,33 @@ async def forgotten_awaits(ctx: dbos.WorkflowContext) -> None:
     aio.send(ctx, "other", 1)  # type: ignore[unused-coroutine]
     await aio.sleep(ctx, 5)  # type: ignore[arg-type]
     await aio.recv[int](ctx, "t", timeout=5)  # type: ignore[arg-type]
+
+
+async def transfer(ctx: dbos.WorkflowContext, ds: dbos.DataSource) -> None:
+    async def debit(conn: psycopg.AsyncConnection[Any]) -> int:
+        await conn.execute("SELECT 1")
+        return 1
+
+    assert_type(await aio.run_as_transaction(ctx, ds, debit), int)
+    assert_type(
+        await aio.run_as_transaction(
+            ctx, ds, debit, isolation="serializable", name="debit", max_retries=2
+        ),
+        int,
+    )
+
+    async def receipt(conn: psycopg.AsyncConnection[Any]) -> Receipt:
+        return Receipt(total=1)
+
+    assert_type(await aio.run_as_transaction(ctx, ds, receipt, result_type=Receipt), Receipt)
+    assert_type(await aio.run_as_transaction(ctx, ds, lambda conn: price("p")), int)
+
+    def blocking(conn: psycopg.Connection[Any]) -> int:
+        return 1
+
+    await aio.run_as_transaction(ctx, ds, blocking)  # type: ignore[arg-type]
+    unawaited = aio.run_as_transaction(ctx, ds, debit)
+    _ = assert_type(unawaited, Coroutine[None, None, int])
+    unawaited.close()
+    aio.run_as_transaction(ctx, ds, debit, timeout=timedelta(seconds=1))  # type: ignore[call-overload]
+    aio.run_as_transaction(ctx, ds, debit, isolation="snapshot")  # type: ignore[call-overload]
