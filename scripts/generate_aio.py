@@ -77,6 +77,21 @@ REGIONS = (
         unchanged,
     ),
     Region("enqueue[R]", "aio/_workflow.py", "_app/client.py", "_Enqueuer.__getitem__", unchanged),
+    Region("TriggerSchedule", "aio/_schedules.py", "_schedules/schedules.py", "TriggerSchedule"),
+    Region(
+        "trigger_schedule[R]",
+        "aio/_schedules.py",
+        "_schedules/schedules.py",
+        "_Trigger.__getitem__",
+        unchanged,
+    ),
+    Region(
+        "new_debouncer overloads",
+        "aio/_debounce.py",
+        "_workflows/debounce.py",
+        "new_debouncer",
+        lambda annotation: re.sub(r"\bDebouncer\[", "AsyncDebouncer[", annotation),
+    ),
 )
 
 

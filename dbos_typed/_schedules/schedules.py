@@ -361,9 +361,8 @@ def backfill_schedule(ctx: Connected, name: str, start: datetime, end: datetime)
     return [tick_workflow_id(row.schedule_name, tick) for tick in ticks]
 
 
-def _trigger_schedule(
-    ctx: Connected, name: str, *, codec: Codec[Any] | None = None
-) -> WorkflowHandle[Any]:
+def trigger(ctx: Connected, name: str, *, codec: Codec[Any] | None = None) -> WorkflowHandle[Any]:
+    """`trigger_schedule`, its result decoded with `codec` (None: the registered type)."""
     runtime = _outside_workflow(ctx, "trigger_schedule")
     row = runtime.store.get_schedule(_checked_name(name))
     if row is None:
@@ -424,11 +423,11 @@ class _Trigger(TypedCall):
 
     def __call__(self, ctx: Connected, name: str) -> WorkflowHandle[Any]:
         """Trigger a schedule; see `trigger_schedule`."""
-        return _trigger_schedule(ctx, name)
+        return trigger(ctx, name)
 
 
 trigger_schedule = _Trigger(
-    lambda codec: functools.partial(_trigger_schedule, codec=codec), "trigger_schedule"
+    lambda codec: functools.partial(trigger, codec=codec), "trigger_schedule"
 )
 
 

@@ -29,6 +29,7 @@ workflow's own loop (and no other) while they run.
 
 from __future__ import annotations
 
+from dbos_typed.aio._debounce import AsyncDebouncer, new_debouncer
 from dbos_typed.aio._events import get_all_events, get_event, set_event
 from dbos_typed.aio._handle import AsyncWorkflowHandle, retrieve_workflow
 from dbos_typed.aio._management import (
@@ -37,6 +38,7 @@ from dbos_typed.aio._management import (
     delete_workflows,
     fork_workflow,
     fork_workflows,
+    garbage_collect,
     get_workflow_steps,
     list_queued_workflows,
     list_workflows,
@@ -45,27 +47,49 @@ from dbos_typed.aio._management import (
     set_workflow_attributes,
 )
 from dbos_typed.aio._messaging import recv, send, send_bulk, sleep
+from dbos_typed.aio._schedules import (
+    apply_schedules,
+    backfill_schedule,
+    create_schedule,
+    delete_schedule,
+    get_schedule,
+    list_schedules,
+    pause_schedule,
+    resume_schedule,
+    trigger_schedule,
+)
 from dbos_typed.aio._step import run_as_step
 from dbos_typed.aio._streams import close_stream, read_stream, write_stream
 from dbos_typed.aio._transaction import run_as_transaction
 from dbos_typed.aio._workflow import enqueue, run_workflow
 
 __all__ = [
+    "AsyncDebouncer",
     "AsyncWorkflowHandle",
+    "apply_schedules",
+    "backfill_schedule",
     "cancel_workflow",
     "cancel_workflows",
     "close_stream",
+    "create_schedule",
+    "delete_schedule",
     "delete_workflows",
     "enqueue",
     "fork_workflow",
     "fork_workflows",
+    "garbage_collect",
     "get_all_events",
     "get_event",
+    "get_schedule",
     "get_workflow_steps",
     "list_queued_workflows",
+    "list_schedules",
     "list_workflows",
+    "new_debouncer",
+    "pause_schedule",
     "read_stream",
     "recv",
+    "resume_schedule",
     "resume_workflow",
     "resume_workflows",
     "retrieve_workflow",
@@ -77,7 +101,9 @@ __all__ = [
     "set_event",
     "set_workflow_attributes",
     "sleep",
+    "trigger_schedule",
     "write_stream",
 ]
 
 AsyncWorkflowHandle.__module__ = __name__
+AsyncDebouncer.__module__ = __name__

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, assert_type
 
 import psycopg
@@ -178,3 +178,25 @@ async def transfer(ctx: dbos.WorkflowContext, ds: dbos.DataSource) -> None:
     unawaited.close()
     aio.run_as_transaction(ctx, ds, debit, timeout=timedelta(seconds=1))  # type: ignore[call-overload]
     aio.run_as_transaction(ctx, ds, debit, isolation="snapshot")  # type: ignore[call-overload]
+
+
+def add_one(ctx: dbos.WorkflowContext, n: int) -> int:
+    return n + 1
+
+
+async def debounced_and_scheduled(ctx: dbos.DBOSContext) -> None:
+    with_input = aio.new_debouncer(ctx, add_one)
+    assert_type(with_input, aio.AsyncDebouncer[int, int])
+    handle = await with_input.debounce(ctx, "k", 1, delay=timedelta(seconds=1))
+    assert_type(handle, aio.AsyncWorkflowHandle[int])
+    await with_input.debounce(ctx, "k", "one", delay=timedelta(seconds=1))  # type: ignore[arg-type]
+    without = aio.new_debouncer(ctx, async_no_input)
+    assert_type(without, aio.AsyncDebouncer[None, str])
+    assert_type(await without.debounce(ctx, "k", delay=timedelta(0)), aio.AsyncWorkflowHandle[str])
+
+    assert_type(await aio.trigger_schedule[int](ctx, "s"), aio.AsyncWorkflowHandle[int])
+    assert_type(await aio.trigger_schedule(ctx, "s"), aio.AsyncWorkflowHandle[Any])
+    assert_type(await aio.get_schedule(ctx, "s"), dbos.WorkflowSchedule)
+    assert_type(await aio.list_schedules(ctx), list[dbos.WorkflowSchedule])
+    assert_type(await aio.backfill_schedule(ctx, "s", datetime.now(), datetime.now()), list[str])
+    assert_type(await aio.garbage_collect(ctx, keep_rows=5), int)
