@@ -283,6 +283,30 @@ def test_retries_and_serialization_failures_as_in_the_blocking_form(
     ]
 
 
+def test_a_lost_connection_runs_the_transaction_again(backend: Backend, app: AppDatabase) -> None:
+    ctx = backend.new_context()
+    ds = dbos.new_data_source(ctx, app.url, schema=app.schema)
+    runs: list[int] = []
+
+    async def deposit(conn: psycopg.AsyncConnection[Any]) -> int:
+        runs.append(1)
+        row_id = await _insert(conn, app.schema, f"run {len(runs)}")
+        if len(runs) == 1:
+            pid = conn.info.backend_pid
+            assert app.query("SELECT pg_terminate_backend(%s)", pid) == [(True,)]
+            await conn.execute("SELECT 1")  # the server has gone away
+        return row_id
+
+    async def wf(ctx: dbos.WorkflowContext) -> int:
+        return await aio.run_as_transaction(ctx, ds, deposit)
+
+    dbos.register_workflow(ctx, wf)
+    ctx.launch()
+    assert dbos.run_workflow(ctx, wf).get_result() == 2
+    assert runs == [1, 1]
+    assert app.ledger() == ["run 2"]
+
+
 def test_gathered_transactions_take_step_ids_in_call_order(
     backend: Backend, app: AppDatabase
 ) -> None:

@@ -383,14 +383,13 @@ class TransactionRun:
         self.started_ms = 0
 
     def begin(self) -> StepRecord | None:
-        """Take the step's ID; the recorded row to replay, if any.
-
-        A fresh run then reaches the transaction's "before" crash point (if armed).
-        """
+        """Take the step's ID; the recorded row to replay, if any."""
         self.step_id, recorded = begin_operation(self.ctx, self.step_name)
-        if recorded is None:
-            self.started_ms = self.plan.started(self.ctx)
         return recorded
+
+    def start(self) -> None:
+        """Before the first attempt: reach the "before" crash point (if armed); note the time."""
+        self.started_ms = self.plan.started(self.ctx)
 
     def shares_system_database(self) -> bool:
         """Whether the writes and the checkpoint commit in one transaction."""
@@ -534,6 +533,7 @@ class _TransactionRun(TransactionRun):
         recorded = self.begin()
         if recorded is not None:
             return self.plan.replay(recorded)
+        self.start()
         ctx = self.ctx
         database = self.ds._database
         shared = self.shares_system_database()

@@ -164,6 +164,7 @@ class _AsyncTransactionRun(TransactionRun):
         self.fn = fn
 
     async def run(self, isolation: str) -> Any:
+        self.start()
         shared = self.shares_system_database()
         try:
             number = 0
