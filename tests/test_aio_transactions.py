@@ -88,26 +88,9 @@ def test_writes_commit_with_a_completion_row_and_a_typed_result(
     ]
 
 
-def _restarted(
-    backend: Backend,
-    ctx: dbos.DBOSContext,
-    wf: Any,
-    sources: list[dbos.DataSource],
-    app: AppDatabase,
-) -> dbos.DBOSContext:
-    """What a new process does: a new context and data source, then a launch that recovers."""
-    ctx.shutdown()
-    again = backend.new_context()  # the same database, executor and version
-    sources.append(dbos.new_data_source(again, app.url, schema=app.schema))
-    dbos.register_workflow(again, wf)
-    again.launch()
-    return again
-
-
 def test_a_crash_after_the_commit_commits_exactly_once(backend: Backend, app: AppDatabase) -> None:
     ctx = backend.new_context()
-    # A data source is closed with its context: the next "process" makes its own.
-    sources = [dbos.new_data_source(ctx, app.url, schema=app.schema)]
+    ds = dbos.new_data_source(ctx, app.url, schema=app.schema)
     runs: list[int] = []
 
     async def deposit(conn: psycopg.AsyncConnection[Any]) -> str:
@@ -116,7 +99,7 @@ def test_a_crash_after_the_commit_commits_exactly_once(backend: Backend, app: Ap
         return f"deposited {len(runs)}"
 
     async def wf(ctx: dbos.WorkflowContext) -> str:
-        return await aio.run_as_transaction(ctx, sources[-1], deposit, name="deposit")
+        return await aio.run_as_transaction(ctx, ds, deposit, name="deposit")
 
     dbos.register_workflow(ctx, wf)
     ctx.launch()
@@ -130,8 +113,11 @@ def test_a_crash_after_the_commit_commits_exactly_once(backend: Backend, app: Ap
     assert app.completions() == [("window", 0, '"deposited 1"', None, "portable_json")]
     assert _steps(backend, "window") == []
 
-    ctx = _restarted(backend, ctx, wf, sources, app)  # the row answers; `fn` does not run
-    assert dbos.retrieve_workflow[str](ctx, "window").get_result() == "deposited 1"
+    ctx = testing.restart(ctx)  # recovers "window": the row answers, `fn` does not run
+    try:
+        assert dbos.retrieve_workflow[str](ctx, "window").get_result() == "deposited 1"
+    finally:
+        ctx.shutdown()
     assert runs == [1]
     assert app.ledger() == ["crash window"]
     assert _steps(backend, "window") == [(0, "deposit", '"deposited 1"', None)]
@@ -139,7 +125,7 @@ def test_a_crash_after_the_commit_commits_exactly_once(backend: Backend, app: Ap
 
 def test_a_crash_before_the_transaction_leaves_nothing(backend: Backend, app: AppDatabase) -> None:
     ctx = backend.new_context()
-    sources = [dbos.new_data_source(ctx, app.url, schema=app.schema)]
+    ds = dbos.new_data_source(ctx, app.url, schema=app.schema)
     runs: list[int] = []
 
     async def deposit(conn: psycopg.AsyncConnection[Any]) -> int:
@@ -147,7 +133,7 @@ def test_a_crash_before_the_transaction_leaves_nothing(backend: Backend, app: Ap
         return await _insert(conn, app.schema, "after restart")
 
     async def wf(ctx: dbos.WorkflowContext) -> int:
-        return await aio.run_as_transaction(ctx, sources[-1], deposit, name="deposit")
+        return await aio.run_as_transaction(ctx, ds, deposit, name="deposit")
 
     dbos.register_workflow(ctx, wf)
     ctx.launch()
@@ -155,8 +141,11 @@ def test_a_crash_before_the_transaction_leaves_nothing(backend: Backend, app: Ap
         with pytest.raises(testing.SimulatedCrash):
             dbos.run_workflow(ctx, wf, workflow_id="early").get_result()
     assert app.ledger() == [] and app.completions() == []
-    ctx = _restarted(backend, ctx, wf, sources, app)
-    assert dbos.retrieve_workflow[int](ctx, "early").get_result() == 1
+    ctx = testing.restart(ctx)
+    try:
+        assert dbos.retrieve_workflow[int](ctx, "early").get_result() == 1
+    finally:
+        ctx.shutdown()
     assert runs == [1]
     assert app.ledger() == ["after restart"]
 
@@ -437,3 +426,35 @@ def test_on_the_system_database_writes_and_checkpoint_are_one_transaction(
     gate.open()
     assert dbos.resume_workflow(ctx, "one-tx").get_result() == 1
     assert runs == [1]
+
+
+@pytest.mark.postgres_only
+@on_postgres
+def test_on_the_system_database_a_crash_after_the_body_rolls_everything_back(
+    backend: Backend,
+) -> None:
+    ctx = backend.new_context()
+    tables = _with_tables(backend.url, backend.schema)
+    ds = dbos.new_data_source(ctx, backend.url, schema=backend.schema)
+    runs: list[int] = []
+
+    async def deposit(conn: psycopg.AsyncConnection[Any]) -> int:
+        runs.append(1)
+        return await _insert(conn, tables.schema, f"run {len(runs)}")
+
+    async def wf(ctx: dbos.WorkflowContext) -> int:
+        return await aio.run_as_transaction(ctx, ds, deposit, name="deposit")
+
+    dbos.register_workflow(ctx, wf)
+    ctx.launch()
+    with testing.crash_at(ctx, "deposit", when="after"):
+        with pytest.raises(testing.SimulatedCrash):
+            dbos.run_workflow(ctx, wf, workflow_id="shared-crash").get_result()
+    assert tables.ledger() == [] and _steps(backend, "shared-crash") == []
+    ctx = testing.restart(ctx)
+    try:
+        assert dbos.retrieve_workflow[int](ctx, "shared-crash").get_result() == 2
+    finally:
+        ctx.shutdown()
+    assert runs == [1, 1]
+    assert tables.ledger() == ["run 2"]

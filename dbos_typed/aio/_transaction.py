@@ -196,6 +196,7 @@ class _AsyncTransactionRun(TransactionRun):
                 raise TransactionCheckpointRefused  # committed before the connection was lost
             outcome = await self._call(tx, number)
             self.before_commit()
+            self.reach_crash_point()  # the commit is the checkpoint: a crash rolls both back
             admitted = None
             for statement in store.checkpoint_statements(
                 self.checkpoint(outcome), lock_row=self.lock_row(isolation)
