@@ -267,6 +267,7 @@ class DebounceOptions(TypedDict, total=False):
     queue: WorkflowQueue | str | None
     workflow_id: str | None
     timeout: timedelta | None
+    application_version: str | None
 
 
 class Debounce(Protocol[R]):
@@ -298,15 +299,18 @@ class _Debounce(TypedCall):
 
     Durability: the burst is a DELAYED row on the queue (with the input), committed before
     this returns; joining it (new start time and input) is one transaction. An executor of
-    the application's latest version runs it, and it survives crashes.
+    the application's latest version (or of the `application_version` given) runs it, and
+    it survives crashes.
 
     `debounce(client, workflow_name, key, input, delay=...)` returns a handle whose result is
     plain JSON data; `debounce[R](client, ...)` validates the result as `R` and is typed
     `WorkflowHandle[R]`. Options: `delay` (required, at least zero), `max_wait` (counted
     from the burst's first call; the call that starts a burst sets it), `queue` (the
-    internal queue by default; not a partitioned one), `workflow_id` and `timeout` (the
-    workflow's time limit, counted from when it starts running; both used if this call
-    starts a burst).
+    internal queue by default; not a partitioned one), `workflow_id`, `timeout` (the
+    workflow's time limit, counted from when it starts running) and `application_version`
+    (recorded on the row, as with `enqueue`: only a queue runner of that version runs the
+    workflow); these three are used if this call starts a burst, and a call that joins one
+    leaves the burst's as they are.
 
     Raises:
         InvalidOptionError: a bad option, key or input, or an unknown or partitioned queue.
@@ -350,10 +354,12 @@ def _debounce(
     queue: WorkflowQueue | str | None = None,
     workflow_id: str | None = None,
     timeout: timedelta | None = None,
+    application_version: str | None = None,
     codec: Codec[Any] | None = None,
 ) -> WorkflowHandle[Any]:
     _check_client(client)
     _check_workflow_name(workflow_name)
+    version = optional_name(application_version, "application_version")
     runtime = client._runtime
     request = StartRequest(
         name=workflow_name,
@@ -363,7 +369,7 @@ def _debounce(
         queue=None,
         labels=labels_for(client, None, None),
         # No version: whichever executor runs the application's latest version takes it.
-        application_version=None,
+        application_version=version,
         burst=Burst(
             key=checked_name(key, "key"),
             queue_name=debounce_queue(runtime, queue),
