@@ -46,13 +46,20 @@ def set_event(ctx: WorkflowContext, key: str, value: T) -> None:
     has no checkpoint of its own and is attributed to that step (it runs again if the step
     does).
 
+    The value's type is not bounded statically: no bound admits every model, dataclass
+    and container pydantic can write while refusing what it cannot. The check is made at
+    run time instead, before anything is written and before a step ID is taken: a value
+    pydantic cannot serialize (an `object()`, a function or lambda, anywhere inside the
+    value) or one holding a NaN or an infinity raises `SerializationError`, whose message
+    names the event ("the value of event 'KEY' cannot be stored: ...").
+
     Args:
         ctx: The running workflow's context.
         key: The event's name.
         value: Any value pydantic can serialize.
 
     Raises:
-        SerializationError: the value cannot be stored as JSON.
+        SerializationError: the value cannot be stored as JSON (nothing is written).
         InvalidOptionError: called outside a workflow, or a bad key.
     """
     if not isinstance(ctx, WorkflowContext):

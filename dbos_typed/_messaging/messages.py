@@ -57,6 +57,13 @@ def send(
     sends a new message, unless `idempotency_key` is given: then a key is delivered at
     most once per destination.
 
+    The value's type is not bounded statically: no bound admits every model, dataclass
+    and container pydantic can write while refusing what it cannot. The check is made at
+    run time instead, before anything is written and before a step ID is taken: a value
+    pydantic cannot serialize (an `object()`, a function or lambda, anywhere inside the
+    value) or one holding a NaN or an infinity raises `SerializationError`, whose message
+    names the message ("the message cannot be stored: ...").
+
     Args:
         ctx: Any context.
         destination_id: The receiving workflow's ID.
@@ -66,7 +73,7 @@ def send(
 
     Raises:
         NonExistentWorkflowError: there is no workflow `destination_id`.
-        SerializationError: the message cannot be stored as JSON.
+        SerializationError: the message cannot be stored as JSON (nothing is sent).
         InvalidOptionError: a bad argument.
     """
     if not isinstance(ctx, Connected):
