@@ -29,7 +29,7 @@ from dbos_typed._core.handle import WorkflowHandle
 from dbos_typed._core.identity import Identity, labels_for
 from dbos_typed._core.registry import NO_INPUT
 from dbos_typed._core.runtime import Runtime
-from dbos_typed._core.serialization import Codec, TypedCall, encode_any
+from dbos_typed._core.serialization import Codec, JsonValue, TypedCall, encode_any
 from dbos_typed._core.validate import checked_name, optional_name
 from dbos_typed._queues.debouncer import Burst, checked_max_wait, debounce_queue, delay_ms_of
 from dbos_typed._queues.enqueue import (
@@ -175,7 +175,7 @@ class _Enqueuer(TypedCall):
         input: object = NO_INPUT,
         /,
         **options: Unpack[EnqueueOptions],
-    ) -> WorkflowHandle[Any]:
+    ) -> WorkflowHandle[JsonValue]:
         """Enqueue a workflow by name; the handle's result is plain JSON data."""
         return enqueue_named(client, queue, workflow_name, input, **options)
 
@@ -338,7 +338,7 @@ class _Debounce(TypedCall):
         *,
         delay: timedelta,
         **options: Unpack[DebounceOptions],
-    ) -> WorkflowHandle[Any]:
+    ) -> WorkflowHandle[JsonValue]:
         """Debounce a workflow by name; the handle's result is plain JSON data."""
         return _debounce(client, workflow_name, key, input, delay=delay, **options)
 

@@ -23,7 +23,14 @@ from dbos_typed._core.durable import (
     refused,
 )
 from dbos_typed._core.runtime import now_ms
-from dbos_typed._core.serialization import Codec, TypedCall, codec_for, decode_any, encode_any
+from dbos_typed._core.serialization import (
+    Codec,
+    JsonValue,
+    TypedCall,
+    codec_for,
+    decode_any,
+    encode_any,
+)
 from dbos_typed._core.validate import checked_duration, checked_name, wait_seconds
 from dbos_typed._messaging.database_waits import Wait
 from dbos_typed._messaging.durable_waits import DEFAULT_WAIT, DurableWait, replay_wait, wait_durably
@@ -240,9 +247,10 @@ class _EventReader(TypedCall):
         workflow_id: str,
         key: str,
         timeout: timedelta = DEFAULT_WAIT,
-    ) -> Any:
+    ) -> JsonValue:
         """Read an event as plain JSON values; see `get_event`."""
-        return _get_event(ctx, workflow_id, key, timeout, codec=codec_for(Any))
+        value: JsonValue = _get_event(ctx, workflow_id, key, timeout, codec=codec_for(Any))
+        return value
 
 
 get_event = _EventReader(lambda codec: functools.partial(_get_event, codec=codec), "get_event")

@@ -19,7 +19,7 @@ from pydantic import TypeAdapter
 from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.durable import begin_operation, checkpoint_of, refused, workflow_context
 from dbos_typed._core.runtime import now_ms
-from dbos_typed._core.serialization import Codec, TypedCall, codec_for, encode_any
+from dbos_typed._core.serialization import Codec, JsonValue, TypedCall, codec_for, encode_any
 from dbos_typed._core.telemetry import TARGET_WORKFLOW_ID, operation_scope
 from dbos_typed._core.validate import checked_duration, checked_name, optional_name, storable_text
 from dbos_typed._messaging.durable_waits import DEFAULT_WAIT, DurableWait, replay_wait, wait_durably
@@ -299,9 +299,10 @@ class _Receiver(TypedCall):
         ctx: WorkflowContext,
         topic: str | None = None,
         timeout: timedelta = DEFAULT_WAIT,
-    ) -> Any:
+    ) -> JsonValue:
         """Receive a message as plain JSON values; see `recv`."""
-        return _recv(ctx, topic, timeout, codec=codec_for(Any))
+        value: JsonValue = _recv(ctx, topic, timeout, codec=codec_for(Any))
+        return value
 
 
 recv = _Receiver(lambda codec: functools.partial(_recv, codec=codec), "recv")

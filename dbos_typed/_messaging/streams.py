@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.durable import begin_operation, checkpoint_of, refused, workflow_context
 from dbos_typed._core.runtime import now_ms
-from dbos_typed._core.serialization import Codec, TypedCall, codec_for, encode_any
+from dbos_typed._core.serialization import Codec, JsonValue, TypedCall, codec_for, encode_any
 from dbos_typed._core.telemetry import KEY, operation_scope
 from dbos_typed._core.validate import checked_name
 from dbos_typed._messaging.database_waits import Wait
@@ -274,7 +274,7 @@ class _StreamReader(TypedCall):
         *,
         from_offset: int = 0,
         snapshot: bool = False,
-    ) -> Iterator[Any]:
+    ) -> Iterator[JsonValue]:
         """Iterate over a stream as plain JSON values; see `read_stream`."""
         codec = codec_for(Any)
         return _start_read(
