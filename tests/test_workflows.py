@@ -100,8 +100,11 @@ def test_status_is_recorded_in_portable_json(backend: Backend) -> None:
     status = handle.get_status()
     assert status.status is dbos.StatusName.SUCCESS
     assert status.name == "checkout"
-    assert status.input == _order("b2")
-    assert status.output == Receipt(order_id="b2", total=500)
+    # Plain JSON, which the caller validates with the type it expects.
+    assert status.input == _order("b2").model_dump(mode="json")
+    assert Order.model_validate(status.input) == _order("b2")
+    assert status.output == {"order_id": "b2", "total": 500}
+    assert Receipt.model_validate(status.output) == Receipt(order_id="b2", total=500)
     assert status.error is None
     assert status.executor_id == "local"
     assert status.application_version == "test-version"

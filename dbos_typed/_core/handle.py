@@ -181,7 +181,7 @@ class WorkflowHandle(Generic[R]):
         record = self._runtime.store.get_status(self.workflow_id)
         if record is None:
             raise NonExistentWorkflowError(self.workflow_id)
-        return status_from_record(record, self._runtime.registry.by_name(record.name))
+        return status_from_record(record)
 
 
 #: What `OutcomeWatch` answers while the workflow has not finished.
