@@ -107,7 +107,7 @@ async def application(ctx: dbos.DBOSContext, client: dbos.Client) -> None:
         await aio.retrieve_workflow[TypeAdapter(int | None)](client, "x"),
         aio.AsyncWorkflowHandle[int | None],
     )
-    assert_type(await aio.retrieve_workflow(ctx, "x"), aio.AsyncWorkflowHandle[Any])
+    assert_type(await aio.retrieve_workflow(ctx, "x"), aio.AsyncWorkflowHandle[dbos.JsonValue])
     assert_type(
         await aio.enqueue[Receipt](client, "q", "checkout", Order(id="a"), priority=1),
         aio.AsyncWorkflowHandle[Receipt],
