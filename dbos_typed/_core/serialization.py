@@ -47,7 +47,8 @@ dict of such values.
 What the untyped forms of the reading calls return (`recv(ctx)`, `get_event`,
 `read_stream`, `enqueue` and `debounce` from a client, a status's `input` and `output`),
 so strictly typed code narrows it (`isinstance`) or asks for a type (`recv[Order]`).
-pydantic validates it too: `recv[JsonValue](ctx)` checks that the message is plain JSON.
+pydantic validates it too: `recv[TypeAdapter(JsonValue)](ctx)` checks that the message is
+plain JSON.
 """
 
 #: The value of the `serialization` column on every row this library writes.

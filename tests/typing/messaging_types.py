@@ -25,6 +25,7 @@ def in_workflow(ctx: dbos.WorkflowContext) -> None:
     assert_type(dbos.recv[list[int]](ctx, "numbers"), list[int])
     assert_type(dbos.recv[TypeAdapter(int | None)](ctx), int | None)
     assert_type(dbos.recv(ctx, "raw"), dbos.JsonValue)
+    assert_type(dbos.recv[TypeAdapter(dbos.JsonValue)](ctx, "raw"), dbos.JsonValue)
     # Untyped, a message is plain JSON that strict code must narrow before using it.
     raw = dbos.recv(ctx, "raw")
     text: str = raw  # type: ignore[assignment]
