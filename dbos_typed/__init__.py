@@ -30,7 +30,7 @@ from dbos_typed._core.context import AppContext, DBOSContext, WorkflowContext
 from dbos_typed._core.handle import WorkflowHandle, retrieve_workflow
 from dbos_typed._core.identity import Identity, get_identity
 from dbos_typed._core.registry import RegisteredWorkflow
-from dbos_typed._core.serialization import ErrorRecord
+from dbos_typed._core.serialization import ErrorRecord, JsonValue
 from dbos_typed._core.status import StatusName, WorkflowStatus
 from dbos_typed._core.version import __version__ as __version__
 from dbos_typed._management.aggregates import (
@@ -156,6 +156,7 @@ __all__ = [
     "Identity",
     "InitializationError",
     "InvalidOptionError",
+    "JsonValue",
     "MaxStepRetriesExceededError",
     "NonDeterminismError",
     "NonExistentWorkflowError",

@@ -309,6 +309,58 @@ def test_non_finite_messages_events_and_stream_values_are_refused(backend: Backe
     assert count(backend, "operation_outputs") == 1  # echo's own step
 
 
+def publishes_unserializable(ctx: dbos.WorkflowContext, destination: str) -> list[str]:
+    refused = []
+    calls: list[Callable[[], object]] = [
+        lambda: dbos.send(ctx, destination, object()),
+        lambda: dbos.send(ctx, destination, lambda: 1, "topic"),
+        lambda: dbos.set_event(ctx, "level", object()),
+        lambda: dbos.set_event(ctx, "level", {"nested": [lambda: 1]}),
+        lambda: dbos.write_stream(ctx, "levels", object()),
+        lambda: dbos.write_stream(ctx, "levels", lambda: 1),
+    ]
+    for call in calls:
+        try:
+            call()
+        except dbos.SerializationError as exc:
+            refused.append(str(exc))
+    dbos.set_event(ctx, "after", "refusals took no step")
+    return refused
+
+
+def test_unserializable_messages_events_and_stream_values_are_refused(backend: Backend) -> None:
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, echo)
+    dbos.register_workflow(ctx, publishes_unserializable)
+    ctx.launch()
+    dbos.run_workflow(ctx, echo, "x", workflow_id="target").get_result()
+    with dbos.new_client(backend.config()) as client:
+        for sender in (ctx, client):
+            with pytest.raises(dbos.SerializationError, match="the message") as info:
+                dbos.send(sender, "target", object())
+            assert "object" in str(info.value)
+            with pytest.raises(dbos.SerializationError, match="the message") as info:
+                dbos.send(sender, "target", lambda: 1, idempotency_key="once")
+            assert "function" in str(info.value)
+    refused = dbos.run_workflow(
+        ctx, publishes_unserializable, "target", workflow_id="publisher"
+    ).get_result()
+    assert len(refused) == 6
+    assert all("the message" in r for r in refused[:2])
+    assert all("event 'level'" in r for r in refused[2:4])
+    assert all("stream 'levels'" in r for r in refused[4:])
+    assert dbos.get_event[str](ctx, "publisher", "after") == "refusals took no step"
+    for table in ("notifications", "streams"):
+        assert count(backend, table) == 0, table
+    # The one event written took step 0: the refused calls consumed no step ID.
+    steps = backend.query(
+        "SELECT function_id, function_name FROM {s}.operation_outputs WHERE workflow_uuid = %s",
+        "publisher",
+    )
+    assert steps == [(0, "DBOS.setEvent")]
+    assert backend.query("SELECT key FROM {s}.workflow_events") == [("after",)]
+
+
 def takes_any(ctx: dbos.WorkflowContext, x: Any) -> Any:
     return x
 

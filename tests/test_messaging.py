@@ -363,3 +363,25 @@ def test_concurrent_senders_each_deliver_once(backend: Backend) -> None:
     for t in threads:
         t.join()
     assert handle.get_result() == list(range(40))
+
+
+def test_untyped_reads_are_plain_json_and_json_value_validates(backend: Backend) -> None:
+    class Note(BaseModel):
+        text: str
+        tags: set[str]
+
+    def reader(ctx: dbos.WorkflowContext) -> list[dbos.JsonValue]:
+        plain = dbos.recv(ctx, "plain", timeout=timedelta(seconds=20))
+        checked = dbos.recv[TypeAdapter(dbos.JsonValue)](ctx, "checked", timeout=timedelta(0))
+        return [plain, checked]
+
+    ctx = backend.context_with(reader)
+    ctx.launch()
+    handle = dbos.run_workflow(ctx, reader, workflow_id="reader")
+    dbos.send(ctx, "reader", [1, {"x": None}], "checked")
+    dbos.send(ctx, "reader", Note(text="hi", tags={"a"}), "plain")
+    # The model arrives as the JSON it was written as; a set as a list.
+    assert handle.get_result(timeout=timedelta(seconds=20)) == [
+        {"text": "hi", "tags": ["a"]},
+        [1, {"x": None}],
+    ]

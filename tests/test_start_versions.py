@@ -70,6 +70,35 @@ def test_only_a_runner_of_the_version_given_dequeues_it(backend: Backend) -> Non
         assert dbos.retrieve_workflow(new, workflow_id).get_status().executor_id == "new"
 
 
+def test_a_client_debounce_records_the_version_given(backend: Backend) -> None:
+    old = _app(backend, "v1", "old")
+    old.launch()
+    with dbos.new_client(backend.config("shop")) as client:
+        burst = dbos.debounce[str](
+            client,
+            "ping",
+            "k",
+            delay=timedelta(hours=1),
+            queue="orders",
+            workflow_id="burst-v2",
+            application_version="v2",
+        )
+        assert _version_and_status(backend, "burst-v2") == ("v2", "DELAYED")
+        # A call that joins the burst, with no version of its own, keeps the burst's.
+        joined = dbos.debounce[str](client, "ping", "k", delay=timedelta(0), queue="orders")
+        assert joined.workflow_id == "burst-v2"
+        # Enqueued after the burst was due: once v1 ran it, v1 has passed the burst over.
+        later = dbos.run_workflow(old, ping, queue="orders", workflow_id="for-v1")
+        assert later.get_result(timeout=WAIT) == "pong"
+        assert _version_and_status(backend, "burst-v2") == ("v2", "ENQUEUED")
+
+        new = _app(backend, "v2", "new")
+        new.launch()
+        assert burst.get_result(timeout=WAIT) == "pong"
+    assert _version_and_status(backend, "burst-v2") == ("v2", "SUCCESS")
+    assert dbos.retrieve_workflow(new, "burst-v2").get_status().executor_id == "new"
+
+
 def test_recovery_leaves_a_workflow_of_another_version_to_that_version(
     backend: Backend,
 ) -> None:
@@ -102,6 +131,8 @@ def test_the_version_must_be_a_storable_name(backend: Backend, version: Any) -> 
     with dbos.new_client(backend.config("shop")) as client:
         with pytest.raises(dbos.InvalidOptionError) as enqueued:
             dbos.enqueue(client, "orders", "ping", application_version=version)
-    for info in (direct, queued, enqueued):
+        with pytest.raises(dbos.InvalidOptionError) as debounced:
+            dbos.debounce(client, "ping", "k", delay=timedelta(0), application_version=version)
+    for info in (direct, queued, enqueued, debounced):
         assert info.value.argument == "application_version"
     assert backend.query("SELECT workflow_uuid FROM {s}.workflow_status") == []

@@ -100,8 +100,11 @@ def test_status_is_recorded_in_portable_json(backend: Backend) -> None:
     status = handle.get_status()
     assert status.status is dbos.StatusName.SUCCESS
     assert status.name == "checkout"
-    assert status.input == _order("b2")
-    assert status.output == Receipt(order_id="b2", total=500)
+    # Plain JSON, which the caller validates with the type it expects.
+    assert status.input == _order("b2").model_dump(mode="json")
+    assert Order.model_validate(status.input) == _order("b2")
+    assert status.output == {"order_id": "b2", "total": 500}
+    assert Receipt.model_validate(status.output) == Receipt(order_id="b2", total=500)
     assert status.error is None
     assert status.executor_id == "local"
     assert status.application_version == "test-version"
@@ -164,13 +167,28 @@ def test_workflow_exception_reaches_get_result_typed(backend: Backend) -> None:
     assert handle.get_status().status is dbos.StatusName.ERROR
 
 
+def waits_then_receipts(ctx: dbos.WorkflowContext, order_id: str) -> Receipt:
+    dbos.recv[str](ctx, "go", timeout=timedelta(seconds=30))
+    return Receipt(order_id=order_id, total=1)
+
+
+def test_an_untyped_handle_to_a_run_here_gives_plain_json(backend: Backend) -> None:
+    ctx = backend.context_with(waits_then_receipts)
+    ctx.launch()
+    started = dbos.run_workflow(ctx, waits_then_receipts, "here", workflow_id="here")
+    untyped = dbos.retrieve_workflow(ctx, "here")  # while it runs in this process
+    dbos.send(ctx, "here", "go", "go")
+    assert started.get_result() == Receipt(order_id="here", total=1)
+    assert untyped.get_result() == {"order_id": "here", "total": 1}
+
+
 def test_retrieve_workflow_typed_and_untyped(backend: Backend) -> None:
     ctx = _launched(backend)
     dbos.run_workflow(ctx, checkout, _order("r"), workflow_id="ret").get_result()
     typed = dbos.retrieve_workflow[Receipt](ctx, "ret")
     assert typed.get_result() == Receipt(order_id="r", total=500)
     untyped = dbos.retrieve_workflow(ctx, "ret")
-    assert untyped.get_result() == Receipt(order_id="r", total=500)
+    assert untyped.get_result() == {"order_id": "r", "total": 500}  # plain JSON
     as_dict = dbos.retrieve_workflow[dict[str, object]](ctx, "ret")
     assert as_dict.get_result() == {"order_id": "r", "total": 500}
     with pytest.raises(dbos.NonExistentWorkflowError):

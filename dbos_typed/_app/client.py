@@ -29,7 +29,7 @@ from dbos_typed._core.handle import WorkflowHandle
 from dbos_typed._core.identity import Identity, labels_for
 from dbos_typed._core.registry import NO_INPUT
 from dbos_typed._core.runtime import Runtime
-from dbos_typed._core.serialization import Codec, TypedCall, encode_any
+from dbos_typed._core.serialization import Codec, JsonValue, TypedCall, encode_any
 from dbos_typed._core.validate import checked_name, optional_name
 from dbos_typed._queues.debouncer import Burst, checked_max_wait, debounce_queue, delay_ms_of
 from dbos_typed._queues.enqueue import (
@@ -175,7 +175,7 @@ class _Enqueuer(TypedCall):
         input: object = NO_INPUT,
         /,
         **options: Unpack[EnqueueOptions],
-    ) -> WorkflowHandle[Any]:
+    ) -> WorkflowHandle[JsonValue]:
         """Enqueue a workflow by name; the handle's result is plain JSON data."""
         return enqueue_named(client, queue, workflow_name, input, **options)
 
@@ -267,6 +267,7 @@ class DebounceOptions(TypedDict, total=False):
     queue: WorkflowQueue | str | None
     workflow_id: str | None
     timeout: timedelta | None
+    application_version: str | None
 
 
 class Debounce(Protocol[R]):
@@ -298,15 +299,18 @@ class _Debounce(TypedCall):
 
     Durability: the burst is a DELAYED row on the queue (with the input), committed before
     this returns; joining it (new start time and input) is one transaction. An executor of
-    the application's latest version runs it, and it survives crashes.
+    the application's latest version (or of the `application_version` given) runs it, and
+    it survives crashes.
 
     `debounce(client, workflow_name, key, input, delay=...)` returns a handle whose result is
     plain JSON data; `debounce[R](client, ...)` validates the result as `R` and is typed
     `WorkflowHandle[R]`. Options: `delay` (required, at least zero), `max_wait` (counted
     from the burst's first call; the call that starts a burst sets it), `queue` (the
-    internal queue by default; not a partitioned one), `workflow_id` and `timeout` (the
-    workflow's time limit, counted from when it starts running; both used if this call
-    starts a burst).
+    internal queue by default; not a partitioned one), `workflow_id`, `timeout` (the
+    workflow's time limit, counted from when it starts running) and `application_version`
+    (recorded on the row, as with `enqueue`: only a queue runner of that version runs the
+    workflow); these three are used if this call starts a burst, and a call that joins one
+    leaves the burst's as they are.
 
     Raises:
         InvalidOptionError: a bad option, key or input, or an unknown or partitioned queue.
@@ -334,7 +338,7 @@ class _Debounce(TypedCall):
         *,
         delay: timedelta,
         **options: Unpack[DebounceOptions],
-    ) -> WorkflowHandle[Any]:
+    ) -> WorkflowHandle[JsonValue]:
         """Debounce a workflow by name; the handle's result is plain JSON data."""
         return _debounce(client, workflow_name, key, input, delay=delay, **options)
 
@@ -350,10 +354,12 @@ def _debounce(
     queue: WorkflowQueue | str | None = None,
     workflow_id: str | None = None,
     timeout: timedelta | None = None,
+    application_version: str | None = None,
     codec: Codec[Any] | None = None,
 ) -> WorkflowHandle[Any]:
     _check_client(client)
     _check_workflow_name(workflow_name)
+    version = optional_name(application_version, "application_version")
     runtime = client._runtime
     request = StartRequest(
         name=workflow_name,
@@ -363,7 +369,7 @@ def _debounce(
         queue=None,
         labels=labels_for(client, None, None),
         # No version: whichever executor runs the application's latest version takes it.
-        application_version=None,
+        application_version=version,
         burst=Burst(
             key=checked_name(key, "key"),
             queue_name=debounce_queue(runtime, queue),

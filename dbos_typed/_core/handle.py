@@ -23,6 +23,7 @@ from dbos_typed._core.runtime import Execution, Runtime, now_ms
 from dbos_typed._core.serialization import (
     Codec,
     ErrorRecord,
+    JsonValue,
     TypedCall,
     decode_any,
     encode_any,
@@ -181,7 +182,7 @@ class WorkflowHandle(Generic[R]):
         record = self._runtime.store.get_status(self.workflow_id)
         if record is None:
             raise NonExistentWorkflowError(self.workflow_id)
-        return status_from_record(record, self._runtime.registry.by_name(record.name))
+        return status_from_record(record)
 
 
 #: What `OutcomeWatch` answers while the workflow has not finished.
@@ -335,8 +336,8 @@ class _Retriever(TypedCall):
     def __getitem__(self, tp: Any) -> Callable[[Connected, str], WorkflowHandle[Any]]:
         return self.typed(tp)
 
-    def __call__(self, ctx: Connected, workflow_id: str, /) -> WorkflowHandle[Any]:
-        """Retrieve a handle whose result is decoded with the registered workflow's type."""
+    def __call__(self, ctx: Connected, workflow_id: str, /) -> WorkflowHandle[JsonValue]:
+        """Retrieve a handle whose result is plain JSON (`JsonValue`)."""
         return retrieve_handle(ctx, workflow_id, None)
 
 
@@ -348,7 +349,7 @@ def handle_to(ctx: Connected, workflow_id: str, codec: Codec[Any] | None) -> Wor
 def retrieve_handle(
     ctx: Connected, workflow_id: str, /, codec: Codec[Any] | None = None
 ) -> WorkflowHandle[Any]:
-    """A handle to an existing workflow; `codec` None: the registered result type's.
+    """A handle to an existing workflow; `codec` None: its result is plain JSON.
 
     Raises:
         NonExistentWorkflowError: there is no such workflow.
@@ -358,9 +359,6 @@ def retrieve_handle(
     record = runtime.store.get_status(workflow_id)
     if record is None:
         raise NonExistentWorkflowError(workflow_id)
-    if codec is None:
-        spec = runtime.registry.by_name(record.name)
-        codec = spec.output_codec if spec is not None else None
     return handle_to(ctx, workflow_id, codec)
 
 
@@ -369,10 +367,10 @@ retrieve_workflow = _Retriever(
 )
 """Get a handle to an existing workflow by ID.
 
-Works with a context or a `Client`. `retrieve_workflow(ctx, id)` decodes the result with
-the registered workflow's return type (plain JSON if this process does not know the
-workflow); `retrieve_workflow[T](ctx, id)` validates it as `T` and is typed
-`WorkflowHandle[T]`.
+Works with a context or a `Client`. `retrieve_workflow(ctx, id)` gives the result as plain
+JSON, typed `WorkflowHandle[JsonValue]` (the same in every process, whether or not it
+registered the workflow, and even while the workflow runs here); `retrieve_workflow[T](ctx,
+id)` validates it as `T` and is typed `WorkflowHandle[T]`.
 
 Raises:
     NonExistentWorkflowError: there is no such workflow.

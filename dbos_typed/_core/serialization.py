@@ -31,11 +31,25 @@ from typing import Annotated, Any, Generic, NotRequired, TypeVar
 import pydantic
 from pydantic import BaseModel, TypeAdapter
 from pydantic_core import PydanticSerializationError, to_jsonable_python
-from typing_extensions import TypedDict, is_typeddict
+from typing_extensions import TypeAliasType, TypedDict, is_typeddict
 
 from dbos_typed.errors import SerializationError
 
 T = TypeVar("T")
+
+JsonValue = TypeAliasType(
+    "JsonValue",
+    "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None",
+)
+"""A value as JSON gives it back: None, a bool, int, float or str, or a list or string-keyed
+dict of such values.
+
+What the untyped forms of the reading calls return (`recv(ctx)`, `get_event`,
+`read_stream`, `enqueue` and `debounce` from a client, a status's `input` and `output`),
+so strictly typed code narrows it (`isinstance`) or asks for a type (`recv[Order]`).
+pydantic validates it too: `recv[TypeAdapter(JsonValue)](ctx)` checks that the message is
+plain JSON.
+"""
 
 #: The value of the `serialization` column on every row this library writes.
 PORTABLE_JSON = "portable_json"

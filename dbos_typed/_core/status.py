@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dbos_typed._core.identity import identity_from
-from dbos_typed._core.serialization import ErrorRecord, decode_any, decode_inputs
+from dbos_typed._core.serialization import ErrorRecord, JsonValue, decode_any
 from dbos_typed._core.telemetry import without_carrier
 from dbos_typed._sysdb._rows import StatusName, StatusRecord
-from dbos_typed.errors import SerializationError
 
 __all__ = ["StatusName", "WorkflowStatus"]
 
@@ -20,8 +19,11 @@ __all__ = ["StatusName", "WorkflowStatus"]
 class WorkflowStatus:
     """Where a workflow stands, as recorded in the system database.
 
-    `input` and `output` are validated against the workflow's annotations when this
-    process has the workflow registered, and are plain JSON values otherwise.
+    `input` and `output` are plain JSON values (`JsonValue`), as stored, whether or not
+    this process has the workflow registered, so a status reads the same in every process
+    (and from a `Client`); strict code narrows them, or validates them with the type it
+    expects (`Order.model_validate(status.input)`). A payload that is not JSON (written
+    by another SDK's own serializer) is the stored text itself.
 
     Attributes:
         workflow_id: The workflow's ID.
@@ -64,8 +66,8 @@ class WorkflowStatus:
     workflow_id: str
     status: StatusName
     name: str
-    input: Any
-    output: Any
+    input: JsonValue
+    output: JsonValue
     error: ErrorRecord | None
     created_at: datetime
     updated_at: datetime
@@ -102,27 +104,19 @@ def from_epoch_ms(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
 
 
-def status_from_record(record: StatusRecord, spec: Any) -> WorkflowStatus:
-    """Build the public status, decoding payloads with the registered spec when there is one."""
-    input_value: Any = None
-    output_value: Any = None
+def status_from_record(record: StatusRecord) -> WorkflowStatus:
+    """Build the public status, its payloads decoded as plain JSON (the text if not JSON)."""
+    input_value: JsonValue = None
+    output_value: JsonValue = None
     if record.inputs is not None:
         try:
-            input_value = (
-                decode_inputs(spec.input_codec, record.inputs)
-                if spec is not None
-                else _plain_input(decode_any(record.inputs))
-            )
-        except (SerializationError, ValueError):
+            input_value = _plain_input(decode_any(record.inputs))
+        except ValueError:
             input_value = record.inputs
     if record.output is not None:
         try:
-            output_value = (
-                spec.output_codec.decode(record.output)
-                if spec is not None
-                else decode_any(record.output)
-            )
-        except (SerializationError, ValueError):
+            output_value = decode_any(record.output)
+        except ValueError:
             output_value = record.output
     return WorkflowStatus(
         workflow_id=record.workflow_id,

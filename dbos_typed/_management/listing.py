@@ -15,7 +15,7 @@ from typing import Any, TypedDict, Unpack
 
 from dbos_typed._core.context import Connected
 from dbos_typed._core.durable import checkpointed
-from dbos_typed._core.serialization import Codec, ErrorRecord, codec_for, decode_any
+from dbos_typed._core.serialization import Codec, ErrorRecord, JsonValue, codec_for, decode_any
 from dbos_typed._core.status import StatusName, WorkflowStatus, from_epoch_ms, status_from_record
 from dbos_typed._core.validate import checked_name, epoch_ms
 from dbos_typed._sysdb import _management as sysdb
@@ -42,7 +42,7 @@ class StepInfo:
 
     step_id: int
     name: str
-    output: Any
+    output: JsonValue
     error: ErrorRecord | None
     child_workflow_id: str | None
     started_at: datetime | None
@@ -303,7 +303,7 @@ def list_workflows(
     records = checkpointed(
         ctx, "DBOS.listWorkflows", lambda: runtime.store.list_workflows(query), _STATUS_ROWS
     )
-    return [status_from_record(r, runtime.registry.by_name(r.name)) for r in records]
+    return [status_from_record(r) for r in records]
 
 
 def list_queued_workflows(

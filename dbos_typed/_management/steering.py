@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, overload
 
@@ -24,8 +25,8 @@ from dbos_typed._core.identity import attributes_text
 from dbos_typed._core.runtime import Runtime, now_ms
 from dbos_typed._core.serialization import Codec, TypedCall, codec_for
 from dbos_typed._core.telemetry import TRACE_ATTRIBUTE, carrier_of, with_carrier
-from dbos_typed._core.validate import checked_name, epoch_ms
-from dbos_typed._queues.enqueue import unpartitioned_queue_name
+from dbos_typed._core.validate import checked_name, epoch_ms, optional_name
+from dbos_typed._queues.enqueue import known_queue, unpartitioned_queue_name
 from dbos_typed._queues.queues import WorkflowQueue
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE
 from dbos_typed.errors import InvalidOptionError, NonExistentWorkflowError
@@ -257,6 +258,7 @@ def _fork_workflow(
     new_workflow_id: str | None = None,
     application_version: str | None = None,
     queue_name: str | None = None,
+    queue_partition_key: str | None = None,
     codec: Codec[Any] | None = None,
 ) -> WorkflowHandle[Any]:
     runtime = ctx._runtime
@@ -264,12 +266,12 @@ def _fork_workflow(
     start_step = _start_step(start_step, "start_step")
     if new_workflow_id is not None:
         checked_name(new_workflow_id, "new_workflow_id")
-    application_version, queue = _fork_target(application_version, queue_name)
+    target = _fork_target(runtime, application_version, queue_name, queue_partition_key)
 
     def fork() -> str:
         # Drawn inside the operation, so a replay finds the copy the first run made.
         new_id = new_workflow_id or str(uuid.uuid4())
-        _fork(runtime, [(workflow_id, new_id, start_step)], application_version, queue)
+        _fork(runtime, [(workflow_id, new_id, start_step)], target)
         return new_id
 
     return _handle(ctx, checkpointed(ctx, "DBOS.forkWorkflow", fork, _WORKFLOW_ID), codec)
@@ -288,6 +290,7 @@ class ForkWorkflow(Protocol[R]):
         new_workflow_id: str | None = None,
         application_version: str | None = None,
         queue_name: str | None = None,
+        queue_partition_key: str | None = None,
     ) -> WorkflowHandle[R]:
         """Fork a workflow; the copy's handle is typed (and validated) as `R`."""
         ...
@@ -311,12 +314,16 @@ class _Forker(TypedCall):
         new_workflow_id: The copy's ID; a random UUID by default.
         application_version: The version to run it on; by default the newest one.
         queue_name: The queue to run it from; the internal queue by default.
+        queue_partition_key: The partition of `queue_name` to run it in: required when that
+            queue is partitioned, refused otherwise (its limits then apply per key).
 
     Returns:
         A handle to the copy.
 
     Raises:
         NonExistentWorkflowError: there is no such workflow.
+        InvalidOptionError: a bad argument, naming it; a `queue_partition_key` missing for a
+            partitioned queue or given for any other (nothing is written then).
     """
 
     @overload
@@ -338,6 +345,7 @@ class _Forker(TypedCall):
         new_workflow_id: str | None = None,
         application_version: str | None = None,
         queue_name: str | None = None,
+        queue_partition_key: str | None = None,
     ) -> WorkflowHandle[Any]:
         """Fork a workflow; see `fork_workflow`."""
         return _fork_workflow(
@@ -347,6 +355,7 @@ class _Forker(TypedCall):
             new_workflow_id=new_workflow_id,
             application_version=application_version,
             queue_name=queue_name,
+            queue_partition_key=queue_partition_key,
         )
 
 
@@ -362,6 +371,7 @@ def fork_workflows(
     *,
     application_version: str | None = None,
     queue_name: str | None = None,
+    queue_partition_key: str | None = None,
 ) -> list[WorkflowHandle[Any]]:
     """Fork several workflows at once, all or none (see `fork_workflow`).
 
@@ -375,13 +385,17 @@ def fork_workflows(
             new_workflow_id)` triples to choose the copy's ID (a random UUID otherwise).
         application_version: The version to run the copies on; by default the newest one.
         queue_name: The queue to run them from; the internal queue by default.
+        queue_partition_key: The partition of `queue_name` to run them in: required when
+            that queue is partitioned, refused otherwise.
 
     Returns:
         A handle to each copy, in the order given.
 
     Raises:
         NonExistentWorkflowError: one of the originals does not exist.
-        InvalidOptionError: a malformed entry, or a new ID given twice.
+        InvalidOptionError: a malformed entry, a new ID given twice, or a
+            `queue_partition_key` missing for a partitioned queue or given for any other
+            (nothing is written then).
     """
     runtime = ctx._runtime
     if isinstance(forks, str) or not isinstance(forks, Sequence):
@@ -390,12 +404,12 @@ def fork_workflows(
     chosen = [new_id for _, _, new_id in wanted if new_id is not None]
     if len(set(chosen)) != len(chosen):
         raise InvalidOptionError("forks", "a new workflow ID is given twice")
-    version, queue = _fork_target(application_version, queue_name)
+    target = _fork_target(runtime, application_version, queue_name, queue_partition_key)
 
     def fork() -> list[str]:
         # Drawn inside the operation, so a replay finds the copies the first run made.
         batch = [(w, new_id or str(uuid.uuid4()), step) for w, step, new_id in wanted]
-        _fork(runtime, batch, version, queue)
+        _fork(runtime, batch, target)
         return [new_id for _, new_id, _ in batch]
 
     copies = checkpointed(ctx, "DBOS.forkWorkflows", fork, _WORKFLOW_IDS)
@@ -419,23 +433,54 @@ def _start_step(value: object, argument: str) -> int:
     return value
 
 
-def _fork_target(application_version: str | None, queue_name: str | None) -> tuple[str | None, str]:
+@dataclass(frozen=True)
+class _ForkTarget:
+    """Where fork copies go: the version to run on, the queue and its partition."""
+
+    application_version: str | None
+    queue_name: str
+    partition_key: str | None
+
+
+def _fork_target(
+    runtime: Runtime,
+    application_version: str | None,
+    queue_name: str | None,
+    queue_partition_key: str | None,
+) -> _ForkTarget:
+    """Check where fork copies go, before anything is written.
+
+    A queue this process cannot find is allowed (its copies wait until it is declared),
+    but only without a partition key: a key needs a queue known to be partitioned.
+
+    Raises:
+        InvalidOptionError: a bad version, queue name or partition key, naming it.
+    """
     if application_version is not None:
         checked_name(application_version, "application_version")
-    queue = checked_name(queue_name, "queue_name") if queue_name else INTERNAL_QUEUE
-    return application_version, queue
+    partition_key = optional_name(queue_partition_key, "queue_partition_key")
+    if not queue_name:
+        if partition_key is not None:
+            raise InvalidOptionError("queue_partition_key", "only valid together with queue_name=")
+        return _ForkTarget(application_version, INTERNAL_QUEUE, None)
+    queue = checked_name(queue_name, "queue_name")
+    row = None if queue == INTERNAL_QUEUE else known_queue(runtime, queue)
+    partitioned = row is not None and row.partition_queue
+    if partitioned and partition_key is None:
+        raise InvalidOptionError(
+            "queue_partition_key", f"queue {queue!r} is partitioned; give a partition key"
+        )
+    if not partitioned and partition_key is not None:
+        raise InvalidOptionError("queue_partition_key", f"queue {queue!r} is not partitioned")
+    return _ForkTarget(application_version, queue, partition_key)
 
 
-def _fork(
-    runtime: Runtime,
-    forks: Sequence[tuple[str, str, int]],
-    application_version: str | None,
-    queue_name: str,
-) -> None:
+def _fork(runtime: Runtime, forks: Sequence[tuple[str, str, int]], target: _ForkTarget) -> None:
     missing = runtime.store.fork_workflows(
         forks,
-        application_version=application_version,
-        queue_name=queue_name,
+        application_version=target.application_version,
+        queue_name=target.queue_name,
+        partition_key=target.partition_key,
         now_ms=now_ms(),
     )
     if missing is not None:

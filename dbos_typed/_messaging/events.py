@@ -23,7 +23,14 @@ from dbos_typed._core.durable import (
     refused,
 )
 from dbos_typed._core.runtime import now_ms
-from dbos_typed._core.serialization import Codec, TypedCall, codec_for, decode_any, encode_any
+from dbos_typed._core.serialization import (
+    Codec,
+    JsonValue,
+    TypedCall,
+    codec_for,
+    decode_any,
+    encode_any,
+)
 from dbos_typed._core.validate import checked_duration, checked_name, wait_seconds
 from dbos_typed._messaging.database_waits import Wait
 from dbos_typed._messaging.durable_waits import DEFAULT_WAIT, DurableWait, replay_wait, wait_durably
@@ -46,13 +53,20 @@ def set_event(ctx: WorkflowContext, key: str, value: T) -> None:
     has no checkpoint of its own and is attributed to that step (it runs again if the step
     does).
 
+    The value's type is not bounded statically: no bound admits every model, dataclass
+    and container pydantic can write while refusing what it cannot. The check is made at
+    run time instead, before anything is written and before a step ID is taken: a value
+    pydantic cannot serialize (an `object()`, a function or lambda, anywhere inside the
+    value) or one holding a NaN or an infinity raises `SerializationError`, whose message
+    names the event ("the value of event 'KEY' cannot be stored: ...").
+
     Args:
         ctx: The running workflow's context.
         key: The event's name.
         value: Any value pydantic can serialize.
 
     Raises:
-        SerializationError: the value cannot be stored as JSON.
+        SerializationError: the value cannot be stored as JSON (nothing is written).
         InvalidOptionError: called outside a workflow, or a bad key.
     """
     if not isinstance(ctx, WorkflowContext):
@@ -233,9 +247,10 @@ class _EventReader(TypedCall):
         workflow_id: str,
         key: str,
         timeout: timedelta = DEFAULT_WAIT,
-    ) -> Any:
+    ) -> JsonValue:
         """Read an event as plain JSON values; see `get_event`."""
-        return _get_event(ctx, workflow_id, key, timeout, codec=codec_for(Any))
+        value: JsonValue = _get_event(ctx, workflow_id, key, timeout, codec=codec_for(Any))
+        return value
 
 
 get_event = _EventReader(lambda codec: functools.partial(_get_event, codec=codec), "get_event")

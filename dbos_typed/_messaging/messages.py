@@ -19,7 +19,7 @@ from pydantic import TypeAdapter
 from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.durable import begin_operation, checkpoint_of, refused, workflow_context
 from dbos_typed._core.runtime import now_ms
-from dbos_typed._core.serialization import Codec, TypedCall, codec_for, encode_any
+from dbos_typed._core.serialization import Codec, JsonValue, TypedCall, codec_for, encode_any
 from dbos_typed._core.telemetry import TARGET_WORKFLOW_ID, operation_scope
 from dbos_typed._core.validate import checked_duration, checked_name, optional_name, storable_text
 from dbos_typed._messaging.durable_waits import DEFAULT_WAIT, DurableWait, replay_wait, wait_durably
@@ -57,6 +57,13 @@ def send(
     sends a new message, unless `idempotency_key` is given: then a key is delivered at
     most once per destination.
 
+    The value's type is not bounded statically: no bound admits every model, dataclass
+    and container pydantic can write while refusing what it cannot. The check is made at
+    run time instead, before anything is written and before a step ID is taken: a value
+    pydantic cannot serialize (an `object()`, a function or lambda, anywhere inside the
+    value) or one holding a NaN or an infinity raises `SerializationError`, whose message
+    names the message ("the message cannot be stored: ...").
+
     Args:
         ctx: Any context.
         destination_id: The receiving workflow's ID.
@@ -66,7 +73,7 @@ def send(
 
     Raises:
         NonExistentWorkflowError: there is no workflow `destination_id`.
-        SerializationError: the message cannot be stored as JSON.
+        SerializationError: the message cannot be stored as JSON (nothing is sent).
         InvalidOptionError: a bad argument.
     """
     if not isinstance(ctx, Connected):
@@ -292,9 +299,10 @@ class _Receiver(TypedCall):
         ctx: WorkflowContext,
         topic: str | None = None,
         timeout: timedelta = DEFAULT_WAIT,
-    ) -> Any:
+    ) -> JsonValue:
         """Receive a message as plain JSON values; see `recv`."""
-        return _recv(ctx, topic, timeout, codec=codec_for(Any))
+        value: JsonValue = _recv(ctx, topic, timeout, codec=codec_for(Any))
+        return value
 
 
 recv = _Receiver(lambda codec: functools.partial(_recv, codec=codec), "recv")

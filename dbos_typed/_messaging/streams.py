@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.durable import begin_operation, checkpoint_of, refused, workflow_context
 from dbos_typed._core.runtime import now_ms
-from dbos_typed._core.serialization import Codec, TypedCall, codec_for, encode_any
+from dbos_typed._core.serialization import Codec, JsonValue, TypedCall, codec_for, encode_any
 from dbos_typed._core.telemetry import KEY, operation_scope
 from dbos_typed._core.validate import checked_name
 from dbos_typed._messaging.database_waits import Wait
@@ -43,9 +43,16 @@ def write_stream(ctx: WorkflowContext, key: str, value: T) -> None:
     checkpoint are written in one transaction, exactly once. Inside a step it has no
     checkpoint of its own (it is appended again if the step runs again).
 
+    The value's type is not bounded statically: no bound admits every model, dataclass
+    and container pydantic can write while refusing what it cannot. The check is made at
+    run time instead, before anything is written and before a step ID is taken: a value
+    pydantic cannot serialize (an `object()`, a function or lambda, anywhere inside the
+    value) or one holding a NaN or an infinity raises `SerializationError`, whose message
+    names the stream ("the value for stream 'KEY' cannot be stored: ...").
+
     Raises:
         DBOSError: the stream is closed.
-        SerializationError: the value cannot be stored as JSON.
+        SerializationError: the value cannot be stored as JSON (nothing is written).
         InvalidOptionError: called outside a workflow, or a bad key.
     """
     if not isinstance(ctx, WorkflowContext):
@@ -267,7 +274,7 @@ class _StreamReader(TypedCall):
         *,
         from_offset: int = 0,
         snapshot: bool = False,
-    ) -> Iterator[Any]:
+    ) -> Iterator[JsonValue]:
         """Iterate over a stream as plain JSON values; see `read_stream`."""
         codec = codec_for(Any)
         return _start_read(

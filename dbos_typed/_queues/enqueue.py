@@ -20,6 +20,7 @@ from dbos_typed._queues.queues import WorkflowQueue
 from dbos_typed._sysdb._rows import (
     INTERNAL_QUEUE,
     NewWorkflow,
+    QueueRow,
     StatusName,
 )
 from dbos_typed.errors import (
@@ -161,15 +162,22 @@ def queue_flags(runtime: Runtime, queue: WorkflowQueue | str, name: str) -> tupl
         return queue.partitioned, queue.priority_enabled
     if name == INTERNAL_QUEUE:
         return False, True
+    row = known_queue(runtime, name)
+    if row is None:
+        raise InvalidOptionError(
+            "queue", f"no queue named {name!r}; declare it with register_queue"
+        )
+    return row.partition_queue, row.priority_enabled
+
+
+def known_queue(runtime: Runtime, name: str) -> QueueRow | None:
+    """The settings of the queue of that name (cached once read), or None if none is stored."""
     row = runtime.queues.get(name)
     if row is None:
         row = runtime.store.get_queue(name)
-        if row is None:
-            raise InvalidOptionError(
-                "queue", f"no queue named {name!r}; declare it with register_queue"
-            )
-        runtime.queues[name] = row
-    return row.partition_queue, row.priority_enabled
+        if row is not None:
+            runtime.queues[name] = row
+    return row
 
 
 def queued_row(

@@ -28,7 +28,14 @@ from dbos_typed._core.durable import checkpointed, in_workflow_body
 from dbos_typed._core.handle import WorkflowHandle, handle_to
 from dbos_typed._core.registry import describe
 from dbos_typed._core.runtime import Runtime, now_ms
-from dbos_typed._core.serialization import Codec, TypedCall, codec_for, encode_any, encode_inputs
+from dbos_typed._core.serialization import (
+    Codec,
+    JsonValue,
+    TypedCall,
+    codec_for,
+    encode_any,
+    encode_inputs,
+)
 from dbos_typed._core.validate import checked_name, optional_name
 from dbos_typed._schedules.cron import (
     CronSchedule,
@@ -87,7 +94,7 @@ class WorkflowSchedule:
     workflow_class_name: str | None
     schedule: str
     status: ScheduleStatus
-    context: Any
+    context: JsonValue
     last_fired_at: datetime | None
     automatic_backfill: bool
     cron_timezone: str | None

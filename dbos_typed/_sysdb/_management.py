@@ -123,12 +123,13 @@ _FORK_STATUS: LiteralString = """
 INSERT INTO {s}.workflow_status (
     workflow_uuid, status, name, class_name, config_name, authenticated_user, assumed_role,
     authenticated_roles, application_version, application_id, application_name, queue_name,
-    recovery_attempts, workflow_timeout_ms, priority, forked_from, serialization,
-    attributes, created_at, updated_at, owner_xid
+    queue_partition_key, recovery_attempts, workflow_timeout_ms, priority, forked_from,
+    serialization, attributes, created_at, updated_at, owner_xid
 )
 SELECT %(new_id)s, 'ENQUEUED', name, class_name, config_name, authenticated_user,
        assumed_role, authenticated_roles, %(version)s, application_id, application_name,
-       %(queue)s, 0, workflow_timeout_ms, priority, workflow_uuid, serialization,
+       %(queue)s, %(partition_key)s, 0, workflow_timeout_ms, priority, workflow_uuid,
+       serialization,
        attributes, %(now_ms)s, %(now_ms)s, NULL
 FROM {s}.workflow_status WHERE workflow_uuid = %(workflow_id)s
 """
@@ -448,13 +449,15 @@ class ManagementStore(WorkflowStore):
         *,
         application_version: str | None,
         queue_name: str,
+        partition_key: str | None = None,
         now_ms: int,
     ) -> str | None:
         """Copy workflows as new ENQUEUED ones, each with what it recorded before its start step.
 
         `forks` holds (original ID, new ID, start step) triples, all made in one transaction:
         the steps, event history and stream entries before the start step are copied, and the
-        original is marked as forked.
+        original is marked as forked. The copies go to `queue_name`, under `partition_key`
+        when it is given.
 
         Returns:
             None, or the ID of an original that does not exist (then nothing was written).
@@ -468,6 +471,7 @@ class ManagementStore(WorkflowStore):
                     "start_step": start_step,
                     "version": application_version,
                     "queue": queue_name,
+                    "partition_key": partition_key,
                     "now_ms": now_ms,
                 }
                 if not tx.execute(_MARK_FORKED + "RETURNING 1", params):

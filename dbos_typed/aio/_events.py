@@ -11,7 +11,7 @@ from typing import Any, Protocol, TypeVar, overload
 from pydantic import TypeAdapter
 
 from dbos_typed._core.context import Connected, WorkflowContext
-from dbos_typed._core.serialization import Codec, TypedCall, codec_for
+from dbos_typed._core.serialization import Codec, JsonValue, TypedCall, codec_for
 from dbos_typed._messaging import events as _events
 from dbos_typed._messaging.durable_waits import DEFAULT_WAIT
 from dbos_typed._messaging.events import (
@@ -139,7 +139,7 @@ class _EventReader(TypedCall):
         workflow_id: str,
         key: str,
         timeout: timedelta = DEFAULT_WAIT,
-    ) -> Coroutine[None, None, Any]:
+    ) -> Coroutine[None, None, JsonValue]:
         """Read an event as plain JSON values; see `get_event`."""
         return _get_event(ctx, workflow_id, key, timeout, codec=codec_for(Any))
 

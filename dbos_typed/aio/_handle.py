@@ -29,7 +29,7 @@ from dbos_typed._core.handle import (
     retrieve_handle,
 )
 from dbos_typed._core.runtime import now_ms
-from dbos_typed._core.serialization import Codec, TypedCall
+from dbos_typed._core.serialization import Codec, JsonValue, TypedCall
 from dbos_typed._core.status import WorkflowStatus
 from dbos_typed._sysdb._rows import StepRecord
 from dbos_typed.aio._loop import LoopWaker, performed, prepared, run_blocking
@@ -167,8 +167,8 @@ class _Retriever(TypedCall):
 
     def __call__(
         self, ctx: Connected, workflow_id: str, /
-    ) -> Coroutine[None, None, AsyncWorkflowHandle[Any]]:
-        """Retrieve a handle whose result is decoded with the registered workflow's type."""
+    ) -> Coroutine[None, None, AsyncWorkflowHandle[JsonValue]]:
+        """Retrieve a handle whose result is plain JSON (`JsonValue`)."""
         return _retrieve(ctx, workflow_id, None)
 
 
@@ -185,8 +185,8 @@ retrieve_workflow = _Retriever(
 
 The awaitable form of `dbos_typed.retrieve_workflow`: it reads the database on a thread
 (inside a workflow, on the workflow's loop) and returns an `AsyncWorkflowHandle`. Works
-with a context or a `Client`. Without `[T]` the result is decoded with the registered
-workflow's return type (plain JSON if this process does not know the workflow).
+with a context or a `Client`. Without `[T]` the result is plain JSON, typed
+`AsyncWorkflowHandle[JsonValue]`.
 
 Raises:
     NonExistentWorkflowError: there is no such workflow.

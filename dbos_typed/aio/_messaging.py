@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar, overload
 from pydantic import TypeAdapter
 
 from dbos_typed._core.context import Connected, WorkflowContext, WorkflowState
-from dbos_typed._core.serialization import Codec, TypedCall, codec_for
+from dbos_typed._core.serialization import Codec, JsonValue, TypedCall, codec_for
 from dbos_typed._core.telemetry import operation_scope
 from dbos_typed._messaging import messages as _messaging
 from dbos_typed._messaging.durable_waits import DEFAULT_WAIT, SPAN_KINDS, DurableWait, replay_wait
@@ -196,7 +196,7 @@ class _Receiver(TypedCall):
         ctx: WorkflowContext,
         topic: str | None = None,
         timeout: timedelta = DEFAULT_WAIT,
-    ) -> Coroutine[None, None, Any]:
+    ) -> Coroutine[None, None, JsonValue]:
         """Receive a message as plain JSON values; see `recv`."""
         return _recv(ctx, topic, timeout, codec=codec_for(Any))
 

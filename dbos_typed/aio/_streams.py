@@ -9,7 +9,7 @@ from typing import Any, Protocol, TypeVar, overload
 from pydantic import TypeAdapter
 
 from dbos_typed._core.context import Connected, WorkflowContext
-from dbos_typed._core.serialization import Codec, TypedCall, codec_for
+from dbos_typed._core.serialization import Codec, JsonValue, TypedCall, codec_for
 from dbos_typed._messaging import streams as _streams
 from dbos_typed._messaging.streams import Next, StreamCursor, check_read
 from dbos_typed.aio._loop import AsyncWait, performed, run_blocking
@@ -136,7 +136,7 @@ class _StreamReader(TypedCall):
         *,
         from_offset: int = 0,
         snapshot: bool = False,
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncIterator[JsonValue]:
         """Iterate over a stream as plain JSON values; see `read_stream`."""
         return _start_read(
             ctx, workflow_id, key, from_offset=from_offset, snapshot=snapshot, codec=codec_for(Any)

@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 from dbos_typed._app.client import Client, enqueue_named
 from dbos_typed._core.context import AppContext, WorkflowContext
 from dbos_typed._core.registry import NO_INPUT
-from dbos_typed._core.serialization import Codec, TypedCall
+from dbos_typed._core.serialization import Codec, JsonValue, TypedCall
 from dbos_typed._queues.enqueue import EnqueueOptions
 from dbos_typed._queues.queues import WorkflowQueue
 from dbos_typed._workflows import start as _workflow
@@ -186,7 +186,7 @@ class _Enqueuer(TypedCall):
         input: object = NO_INPUT,
         /,
         **options: Unpack[EnqueueOptions],
-    ) -> Coroutine[None, None, AsyncWorkflowHandle[Any]]:
+    ) -> Coroutine[None, None, AsyncWorkflowHandle[JsonValue]]:
         """Enqueue a workflow by name; see `enqueue`."""
         return _enqueue(client, queue, workflow_name, input, **options)
 

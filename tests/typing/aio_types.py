@@ -55,7 +55,10 @@ async def checkout(ctx: dbos.WorkflowContext, order: Order) -> Receipt:
     assert_type(await aio.sleep(ctx, timedelta(seconds=1)), timedelta)
     assert_type(await aio.recv[Order](ctx, "orders", timeout=timedelta(seconds=5)), Order)
     assert_type(await aio.recv[TypeAdapter(int | None)](ctx), int | None)
-    assert_type(await aio.recv(ctx, "raw"), Any)
+    assert_type(await aio.recv(ctx, "raw"), dbos.JsonValue)
+    assert_type(await aio.get_event(ctx, "other", "raw"), dbos.JsonValue)
+    async for raw in aio.read_stream(ctx, "other", "out"):
+        assert_type(raw, dbos.JsonValue)
     assert_type(await aio.set_event(ctx, "progress", 50), None)
     assert_type(await aio.get_event[int](ctx, "other", "progress"), int)
     assert_type(await aio.write_stream(ctx, "out", [1, 2]), None)
@@ -105,12 +108,12 @@ async def application(ctx: dbos.DBOSContext, client: dbos.Client) -> None:
         await aio.retrieve_workflow[TypeAdapter(int | None)](client, "x"),
         aio.AsyncWorkflowHandle[int | None],
     )
-    assert_type(await aio.retrieve_workflow(ctx, "x"), aio.AsyncWorkflowHandle[Any])
+    assert_type(await aio.retrieve_workflow(ctx, "x"), aio.AsyncWorkflowHandle[dbos.JsonValue])
     assert_type(
         await aio.enqueue[Receipt](client, "q", "checkout", Order(id="a"), priority=1),
         aio.AsyncWorkflowHandle[Receipt],
     )
-    assert_type(await aio.enqueue(client, "q", "checkout"), aio.AsyncWorkflowHandle[Any])
+    assert_type(await aio.enqueue(client, "q", "checkout"), aio.AsyncWorkflowHandle[dbos.JsonValue])
 
     assert_type(await aio.get_event[Order](client, "x", "decision"), Order)
     assert_type(aio.read_stream[int](ctx, "x", "out"), AsyncIterator[int])

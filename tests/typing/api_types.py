@@ -68,7 +68,7 @@ def usage(ctx: dbos.DBOSContext) -> None:
         dbos.retrieve_workflow[TypeAdapter(int | None)](ctx, "x"),
         dbos.WorkflowHandle[int | None],
     )
-    assert_type(dbos.retrieve_workflow(ctx, "x"), dbos.WorkflowHandle[Any])
+    assert_type(dbos.retrieve_workflow(ctx, "x"), dbos.WorkflowHandle[dbos.JsonValue])
     assert_type(dbos.cancel_workflows(ctx, ["x", "y"], cancel_children=True), None)
     assert_type(dbos.resume_workflows(ctx, ["x"]), list[dbos.WorkflowHandle[Any]])
     assert_type(

@@ -7,7 +7,7 @@ rejecting it, mypy would report the ignore as unused and the check would fail.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, assert_type
+from typing import assert_type
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -79,7 +79,7 @@ def client_usage(ctx: dbos.DBOSContext) -> None:
     assert_type(nested, dbos.WorkflowHandle[list[str]])
     assert_type(
         dbos.debounce(client, "reindex", "all", delay=SOON, queue="saves", workflow_id="r"),
-        dbos.WorkflowHandle[Any],
+        dbos.WorkflowHandle[dbos.JsonValue],
     )
 
     # Misuse that must not type-check.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, assert_type
+from typing import assert_type
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -24,7 +24,16 @@ def in_workflow(ctx: dbos.WorkflowContext) -> None:
     assert_type(dbos.recv[Approval](ctx, "approval", timeout=timedelta(seconds=5)), Approval)
     assert_type(dbos.recv[list[int]](ctx, "numbers"), list[int])
     assert_type(dbos.recv[TypeAdapter(int | None)](ctx), int | None)
-    assert_type(dbos.recv(ctx, "raw"), Any)
+    assert_type(dbos.recv(ctx, "raw"), dbos.JsonValue)
+    assert_type(dbos.recv[TypeAdapter(dbos.JsonValue)](ctx, "raw"), dbos.JsonValue)
+    # Untyped, a message is plain JSON that strict code must narrow before using it.
+    raw = dbos.recv(ctx, "raw")
+    text: str = raw  # type: ignore[assignment]
+    if isinstance(raw, str):
+        text = raw
+    assert_type(text, str)
+    if isinstance(raw, dict):
+        assert_type(raw, dict[str, dbos.JsonValue])
     assert_type(dbos.sleep(ctx, timedelta(seconds=1)), timedelta)
     assert_type(dbos.send(ctx, "other", Approval(approved=True, by="me"), "t"), None)
     assert_type(dbos.set_event(ctx, "progress", 50), None)
@@ -41,7 +50,13 @@ def outside(ctx: dbos.DBOSContext) -> None:
         dbos.get_event[list[int]](ctx, "wf", "numbers", timeout=timedelta(seconds=1)), list[int]
     )
     assert_type(dbos.get_event[TypeAdapter(int | None)](ctx, "wf", "maybe"), int | None)
-    assert_type(dbos.get_event(ctx, "wf", "raw"), Any)
+    assert_type(dbos.get_event(ctx, "wf", "raw"), dbos.JsonValue)
+    count: int = dbos.get_event(ctx, "wf", "raw")  # type: ignore[assignment]
+    assert_type(count, int)
+    assert_type(dbos.read_stream(ctx, "wf", "out"), Iterator[dbos.JsonValue])
+    for raw in dbos.read_stream(ctx, "wf", "out"):
+        words: list[str] = raw  # type: ignore[assignment]
+        assert_type(words, list[str])
     assert_type(dbos.read_stream[Approval](ctx, "wf", "out"), Iterator[Approval])
     assert_type(dbos.read_stream[list[int]](ctx, "wf", "out"), Iterator[list[int]])
     assert_type(dbos.read_stream[TypeAdapter(int | None)](ctx, "wf", "out"), Iterator[int | None])

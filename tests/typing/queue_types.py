@@ -118,7 +118,7 @@ def client_usage() -> None:
     assert_type(typed.get_result(), Receipt)
     nested = dbos.enqueue[TypeAdapter(list[int])](client, "orders", "batch", [1, 2])
     assert_type(nested, dbos.WorkflowHandle[list[int]])
-    assert_type(dbos.enqueue(client, "orders", "tick"), dbos.WorkflowHandle[Any])
+    assert_type(dbos.enqueue(client, "orders", "tick"), dbos.WorkflowHandle[dbos.JsonValue])
     assert_type(
         dbos.enqueue[int](client, "orders", "tick", priority=2, delay=timedelta(seconds=1)),
         dbos.WorkflowHandle[int],

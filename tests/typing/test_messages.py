@@ -108,3 +108,25 @@ def test_a_misspelt_option_is_named(tmp_path: Path, cache: Path) -> None:
         'error: Unexpected keyword argument "workflow_idd" for overloaded function '
         '"run_workflow"; did you mean "workflow_id"?  [call-overload]'
     )
+
+
+def test_an_untyped_message_is_json_that_strict_code_must_narrow(
+    tmp_path: Path, cache: Path
+) -> None:
+    body = (
+        "\n\ndef main(ctx: dbos.WorkflowContext) -> None:\n"
+        "    raw = dbos.recv(ctx, 'topic')\n"
+        "    reveal_type(raw)\n"
+        "    text: str = raw\n"
+        "    if isinstance(raw, str):\n"
+        "        narrowed: str = raw\n"
+    )
+    errors = _errors(tmp_path, cache, body)
+    # mypy spells the alias out: the JSON scalars, then lists and dicts of JSON, and None
+    # (bool is shown inside int).
+    revealed = errors[0]
+    assert revealed.startswith('note: Revealed type is "int | float | str | list['), revealed
+    assert "] | dict[str, " in revealed and revealed.endswith('] | None"'), revealed
+    assert len(errors) == 2, errors
+    assert errors[1].startswith("error: Incompatible types in assignment")
+    assert 'variable has type "str"' in errors[1] and errors[1].endswith("[assignment]")

@@ -28,6 +28,7 @@ EXPECTED_EXPORTS = [
     "Identity",
     "InitializationError",
     "InvalidOptionError",
+    "JsonValue",
     "MaxStepRetriesExceededError",
     "NonDeterminismError",
     "NonExistentWorkflowError",
