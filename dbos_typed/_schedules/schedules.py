@@ -27,7 +27,7 @@ from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.durable import checkpointed, in_workflow_body
 from dbos_typed._core.handle import WorkflowHandle, handle_to
 from dbos_typed._core.registry import describe
-from dbos_typed._core.runtime import Runtime, now_ms
+from dbos_typed._core.runtime import Runtime
 from dbos_typed._core.serialization import Codec, TypedCall, codec_for, encode_any, encode_inputs
 from dbos_typed._core.validate import checked_name, optional_name
 from dbos_typed._schedules.cron import (
@@ -658,7 +658,7 @@ def _tick(
         schedule_name=row.schedule_name,
         application_version=version,
         application_name=row.application_name or runtime.owner_name,
-        now_ms=now_ms(),
+        now_ms=runtime.clock.now_ms(),
     )
 
 

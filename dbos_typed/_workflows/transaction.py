@@ -354,7 +354,7 @@ class _TransactionRun:
         self.step_id, recorded = begin_operation(ctx, self.step_name)
         if recorded is not None:
             return self.plan.replay(recorded)
-        self.started_ms = now_ms()
+        self.started_ms = ctx._runtime.clock.now_ms()
         database = self.ds._database
         try:
             if self.ds._shares_database_with(ctx._runtime):

@@ -201,7 +201,10 @@ async def _wait_before_retry(ctx: WorkflowContext, seconds: float) -> None:
     waker = LoopWaker()
     execution.add_waker(waker)
     try:
-        await waker.wait(seconds)
+        clock = ctx._runtime.clock
+        deadline = clock.time() + seconds
+        while clock.time() < deadline and not await waker.wait_on(clock, deadline, None):
+            pass
     finally:
         execution.remove_waker(waker)
     ctx._state.check_cancelled()

@@ -164,6 +164,7 @@ EXPECTED_AIO_EXPORTS = [
 EXPECTED_TESTING_EXPORTS = [
     "CrashPoint",
     "SimulatedCrash",
+    "VirtualClock",
     "check_replay",
     "crash_at",
     "restart",
