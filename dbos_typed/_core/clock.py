@@ -16,6 +16,7 @@ import heapq
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
@@ -48,6 +49,10 @@ class Clock(Protocol):
 
     def time(self) -> float:
         """The current time in epoch seconds."""
+        ...
+
+    def now(self) -> datetime:
+        """The current time as an aware datetime in UTC."""
         ...
 
     def wait(
@@ -97,6 +102,10 @@ class SystemClock:
     def time(self) -> float:
         """The current time in epoch seconds."""
         return time.time()
+
+    def now(self) -> datetime:
+        """The current time, in UTC."""
+        return datetime.now(UTC)
 
     def real_timeout(self, deadline: float | None, poll: float | None) -> float | None:
         """The shorter of `poll` and the time left until `deadline` (never negative)."""
@@ -319,13 +328,13 @@ class VirtualClock:
 
     def cancel_alarm(self, token: object) -> None:
         """Forget an alarm; a fired wait that is not a loop has now taken its instant in."""
-        if token is None:
+        if not isinstance(token, int):
             return
         with self._cond:
-            self._alarms.pop(token, None)  # type: ignore[call-overload]
-            fired = self._unsettled.get(token)  # type: ignore[call-overload]
+            self._alarms.pop(token, None)
+            fired = self._unsettled.get(token)
             if fired is not None and not fired.service:
-                del self._unsettled[token]  # type: ignore[arg-type]
+                del self._unsettled[token]
             self._cond.notify_all()
 
     # Internals; called with self._cond held.
@@ -339,9 +348,9 @@ class VirtualClock:
             return deadline_ms if deadline_ms <= target else None
         return None
 
-    def _fire(self, which: object) -> None:
+    def _fire(self, which: Callable[[_Alarm], bool]) -> None:
         for alarm_id, alarm in list(self._alarms.items()):
-            if which(alarm):  # type: ignore[operator]
+            if which(alarm):
                 del self._alarms[alarm_id]
                 self._unsettled[alarm_id] = alarm
                 alarm.waker.set()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from dbos_typed._core.runtime import Runtime
 from dbos_typed._schedules.cron import CronSchedule, parse_fired_at
@@ -166,7 +166,7 @@ class Scheduler:
             )
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._runtime.clock.now_ms() / 1000, UTC)
+        return self._runtime.clock.now()
 
     def _fire_due(self) -> None:
         now = self._now()

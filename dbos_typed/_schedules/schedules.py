@@ -368,7 +368,7 @@ def _trigger_schedule(
     row = runtime.store.get_schedule(_checked_name(name))
     if row is None:
         raise ScheduleNotFoundError(name)
-    now = datetime.now(UTC)
+    now = runtime.clock.now()
     workflow_id = trigger_workflow_id(row.schedule_name, now)
     runtime.store.enqueue_scheduled(
         [_tick(runtime, row, workflow_id, now, _owner_version(runtime, row))],
