@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import dbos_typed as dbos
-from dbos_typed import testing
+from dbos_typed import aio, testing
 from dbos_typed._schedules.cron import tick_workflow_id
 from tests.conftest import Backend
 
@@ -245,3 +245,27 @@ def test_advance_refuses_going_back() -> None:
     clock.advance(timedelta(hours=1))
     assert clock.now() == START + timedelta(hours=1)
     assert clock.now_ms() == int((START + timedelta(hours=1)).timestamp() * 1000)
+
+
+async def async_week(ctx: dbos.WorkflowContext) -> str:
+    await aio.sleep(ctx, timedelta(days=7))
+    try:
+        return await aio.recv[str](ctx, "topic", timeout=timedelta(days=1))
+    except dbos.WaitTimeoutError:
+        return "woke and timed out"
+
+
+def test_an_async_workflow_sleeps_and_waits_on_the_clock(backend: Backend) -> None:
+    clock = testing.VirtualClock(START)
+    ctx = backend.context_with(async_week, clock=clock)
+    ctx.launch()
+    handle = dbos.run_workflow(ctx, async_week, workflow_id="a")
+    clock.wait_for_waiters(until=START + timedelta(days=7))
+    clock.advance(timedelta(days=6))
+    assert _status(ctx, "a") == "PENDING"
+    clock.advance(timedelta(days=1))
+    clock.wait_for_waiters(until=START + timedelta(days=8))  # now in recv
+    clock.advance(timedelta(hours=23))
+    assert _status(ctx, "a") == "PENDING"
+    clock.advance(timedelta(hours=1))
+    assert handle.get_result(timeout=WAIT) == "woke and timed out"
