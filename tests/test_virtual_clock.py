@@ -269,3 +269,10 @@ def test_an_async_workflow_sleeps_and_waits_on_the_clock(backend: Backend) -> No
     assert _status(ctx, "a") == "PENDING"
     clock.advance(timedelta(hours=1))
     assert handle.get_result(timeout=WAIT) == "woke and timed out"
+
+
+def test_a_config_refuses_what_is_not_a_clock() -> None:
+    with pytest.raises(dbos.InvalidOptionError, match="clock"):
+        dbos.Config(app_name="a", clock="tomorrow")  # type: ignore[arg-type]
+    clock = testing.VirtualClock(START)
+    assert dbos.Config(app_name="a", clock=clock).clock is clock
