@@ -9,6 +9,7 @@ per test (or a new Postgres database when DBOS_TYPED_TEST_DATABASE_URL names a s
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import BaseModel
@@ -31,6 +32,7 @@ class Receipt(BaseModel):
 #: What the payment provider and the mailer saw, by order (the side effects under test).
 charges: Counter[str] = Counter()
 receipts_sent: Counter[str] = Counter()
+reviews_asked: Counter[str] = Counter()
 
 
 def charge(order: Order) -> int:
@@ -48,10 +50,17 @@ def checkout(ctx: dbos.WorkflowContext, order: Order) -> Receipt:
     return Receipt(order_id=order.id, charged=charged)
 
 
+def ask_for_review(ctx: dbos.WorkflowContext, order: Order) -> None:
+    """Three days after a checkout, ask the customer for a review."""
+    dbos.sleep(ctx, timedelta(days=3))
+    dbos.run_as_step(ctx, lambda: reviews_asked.update([order.id]), name="ask")
+
+
 @pytest.fixture(autouse=True)
 def _fresh_counters() -> None:
     charges.clear()
     receipts_sent.clear()
+    reviews_asked.clear()
 
 
 def test_a_checkout_charges_and_sends_a_receipt(dbos_context: DBOSContextFactory) -> None:
@@ -115,3 +124,16 @@ def test_todays_code_replays_the_recorded_checkouts(dbos_context: DBOSContextFac
     for status in dbos.list_workflows(ctx, name="checkout"):
         testing.check_replay(ctx, status.workflow_id)  # raises NonDeterminismError if not
     assert dict(charges) == before  # replaying ran no step
+
+
+def test_the_review_request_waits_three_days(dbos_context: DBOSContextFactory) -> None:
+    clock = testing.VirtualClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+    ctx = dbos_context(ask_for_review, clock=clock)
+    order = Order(id="a1", cents=500)
+    handle = dbos.run_workflow(ctx, ask_for_review, order, workflow_id="review-a1")
+    clock.wait_for_waiters()  # the workflow is asleep
+    clock.advance(timedelta(days=2))
+    assert reviews_asked["a1"] == 0
+    clock.advance(timedelta(days=1))  # the three days are up: the sleep ends at once
+    handle.get_result()
+    assert reviews_asked["a1"] == 1

@@ -132,4 +132,4 @@ def test_the_checkout_example_tests_pass_with_the_plugin_fixtures(
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "5 passed" in done.stdout
+    assert "6 passed" in done.stdout

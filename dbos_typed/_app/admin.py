@@ -37,7 +37,6 @@ from dbos_typed._app.http_layer import (
     route,
 )
 from dbos_typed._core.context import DBOSContext
-from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.status import WorkflowStatus
 from dbos_typed._management.listing import get_workflow_steps, list_workflows
 from dbos_typed._management.steering import (
@@ -191,7 +190,7 @@ def _recover(handler: Handler, _: dict[str, str], body: Any) -> tuple[int, Any]:
     recovered: list[str] = []
     for executor_id in executor_ids:
         recovered += runtime.store.recover_pending(
-            executor_id, runtime.application_version, runtime.app_name, now_ms()
+            executor_id, runtime.application_version, runtime.app_name, runtime.clock.now_ms()
         )
     runtime.announce_work()
     return HTTPStatus.OK, recovered

@@ -9,7 +9,7 @@ from concurrent.futures import wait
 from dbos_typed._app.admin import AdminServer
 from dbos_typed._core.config import Config, default_sqlite_url, parse_database_url
 from dbos_typed._core.context import DBOSContext
-from dbos_typed._core.runtime import Runtime, now_ms
+from dbos_typed._core.runtime import Runtime
 from dbos_typed._core.version import __version__
 from dbos_typed._queues.heartbeat import Heartbeat
 from dbos_typed._queues.queues import apply_deferred_queues
@@ -145,7 +145,9 @@ def _register_version(runtime: Runtime) -> None:
             digest.update(part.encode())
             digest.update(b"\0")
         runtime.application_version = digest.hexdigest()[:32]
-    runtime.store.register_version(runtime.app_name, runtime.application_version, now_ms())
+    runtime.store.register_version(
+        runtime.app_name, runtime.application_version, runtime.clock.now_ms()
+    )
     runtime.logger.info(
         "launched %r as executor %r, application version %s",
         runtime.app_name,
@@ -183,7 +185,7 @@ def _recover(runtime: Runtime) -> None:
         runtime.executor_id,
         runtime.application_version,
         runtime.app_name,
-        now_ms(),
+        runtime.clock.now_ms(),
         launched_ms=runtime.created_ms,
     )
     if recovered:

@@ -16,6 +16,7 @@ from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
+from dbos_typed._core.clock import Clock
 from dbos_typed._core.validate import LONGEST_WAIT, optional_name, storable_text
 from dbos_typed.errors import InvalidOptionError
 
@@ -89,6 +90,10 @@ class Config:
             never closes it: shutting down leaves it to you. Not for SQLite.
         logger: The `logging.Logger` everything the context logs goes to, instead of the
             `dbos_typed` logger.
+        clock: Where the context reads the time and waits for instants of it. None (the
+            default) is real time; a test passes `dbos_typed.testing.VirtualClock`, and
+            then every sleep, timeout, deadline, queue delay, debounce window, rate limit,
+            schedule tick and retry backoff follows that clock alone.
     """
 
     app_name: str
@@ -112,6 +117,7 @@ class Config:
     admin_token: str | None = field(default=None, repr=False)
     system_database_pool: ConnectionPool[Any] | None = field(default=None, repr=False)
     logger: logging.Logger | None = None
+    clock: Clock | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.app_name, str) or not self.app_name.strip():
@@ -120,6 +126,8 @@ class Config:
         if self.database_url is not None:
             parse_database_url(self.database_url)
         self._check_pool_and_logger()
+        if self.clock is not None and not isinstance(self.clock, Clock):
+            raise InvalidOptionError("clock", "expected a Clock, such as testing.VirtualClock")
         if not isinstance(self.database_schema, str) or not self.database_schema:
             raise InvalidOptionError("database_schema", "expected a non-empty string")
         storable_text(self.database_schema, "database_schema")

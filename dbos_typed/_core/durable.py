@@ -15,7 +15,6 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from dbos_typed._core.context import Connected, WorkflowContext
-from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.serialization import Codec, ErrorRecord
 from dbos_typed._sysdb._retry import StoreClosedError
 from dbos_typed._sysdb._rows import (
@@ -247,7 +246,7 @@ def run_durably(
     step_id, recorded = begin_operation(ctx, name)
     if recorded is not None:
         return replay(recorded)
-    started = now_ms()
+    started = ctx._runtime.clock.now_ms()
     return complete_operation(
         ctx, step_id, name, started, execute(), child_workflow_id=child_workflow_id
     )
@@ -273,7 +272,7 @@ def complete_operation(
             error=error,
             child_workflow_id=child_workflow_id,
             started_at_ms=started_ms,
-            completed_at_ms=now_ms(),
+            completed_at_ms=ctx._runtime.clock.now_ms(),
         ),
     )
     if failure is not None:

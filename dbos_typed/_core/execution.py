@@ -12,7 +12,7 @@ from typing import Any
 from dbos_typed._core.context import WorkflowContext, WorkflowState
 from dbos_typed._core.crash import SimulatedCrash
 from dbos_typed._core.registry import WorkflowSpec
-from dbos_typed._core.runtime import Execution, Runtime, now_ms
+from dbos_typed._core.runtime import Execution, Runtime
 from dbos_typed._core.serialization import ErrorRecord, decode_inputs, safe_str
 from dbos_typed._core.telemetry import NO_ORIGIN, Origin, WorkflowScope, carrier_of, log_fields
 from dbos_typed._sysdb._listener import STREAMS_CHANNEL
@@ -73,7 +73,7 @@ def launch_execution(
 
 
 def _expire(runtime: Runtime, workflow_id: str) -> None:
-    cancelled = runtime.store.cancel_if_past_deadline(workflow_id, now_ms())
+    cancelled = runtime.store.cancel_if_past_deadline(workflow_id, runtime.clock.now_ms())
     execution = runtime.running_execution(workflow_id)
     if execution is not None and (
         cancelled or runtime.store.workflow_status(workflow_id) is StatusName.CANCELLED
@@ -150,7 +150,12 @@ def _run_body(
             return ("database", None)
         record = _failure_record(exc)
         if not runtime.store.complete_workflow(
-            workflow_id, StatusName.ERROR, None, record.encode(), now_ms(), state.owner_xid
+            workflow_id,
+            StatusName.ERROR,
+            None,
+            record.encode(),
+            runtime.clock.now_ms(),
+            state.owner_xid,
         ):
             return ("database", None)
         failure = WorkflowFailedError(
@@ -163,7 +168,7 @@ def _run_body(
         failure.__cause__ = exc
         return ("error", failure)
     if not runtime.store.complete_workflow(
-        workflow_id, StatusName.SUCCESS, output, None, now_ms(), state.owner_xid
+        workflow_id, StatusName.SUCCESS, output, None, runtime.clock.now_ms(), state.owner_xid
     ):
         return ("database", None)
     state.execution.stored_output = (spec.output_codec, output)
@@ -219,14 +224,14 @@ def execute_claimed(runtime: Runtime, claimed: ClaimedWorkflow) -> Execution | N
             limit,
             extra=log_fields(workflow_id),
         )
-        runtime.store.dead_letter(workflow_id, now_ms())
+        runtime.store.dead_letter(workflow_id, runtime.clock.now_ms())
         return None
     try:
         value = decode_inputs(spec.input_codec, claimed.inputs)
     except SerializationError as exc:
         record = _failure_record(exc)
         runtime.store.complete_workflow(
-            workflow_id, StatusName.ERROR, None, record.encode(), now_ms()
+            workflow_id, StatusName.ERROR, None, record.encode(), runtime.clock.now_ms()
         )
         return None
     # A workflow that never recorded a step (most queued ones) has nothing to replay.

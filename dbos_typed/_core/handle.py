@@ -19,7 +19,7 @@ from pydantic import TypeAdapter
 from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.crash import Crashes
 from dbos_typed._core.durable import OperationOutcome, rebuild_error, record_of, run_durably
-from dbos_typed._core.runtime import Execution, Runtime, now_ms
+from dbos_typed._core.runtime import Execution, Runtime
 from dbos_typed._core.serialization import (
     Codec,
     ErrorRecord,
@@ -169,7 +169,7 @@ class WorkflowHandle(Generic[R]):
             )
         if outcome.status is StatusName.MAX_RECOVERY_ATTEMPTS_EXCEEDED:
             raise DeadLetterError(workflow_id)
-        if outcome.deadline_ms is not None and outcome.deadline_ms <= now_ms():
+        if outcome.deadline_ms is not None and outcome.deadline_ms <= self._runtime.clock.now_ms():
             raise WorkflowDeadlineExceededError(workflow_id)
         raise AwaitedWorkflowCancelledError(workflow_id)
 

@@ -16,11 +16,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from dbos_typed._core.clock import SYSTEM_CLOCK, Clock
 from dbos_typed._core.config import Config
 from dbos_typed._core.crash import Crashes
 from dbos_typed._core.registry import Registry
 from dbos_typed._core.telemetry import Telemetry, install_log_fields
-from dbos_typed._core.validate import single_wait
 from dbos_typed._sysdb._listener import (
     QUEUE_SETTINGS_CHANNEL,
     QUEUES_CHANNEL,
@@ -39,7 +39,10 @@ _POLL = 0.05
 
 
 def now_ms() -> int:
-    """Wall-clock time in epoch milliseconds, the unit every timestamp column uses."""
+    """Real time in epoch milliseconds, for what no context's clock governs.
+
+    Whatever a context decides by time reads `Runtime.clock` instead.
+    """
     return time.time_ns() // 1_000_000
 
 
@@ -137,19 +140,21 @@ class WorkerPool:
 
 
 class DeadlineWatcher:
-    """One thread that fires callbacks when workflow deadlines pass."""
+    """One thread that fires callbacks when workflow deadlines pass on the context's clock."""
 
-    def __init__(self, log: logging.Logger | None = None) -> None:
+    def __init__(self, log: logging.Logger | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
         self._log = log or logger
+        self._clock = clock
         self._heap: list[tuple[int, int, Callable[[], None]]] = []
         self._counter = 0
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._wakeup = threading.Event()
         self._stopped = False
         self._thread: threading.Thread | None = None
 
     def add(self, deadline_ms: int, callback: Callable[[], None]) -> None:
         """Call `callback` once, at or shortly after `deadline_ms`."""
-        with self._cond:
+        with self._lock:
             self._counter += 1
             heapq.heappush(self._heap, (deadline_ms, self._counter, callback))
             if self._thread is None and not self._stopped:
@@ -157,27 +162,31 @@ class DeadlineWatcher:
                     target=self._run, name="dbos-deadlines", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+        self._wakeup.set()
 
     def _run(self) -> None:
+        clock = self._clock
         while True:
-            with self._cond:
-                while not self._stopped and (not self._heap or self._heap[0][0] > now_ms()):
-                    wait = None if not self._heap else (self._heap[0][0] - now_ms()) / 1000
-                    self._cond.wait(None if wait is None else single_wait(wait))
+            self._wakeup.clear()  # before looking: an add from now on wakes the wait below
+            with self._lock:
                 if self._stopped:
                     return
-                _, _, callback = heapq.heappop(self._heap)
-            try:
-                callback()
-            except Exception:
-                self._log.exception("error while enforcing a workflow deadline")
+                due = self._heap and self._heap[0][0] <= clock.now_ms()
+                callback = heapq.heappop(self._heap)[2] if due else None
+                earliest = self._heap[0][0] / 1000 if self._heap and not due else None
+            if callback is not None:
+                try:
+                    callback()
+                except Exception:
+                    self._log.exception("error while enforcing a workflow deadline")
+                continue
+            clock.wait(self._wakeup, earliest, service=True)
 
     def stop(self) -> None:
         """Stop firing."""
-        with self._cond:
+        with self._lock:
             self._stopped = True
-            self._cond.notify()
+        self._wakeup.set()
 
 
 @dataclass(eq=False)
@@ -250,7 +259,9 @@ class Runtime:
         self.workers = WorkerPool(
             f"dbos-{config.app_name}"[:40], config.max_workflow_threads, self.logger
         )
-        self.deadlines = DeadlineWatcher(self.logger)
+        # Where every time the context decides by comes from (Config.clock).
+        self.clock: Clock = config.clock or SYSTEM_CLOCK
+        self.deadlines = DeadlineWatcher(self.logger, self.clock)
         self.telemetry = Telemetry(
             config.tracer_provider, config.meter_provider, config.instrumentation
         )
@@ -288,7 +299,7 @@ class Runtime:
         # `testing.restart` hands them to the context it makes.
         self.data_sources: list[AttachedDatabase] = []
         self.admin_url: str | None = None
-        self.created_ms = now_ms()
+        self.created_ms = self.clock.now_ms()
         self.waiters = Waiters()
         self.listener: Listener | None = None
         self.notifier: Notifier | None = None
@@ -366,7 +377,7 @@ class Runtime:
         millisecond would otherwise tie, and the order of a burst would be lost.
         """
         with self._message_clock_lock:
-            self._message_clock = max(now_ms(), self._message_clock + 1)
+            self._message_clock = max(self.clock.now_ms(), self._message_clock + 1)
             return self._message_clock
 
     def running_execution(self, workflow_id: str) -> Execution | None:

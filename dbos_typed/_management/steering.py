@@ -22,7 +22,7 @@ from dbos_typed._core.context import Connected
 from dbos_typed._core.durable import checkpointed
 from dbos_typed._core.handle import WorkflowHandle, handle_to
 from dbos_typed._core.identity import attributes_text
-from dbos_typed._core.runtime import Runtime, now_ms
+from dbos_typed._core.runtime import Runtime
 from dbos_typed._core.serialization import Codec, TypedCall, codec_for
 from dbos_typed._core.telemetry import TRACE_ATTRIBUTE, carrier_of, with_carrier
 from dbos_typed._core.validate import checked_name, epoch_ms, optional_name
@@ -104,7 +104,7 @@ def _checked_ids(workflow_ids: Iterable[str]) -> list[str]:
 
 
 def _cancel(runtime: Runtime, workflow_ids: Sequence[str], with_children: bool) -> None:
-    now = now_ms()
+    now = runtime.clock.now_ms()
     if with_children:
         targets = runtime.store.cancel_tree(workflow_ids, now)
     else:
@@ -226,7 +226,7 @@ def _resume_queue(runtime: Runtime, queue: WorkflowQueue | str | None) -> str:
 
 def _resume(runtime: Runtime, workflow_ids: Sequence[str], queue_name: str) -> list[str]:
     """Resume each workflow; the IDs of those that exist (finished ones included)."""
-    now = now_ms()
+    now = runtime.clock.now_ms()
     found = [
         workflow_id
         for workflow_id in dict.fromkeys(workflow_ids)
@@ -481,7 +481,7 @@ def _fork(runtime: Runtime, forks: Sequence[tuple[str, str, int]], target: _Fork
         application_version=target.application_version,
         queue_name=target.queue_name,
         partition_key=target.partition_key,
-        now_ms=now_ms(),
+        now_ms=runtime.clock.now_ms(),
     )
     if missing is not None:
         raise NonExistentWorkflowError(missing)
@@ -542,7 +542,7 @@ def set_workflow_attributes(
             if carrier is None or TRACE_ATTRIBUTE in attributes
             else (with_carrier(text, carrier))
         )
-        if not runtime.store.set_attributes(workflow_id, stored, now_ms()):
+        if not runtime.store.set_attributes(workflow_id, stored, runtime.clock.now_ms()):
             raise NonExistentWorkflowError(workflow_id)
 
     checkpointed(ctx, "DBOS.updateWorkflowAttributes", update, _NO_ANSWER)
@@ -592,7 +592,7 @@ def global_timeout(ctx: Connected, cutoff: datetime, /) -> list[str]:
     runtime = ctx._runtime
     cutoff_ms = epoch_ms(cutoff, "cutoff")
     assert cutoff_ms is not None
-    cancelled = runtime.store.cancel_created_before(cutoff_ms, now_ms())
+    cancelled = runtime.store.cancel_created_before(cutoff_ms, runtime.clock.now_ms())
     _cancel_locally(runtime, cancelled)
     return cancelled
 
@@ -634,7 +634,7 @@ def recover_pending_workflows(
         application_versions=versions,
         new_version=runtime.application_version,
         application_name=runtime.app_name,
-        now_ms=now_ms(),
+        now_ms=runtime.clock.now_ms(),
     )
     runtime.announce_work()
     return adopted

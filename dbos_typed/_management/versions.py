@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from dbos_typed._core.context import Connected
-from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.validate import checked_name
 from dbos_typed._sysdb._rows import VersionRow
 from dbos_typed.errors import ApplicationVersionNotFoundError, InvalidOptionError
@@ -87,7 +86,7 @@ def set_latest_application_version(ctx: Connected, name: str, /) -> None:
     """
     name = checked_name(name, "name")
     runtime = ctx._runtime
-    if not runtime.store.set_latest_version(name, runtime.app_name, now_ms()):
+    if not runtime.store.set_latest_version(name, runtime.app_name, runtime.clock.now_ms()):
         raise ApplicationVersionNotFoundError(name)
 
 

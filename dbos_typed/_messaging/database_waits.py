@@ -11,7 +11,6 @@ the first check, so a signal between a check and the wait is never lost.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Generic, Self, TypeVar
@@ -71,10 +70,9 @@ class Registration(Generic[W]):
         self.check_stop()
         wait = min(self._runtime.recheck_interval(), max_interval)
         if deadline is not None:
-            remaining = deadline - time.time()
-            if remaining <= 0:
+            # The deadline is on the context's clock; `wait` bounds a real-time poll.
+            if deadline <= self._runtime.clock.time():
                 return None
-            wait = min(wait, remaining)
         return wait
 
     def check_stop(self) -> None:
@@ -107,7 +105,7 @@ class Wait(Registration[threading.Event]):
     def until(
         self, deadline: float | None, probe: Callable[[], bool], *, max_interval: float = 60.0
     ) -> bool:
-        """Wait for a signal; False once the wall-clock `deadline` (epoch seconds) passed.
+        """Wait for a signal; False once `deadline` (epoch seconds on the context's clock) passed.
 
         Between signals the database is re-checked with `probe` every few seconds (every
         few milliseconds without a LISTEN connection).
@@ -120,7 +118,7 @@ class Wait(Registration[threading.Event]):
             wait = self.next_wait(deadline, max_interval)
             if wait is None:
                 return False
-            if self._event.wait(wait):
+            if self._runtime.clock.wait(self._event, deadline, wait):
                 self._event.clear()
                 # Checked again before the caller reads the database, which a shutdown
                 # is about to close.

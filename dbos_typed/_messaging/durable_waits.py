@@ -11,13 +11,11 @@ and `dbos_typed.aio` waits for the same object on an event loop.
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
 from dbos_typed._core.context import WorkflowContext
 from dbos_typed._core.durable import begin_operation, rebuild_error, record_of, refused
-from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.serialization import Codec, ErrorRecord
 from dbos_typed._core.telemetry import operation_scope
 from dbos_typed._messaging.database_waits import Wait
@@ -48,7 +46,7 @@ class DurableWait:
         self.key = key
         self.timeout = timeout
         self.what = what
-        self.started = time.time()
+        self.started = ctx._runtime.clock.time()
         self.step_id, self.recorded = begin_operation(ctx, name)
         # The second step ID holds the durable timeout; replay takes it too. It is
         # recorded only if the wait had to wait.
@@ -118,7 +116,15 @@ def record_timeout(
     Returns the record already standing at `step_id` if there is one (it wins).
     """
     runtime = ctx._runtime
-    step = StepRecord(step_id, name, None, record_of(exc).encode(), None, now_ms(), now_ms())
+    step = StepRecord(
+        step_id,
+        name,
+        None,
+        record_of(exc).encode(),
+        None,
+        runtime.clock.now_ms(),
+        runtime.clock.now_ms(),
+    )
     result = runtime.store.record_step(ctx._state.workflow_id, step, runtime.app_name)
     if result is RecordResult.WRITTEN:
         raise exc

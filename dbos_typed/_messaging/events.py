@@ -8,7 +8,6 @@ each step set (fork reads it). The writer wakes local readers directly and NOTIF
 from __future__ import annotations
 
 import functools
-import time
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar, overload
 
@@ -22,7 +21,6 @@ from dbos_typed._core.durable import (
     record_operation,
     refused,
 )
-from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.serialization import (
     Codec,
     JsonValue,
@@ -83,7 +81,15 @@ def set_event(ctx: WorkflowContext, key: str, value: T) -> None:
         step_id, recorded = begin_operation(ctx, SET_EVENT_STEP)
         if recorded is not None:
             return
-        step = StepRecord(step_id, SET_EVENT_STEP, None, None, None, now_ms(), now_ms())
+        step = StepRecord(
+            step_id,
+            SET_EVENT_STEP,
+            None,
+            None,
+            None,
+            runtime.clock.now_ms(),
+            runtime.clock.now_ms(),
+        )
         result = runtime.store.set_event(workflow_id, key, text, step_id, checkpoint_of(ctx, step))
         if result is not RecordResult.WRITTEN:
             refused(ctx, step_id, SET_EVENT_STEP, result)
@@ -166,7 +172,13 @@ class ReadingEvent(DurableWait):
         if text is None:
             return None
         step = StepRecord(
-            self.step_id, GET_EVENT_STEP, text, None, None, self.started_ms(), now_ms()
+            self.step_id,
+            GET_EVENT_STEP,
+            text,
+            None,
+            None,
+            self.started_ms(),
+            self.ctx._runtime.clock.now_ms(),
         )
         record_operation(self.ctx, step)
         return step
@@ -188,7 +200,7 @@ def _get_event(
     if is_durable_read(ctx):
         assert isinstance(ctx, WorkflowContext)
         return replay_wait(wait_durably(ReadingEvent(ctx, workflow_id, key, timeout)), codec)
-    started = time.time()
+    started = ctx._runtime.clock.time()
     store = ctx._runtime.store
     with Wait(ctx, event_key(workflow_id, key)) as wait:
         deadline = started + wait_seconds(timeout)

@@ -18,7 +18,6 @@ from pydantic import TypeAdapter
 
 from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.durable import begin_operation, checkpoint_of, refused, workflow_context
-from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.serialization import Codec, JsonValue, TypedCall, codec_for, encode_any
 from dbos_typed._core.telemetry import TARGET_WORKFLOW_ID, operation_scope
 from dbos_typed._core.validate import checked_duration, checked_name, optional_name, storable_text
@@ -91,9 +90,9 @@ def send(
         workflow_id = ctx._state.workflow_id
         if message_id is None:
             message_id = str(uuid.uuid5(_MESSAGE_NAMESPACE, f"{workflow_id}::{step_id}"))
-        started = now_ms()
+        started = runtime.clock.now_ms()
         row = NewMessage(message_id, destination_id, stored_topic, text, runtime.message_time_ms())
-        step = StepRecord(step_id, SEND_STEP, None, None, None, started, now_ms())
+        step = StepRecord(step_id, SEND_STEP, None, None, None, started, runtime.clock.now_ms())
         target = {TARGET_WORKFLOW_ID: destination_id}
         with operation_scope(ctx, "send", SEND_STEP, step_id, target):
             result = runtime.store.send_message(row, checkpoint_of(ctx, step))
@@ -162,8 +161,10 @@ def send_bulk(
             NewMessage(str(uuid.uuid5(_MESSAGE_NAMESPACE, f"{prefix}::{i}")), d, t, m, now)
             for i, (d, m, t) in enumerate(entries)
         ]
-        started = now_ms()
-        step = StepRecord(step_id, SEND_BULK_STEP, None, None, None, started, now_ms())
+        started = runtime.clock.now_ms()
+        step = StepRecord(
+            step_id, SEND_BULK_STEP, None, None, None, started, runtime.clock.now_ms()
+        )
         with operation_scope(ctx, "send", SEND_BULK_STEP, step_id):
             result = runtime.store.send_messages(rows, checkpoint_of(ctx, step))
         if result is not RecordResult.WRITTEN:
@@ -225,7 +226,15 @@ class Receiving(DurableWait):
     def check(self) -> StepRecord | None:
         """Consume the oldest message on the topic, with the checkpoint, if there is one."""
         ctx = self.ctx
-        step = StepRecord(self.step_id, RECV_STEP, None, None, None, self.started_ms(), now_ms())
+        step = StepRecord(
+            self.step_id,
+            RECV_STEP,
+            None,
+            None,
+            None,
+            self.started_ms(),
+            ctx._runtime.clock.now_ms(),
+        )
         result, text = ctx._runtime.store.receive_message(self._topic, checkpoint_of(ctx, step))
         if result is None:
             return None

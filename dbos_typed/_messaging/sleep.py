@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import math
 import threading
-import time
 from datetime import timedelta
 
 from dbos_typed._core.context import WorkflowContext
 from dbos_typed._core.durable import begin_operation, record_operation, workflow_context
 from dbos_typed._core.telemetry import operation_scope
-from dbos_typed._core.validate import checked_duration, single_wait, wait_seconds
+from dbos_typed._core.validate import checked_duration, wait_seconds
 from dbos_typed._sysdb._rows import StepRecord
 from dbos_typed.errors import SerializationError
 
@@ -45,20 +44,20 @@ def sleep(ctx: WorkflowContext, duration: timedelta) -> timedelta:
     """
     started, deadline = begin_sleep(ctx, duration)
     state = ctx._state
+    clock = ctx._runtime.clock
     waker = threading.Event()
     state.execution.add_waker(waker)
     with operation_scope(ctx, "sleep", SLEEP_STEP, state.next_step - 1):
         try:
             while True:
-                remaining = deadline - time.time()
-                if remaining <= 0:
+                if deadline <= clock.time():
                     break
-                if waker.wait(single_wait(remaining)):
+                if clock.wait(waker, deadline):
                     state.check_cancelled()
                     waker.clear()
         finally:
             state.execution.remove_waker(waker)
-    return timedelta(seconds=max(0.0, time.time() - started))
+    return timedelta(seconds=max(0.0, clock.time() - started))
 
 
 def begin_sleep(ctx: WorkflowContext, duration: timedelta) -> tuple[float, float]:
@@ -75,7 +74,7 @@ def begin_sleep(ctx: WorkflowContext, duration: timedelta) -> tuple[float, float
     # Refused like a negative timeout of recv or get_event, rather than taken as zero: a
     # negative duration is a bug in the caller's arithmetic.
     duration = checked_duration(duration, "duration")
-    started = time.time()
+    started = ctx._runtime.clock.time()
     step_id, recorded = begin_operation(ctx, SLEEP_STEP)
     return started, checkpoint_deadline(ctx, step_id, recorded, duration, started)
 

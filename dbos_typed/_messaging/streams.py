@@ -16,7 +16,6 @@ from pydantic import TypeAdapter
 
 from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.durable import begin_operation, checkpoint_of, refused, workflow_context
-from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.serialization import Codec, JsonValue, TypedCall, codec_for, encode_any
 from dbos_typed._core.telemetry import KEY, operation_scope
 from dbos_typed._core.validate import checked_name
@@ -88,7 +87,9 @@ def _append(ctx: WorkflowContext, key: str, text: str, name: str) -> None:
         step_id, recorded = begin_operation(ctx, name)
         if recorded is not None:
             return
-        step = StepRecord(step_id, name, None, None, None, now_ms(), now_ms())
+        step = StepRecord(
+            step_id, name, None, None, None, runtime.clock.now_ms(), runtime.clock.now_ms()
+        )
         with operation_scope(ctx, "write_stream", name, step_id, {KEY: key}):
             result = runtime.store.append_stream(
                 workflow_id, key, text, step_id, checkpoint_of(ctx, step)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
-from dbos_typed._core.runtime import Runtime, now_ms
+from dbos_typed._core.runtime import Runtime
 from dbos_typed._core.validate import wait_seconds
 from dbos_typed._queues.enqueue import unpartitioned_queue_name
 from dbos_typed._queues.queues import WorkflowQueue
@@ -65,7 +65,7 @@ class Burst:
         application_version: str | None,
     ) -> NewWorkflow:
         """The DELAYED row that starts a burst, should this call start one."""
-        now = now_ms()
+        now = runtime.clock.now_ms()
         deadline = None if self.max_wait_ms is None else now + self.max_wait_ms
         start = now + self.delay_ms
         return NewWorkflow(

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any, Literal, TypedDict
 
 from dbos_typed._core.identity import Identity
-from dbos_typed._core.runtime import Runtime, now_ms
+from dbos_typed._core.runtime import Runtime
 from dbos_typed._core.validate import checked_name, optional_name, wait_seconds
 from dbos_typed._queues.queues import WorkflowQueue
 from dbos_typed._sysdb._rows import (
@@ -192,7 +192,7 @@ def queued_row(
     parent_workflow_id: str | None = None,
 ) -> NewWorkflow:
     """The ENQUEUED (or DELAYED) row for an enqueue."""
-    now = now_ms()
+    now = runtime.clock.now_ms()
     delayed = options.delay_ms is not None
     return NewWorkflow(
         workflow_id=workflow_id,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-from dbos_typed._core.runtime import Runtime, now_ms
+from dbos_typed._core.runtime import Runtime
 
 
 class Heartbeat:
@@ -56,7 +56,7 @@ class Heartbeat:
         assert timeout is not None
         with runtime.running_lock:
             running = list(runtime.running)
-        now = now_ms()
+        now = runtime.clock.now_ms()
         if running:
             runtime.store.touch_running(running, now)
         taken = runtime.store.take_over_silent(

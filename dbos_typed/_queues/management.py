@@ -20,7 +20,7 @@ from typing import Any
 
 from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.durable import checkpointed
-from dbos_typed._core.runtime import Runtime, now_ms
+from dbos_typed._core.runtime import Runtime
 from dbos_typed._core.serialization import Codec, codec_for
 from dbos_typed._core.validate import checked_name, epoch_ms
 from dbos_typed._queues.queues import RateLimit, WorkflowQueue, check_settings, queue_of, row_of
@@ -182,7 +182,7 @@ def update_queue(
         return row_of(queue)
 
     def update() -> WorkflowQueue:
-        row = runtime.store.update_queue(name, change, now_ms())
+        row = runtime.store.update_queue(name, change, runtime.clock.now_ms())
         if row is None:
             raise QueueNotFoundError(name)
         runtime.queues[name] = row
@@ -232,7 +232,7 @@ def set_workflow_delay(
     until_ms = epoch_ms(until, "until")
 
     def set_delay() -> None:
-        now = now_ms()
+        now = runtime.clock.now_ms()
         start_ms = until_ms
         if delay is not None:
             start_ms = now + int(delay.total_seconds() * 1000)

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Literal, ParamSpec, TypeVar, get_args
 
 from dbos_typed._core.context import Connected, DBOSContext, WorkflowContext
-from dbos_typed._core.runtime import Runtime, now_ms
+from dbos_typed._core.runtime import Runtime
 from dbos_typed._core.validate import checked_name
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE, QueueRow
 from dbos_typed.errors import InvalidOptionError, RegistrationError
@@ -150,7 +150,9 @@ def register_queue(
     check_settings(queue)
     row = row_of(queue)
     overwrite = _overwrites(runtime, on_conflict, can_wait=isinstance(ctx, DBOSContext))
-    stored = runtime.store.upsert_queue(row, now_ms(), update_existing=overwrite is True)
+    stored = runtime.store.upsert_queue(
+        row, runtime.clock.now_ms(), update_existing=overwrite is True
+    )
     if stored is None:
         raise RegistrationError(f"queue {name!r} belongs to another application")
     # The last declaration made before launch is the one launch may write.
@@ -222,7 +224,7 @@ def apply_deferred_queues(runtime: Runtime) -> None:
         )
         return
     for name, row in deferred.items():
-        stored = runtime.store.upsert_queue(row, now_ms())
+        stored = runtime.store.upsert_queue(row, runtime.clock.now_ms())
         if stored is None:
             runtime.logger.warning("queue %r now belongs to another application; not updated", name)
             continue

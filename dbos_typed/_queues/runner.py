@@ -30,7 +30,7 @@ import threading
 import time
 
 from dbos_typed._core.execution import execute_claimed
-from dbos_typed._core.runtime import Execution, Runtime, now_ms
+from dbos_typed._core.runtime import Execution, Runtime
 from dbos_typed._sysdb._rows import INTERNAL_QUEUE, ClaimedWorkflow, ClaimRequest, QueueRow
 
 _BATCH = 100
@@ -55,6 +55,8 @@ class QueueRunner:
         self._thread = threading.Thread(target=self._loop, name="dbos-queue-runner", daemon=True)
         self._active: dict[_Slot, set[str]] = {}
         self._active_lock = threading.Lock()
+        # When the earliest delayed workflow falls due (epoch seconds, the context's clock).
+        self._delay_deadline: float | None = None
         self._configs: dict[str, QueueRow] = {}
         # Queues with work but no settings row at the last read (deleted, or never declared):
         # they wait for the next read rather than forcing one at every pass.
@@ -96,14 +98,15 @@ class QueueRunner:
                 backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
                 continue
             if wait > 0:
-                wakeup.wait(wait)
+                # A delay's end is on the context's clock; the rest of `wait` is polling.
+                self._runtime.clock.wait(wakeup, self._delay_deadline, wait, service=True)
 
     def _pass(self) -> float:
         """Claim what each served queue has room for; returns how long to sleep after."""
         runtime = self._runtime
         store = runtime.store
         backlog = store.queue_backlog(runtime.app_name)
-        now = now_ms()
+        now = runtime.clock.now_ms()
         if backlog.next_delay_ms is not None and backlog.next_delay_ms <= now:
             store.promote_delayed(runtime.app_name, now)
             backlog = store.queue_backlog(runtime.app_name)
@@ -128,8 +131,9 @@ class QueueRunner:
         if more:
             return 0.0
         wait = self._poll_seconds()
+        self._delay_deadline = None
         if backlog.next_delay_ms is not None:
-            wait = min(wait, max(0.0, (backlog.next_delay_ms - now_ms()) / 1000))
+            self._delay_deadline = backlog.next_delay_ms / 1000
         return wait
 
     def _served_slots(self, ready: frozenset[tuple[str, str | None]]) -> list[_Slot]:
@@ -201,7 +205,7 @@ class QueueRunner:
             application_version=runtime.application_version,
             application_name=runtime.app_name,
             accept_unversioned=self._accept_unversioned,
-            now_ms=now_ms(),
+            now_ms=runtime.clock.now_ms(),
             workflow_names=runtime.registry.names(),
         )
 
@@ -220,7 +224,7 @@ class QueueRunner:
         self._unclaimable_checked[queue_name] = now
         runtime = self._runtime
         names = runtime.registry.names()
-        since = now_ms() - int(_UNCLAIMABLE_SECONDS * 1000)
+        since = runtime.clock.now_ms() - int(_UNCLAIMABLE_SECONDS * 1000)
         for name, count in runtime.store.unclaimable_names(
             queue_name, runtime.app_name, names, since
         ):
@@ -252,7 +256,7 @@ class QueueRunner:
             self._runtime.logger.exception(
                 "could not start queued workflow %r; it goes back on its queue", workflow_id
             )
-            self._runtime.store.requeue_claimed(workflow_id, now_ms())
+            self._runtime.store.requeue_claimed(workflow_id, self._runtime.clock.now_ms())
         if execution is None:
             self._finished(slot, workflow_id)
             return

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from dbos_typed._core.runtime import Runtime
 from dbos_typed._schedules.cron import CronSchedule, parse_fired_at
@@ -96,12 +96,13 @@ class Scheduler:
                 self._runtime.logger.exception("the scheduler failed; retrying")
                 self._stop.wait(_ERROR_PAUSE_SECONDS)
                 continue
-            wait = next_reconcile - time.monotonic()
+            # Re-reading the table is polling, in real time; ticks are on the context's clock.
+            wait = max(0.0, next_reconcile - time.monotonic())
+            tick = None
             if self._installed:
                 earliest = min(entry.next_tick for entry in self._installed.values())
-                wait = min(wait, (earliest - datetime.now(UTC)).total_seconds())
-            if wait > 0:
-                wakeup.wait(wait)
+                tick = earliest.timestamp()
+            runtime.clock.wait(wakeup, tick, wait, service=True)
 
     def _reconcile(self) -> None:
         runtime = self._runtime
@@ -130,7 +131,7 @@ class Scheduler:
                     "schedule %r cannot run here: %s", row.schedule_name, exc
                 )
             return
-        now = datetime.now(UTC)
+        now = self._now()
         first = cron.next_after(now)
         if not restart:
             self._backfill(row, first)
@@ -164,8 +165,11 @@ class Scheduler:
                 "schedule %r: enqueued %d missed tick(s)", row.schedule_name, len(created)
             )
 
+    def _now(self) -> datetime:
+        return self._runtime.clock.now()
+
     def _fire_due(self) -> None:
-        now = datetime.now(UTC)
+        now = self._now()
         for name, entry in list(self._installed.items()):
             if self._stop.is_set():
                 return

@@ -27,7 +27,7 @@ from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.durable import checkpointed, in_workflow_body
 from dbos_typed._core.handle import WorkflowHandle, handle_to
 from dbos_typed._core.registry import describe
-from dbos_typed._core.runtime import Runtime, now_ms
+from dbos_typed._core.runtime import Runtime
 from dbos_typed._core.serialization import (
     Codec,
     JsonValue,
@@ -374,7 +374,7 @@ def trigger(ctx: Connected, name: str, *, codec: Codec[Any] | None = None) -> Wo
     row = runtime.store.get_schedule(_checked_name(name))
     if row is None:
         raise ScheduleNotFoundError(name)
-    now = datetime.now(UTC)
+    now = runtime.clock.now()
     workflow_id = trigger_workflow_id(row.schedule_name, now)
     runtime.store.enqueue_scheduled(
         [_tick(runtime, row, workflow_id, now, _owner_version(runtime, row))],
@@ -664,7 +664,7 @@ def _tick(
         schedule_name=row.schedule_name,
         application_version=version,
         application_name=row.application_name or runtime.owner_name,
-        now_ms=now_ms(),
+        now_ms=runtime.clock.now_ms(),
     )
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dbos_typed._core.context import WorkflowContext
 from dbos_typed._core.durable import begin_operation, record_operation, workflow_context
-from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.validate import checked_name
 from dbos_typed._sysdb._rows import StepRecord
 from dbos_typed.errors import PatchingNotEnabledError
@@ -58,7 +57,7 @@ def patch(ctx: WorkflowContext, name: str, /) -> bool:
         return False  # the old code recorded its own step here
     step_id, replayed = begin_operation(ctx, marker)
     if replayed is None:
-        now = now_ms()
+        now = ctx._runtime.clock.now_ms()
         record_operation(ctx, StepRecord(step_id, marker, None, None, None, now, now))
     return True
 

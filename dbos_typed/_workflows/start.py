@@ -36,7 +36,6 @@ from dbos_typed._core.registry import (
     checked_input,
     describe,
 )
-from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.serialization import Codec, ErrorRecord, encode_inputs
 from dbos_typed._core.telemetry import Origin, StartScope, start_scope
 from dbos_typed._core.validate import optional_name
@@ -513,7 +512,7 @@ def _land_burst(ctx: Connected, row: NewWorkflow, step_id: int | None) -> str:
         assert isinstance(landed, Debounced)  # no checkpoint, so never refused
         return landed.workflow_id
     assert isinstance(ctx, WorkflowContext)
-    step = StepRecord(step_id, DEBOUNCE_STEP, None, None, None, row.now_ms, now_ms())
+    step = StepRecord(step_id, DEBOUNCE_STEP, None, None, None, row.now_ms, runtime.clock.now_ms())
     try:
         outcome = land(runtime, row, checkpoint_of(ctx, step))
     except QueueDeduplicatedError as exc:
@@ -553,7 +552,7 @@ def _row(ctx: Connected, request: StartRequest, workflow_id: str, child: bool) -
     parent_deadline = None if parent is None else parent.deadline_ms
     if request.queue is not None:
         if parent_deadline is not None:
-            left = max(1, parent_deadline - now_ms())
+            left = max(1, parent_deadline - runtime.clock.now_ms())
             timeout_ms = left if timeout_ms is None else min(timeout_ms, left)
         return queued_row(
             runtime,
@@ -565,7 +564,7 @@ def _row(ctx: Connected, request: StartRequest, workflow_id: str, child: bool) -
             application_version=request.application_version,
             parent_workflow_id=None if parent is None else parent.workflow_id,
         )
-    now = now_ms()
+    now = runtime.clock.now_ms()
     deadline = None if timeout_ms is None else now + timeout_ms
     if parent_deadline is not None:
         deadline = parent_deadline if deadline is None else min(deadline, parent_deadline)
@@ -610,7 +609,7 @@ def _record_child_step(
     ctx: Connected, step_id: int, name: str, child_id: str | None, error: str | None
 ) -> None:
     assert isinstance(ctx, WorkflowContext)
-    now = now_ms()
+    now = ctx._runtime.clock.now_ms()
     record_operation(ctx, StepRecord(step_id, name, None, error, child_id, now, now))
 
 

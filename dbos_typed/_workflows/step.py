@@ -23,7 +23,6 @@ from dbos_typed._core.durable import (
     rebuild_error,
     record_of,
 )
-from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.serialization import Codec, ErrorRecord, codec_for, decode_any, is_json_native
 from dbos_typed._core.telemetry import step_scope
 from dbos_typed._core.validate import optional_name, optional_positive_duration
@@ -320,7 +319,7 @@ class StepPlan:
         state, crashes = ctx._state, ctx._runtime.crashes
         if crashes is not None:
             crashes.reach(state.workflow_id, state.owner_xid, self.name, "before")
-        return now_ms()
+        return ctx._runtime.clock.now_ms()
 
     def finished(
         self, ctx: WorkflowContext, step_id: int, started: int, outcome: OperationOutcome
@@ -520,7 +519,10 @@ def _wait_before_retry(ctx: WorkflowContext, seconds: float) -> None:
     waker = threading.Event()
     execution.add_waker(waker)
     try:
-        waker.wait(seconds)
+        clock = ctx._runtime.clock
+        deadline = clock.time() + seconds
+        while clock.time() < deadline and not clock.wait(waker, deadline):
+            pass
     finally:
         execution.remove_waker(waker)
     ctx._state.check_cancelled()

@@ -30,7 +30,7 @@ from dbos_typed._core.durable import (
     refused,
     still_owned,
 )
-from dbos_typed._core.runtime import AttachedDatabase, Runtime, now_ms
+from dbos_typed._core.runtime import AttachedDatabase, Runtime
 from dbos_typed._core.telemetry import step_scope
 from dbos_typed._core.validate import checked_name
 from dbos_typed._sysdb._app_database import AppDatabase, AppTransaction, is_transient
@@ -404,7 +404,7 @@ class TransactionRun:
             outcome.error,
             None,
             self.started_ms,
-            now_ms(),
+            self.ctx._runtime.clock.now_ms(),
         )
 
     def reach_crash_point(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar, overload
@@ -54,7 +53,7 @@ def _get_event(
         if is_durable_read(ctx):
             assert isinstance(ctx, WorkflowContext)
             return waited(ReadingEvent(ctx, workflow_id, key, timeout), codec)
-        return _read_event(ctx, workflow_id, key, timeout, codec, time.time())
+        return _read_event(ctx, workflow_id, key, timeout, codec, ctx._runtime.clock.time())
 
     return prepared(start)
 

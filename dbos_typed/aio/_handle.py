@@ -28,7 +28,6 @@ from dbos_typed._core.handle import (
     WorkflowHandle,
     retrieve_handle,
 )
-from dbos_typed._core.runtime import now_ms
 from dbos_typed._core.serialization import Codec, JsonValue, TypedCall
 from dbos_typed._core.status import WorkflowStatus
 from dbos_typed._sysdb._rows import StepRecord
@@ -101,7 +100,7 @@ class AsyncWorkflowHandle(Generic[R]):
         handle = self._handle
         if recorded is not None:
             return handle._replay(recorded)  # type: ignore[no-any-return]
-        started = now_ms()
+        started = ctx._runtime.clock.now_ms()
         try:
             value = await _wait(handle, timeout, ctx)
         except AWAITED_FAILURES as exc:

@@ -13,6 +13,7 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
+from dbos_typed._core.clock import Clock
 from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._messaging.database_waits import Registration
 from dbos_typed._sysdb._listener import Key
@@ -54,6 +55,17 @@ class LoopWaker:
             return False
         return True
 
+    async def wait_on(self, clock: Clock, deadline: float | None, poll: float | None) -> bool:
+        """Wait until set, until `clock` reaches `deadline`, or for `poll` real seconds.
+
+        Returns whether it was set (a virtual clock sets it at the deadline too).
+        """
+        token = clock.alarm(deadline, self)
+        try:
+            return await self.wait(clock.real_timeout(deadline, poll))
+        finally:
+            clock.cancel_alarm(token)
+
 
 class AsyncWait(Registration[LoopWaker]):
     """The awaitable `Wait`: a `LoopWaker` registered on one key; a context manager.
@@ -70,7 +82,7 @@ class AsyncWait(Registration[LoopWaker]):
     async def until(
         self, deadline: float | None, probe: Callable[[], bool], *, max_interval: float = 60.0
     ) -> bool:
-        """Wait for a signal; False once the wall-clock `deadline` (epoch seconds) passed.
+        """Wait for a signal; False once `deadline` (epoch seconds on the context's clock) passed.
 
         Between signals the database is re-checked with `probe`, as `Wait.until` does.
 
@@ -82,7 +94,7 @@ class AsyncWait(Registration[LoopWaker]):
             wait = self.next_wait(deadline, max_interval)
             if wait is None:
                 return False
-            if await self._event.wait(wait):
+            if await self._event.wait_on(self._runtime.clock, deadline, wait):
                 self._event.clear()
                 self.check_stop()
                 return True

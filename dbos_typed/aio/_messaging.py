@@ -7,13 +7,13 @@ LISTEN thread or a cancellation sets, so a cancelled workflow's wait ends at onc
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar, overload
 
 from pydantic import TypeAdapter
 
+from dbos_typed._core.clock import Clock
 from dbos_typed._core.context import Connected, WorkflowContext, WorkflowState
 from dbos_typed._core.serialization import Codec, JsonValue, TypedCall, codec_for
 from dbos_typed._core.telemetry import operation_scope
@@ -76,23 +76,22 @@ async def _sleep(ctx: WorkflowContext, started: float, deadline: float) -> timed
     state.execution.add_waker(waker)
     # No step ID on the span: concurrent steps of an async workflow take theirs in turn.
     with operation_scope(ctx, "sleep", SLEEP_STEP):
-        return await _sleep_until(state, waker, started, deadline)
+        return await _sleep_until(ctx._runtime.clock, state, waker, started, deadline)
 
 
 async def _sleep_until(
-    state: WorkflowState, waker: LoopWaker, started: float, deadline: float
+    clock: Clock, state: WorkflowState, waker: LoopWaker, started: float, deadline: float
 ) -> timedelta:
     try:
         while True:
-            remaining = deadline - time.time()
-            if remaining <= 0:
+            if deadline <= clock.time():
                 break
-            if await waker.wait(remaining):
+            if await waker.wait_on(clock, deadline, None):
                 state.check_cancelled()
                 waker.clear()
     finally:
         state.execution.remove_waker(waker)
-    return timedelta(seconds=max(0.0, time.time() - started))
+    return timedelta(seconds=max(0.0, clock.time() - started))
 
 
 async def wait_durably(op: DurableWait) -> StepRecord:

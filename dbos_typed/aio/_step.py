@@ -168,7 +168,7 @@ async def _call_with_retries(ctx: WorkflowContext, fn: Callable[[], Any], plan: 
             failure = plan.give_up(attempt, exc)
             if failure is not None:
                 raise failure from exc
-            await _wait_before_retry(ctx, plan.policy.delay(attempt))
+            await wait_before_retry(ctx, plan.policy.delay(attempt))
 
 
 async def _call_within(ctx: WorkflowContext, fn: Callable[[], Any], plan: StepPlan) -> Any:
@@ -196,12 +196,16 @@ async def _call(ctx: WorkflowContext, fn: Callable[[], Any]) -> Any:
     return result
 
 
-async def _wait_before_retry(ctx: WorkflowContext, seconds: float) -> None:
+async def wait_before_retry(ctx: WorkflowContext, seconds: float) -> None:
+    """Wait `seconds` of the context's clock before a retry; a cancellation ends the wait."""
     execution = ctx._state.execution
     waker = LoopWaker()
     execution.add_waker(waker)
     try:
-        await waker.wait(seconds)
+        clock = ctx._runtime.clock
+        deadline = clock.time() + seconds
+        while clock.time() < deadline and not await waker.wait_on(clock, deadline, None):
+            pass
     finally:
         execution.remove_waker(waker)
     ctx._state.check_cancelled()

@@ -35,6 +35,7 @@ from dbos_typed._workflows.transaction import (
     checked_transaction,
 )
 from dbos_typed.aio._loop import LoopWaker, prepared
+from dbos_typed.aio._step import wait_before_retry
 from dbos_typed.errors import InvalidOptionError
 
 R = TypeVar("R")
@@ -174,7 +175,7 @@ class _AsyncTransactionRun(TransactionRun):
                     outcome = await self._attempt(isolation, number, shared)
                     break
                 except TryAgain:
-                    await self._pause(self.plan.policy.delay(number))
+                    await wait_before_retry(self.ctx, self.plan.policy.delay(number))
         except StoreClosedError as exc:
             raise self.interrupted(exc) from exc
         self.committed(outcome, checkpointed=shared)
@@ -253,7 +254,7 @@ class _AsyncTransactionRun(TransactionRun):
         return await result
 
     async def _pause(self, seconds: float) -> None:
-        """Wait before running again; a cancellation (or a shutdown) ends the wait."""
+        """Wait (real time) before a conflicting transaction runs again; a cancellation ends it."""
         execution = self.ctx._state.execution
         waker = LoopWaker()
         execution.add_waker(waker)

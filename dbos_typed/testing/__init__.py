@@ -1,4 +1,4 @@
-"""Testing durable workflows: simulated crashes, restarts, replay checks, pytest fixtures.
+"""Testing durable workflows: crashes, restarts, replay checks, a clock, pytest fixtures.
 
 A workflow's promise is what happens when the process dies between two steps. These
 tools make that an ordinary test:
@@ -22,6 +22,7 @@ Installing `dbos_typed` also installs a pytest plugin with the fixtures
 
 from __future__ import annotations
 
+from dbos_typed._core.clock import VirtualClock
 from dbos_typed._core.crash import CrashPoint, SimulatedCrash
 from dbos_typed.testing._crash import crash_at
 from dbos_typed.testing._replay import check_replay
@@ -30,11 +31,12 @@ from dbos_typed.testing._restart import restart
 __all__ = [
     "CrashPoint",
     "SimulatedCrash",
+    "VirtualClock",
     "check_replay",
     "crash_at",
     "restart",
 ]
 
-for _cls in (CrashPoint, SimulatedCrash):
+for _cls in (CrashPoint, SimulatedCrash, VirtualClock):
     _cls.__module__ = __name__
 del _cls

@@ -34,6 +34,7 @@ CORE = [
     "version",
     "crash",
     "validate",
+    "clock",
     "config",
     "telemetry",
     "serialization",

@@ -178,6 +178,7 @@ EXPECTED_AIO_EXPORTS = [
 EXPECTED_TESTING_EXPORTS = [
     "CrashPoint",
     "SimulatedCrash",
+    "VirtualClock",
     "check_replay",
     "crash_at",
     "restart",
