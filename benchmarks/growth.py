@@ -94,13 +94,15 @@ def _explain(url: str) -> dict[str, str]:
 
     setattr(store, "_query", capture)  # noqa: B010 - an instance attribute, for one call
     assert isinstance(store, ManagementStore)
-    store.list_workflows(
-        WorkflowFilter(names=[HOT], application_name=APP, limit=20, sort_desc=True)
-    )
+    for name in (HOT, RARE):
+        store.list_workflows(
+            WorkflowFilter(names=[name], application_name=APP, limit=20, sort_desc=True)
+        )
     delattr(store, "_query")  # back to the method
     ctx.shutdown()
     statements = {
-        "list_workflows(name=..., limit=20, sort_desc=True)": listing[0],
+        "list_workflows(name=<1 in 10>, limit=20, sort_desc=True)": listing[0],
+        "list_workflows(name=<rare>, limit=20, sort_desc=True)": listing[1],
         "get_workflow_steps": (q.LIST_STEPS, {"workflow_id": "done-5"}),
         "queue runner probe (QUEUE_BACKLOG)": (q.QUEUE_BACKLOG, {"application_name": APP}),
         "recovery (RECOVER_PENDING)": (
