@@ -295,7 +295,14 @@ class ManagementStore(WorkflowStore):
             (f.application_names, "ws.application_name", "apps"),
         )
         for values, column, param in lists:
-            if values is not None:
+            if values is None:
+                continue
+            if len(values) == 1:
+                # `=` rather than a list: the planner then uses an index in its order
+                # (name, created_at) and proves partial indexes (status = 'PENDING').
+                clauses.append(column + " = %(" + param + ")s")
+                params[param] = values[0]
+            else:
                 clauses.append(self._in_list(column, param))
                 params[param] = self._list_param(values)
         scalars: tuple[tuple[object, LiteralString, LiteralString], ...] = (

@@ -29,7 +29,11 @@ from dbos_typed._sysdb._rows import (
     RecordResult,
     StatusName,
 )
-from dbos_typed._sysdb._schema_postgres import SCHEMA_VERSION, baseline_statements
+from dbos_typed._sysdb._schema_postgres import (
+    SCHEMA_VERSION,
+    addition_statements,
+    baseline_statements,
+)
 from dbos_typed._sysdb._store import SystemStore
 from dbos_typed._sysdb._store_base import (
     Row,
@@ -219,14 +223,16 @@ class PostgresStore(SystemStore):
         return self._transaction(self._version_in)
 
     def migrate(self) -> None:
-        """Create the schema at DBOS level 125, or check that it is already there."""
+        """Create the schema at DBOS level 125, or check that it is already there.
+
+        Either way, then create the indexes of `ADDITIONS` that are missing (see
+        `_add_indexes`).
+        """
 
         def body(tx: Transaction) -> None:
             tx.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": _MIGRATION_LOCK_KEY})
             version = self._version_in(tx) or 0
-            if version >= SCHEMA_VERSION:
-                return
-            if version != 0:
+            if 0 < version < SCHEMA_VERSION:
                 raise InitializationError(
                     f"the system database schema {self._schema!r} is at DBOS migration "
                     f"{version}; upgrade it to {SCHEMA_VERSION} first (for example with "
@@ -234,10 +240,33 @@ class PostgresStore(SystemStore):
                 )
             cur = tx._cursor if isinstance(tx, _PgTransaction) else None
             assert cur is not None
-            for statement in baseline_statements(self._schema):
-                cur.execute(statement)
+            if version == 0:
+                for statement in baseline_statements(self._schema):
+                    cur.execute(statement)
+            self._add_indexes(tx, cur)
 
         self._transaction(body)
+
+    def _add_indexes(self, tx: Transaction, cur: psycopg.Cursor[Row]) -> None:
+        """Create the missing indexes of `ADDITIONS`, if this role may.
+
+        An index that exists is looked up, not re-created: `CREATE INDEX IF NOT EXISTS`
+        would take a lock that waits for every open write on the table. Building one on a
+        large existing table holds writes to it for the time of the build, once. A role
+        that does not own the table (a schema another role made) cannot create indexes on
+        it; the runtime then works without them, only with slower listings by name.
+        """
+        quoted = sql.Identifier(self._schema).as_string(None)
+        for index, statement in addition_statements(self._schema):
+            found = tx.execute(
+                "SELECT to_regclass(%(index)s) IS NOT NULL,"
+                " pg_has_role(c.relowner, 'USAGE') FROM pg_class c"
+                " WHERE c.oid = to_regclass(%(table)s)",
+                {"index": f"{quoted}.{index}", "table": f"{quoted}.workflow_status"},
+            )
+            exists, owner = found[0] if found else (True, False)
+            if not exists and owner:
+                cur.execute(statement)
 
     def check_schema(self) -> None:
         """Check the schema is at DBOS level 125 or newer, without changing anything."""

@@ -329,20 +329,70 @@ DELETE FROM {s}.queues WHERE name = %(name)s RETURNING name
 """
 
 # The idle runner's only query: which queues (and partitions) have work, and when the
-# next delayed workflow is due. The in-flight index covers ENQUEUED rows; DELAYED rows
-# have their own partial index.
-QUEUE_BACKLOG: Final[LiteralString] = """
-SELECT queue_name, queue_partition_key, NULL
-FROM {s}.workflow_status
-WHERE status = 'ENQUEUED' AND queue_name IS NOT NULL
-  AND (application_name = %(application_name)s OR application_name IS NULL)
-GROUP BY queue_name, queue_partition_key
+# next delayed workflow is due. It reads a few index entries per queue and per partition
+# with work, however long the backlogs are: `queues` walks the distinct queue names of
+# ENQUEUED rows through the in-flight index (each step is the first name after the last
+# one, an index lookup), and `partitions` walks each such queue's partition keys through
+# the partition index the same way. Every queue with work is listed with no partition
+# key, and each partition of it again with its key; DELAYED rows have their own index.
+_APP_SCOPE: Final = "(ws.application_name = %(application_name)s OR ws.application_name IS NULL)"
+# Repeats the predicate of the partial in-flight indexes, redundant beside status =
+# 'ENQUEUED': SQLite uses a partial index only for a query that spells its WHERE terms out.
+IN_FLIGHT: Final = "ws.status IN ('ENQUEUED', 'PENDING')"
+QUEUE_BACKLOG: Final[LiteralString] = (
+    """
+WITH RECURSIVE queues(queue_name) AS (
+    SELECT (SELECT ws.queue_name FROM {s}.workflow_status ws
+            WHERE ws.status = 'ENQUEUED' AND ws.queue_name IS NOT NULL AND """
+    + IN_FLIGHT
+    + " AND "
+    + _APP_SCOPE
+    + """
+            ORDER BY ws.queue_name LIMIT 1)
+    UNION ALL
+    SELECT (SELECT ws.queue_name FROM {s}.workflow_status ws
+            WHERE ws.status = 'ENQUEUED' AND ws.queue_name > queues.queue_name AND """
+    + IN_FLIGHT
+    + " AND "
+    + _APP_SCOPE
+    + """
+            ORDER BY ws.queue_name LIMIT 1)
+    FROM queues WHERE queues.queue_name IS NOT NULL
+),
+partitions(queue_name, partition_key) AS (
+    SELECT queues.queue_name,
+           (SELECT ws.queue_partition_key FROM {s}.workflow_status ws
+            WHERE ws.queue_name = queues.queue_name AND ws.status = 'ENQUEUED'
+              AND ws.queue_partition_key IS NOT NULL AND """
+    + IN_FLIGHT
+    + " AND "
+    + _APP_SCOPE
+    + """
+            ORDER BY ws.queue_partition_key LIMIT 1)
+    FROM queues WHERE queues.queue_name IS NOT NULL
+    UNION ALL
+    SELECT partitions.queue_name,
+           (SELECT ws.queue_partition_key FROM {s}.workflow_status ws
+            WHERE ws.queue_name = partitions.queue_name AND ws.status = 'ENQUEUED'
+              AND ws.queue_partition_key > partitions.partition_key AND """
+    + IN_FLIGHT
+    + " AND "
+    + _APP_SCOPE
+    + """
+            ORDER BY ws.queue_partition_key LIMIT 1)
+    FROM partitions WHERE partitions.partition_key IS NOT NULL
+)
+SELECT NULL, NULL, min(ws.delay_until_epoch_ms)
+FROM {s}.workflow_status ws
+WHERE ws.status = 'DELAYED' AND """
+    + _APP_SCOPE
+    + """
 UNION ALL
-SELECT NULL, NULL, min(delay_until_epoch_ms)
-FROM {s}.workflow_status
-WHERE status = 'DELAYED'
-  AND (application_name = %(application_name)s OR application_name IS NULL)
+SELECT queue_name, NULL, NULL FROM queues WHERE queue_name IS NOT NULL
+UNION ALL
+SELECT queue_name, partition_key, NULL FROM partitions WHERE partition_key IS NOT NULL
 """
+)
 
 SET_WORKFLOW_DELAY: Final[LiteralString] = """
 UPDATE {s}.workflow_status
@@ -379,6 +429,7 @@ WHERE queue_name = %(queue_name)s AND rate_limited = TRUE
 COUNT_PENDING: Final[LiteralString] = """
 SELECT count(*) FROM {s}.workflow_status
 WHERE queue_name = %(queue_name)s AND status = 'PENDING'
+  AND status IN ('ENQUEUED', 'PENDING')
   AND (queue_partition_key = %(partition_key)s OR %(partition_key)s IS NULL)
 """
 
@@ -394,9 +445,11 @@ SET status = 'PENDING', executor_id = %(executor_id)s,
         workflow_deadline_epoch_ms, %(now_ms)s + workflow_timeout_ms)
 """
 
+# `status IN (...)` repeats the in-flight index's predicate for SQLite (see IN_FLIGHT).
 _CLAIM_WHERE: Final = """
 SELECT workflow_uuid FROM {s}.workflow_status
 WHERE queue_name = %(queue_name)s AND status = 'ENQUEUED'
+  AND status IN ('ENQUEUED', 'PENDING')
   AND (application_version = %(application_version)s
        OR (application_version IS NULL AND %(accept_unversioned)s))
   AND (application_name = %(application_name)s OR application_name IS NULL)
@@ -424,6 +477,7 @@ _CLAIM_CANDIDATES_SQLITE: Final = (
 _UNCLAIMABLE_WHERE: Final = """
 SELECT name, count(*) FROM {s}.workflow_status
 WHERE status = 'ENQUEUED' AND queue_name = %(queue_name)s
+  AND status IN ('ENQUEUED', 'PENDING')
   AND (application_name = %(application_name)s OR application_name IS NULL)
   AND updated_at < %(waiting_since_ms)s
 """

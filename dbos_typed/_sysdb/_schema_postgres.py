@@ -24,7 +24,13 @@ from typing import Final, LiteralString
 
 from psycopg import sql
 
-__all__ = ["POSTGRES_BASELINE", "SCHEMA_VERSION", "baseline_statements"]
+__all__ = [
+    "ADDITIONS",
+    "POSTGRES_BASELINE",
+    "SCHEMA_VERSION",
+    "addition_statements",
+    "baseline_statements",
+]
 
 SCHEMA_VERSION: Final = 125
 """The DBOS system database schema level these statements create."""
@@ -535,6 +541,26 @@ POSTGRES_BASELINE: Final[tuple[LiteralString, ...]] = (
 )
 """The statements creating schema level 125, in order, with ``{schema}`` placeholders."""
 
+ADDITIONS: Final[tuple[tuple[str, LiteralString], ...]] = (
+    # list_workflows(name=..., limit=...) in creation order (either way), and the scans of
+    # one workflow name's history: without it a listing by name reads the whole table.
+    (
+        "dbos_typed_workflow_status_name_created_at",
+        """
+        CREATE INDEX IF NOT EXISTS dbos_typed_workflow_status_name_created_at
+            ON {schema}.workflow_status (name, created_at, workflow_uuid)
+        """,
+    ),
+)
+"""Indexes this runtime adds beside level 125: (name, ``CREATE INDEX IF NOT EXISTS``).
+
+DBOS tools neither know nor mind an extra index, so these stay outside the baseline (whose
+catalog must equal DBOS's) and outside the version level: `migrate` creates each one that
+is missing, on a new schema and on one that DBOS or an older dbos_typed made. The names
+carry a ``dbos_typed_`` prefix so that no DBOS migration can ever create an index of the
+same name and trip over ours.
+"""
+
 
 def baseline_statements(schema: str) -> list[sql.Composed]:
     """Compose the baseline for one schema, ready to run in a single transaction.
@@ -555,3 +581,9 @@ def baseline_statements(schema: str) -> list[sql.Composed]:
         raise ValueError(f"schema name {schema!r} must not contain {_BODY_TAG!r}")
     name = sql.Identifier(schema)
     return [sql.SQL(statement).format(schema=name) for statement in POSTGRES_BASELINE]
+
+
+def addition_statements(schema: str) -> list[tuple[str, sql.Composed]]:
+    """Compose the additions for one schema: (index name, statement) pairs."""
+    name = sql.Identifier(schema)
+    return [(index, sql.SQL(statement).format(schema=name)) for index, statement in ADDITIONS]

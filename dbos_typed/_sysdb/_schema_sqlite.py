@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 from typing import Final, LiteralString
 
-__all__ = ["SCHEMA_VERSION", "SQLITE_BASELINE"]
+__all__ = ["SCHEMA_VERSION", "SQLITE_ADDITIONS", "SQLITE_BASELINE"]
 
 SCHEMA_VERSION: Final = 125
 """The DBOS system database schema level these statements create."""
@@ -331,3 +331,12 @@ SQLITE_BASELINE: Final[tuple[LiteralString, ...]] = tuple(
     template.format(now_ms=_NOW_MS) for template in _TEMPLATES
 )
 """The statements creating schema level 125, in order."""
+
+SQLITE_ADDITIONS: Final[tuple[LiteralString, ...]] = (
+    # As on Postgres (see `_schema_postgres.ADDITIONS`): beside level 125, not part of it.
+    """
+    CREATE INDEX IF NOT EXISTS dbos_typed_workflow_status_name_created_at
+        ON workflow_status (name, created_at, workflow_uuid)
+    """,
+)
+"""Indexes this runtime adds beside level 125, each ``CREATE INDEX IF NOT EXISTS``."""

@@ -21,7 +21,7 @@ from dbos_typed._sysdb._rows import (
     NewWorkflow,
     StatusName,
 )
-from dbos_typed._sysdb._schema_sqlite import SCHEMA_VERSION, SQLITE_BASELINE
+from dbos_typed._sysdb._schema_sqlite import SCHEMA_VERSION, SQLITE_ADDITIONS, SQLITE_BASELINE
 from dbos_typed._sysdb._store import SystemStore
 from dbos_typed._sysdb._store_base import (
     Row,
@@ -156,12 +156,16 @@ class SqliteStore(SystemStore):
         return int(rows[0][0] or 0)
 
     def migrate(self) -> None:
-        """Create the tables at DBOS level 125 if the file has none yet."""
+        """Create the tables at DBOS level 125 if the file has none yet.
+
+        Either way, then create the indexes of `SQLITE_ADDITIONS` that are missing.
+        """
 
         def body(tx: Transaction) -> None:
-            if tx.execute(_HAS_MIGRATIONS, {}):
-                return
-            for statement in SQLITE_BASELINE:
+            if not tx.execute(_HAS_MIGRATIONS, {}):
+                for statement in SQLITE_BASELINE:
+                    tx.execute(statement, {})
+            for statement in SQLITE_ADDITIONS:
                 tx.execute(statement, {})
 
         self._transaction(body)
