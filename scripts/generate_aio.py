@@ -77,6 +77,8 @@ REGIONS = (
         unchanged,
     ),
     Region("enqueue[R]", "aio/_workflow.py", "_app/client.py", "_Enqueuer.__getitem__", unchanged),
+    Region("Debounce", "aio/_workflow.py", "_app/client.py", "Debounce"),
+    Region("debounce[R]", "aio/_workflow.py", "_app/client.py", "_Debounce.__getitem__", unchanged),
     Region("TriggerSchedule", "aio/_schedules.py", "_schedules/schedules.py", "TriggerSchedule"),
     Region(
         "trigger_schedule[R]",

@@ -59,6 +59,41 @@ def test_enqueue_and_retrieve_from_a_client(backend: Backend) -> None:
     assert asyncio.run(main()) == (42, 42, "jobs")
 
 
+def test_debounce_from_a_client(backend: Backend) -> None:
+    def collect(ctx: dbos.WorkflowContext, text: str) -> str:
+        return text
+
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, collect, name="collect")
+    ctx.launch()
+    hold, now = timedelta(seconds=60), timedelta(0)
+
+    async def main() -> tuple[str, str, dbos.JsonValue]:
+        with dbos.new_client(backend.config()) as client:
+            first = await aio.debounce[str](client, "collect", "k", "one", delay=hold)
+            joined = await aio.debounce[str](client, "collect", "k", "two", delay=now)
+            assert first.workflow_id == joined.workflow_id
+            assert (await first.get_status()).status in (
+                "DELAYED",
+                "ENQUEUED",
+                "PENDING",
+                "SUCCESS",
+            )
+            untyped = await aio.debounce(
+                client, "collect", "other", "three", delay=now, workflow_id="burst-2"
+            )
+            with pytest.raises(dbos.InvalidOptionError) as info:
+                await aio.debounce(client, "collect", "", "v", delay=now)
+            assert info.value.argument == "key"
+            return (
+                await joined.get_result(timeout=timedelta(seconds=20)),
+                untyped.workflow_id,
+                await untyped.get_result(timeout=timedelta(seconds=20)),
+            )
+
+    assert asyncio.run(main()) == ("two", "burst-2", "three")
+
+
 def test_events_and_streams_are_read_as_they_come(backend: Backend) -> None:
     gate = Gate()
 

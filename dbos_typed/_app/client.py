@@ -340,10 +340,10 @@ class _Debounce(TypedCall):
         **options: Unpack[DebounceOptions],
     ) -> WorkflowHandle[JsonValue]:
         """Debounce a workflow by name; the handle's result is plain JSON data."""
-        return _debounce(client, workflow_name, key, input, delay=delay, **options)
+        return debounce_named(client, workflow_name, key, input, delay=delay, **options)
 
 
-def _debounce(
+def debounce_named(
     client: Client,
     workflow_name: str,
     key: str,
@@ -381,4 +381,4 @@ def _debounce(
     return land_start(client, request, workflow_id or str(uuid.uuid4()), step_id=None)
 
 
-debounce = _Debounce(lambda codec: functools.partial(_debounce, codec=codec), "debounce")
+debounce = _Debounce(lambda codec: functools.partial(debounce_named, codec=codec), "debounce")

@@ -61,7 +61,7 @@ from dbos_typed.aio._schedules import (
 from dbos_typed.aio._step import run_as_step
 from dbos_typed.aio._streams import close_stream, read_stream, write_stream
 from dbos_typed.aio._transaction import run_as_transaction
-from dbos_typed.aio._workflow import enqueue, run_workflow
+from dbos_typed.aio._workflow import debounce, enqueue, run_workflow
 
 __all__ = [
     "AsyncDebouncer",
@@ -72,6 +72,7 @@ __all__ = [
     "cancel_workflows",
     "close_stream",
     "create_schedule",
+    "debounce",
     "delete_schedule",
     "delete_workflows",
     "enqueue",

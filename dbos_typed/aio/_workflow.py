@@ -1,14 +1,15 @@
-"""The awaitable `run_workflow` and `enqueue[R]`: start workflows from async code."""
+"""The awaitable `run_workflow`, `enqueue[R]` and `debounce[R]`: start workflows from async code."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from typing import Any, Never, Protocol, TypeVar, Unpack, overload
 
 from pydantic import TypeAdapter
 
-from dbos_typed._app.client import Client, enqueue_named
+from dbos_typed._app.client import Client, DebounceOptions, debounce_named, enqueue_named
 from dbos_typed._core.context import AppContext, WorkflowContext
 from dbos_typed._core.registry import NO_INPUT
 from dbos_typed._core.serialization import Codec, JsonValue, TypedCall
@@ -192,3 +193,89 @@ class _Enqueuer(TypedCall):
 
 
 enqueue = _Enqueuer(lambda codec: functools.partial(_enqueue, codec=codec), "enqueue")
+
+
+def _debounce(
+    client: Client,
+    workflow_name: str,
+    key: str,
+    input: object = NO_INPUT,
+    *,
+    delay: timedelta,
+    codec: Codec[Any] | None = None,
+    **options: Unpack[DebounceOptions],
+) -> Coroutine[None, None, AsyncWorkflowHandle[Any]]:
+    def land() -> AsyncWorkflowHandle[Any]:
+        handle = debounce_named(
+            client, workflow_name, key, input, delay=delay, codec=codec, **options
+        )
+        return wrap(handle)
+
+    return performed(client, land)
+
+
+# <generated: Debounce>
+# Copied from dbos_typed/_app/client.py by scripts/generate_aio.py.
+class Debounce(Protocol[R]):
+    """The signature of a client's `debounce[R]`."""
+
+    def __call__(
+        self,
+        client: Client,
+        workflow_name: str,
+        key: str,
+        input: object = NO_INPUT,
+        /,
+        *,
+        delay: timedelta,
+        **options: Unpack[DebounceOptions],
+    ) -> Coroutine[None, None, AsyncWorkflowHandle[R]]:
+        """Debounce a workflow by name; its handle's result is typed (and validated) as `R`."""
+        ...
+
+
+# </generated: Debounce>
+
+
+class _Debouncer(TypedCall):
+    """Debounce a workflow by its registered name, from a `Client`; await its handle.
+
+    The awaitable form of `dbos_typed.debounce`, with the same arguments, options and
+    errors: `await debounce(client, workflow_name, key, input, delay=...)` returns a
+    handle whose result is plain JSON data; `await debounce[R](client, ...)` validates the
+    result as `R` and is typed `AsyncWorkflowHandle[R]`. The write is made on a thread.
+
+    Durability: as `dbos_typed.debounce`: the burst is a DELAYED row on the queue (with
+    the input), committed before the handle is returned; joining it is one transaction,
+    and it survives crashes.
+    """
+
+    # <generated: debounce[R]>
+    # Copied from dbos_typed/_app/client.py by scripts/generate_aio.py.
+    @overload
+    def __getitem__(self, tp: type[R]) -> Debounce[R]: ...
+
+    @overload
+    def __getitem__(self, tp: TypeAdapter[R]) -> Debounce[R]: ...
+
+    def __getitem__(self, tp: Any) -> Debounce[Any]:
+        return self.typed(tp)
+
+    # </generated: debounce[R]>
+
+    def __call__(
+        self,
+        client: Client,
+        workflow_name: str,
+        key: str,
+        input: object = NO_INPUT,
+        /,
+        *,
+        delay: timedelta,
+        **options: Unpack[DebounceOptions],
+    ) -> Coroutine[None, None, AsyncWorkflowHandle[JsonValue]]:
+        """Debounce a workflow by name; see `debounce`."""
+        return _debounce(client, workflow_name, key, input, delay=delay, **options)
+
+
+debounce = _Debouncer(lambda codec: functools.partial(_debounce, codec=codec), "debounce")

@@ -114,6 +114,17 @@ async def application(ctx: dbos.DBOSContext, client: dbos.Client) -> None:
         aio.AsyncWorkflowHandle[Receipt],
     )
     assert_type(await aio.enqueue(client, "q", "checkout"), aio.AsyncWorkflowHandle[dbos.JsonValue])
+    assert_type(
+        await aio.debounce[Receipt](
+            client, "checkout", "k", Order(id="a"), delay=timedelta(seconds=1), max_wait=None
+        ),
+        aio.AsyncWorkflowHandle[Receipt],
+    )
+    assert_type(
+        await aio.debounce(client, "checkout", "k", delay=timedelta(0)),
+        aio.AsyncWorkflowHandle[dbos.JsonValue],
+    )
+    await aio.debounce(client, "checkout", "k")  # type: ignore[call-arg]  # delay is required
 
     assert_type(await aio.get_event[Order](client, "x", "decision"), Order)
     assert_type(aio.read_stream[int](ctx, "x", "out"), AsyncIterator[int])
