@@ -186,3 +186,20 @@ def test_starting_an_instance_that_is_not_registered_fails(backend: Backend) -> 
     with pytest.raises(dbos.RegistrationError, match="configured instances"):
         dbos.new_debouncer(ctx, stranger.greet)
     assert backend.query("SELECT count(*) FROM {s}.workflow_status") == [(0,)]
+
+
+def test_a_registration_without_config_name_serves_rows_without_one(backend: Backend) -> None:
+    ctx = backend.new_context("greet")
+    plain, a = Greeter("hi"), Greeter("hello")
+    dbos.register_workflow(ctx, plain.greet)
+    dbos.register_workflow(ctx, a.greet, config_name="a")
+    dbos.register_queue(ctx, "greetings")
+    ctx.launch()
+    assert dbos.run_workflow(ctx, plain.greet, "pat").get_result(timeout=WAIT) == "hi, pat"
+    with dbos.new_client(backend.config("greet")) as client:
+        default = dbos.enqueue[str](client, "greetings", "Greeter.greet", "ned", config_name="")
+        chosen = dbos.enqueue[str](client, "greetings", "Greeter.greet", "amy", config_name="a")
+        assert default.get_result(timeout=WAIT) == "hi, ned"
+        assert chosen.get_result(timeout=WAIT) == "hello, amy"
+        assert default.get_status().config_name is None
+    assert plain.greeted == ["pat", "ned"] and a.greeted == ["amy"]
