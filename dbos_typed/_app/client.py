@@ -33,8 +33,8 @@ from dbos_typed._core.serialization import Codec, JsonValue, TypedCall, encode_a
 from dbos_typed._core.validate import checked_name, optional_name
 from dbos_typed._queues.debouncer import Burst, checked_max_wait, debounce_queue, delay_ms_of
 from dbos_typed._queues.enqueue import (
+    ClientEnqueueOptions,
     DeduplicationPolicy,
-    EnqueueOptions,
     check_queue_options,
     checked_timeout_ms,
 )
@@ -131,7 +131,7 @@ class Enqueue(Protocol[R]):
         workflow_name: str,
         input: object = NO_INPUT,
         /,
-        **options: Unpack[EnqueueOptions],
+        **options: Unpack[ClientEnqueueOptions],
     ) -> WorkflowHandle[R]:
         """Enqueue a workflow by name; its handle's result is typed (and validated) as `R`."""
         ...
@@ -151,7 +151,12 @@ class _Enqueuer(TypedCall):
     `timeout` (counted from dequeue), `deduplication_id`, `deduplication_policy`, `priority`,
     `partition_key`, `delay`, `identity`, `attributes`, and `application_version`: only a
     queue runner of that version dequeues the workflow (by default, one of the
-    application's latest version does).
+    application's latest version does). Two more name a configured instance (see
+    `register_workflow`): `config_name`, the instance whose object runs the workflow
+    (None or "": the workflow registered without one), and `class_name`, recorded with
+    the row (for other SDKs that dispatch by class; this one dispatches by config name).
+    Neither is checked here: a client may enqueue any name and instance, and the work
+    waits for an executor that registers them.
 
     Raises:
         InvalidOptionError: a bad option, or an unknown queue.
@@ -174,7 +179,7 @@ class _Enqueuer(TypedCall):
         workflow_name: str,
         input: object = NO_INPUT,
         /,
-        **options: Unpack[EnqueueOptions],
+        **options: Unpack[ClientEnqueueOptions],
     ) -> WorkflowHandle[JsonValue]:
         """Enqueue a workflow by name; the handle's result is plain JSON data."""
         return enqueue_named(client, queue, workflow_name, input, **options)
@@ -197,6 +202,8 @@ def enqueue_named(
     identity: Identity | None = None,
     attributes: Mapping[str, Any] | None = None,
     application_version: str | None = None,
+    config_name: str | None = None,
+    class_name: str | None = None,
 ) -> WorkflowHandle[Any]:
     """Enqueue a workflow by name from a client (`enqueue`); `codec` decodes its result.
 
@@ -231,6 +238,8 @@ def enqueue_named(
         labels=labels_for(client, identity, attributes),
         # No version: whichever executor runs the application's latest version takes it.
         application_version=version,
+        config_name=_instance_name(config_name, "config_name"),
+        class_name=_instance_name(class_name, "class_name"),
     )
     return land_start(client, request, workflow_id or str(uuid.uuid4()), step_id=None)
 
@@ -251,6 +260,11 @@ def _check_workflow_name(workflow_name: object) -> None:
     checked_name(workflow_name, "workflow_name")
 
 
+def _instance_name(value: object, argument: str) -> str | None:
+    """A client's `config_name` or `class_name`, checked; "" is as if not given."""
+    return None if value == "" else optional_name(value, argument)
+
+
 def _inputs_of(input: object) -> str:
     """The input envelope of a workflow started by name (no input: an empty one)."""
     try:
@@ -268,6 +282,8 @@ class DebounceOptions(TypedDict, total=False):
     workflow_id: str | None
     timeout: timedelta | None
     application_version: str | None
+    config_name: str | None
+    class_name: str | None
 
 
 class Debounce(Protocol[R]):
@@ -310,7 +326,8 @@ class _Debounce(TypedCall):
     workflow's time limit, counted from when it starts running) and `application_version`
     (recorded on the row, as with `enqueue`: only a queue runner of that version runs the
     workflow); these three are used if this call starts a burst, and a call that joins one
-    leaves the burst's as they are.
+    leaves the burst's as they are. `config_name` and `class_name` name a configured
+    instance, as with `enqueue`; an instance's bursts are keyed apart from the others'.
 
     Raises:
         InvalidOptionError: a bad option, key or input, or an unknown or partitioned queue.
@@ -355,6 +372,8 @@ def debounce_named(
     workflow_id: str | None = None,
     timeout: timedelta | None = None,
     application_version: str | None = None,
+    config_name: str | None = None,
+    class_name: str | None = None,
     codec: Codec[Any] | None = None,
 ) -> WorkflowHandle[Any]:
     _check_client(client)
@@ -376,6 +395,8 @@ def debounce_named(
             delay_ms=delay_ms_of(delay),
             max_wait_ms=checked_max_wait(max_wait),
         ),
+        config_name=_instance_name(config_name, "config_name"),
+        class_name=_instance_name(class_name, "class_name"),
     )
     workflow_id = optional_name(workflow_id, "workflow_id")
     return land_start(client, request, workflow_id or str(uuid.uuid4()), step_id=None)

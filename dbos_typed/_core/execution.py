@@ -206,13 +206,15 @@ def execute_claimed(runtime: Runtime, claimed: ClaimedWorkflow) -> Execution | N
     Returns its execution, or None when nothing runs (unknown name, dead-lettered, input
     that cannot be decoded).
     """
-    spec = runtime.registry.by_name(claimed.name)
+    spec = runtime.registry.by_name(claimed.name, claimed.config_name)
     workflow_id = claimed.workflow_id
     if spec is None:
+        instance = f" (config name {claimed.config_name!r})" if claimed.config_name else ""
         runtime.logger.warning(
-            "workflow %r is named %r, which is not registered in this process; it stays PENDING",
+            "workflow %r is named %r%s, which is not registered in this process; it stays PENDING",
             workflow_id,
             claimed.name,
+            instance,
             extra=log_fields(workflow_id),
         )
         return None

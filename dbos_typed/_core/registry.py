@@ -32,6 +32,14 @@ class WorkflowSpec:
     output_codec: Codec[Any]
     max_recovery_attempts: int | None  # None: unlimited
     is_async: bool = False  # an `async def`: its body runs on an event loop of its own
+    # A configured instance: a method registered for one receiver, under this config name.
+    config_name: str | None = None
+    class_name: str | None = None  # the receiver's class, for a configured instance
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What the registry (and a claim) tells it apart by: (name, config name or "")."""
+        return (self.name, self.config_name or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +53,8 @@ class RegisteredWorkflow:
         takes_input: Whether it takes an input after its context.
         is_async: Whether it is an `async def`.
         schedule: The cron expression it was registered with, if any.
+        config_name: For a configured instance, the config name it was registered with.
+        class_name: For a configured instance, its receiver's class name.
     """
 
     name: str
@@ -53,6 +63,8 @@ class RegisteredWorkflow:
     takes_input: bool
     is_async: bool
     schedule: str | None
+    config_name: str | None = None
+    class_name: str | None = None
 
 
 #: The default of a workflow's input argument in calls that start one: no input was given.
@@ -87,7 +99,11 @@ def describe(fn: object) -> str:
 
 
 def build_spec(
-    fn: Callable[..., Any], *, name: str | None, max_recovery_attempts: int | None
+    fn: Callable[..., Any],
+    *,
+    name: str | None,
+    max_recovery_attempts: int | None,
+    config_name: str | None = None,
 ) -> WorkflowSpec:
     """Inspect `fn` and build its spec.
 
@@ -98,6 +114,18 @@ def build_spec(
         raise RegistrationError(f"cannot register {fn!r}: it is not callable")
     label = describe(fn)
     name = optional_name(name, "name")
+    class_name = None
+    if config_name is not None:
+        if not isinstance(config_name, str) or not config_name:
+            raise InvalidOptionError("config_name", "expected a non-empty string")
+        optional_name(config_name, "config_name")
+        if not inspect.ismethod(fn):
+            raise InvalidOptionError(
+                "config_name",
+                f"{label} is not a bound method; a configured instance registers a method "
+                "of one object, as in `register_workflow(ctx, obj.method, config_name=...)`",
+            )
+        class_name = type(fn.__self__).__name__
     if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
         raise RegistrationError(
             f"workflow {label} is a generator; a workflow returns one result "
@@ -148,6 +176,8 @@ def build_spec(
         output_codec=output_codec,
         max_recovery_attempts=max_recovery_attempts,
         is_async=inspect.iscoroutinefunction(fn),
+        config_name=config_name,
+        class_name=class_name,
     )
 
 
@@ -161,11 +191,11 @@ def _codec(tp: Any, what: str) -> Codec[Any]:
 
 
 class Registry:
-    """The workflows one context knows, by function and by recorded name."""
+    """The workflows one context knows, by function and by (recorded name, config name)."""
 
     def __init__(self) -> None:
         self._by_fn: dict[Callable[..., Any], WorkflowSpec] = {}
-        self._by_name: dict[str, WorkflowSpec] = {}
+        self._by_key: dict[tuple[str, str], WorkflowSpec] = {}
         self._schedules: dict[str, CronSchedule] = {}
         self._lock = threading.Lock()
 
@@ -173,21 +203,27 @@ class Registry:
         """Add a workflow.
 
         Raises:
-            RegistrationError: the function or the name is already registered.
+            RegistrationError: the function, or the name and config name, is already
+                registered.
         """
         with self._lock:
             if spec.fn in self._by_fn:
                 raise RegistrationError(
                     f"workflow {describe(spec.fn)} is already registered "
-                    f"as {self._by_fn[spec.fn].name!r}"
+                    f"as {_label(self._by_fn[spec.fn])}"
                 )
-            if spec.name in self._by_name:
+            if spec.key in self._by_key:
+                hint = (
+                    "give each instance a config name of its own"
+                    if spec.config_name is not None
+                    else "pass name= to tell them apart"
+                )
                 raise RegistrationError(
-                    f"a workflow named {spec.name!r} is already registered "
-                    f"({describe(self._by_name[spec.name].fn)}); pass name= to tell them apart"
+                    f"a workflow named {_label(spec)} is already registered "
+                    f"({describe(self._by_key[spec.key].fn)}); {hint}"
                 )
             self._by_fn[spec.fn] = spec
-            self._by_name[spec.name] = spec
+            self._by_key[spec.key] = spec
 
     def adopt(self, other: Registry) -> None:
         """Register everything `other` holds, schedules included (for a restarted context).
@@ -196,7 +232,7 @@ class Registry:
             RegistrationError: one of them is already registered here.
         """
         with other._lock:
-            specs = list(other._by_name.values())
+            specs = list(other._by_key.values())
             schedules = dict(other._schedules)
         for spec in specs:
             self.add(spec)
@@ -214,13 +250,31 @@ class Registry:
             return dict(self._schedules)
 
     def by_fn(self, fn: Callable[..., Any]) -> WorkflowSpec | None:
-        """The spec registered for a function object."""
-        return self._by_fn.get(fn)
+        """The spec registered for a function object (a bound method: for its receiver)."""
+        try:
+            return self._by_fn.get(fn)
+        except TypeError:  # a bound method of an unhashable receiver is never registered
+            return None
+
+    def instances_of(self, fn: Callable[..., Any]) -> list[WorkflowSpec]:
+        """The configured instances registered for the function behind `fn`, by config name.
+
+        For an error message: `fn` is a plain function (`Class.method`) or a bound method of
+        a receiver that was not registered, and these are the receivers that were.
+        """
+        func = getattr(fn, "__func__", fn)
+        with self._lock:
+            specs = [
+                spec
+                for spec in self._by_key.values()
+                if spec.config_name is not None and getattr(spec.fn, "__func__", None) is func
+            ]
+        return sorted(specs, key=lambda spec: spec.config_name or "")
 
     def entries(self) -> list[RegisteredWorkflow]:
-        """Every registered workflow, sorted by name."""
+        """Every registered workflow, sorted by name, then config name."""
         with self._lock:
-            specs = sorted(self._by_name.values(), key=lambda spec: spec.name)
+            specs = sorted(self._by_key.values(), key=lambda spec: spec.key)
             schedules = dict(self._schedules)
         return [
             RegisteredWorkflow(
@@ -229,28 +283,45 @@ class Registry:
                 max_recovery_attempts=spec.max_recovery_attempts,
                 takes_input=spec.input_codec is not None,
                 is_async=spec.is_async,
-                schedule=schedules[spec.name].expression if spec.name in schedules else None,
+                schedule=(
+                    schedules[spec.name].expression
+                    if spec.name in schedules and spec.config_name is None
+                    else None
+                ),
+                config_name=spec.config_name,
+                class_name=spec.class_name,
             )
             for spec in specs
         ]
 
-    def names(self) -> tuple[str, ...]:
-        """Every registered name, sorted."""
-        return tuple(sorted(self._by_name))
+    def names(self) -> tuple[tuple[str, str], ...]:
+        """Every registered (name, config name) pair, sorted; "" for no configured instance."""
+        with self._lock:
+            return tuple(sorted(self._by_key))
 
-    def by_name(self, name: str) -> WorkflowSpec | None:
-        """The spec registered under a recorded name."""
-        return self._by_name.get(name)
+    def by_name(self, name: str, config_name: str | None = None) -> WorkflowSpec | None:
+        """The spec registered under a recorded name (and config name; None or "": none)."""
+        return self._by_key.get((name, config_name or ""))
 
     def code_fingerprint(self) -> str:
         """A hash of every registered workflow's name and source, stable across restarts."""
         digest = hashlib.sha256()
-        for name in sorted(self._by_name):
-            fn = self._by_name[name].fn
+        for key in sorted(self._by_key):
+            name, config = key
+            fn = self._by_key[key].fn
             digest.update(name.encode())
+            if config:
+                digest.update(b"/" + config.encode())
             try:
                 digest.update(inspect.getsource(fn).encode())
             except (OSError, TypeError):
                 code = getattr(fn, "__code__", None)
                 digest.update(code.co_code if code is not None else name.encode())
         return digest.hexdigest()
+
+
+def _label(spec: WorkflowSpec) -> str:
+    """A spec's name for messages: the name, with its config name for a configured instance."""
+    if spec.config_name is None:
+        return repr(spec.name)
+    return f"{spec.name!r} (config name {spec.config_name!r})"

@@ -245,7 +245,7 @@ def _handle(
         return handle_to(ctx, workflow_id, codec)
     runtime = ctx._runtime
     record = runtime.store.get_status(workflow_id)
-    spec = runtime.registry.by_name(record.name) if record is not None else None
+    spec = runtime.registry.by_name(record.name, record.config_name) if record is not None else None
     return handle_to(ctx, workflow_id, spec.output_codec if spec is not None else None)
 
 

@@ -1,7 +1,8 @@
 """Debouncing: a burst of calls with the same key runs a workflow once, after the calls stop.
 
 A burst is one DELAYED row on a queue, marked `is_debounced`, whose deduplication ID is
-`<workflow name>-<key>` (so keys are scoped to the queue, by the deduplication index). The
+`<workflow name>-<key>` (`<workflow name>/<config name>-<key>` for a configured instance's
+workflow; so keys are scoped to the queue, by the deduplication index). The
 first call of a burst inserts it; each later call pushes its start (`delay_until_epoch_ms`)
 to `delay` after itself, never past the burst's `debounce_deadline_epoch_ms`, and replaces
 its input, in one transaction. When the queue runner promotes the row to ENQUEUED it also
@@ -63,8 +64,13 @@ class Burst:
         inputs: str,
         timeout_ms: int | None,
         application_version: str | None,
+        config_name: str | None = None,
     ) -> NewWorkflow:
-        """The DELAYED row that starts a burst, should this call start one."""
+        """The DELAYED row that starts a burst, should this call start one.
+
+        A configured instance's bursts are keyed apart from other instances' of the
+        workflow: `<name>/<config name>-<key>`.
+        """
         now = runtime.clock.now_ms()
         deadline = None if self.max_wait_ms is None else now + self.max_wait_ms
         start = now + self.delay_ms
@@ -81,7 +87,7 @@ class Burst:
             now_ms=now,
             queue_name=self.queue_name,
             # The key as the queue's deduplication index sees it.
-            deduplication_id=f"{name}-{self.key}",
+            deduplication_id=f"{name}{'/' + config_name if config_name else ''}-{self.key}",
             delay_until_ms=start if deadline is None else min(start, deadline),
             is_debounced=True,
             debounce_deadline_ms=deadline,

@@ -55,6 +55,17 @@ class EnqueueOptions(TypedDict, total=False):
     application_version: str | None
 
 
+class ClientEnqueueOptions(EnqueueOptions, total=False):
+    """The keyword options of a client's `enqueue`: those of any enqueue, and the instance.
+
+    A context starts a configured instance's workflow with the method bound to its
+    object; a client names the workflow, so it names the instance too.
+    """
+
+    config_name: str | None
+    class_name: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class QueueOptions:
     """Validated queue options of one enqueue."""

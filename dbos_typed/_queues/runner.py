@@ -225,18 +225,19 @@ class QueueRunner:
         runtime = self._runtime
         names = runtime.registry.names()
         since = runtime.clock.now_ms() - int(_UNCLAIMABLE_SECONDS * 1000)
-        for name, count in runtime.store.unclaimable_names(
+        for name, config, count in runtime.store.unclaimable_names(
             queue_name, runtime.app_name, names, since
         ):
-            if (queue_name, name) in self._unclaimable_reported:
+            label = f"{name!r} (config name {config!r})" if config else repr(name)
+            if (queue_name, label) in self._unclaimable_reported:
                 continue
-            self._unclaimable_reported.add((queue_name, name))
+            self._unclaimable_reported.add((queue_name, label))
             self._runtime.logger.warning(
-                "queue %r has held %d workflow(s) named %r for over a minute; this process "
+                "queue %r has held %d workflow(s) named %s for over a minute; this process "
                 "has not registered that name, and no executor that has took them",
                 queue_name,
                 count,
-                name,
+                label,
             )
 
     def _running(self, slot: _Slot) -> int:

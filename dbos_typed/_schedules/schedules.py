@@ -573,6 +573,12 @@ def _scheduled_spec(runtime: Runtime, workflow: object) -> tuple[str, Codec[Any]
         raise InvalidOptionError("workflow", "expected a registered workflow or its name")
     if spec is None:
         return str(workflow), None
+    if spec.config_name is not None:
+        raise InvalidOptionError(
+            "workflow",
+            f"workflow {spec.name!r} is registered for a configured instance "
+            f"({spec.config_name!r}); a schedule starts a workflow by name only",
+        )
     if spec.input_codec is None or not is_schedulable(spec.input_codec.tp):
         raise InvalidOptionError(
             "workflow",

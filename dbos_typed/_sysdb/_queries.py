@@ -19,14 +19,15 @@ INSERT INTO {s}.workflow_status AS ws (
     workflow_deadline_epoch_ms, deduplication_id, priority, queue_partition_key,
     delay_until_epoch_ms, parent_workflow_id, creator_xid, owner_xid, serialization,
     is_debounced, debounce_deadline_epoch_ms, authenticated_user, assumed_role,
-    authenticated_roles, attributes, created_at, updated_at
+    authenticated_roles, attributes, class_name, config_name, created_at, updated_at
 ) VALUES (
     %(workflow_id)s, %(status)s, %(name)s, %(executor_id)s, %(application_version)s,
     %(application_id)s, %(application_name)s, %(queue_name)s, %(recovery_attempts)s,
     %(timeout_ms)s, %(deadline_ms)s, %(deduplication_id)s, %(priority)s, %(partition_key)s,
     %(delay_until_ms)s, %(parent_workflow_id)s, %(creator_xid)s, %(owner_xid)s,
     'portable_json', %(is_debounced)s, %(debounce_deadline_ms)s, %(authenticated_user)s,
-    %(assumed_role)s, %(authenticated_roles)s, %(attributes)s, %(now_ms)s, %(now_ms)s
+    %(assumed_role)s, %(authenticated_roles)s, %(attributes)s, %(class_name)s, %(config_name)s,
+    %(now_ms)s, %(now_ms)s
 )
 ON CONFLICT (workflow_uuid) DO UPDATE SET creator_xid = ws.creator_xid
 RETURNING status, name, queue_name, creator_xid, workflow_deadline_epoch_ms
@@ -461,40 +462,40 @@ LIMIT %(limit)s
 """
 
 # Only workflows this process can run are claimed (`names` is a JSON array of the
-# registered names): another executor of the same version that registers more workflows
-# takes the rest, instead of each claiming what it must hand back.
-_CLAIM_CANDIDATES_PG: Final = (
-    _CLAIM_WHERE
-    + "  AND name IN (SELECT json_array_elements_text(%(names)s::json))\n"
-    + _CLAIM_ORDER
+# registered [name, config name] pairs, "" for a workflow registered without a configured
+# instance): another executor of the same version that registers more workflows takes the
+# rest, instead of each claiming what it must hand back.
+_REGISTERED_PG: Final = (
+    "(name, COALESCE(config_name, '')) IN (SELECT e->>0, e->>1 FROM "
+    "json_array_elements(%(names)s::json) e)"
 )
-_CLAIM_CANDIDATES_SQLITE: Final = (
-    _CLAIM_WHERE + "  AND name IN (SELECT value FROM json_each(%(names)s))\n" + _CLAIM_ORDER
+_REGISTERED_SQLITE: Final = (
+    "(name, COALESCE(config_name, '')) IN (SELECT json_extract(value, '$[0]'), "
+    "json_extract(value, '$[1]') FROM json_each(%(names)s))"
 )
+_CLAIM_CANDIDATES_PG: Final = _CLAIM_WHERE + "  AND " + _REGISTERED_PG + "\n" + _CLAIM_ORDER
+_CLAIM_CANDIDATES_SQLITE: Final = _CLAIM_WHERE + "  AND " + _REGISTERED_SQLITE + "\n" + _CLAIM_ORDER
 
 # ENQUEUED workflows of a queue, waiting since before a time, that no name in the list can
 # claim, counted by name: what waits for an executor that has registered its workflow.
 _UNCLAIMABLE_WHERE: Final = """
-SELECT name, count(*) FROM {s}.workflow_status
+SELECT name, COALESCE(config_name, ''), count(*) FROM {s}.workflow_status
 WHERE status = 'ENQUEUED' AND queue_name = %(queue_name)s
   AND status IN ('ENQUEUED', 'PENDING')
   AND (application_name = %(application_name)s OR application_name IS NULL)
   AND updated_at < %(waiting_since_ms)s
 """
+_UNCLAIMABLE_GROUP: Final = "GROUP BY name, COALESCE(config_name, '') ORDER BY 1, 2"
 UNCLAIMABLE_NAMES_PG: Final = (
-    _UNCLAIMABLE_WHERE
-    + "  AND name NOT IN (SELECT json_array_elements_text(%(names)s::json))\n"
-    + "GROUP BY name ORDER BY name"
+    _UNCLAIMABLE_WHERE + "  AND NOT " + _REGISTERED_PG + "\n" + _UNCLAIMABLE_GROUP
 )
 UNCLAIMABLE_NAMES_SQLITE: Final = (
-    _UNCLAIMABLE_WHERE
-    + "  AND name NOT IN (SELECT value FROM json_each(%(names)s))\n"
-    + "GROUP BY name ORDER BY name"
+    _UNCLAIMABLE_WHERE + "  AND NOT " + _REGISTERED_SQLITE + "\n" + _UNCLAIMABLE_GROUP
 )
 
 _CLAIM_RETURNING: Final = """
 RETURNING workflow_uuid, name, inputs, recovery_attempts, workflow_deadline_epoch_ms,
-    queue_name, queue_partition_key
+    queue_name, queue_partition_key, config_name
 """
 
 # The candidates are picked once, in a materialised CTE: written as `IN (SELECT ... LIMIT)`
@@ -512,7 +513,7 @@ RETURNING {s}.workflow_status.workflow_uuid, name,
     COALESCE((SELECT wi.inputs FROM {s}.workflow_input wi
               WHERE wi.workflow_uuid = {s}.workflow_status.workflow_uuid), inputs),
     recovery_attempts, workflow_deadline_epoch_ms, queue_name, queue_partition_key,
-    EXISTS (SELECT 1 FROM {s}.operation_outputs oo
+    config_name, EXISTS (SELECT 1 FROM {s}.operation_outputs oo
             WHERE oo.workflow_uuid = {s}.workflow_status.workflow_uuid)
 """
 )

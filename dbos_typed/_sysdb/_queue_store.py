@@ -137,11 +137,16 @@ class QueueStore(StoreBase):
         return Backlog(ready, min(delays) if delays else None)
 
     def unclaimable_names(
-        self, queue_name: str, application_name: str, names: Sequence[str], waiting_since_ms: int
-    ) -> list[tuple[str, int]]:
-        """(name, count) of a queue's old ENQUEUED workflows whose names are not in `names`.
+        self,
+        queue_name: str,
+        application_name: str,
+        names: Sequence[tuple[str, str]],
+        waiting_since_ms: int,
+    ) -> list[tuple[str, str, int]]:
+        """(name, config name, count) of a queue's old ENQUEUED workflows not in `names`.
 
-        Old: waiting since before `waiting_since_ms`.
+        `names` holds (name, config name) pairs, "" for no configured instance, as the
+        config names returned do. Old: waiting since before `waiting_since_ms`.
         """
         query = q.UNCLAIMABLE_NAMES_PG if self.backend == "postgres" else q.UNCLAIMABLE_NAMES_SQLITE
         params = {
@@ -150,7 +155,10 @@ class QueueStore(StoreBase):
             "names": json.dumps(list(names)),
             "waiting_since_ms": waiting_since_ms,
         }
-        return [(str(name), int(count)) for name, count in self._query(query, params)]
+        return [
+            (str(name), str(config), int(count))
+            for name, config, count in self._query(query, params)
+        ]
 
     def set_workflow_delay(self, workflow_id: str, delay_until_ms: int, now_ms: int) -> bool:
         """Move a DELAYED workflow's start time; False (nothing changed) if it is not DELAYED."""

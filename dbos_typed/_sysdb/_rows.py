@@ -59,6 +59,8 @@ class NewWorkflow:
     assumed_role: str | None = None
     authenticated_roles: str | None = None  # a JSON array of strings
     attributes: str | None = None  # a JSON object
+    class_name: str | None = None  # the class of a configured instance's workflow
+    config_name: str | None = None  # the configured instance that runs it
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +150,7 @@ class ClaimedWorkflow:
     partition_key: str | None = None
     has_steps: bool = True  # False: nothing recorded yet, so nothing to load for replay
     owner_xid: str | None = None  # the claim's token, which fences the run's writes
+    config_name: str | None = None  # the configured instance that runs it (None: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +206,8 @@ class ClaimRequest:
     application_name: str
     accept_unversioned: bool
     now_ms: int
-    workflow_names: tuple[str, ...] = ()
+    # The (name, config name) pairs registered here; "" for no configured instance.
+    workflow_names: tuple[tuple[str, str], ...] = ()
 
     @property
     def rate_limited(self) -> bool:

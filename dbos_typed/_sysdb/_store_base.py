@@ -291,6 +291,8 @@ def insert_params(row: NewWorkflow) -> dict[str, Any]:
         "assumed_role": row.assumed_role,
         "authenticated_roles": row.authenticated_roles,
         "attributes": row.attributes,
+        "class_name": row.class_name,
+        "config_name": row.config_name,
     }
 
 
@@ -308,7 +310,7 @@ def inserted_from(r: Sequence[Any], creator_xid: str) -> InsertedWorkflow:
 
 def claimed_from(r: Sequence[Any], owner_xid: str | None = None) -> ClaimedWorkflow:
     """Read the RETURNING row of a claim that set `owner_xid` on the rows it took."""
-    workflow_id, name, inputs, attempts, deadline, queue_name, partition_key = r[:7]
+    workflow_id, name, inputs, attempts, deadline, queue_name, partition_key, config = r[:8]
     return ClaimedWorkflow(
         workflow_id=workflow_id,
         name=name,
@@ -317,8 +319,9 @@ def claimed_from(r: Sequence[Any], owner_xid: str | None = None) -> ClaimedWorkf
         deadline_ms=deadline,
         queue_name=queue_name,
         partition_key=partition_key,
-        has_steps=bool(r[7]) if len(r) > 7 else True,
+        has_steps=bool(r[8]) if len(r) > 8 else True,
         owner_xid=owner_xid,
+        config_name=config or None,
     )
 
 

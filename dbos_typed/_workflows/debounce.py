@@ -13,15 +13,15 @@ from typing import Any, Generic, TypeVar, overload
 from dbos_typed._core.context import AppContext, WorkflowContext
 from dbos_typed._core.handle import WorkflowHandle
 from dbos_typed._core.identity import labels_for
-from dbos_typed._core.registry import NO_INPUT, WorkflowSpec, checked_input, describe
+from dbos_typed._core.registry import NO_INPUT, WorkflowSpec, checked_input
 from dbos_typed._core.runtime import Runtime
 from dbos_typed._core.serialization import encode_inputs
 from dbos_typed._core.validate import checked_name, optional_name
 from dbos_typed._queues.debouncer import Burst, checked_max_wait, debounce_queue, delay_ms_of
 from dbos_typed._queues.enqueue import checked_timeout_ms
 from dbos_typed._queues.queues import WorkflowQueue
-from dbos_typed._workflows.start import StartRequest, start
-from dbos_typed.errors import InvalidOptionError, RegistrationError
+from dbos_typed._workflows.start import StartRequest, registered_spec, start
+from dbos_typed.errors import InvalidOptionError
 
 InT = TypeVar("InT")
 OutT = TypeVar("OutT")
@@ -153,6 +153,8 @@ class Debouncer(Generic[InT, OutT]):
                 delay_ms=delay_ms_of(delay),
                 max_wait_ms=checked_max_wait(self._max_wait),
             ),
+            config_name=spec.config_name,
+            class_name=spec.class_name,
         )
         return start(ctx, request, optional_name(workflow_id, "workflow_id"))
 
@@ -215,7 +217,8 @@ def new_debouncer(
 
     Args:
         ctx: The context the workflow is registered with.
-        fn: A registered workflow function.
+        fn: A registered workflow function (for a configured instance, the method bound
+            to its object: the debouncer's runs go to that instance).
         max_wait: Cap how long a burst may hold the workflow back, counted from the
             burst's first call: a steady stream of calls still runs it by then. None (the
             default) lets a burst last as long as its calls keep coming.
@@ -233,10 +236,6 @@ def new_debouncer(
     if not isinstance(ctx, AppContext):
         raise InvalidOptionError("ctx", "expected a DBOSContext (or a WorkflowContext)")
     runtime = ctx._runtime
-    spec = runtime.registry.by_fn(fn)
-    if spec is None:
-        raise RegistrationError(
-            f"{describe(fn)} is not a registered workflow; call register_workflow first"
-        )
+    spec = registered_spec(runtime, fn)
     checked_max_wait(max_wait)
     return Debouncer(runtime, spec, debounce_queue(runtime, queue), max_wait)

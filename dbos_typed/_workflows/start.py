@@ -36,6 +36,7 @@ from dbos_typed._core.registry import (
     checked_input,
     describe,
 )
+from dbos_typed._core.runtime import Runtime
 from dbos_typed._core.serialization import Codec, ErrorRecord, encode_inputs
 from dbos_typed._core.telemetry import Origin, StartScope, start_scope
 from dbos_typed._core.validate import optional_name
@@ -81,6 +82,7 @@ def register_workflow(
     *,
     name: str | None = None,
     max_recovery_attempts: int | None = 100,
+    config_name: str | None = None,
 ) -> Callable[[WorkflowContext], OutT]: ...
 
 
@@ -118,6 +120,7 @@ def register_workflow(
     *,
     name: str | None = None,
     max_recovery_attempts: int | None = 100,
+    config_name: str | None = None,
 ) -> Callable[[WorkflowContext, InT], OutT]: ...
 
 
@@ -130,6 +133,7 @@ def register_workflow(
     schedule_timezone: str | None = None,
     name: str | None = None,
     max_recovery_attempts: int | None = 100,
+    config_name: str | None = None,
 ) -> Callable[..., Any]:
     """Register a workflow function with a context, before `launch()`.
 
@@ -154,15 +158,24 @@ def register_workflow(
         schedule: A cron expression: six fields with seconds (`"*/5 * * * * *"`), five
             without, or a descriptor such as `"@hourly"`.
         schedule_timezone: The IANA time zone the expression is read in; UTC by default.
+        config_name: Register a configured instance: `fn` is a method bound to one object
+            (`obj.method`), registered for that object under this config name. One method
+            may be registered so for several objects, each with a config name of its own;
+            each run records the config name (and the object's class name), and a run,
+            an enqueue, a recovery or a debounce runs on the object registered with it.
+            Start such a workflow with the bound method (`run_workflow(ctx, obj.method,
+            ...)`), or from a client with `config_name=`. Not with `schedule`.
 
     Returns:
         `fn` itself, unchanged.
 
     Raises:
-        RegistrationError: bad signature or types, a duplicate, the context is launched,
-            or a schedule on a workflow whose input is not a `datetime` or a
-            `ScheduledInput[C]`.
-        InvalidOptionError: an invalid cron expression or time zone.
+        RegistrationError: bad signature or types, a duplicate (the same function, or the
+            same name and config name), the context is launched, or a schedule on a
+            workflow whose input is not a `datetime` or a `ScheduledInput[C]`.
+        InvalidOptionError: an invalid cron expression or time zone, or a `config_name`
+            that is empty or given with a function that is not a bound method (or with
+            `schedule`).
     """
     if not isinstance(ctx, DBOSContext):
         raise InvalidOptionError("ctx", "expected a DBOSContext from new_context()")
@@ -171,8 +184,14 @@ def register_workflow(
         raise RegistrationError(
             f"cannot register {describe(fn)}: register workflows before launch()"
         )
-    spec = build_spec(fn, name=name, max_recovery_attempts=max_recovery_attempts)
+    spec = build_spec(
+        fn, name=name, max_recovery_attempts=max_recovery_attempts, config_name=config_name
+    )
     cron = None
+    if schedule is not None and config_name is not None:
+        raise InvalidOptionError(
+            "config_name", "a scheduled workflow cannot be a configured instance"
+        )
     if schedule is not None:
         cron = CronSchedule(schedule, schedule_timezone)
         if spec.input_codec is None or not is_schedulable(spec.input_codec.tp):
@@ -337,11 +356,7 @@ def run_workflow(
     if not isinstance(ctx, AppContext):
         raise InvalidOptionError("ctx", "expected a DBOSContext or WorkflowContext")
     runtime = ctx._runtime
-    spec = runtime.registry.by_fn(fn)
-    if spec is None:
-        raise RegistrationError(
-            f"{describe(fn)} is not a registered workflow; call register_workflow first"
-        )
+    spec = registered_spec(runtime, fn)
     value = checked_input(spec, input)
     workflow_id = optional_name(workflow_id, "workflow_id")
     version = optional_name(application_version, "application_version")
@@ -367,8 +382,33 @@ def run_workflow(
         application_version=version or runtime.application_version,
         run=(spec, value),
         detached=detached,
+        config_name=spec.config_name,
+        class_name=spec.class_name,
     )
     return start(ctx, request, workflow_id)
+
+
+def registered_spec(runtime: Runtime, fn: Callable[..., Any]) -> WorkflowSpec:
+    """The registration `fn` starts: its own, or its receiver's for a configured instance.
+
+    Raises:
+        RegistrationError: `fn` is not registered; for a method registered only for
+            configured instances, the message names their config names.
+    """
+    spec = runtime.registry.by_fn(fn)
+    if spec is not None:
+        return spec
+    instances = runtime.registry.instances_of(fn)
+    if instances:
+        names = ", ".join(repr(spec.config_name) for spec in instances)
+        raise RegistrationError(
+            f"{describe(fn)} is registered only for configured instances (config names "
+            f"{names}); start it with a method bound to one of their objects, such as "
+            "`run_workflow(ctx, obj.method, ...)`"
+        )
+    raise RegistrationError(
+        f"{describe(fn)} is not a registered workflow; call register_workflow first"
+    )
 
 
 def start(ctx: AppContext, request: StartRequest, workflow_id: str | None) -> WorkflowHandle[Any]:
@@ -409,6 +449,9 @@ class StartRequest:
     burst: Burst | None = None
     # A child freed from its parent: no inherited deadline, not in the parent's cancel tree.
     detached: bool = False
+    # A configured instance: which registration of `name` runs it, and its class.
+    config_name: str | None = None
+    class_name: str | None = None
 
 
 def _start_child(
@@ -460,6 +503,8 @@ def _land_row(
     runtime = ctx._runtime
     codec = request.codec
     row = request.labels.apply(_row(ctx, request, workflow_id, step_id is not None))
+    if request.config_name is not None or request.class_name is not None:
+        row = replace(row, config_name=request.config_name, class_name=request.class_name)
     if trace.carrier is not None:
         row = replace(row, attributes=trace.stamp(row.attributes))
     if request.burst is not None:
@@ -546,6 +591,7 @@ def _row(ctx: Connected, request: StartRequest, workflow_id: str, child: bool) -
             inputs=inputs,
             timeout_ms=timeout_ms,
             application_version=request.application_version,
+            config_name=request.config_name,
         )
     attached = child and not request.detached
     parent = ctx._state if attached and isinstance(ctx, WorkflowContext) else None

@@ -13,7 +13,7 @@ from dbos_typed._app.client import Client, DebounceOptions, debounce_named, enqu
 from dbos_typed._core.context import AppContext, WorkflowContext
 from dbos_typed._core.registry import NO_INPUT
 from dbos_typed._core.serialization import Codec, JsonValue, TypedCall
-from dbos_typed._queues.enqueue import EnqueueOptions
+from dbos_typed._queues.enqueue import ClientEnqueueOptions
 from dbos_typed._queues.queues import WorkflowQueue
 from dbos_typed._workflows import start as _workflow
 from dbos_typed._workflows.start import StartOptions
@@ -123,7 +123,7 @@ def _enqueue(
     /,
     *,
     codec: Codec[Any] | None = None,
-    **options: Unpack[EnqueueOptions],
+    **options: Unpack[ClientEnqueueOptions],
 ) -> Coroutine[None, None, AsyncWorkflowHandle[Any]]:
     def start() -> AsyncWorkflowHandle[Any]:
         return wrap(enqueue_named(client, queue, workflow_name, input, codec=codec, **options))
@@ -143,7 +143,7 @@ class Enqueue(Protocol[R]):
         workflow_name: str,
         input: object = NO_INPUT,
         /,
-        **options: Unpack[EnqueueOptions],
+        **options: Unpack[ClientEnqueueOptions],
     ) -> Coroutine[None, None, AsyncWorkflowHandle[R]]:
         """Enqueue a workflow by name; its handle's result is typed (and validated) as `R`."""
         ...
@@ -186,7 +186,7 @@ class _Enqueuer(TypedCall):
         workflow_name: str,
         input: object = NO_INPUT,
         /,
-        **options: Unpack[EnqueueOptions],
+        **options: Unpack[ClientEnqueueOptions],
     ) -> Coroutine[None, None, AsyncWorkflowHandle[JsonValue]]:
         """Enqueue a workflow by name; see `enqueue`."""
         return _enqueue(client, queue, workflow_name, input, **options)

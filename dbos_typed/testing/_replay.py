@@ -61,10 +61,11 @@ def check_replay(ctx: DBOSContext, workflow_id: str) -> None:
     record = runtime.store.get_status(workflow_id)
     if record is None:
         raise NonExistentWorkflowError(workflow_id)
-    spec = runtime.registry.by_name(record.name)
+    spec = runtime.registry.by_name(record.name, record.config_name)
     if spec is None:
+        instance = f" (config name {record.config_name!r})" if record.config_name else ""
         raise RegistrationError(
-            f"workflow {workflow_id!r} runs {record.name!r}, which is not registered here"
+            f"workflow {workflow_id!r} runs {record.name!r}{instance}, which is not registered here"
         )
     value = decode_inputs(spec.input_codec, record.inputs)
     history = runtime.store.list_steps(workflow_id)
