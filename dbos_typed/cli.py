@@ -4,7 +4,7 @@
 dbos-typed [--db-url URL] [--schema NAME] [--json] COMMAND
   workflow list [--status S ...] [--name N] [--queue Q] [--limit N] ...
   workflow get ID | steps ID | cancel ID [--children] | resume ID
-  workflow fork ID [--step N] [--new-id ID] [--app-version V]
+  workflow fork ID [--step N] [--new-id ID] [--app-version V] [--queue Q] [--partition-key K]
   workflow delete ID ... [--children]
   workflow stats --group-by status,name [--bucket 1h] [--status S ...] [--name N] ...
   workflow step-stats --group-by name,status [--bucket 15m] [--workflow ID ...]
@@ -107,6 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     fork.add_argument("--step", type=int, default=0, help="first step to run again (0-based)")
     fork.add_argument("--new-id", help="ID of the copy")
     fork.add_argument("--app-version", help="application version to run it on")
+    fork.add_argument("--queue", help="queue to put the copy on (default: the internal one)")
+    fork.add_argument("--partition-key", help="partition of that queue, for a partitioned one")
     delete = actions.add_parser("delete", help="delete workflows")
     delete.add_argument("workflow_ids", nargs="+")
     delete.add_argument("--children", action="store_true", help="also delete descendants")
@@ -345,6 +347,8 @@ def _workflow(args: argparse.Namespace, ctx: DBOSContext, out: TextIO) -> None:
             args.step,
             new_workflow_id=args.new_id,
             application_version=args.app_version,
+            queue_name=args.queue,
+            queue_partition_key=args.partition_key,
         )
         _done(args, out, {"forked": args.workflow_id, "workflow_id": handle.workflow_id})
     elif action == "delete":

@@ -82,6 +82,25 @@ def test_list_get_steps_fork(served: tuple[dbos.DBOSContext, str]) -> None:
     assert status == 400 and "status" in body["error"]
 
 
+def test_fork_onto_a_partition_of_a_queue(backend: Backend) -> None:
+    ctx = backend.new_context(admin_server=True, admin_port=0)
+    dbos.register_workflow(ctx, add_one)
+    dbos.register_queue(ctx, "parts", partitioned=True)
+    ctx.launch()
+    base = ctx.admin_url
+    assert base is not None
+    dbos.run_workflow(ctx, add_one, 1, workflow_id="a1").get_result()
+    fork = {"new_workflow_id": "f", "queue_name": "parts", "queue_partition_key": "k1"}
+    assert _call(base, "POST", "/workflows/a1/fork", fork) == (200, {"workflow_id": "f"})
+    assert dbos.retrieve_workflow[int](ctx, "f").get_result(timeout=timedelta(seconds=20)) == 2
+    status = dbos.retrieve_workflow(ctx, "f").get_status()
+    assert (status.queue_name, status.queue_partition_key) == ("parts", "k1")
+    unkeyed = {"new_workflow_id": "g", "queue_name": "parts"}
+    status_code, body = _call(base, "POST", "/workflows/a1/fork", unkeyed)
+    assert status_code == 400 and "queue_partition_key" in body["error"]
+    assert dbos.list_workflows(ctx, workflow_ids=["g"]) == []
+
+
 def test_workflow_json_carries_every_status_field(backend: Backend) -> None:
     ctx = backend.new_context(admin_server=True, admin_port=0)
     dbos.register_workflow(ctx, add_one)

@@ -57,6 +57,23 @@ def test_list_get_and_steps(backend: Backend) -> None:
     assert code == 1 and out == "" and err.startswith("dbos-typed: error:") and err.count("\n") == 1
 
 
+def test_fork_onto_a_partition_of_a_queue(backend: Backend) -> None:
+    ctx = backend.new_context()
+    dbos.register_workflow(ctx, double)
+    dbos.register_queue(ctx, "parts", partitioned=True)
+    ctx.launch()
+    dbos.run_workflow(ctx, double, 4, workflow_id="p").get_result()
+    argv = ("--json", "workflow", "fork", "p", "--new-id", "p2", "--queue", "parts")
+    code, out, _ = _run(backend, *argv, "--partition-key", "k1")
+    assert code == 0 and json.loads(out)["workflow_id"] == "p2"
+    assert dbos.retrieve_workflow[int](ctx, "p2").get_result(timeout=timedelta(seconds=20)) == 8
+    status = dbos.retrieve_workflow(ctx, "p2").get_status()
+    assert (status.queue_name, status.queue_partition_key) == ("parts", "k1")
+    code, _, err = _run(backend, "workflow", "fork", "p", "--new-id", "p3", "--queue", "parts")
+    assert code != 0 and "queue_partition_key" in err  # a partitioned queue needs a key
+    assert dbos.list_workflows(ctx, workflow_ids=["p3"]) == []
+
+
 def test_cancel_resume_fork_delete(backend: Backend) -> None:
     gate = Gate()
 

@@ -178,6 +178,8 @@ def _fork(handler: Handler, params: dict[str, str], body: Any) -> tuple[int, Any
         read.count(fields, "start_step") or 0,
         new_workflow_id=read.text_field(fields, "new_workflow_id") or None,
         application_version=read.text_field(fields, "application_version") or None,
+        queue_name=read.text_field(fields, "queue_name") or None,
+        queue_partition_key=read.text_field(fields, "queue_partition_key") or None,
     )
     return HTTPStatus.OK, {"workflow_id": handle.workflow_id}
 
