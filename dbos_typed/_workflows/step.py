@@ -16,6 +16,7 @@ from typing import Any, TypedDict, TypeVar, Unpack, overload
 from pydantic import TypeAdapter
 
 from dbos_typed._core.context import WorkflowContext
+from dbos_typed._core.crash import CrashWhen
 from dbos_typed._core.durable import (
     OperationOutcome,
     begin_operation,
@@ -314,20 +315,22 @@ class StepPlan:
         """What a step that gave up with `failure` records and raises."""
         return None, record_of(failure).encode(), None, failure
 
-    def started(self, ctx: WorkflowContext) -> int:
-        """Reach the step's "before" crash point (if armed); its start time, epoch ms."""
+    def reach(self, ctx: WorkflowContext, when: CrashWhen) -> None:
+        """Reach the step's crash point `when` (a `testing.crash_at`), if one is armed."""
         state, crashes = ctx._state, ctx._runtime.crashes
         if crashes is not None:
-            crashes.reach(state.workflow_id, state.owner_xid, self.name, "before")
+            crashes.reach(state.workflow_id, state.owner_xid, self.name, when)
+
+    def started(self, ctx: WorkflowContext) -> int:
+        """Reach the step's "before" crash point (if armed); its start time, epoch ms."""
+        self.reach(ctx, "before")
         return ctx._runtime.clock.now_ms()
 
     def finished(
         self, ctx: WorkflowContext, step_id: int, started: int, outcome: OperationOutcome
     ) -> Any:
         """Reach the "after" crash point, record the outcome; the result (or raise)."""
-        state, crashes = ctx._state, ctx._runtime.crashes
-        if crashes is not None:
-            crashes.reach(state.workflow_id, state.owner_xid, self.name, "after")
+        self.reach(ctx, "after")
         return complete_operation(ctx, step_id, self.name, started, outcome)
 
     def replay(self, recorded: StepRecord) -> Any:

@@ -414,9 +414,7 @@ class TransactionRun:
         the checkpoint; on the system database, where the commit is the checkpoint, after
         `fn` returned and before that commit, which the crash then rolls back.
         """
-        state, crashes = self.ctx._state, self.ctx._runtime.crashes
-        if crashes is not None:
-            crashes.reach(state.workflow_id, state.owner_xid, self.step_name, "after")
+        self.plan.reach(self.ctx, "after")
 
     def committed(self, outcome: Outcome, *, checkpointed: bool) -> None:
         """After the commit: the "after" crash point and the checkpoint, unless it committed.
