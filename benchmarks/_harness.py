@@ -73,3 +73,24 @@ def run_child(module: str, impl: str, admin_url: str, *options: str) -> Any:
     finally:
         drop_database(admin_url, target)
     return json.loads(out.strip().splitlines()[-1])
+
+
+def official_steps_workflow() -> Any:
+    """The official package's workflow of `steps` no-op steps, declared on its `DBOS`.
+
+    Call it after `DBOS(config=...)` and before `DBOS.launch()`, in the child process
+    that measures the official package (its decorators need the instance).
+    """
+    from dbos import DBOS  # the official package, only in its own child process
+
+    @DBOS.step()
+    def noop() -> None:
+        return None
+
+    @DBOS.workflow()
+    def wf(steps: int) -> int:
+        for _ in range(steps):
+            noop()
+        return steps
+
+    return wf

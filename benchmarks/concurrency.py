@@ -32,7 +32,14 @@ from typing import Any
 import psycopg
 
 import dbos_typed as dbos
-from benchmarks._harness import as_url, base_parser, drop_database, fresh_database, run_child
+from benchmarks._harness import (
+    as_url,
+    base_parser,
+    drop_database,
+    fresh_database,
+    official_steps_workflow,
+    run_child,
+)
 from dbos_typed import aio
 
 STEPS = (1, 10)
@@ -140,15 +147,7 @@ def run_official(url: str, thread_counts: list[int], workflows: int) -> dict[str
         }
     )
 
-    @DBOS.step()
-    def noop() -> None:
-        return None
-
-    @DBOS.workflow()
-    def wf(steps: int) -> int:
-        for _ in range(steps):
-            noop()
-        return steps
+    wf = official_steps_workflow()
 
     DBOS.launch()
     try:

@@ -17,7 +17,14 @@ from collections.abc import Callable
 import psycopg
 
 import dbos_typed
-from benchmarks._harness import as_url, base_parser, drop_database, fresh_database, run_child
+from benchmarks._harness import (
+    as_url,
+    base_parser,
+    drop_database,
+    fresh_database,
+    official_steps_workflow,
+    run_child,
+)
 
 STEP_COUNTS = (0, 1, 10)
 
@@ -64,15 +71,7 @@ def run_official(url: str, workflows: int, rounds: int) -> dict[int, list[float]
 
     DBOS(config={"name": "bench", "system_database_url": url, "log_level": "WARNING"})
 
-    @DBOS.step()
-    def noop() -> None:
-        return None
-
-    @DBOS.workflow()
-    def wf(steps: int) -> int:
-        for _ in range(steps):
-            noop()
-        return steps
+    wf = official_steps_workflow()
 
     DBOS.launch()
     try:
