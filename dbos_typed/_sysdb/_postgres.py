@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, LiteralString, TypeVar
 
 import psycopg
@@ -14,8 +13,12 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
+from dbos_typed._sysdb import _batched_pg as batched
 from dbos_typed._sysdb import _queries as q
+from dbos_typed._sysdb._batched_pg import BatchSql
 from dbos_typed._sysdb._create_database import ensure_database, libpq_connect_timeout
+from dbos_typed._sysdb._group_commit import BatchKind, GroupCommit
+from dbos_typed._sysdb._pg_lane import Lane
 from dbos_typed._sysdb._retry import StoreClosedError, retry_outages
 from dbos_typed._sysdb._rows import (
     STREAM_CLOSED,
@@ -28,6 +31,7 @@ from dbos_typed._sysdb._rows import (
     NewWorkflow,
     RecordResult,
     StatusName,
+    StepRecord,
 )
 from dbos_typed._sysdb._schema_postgres import (
     SCHEMA_VERSION,
@@ -46,6 +50,7 @@ from dbos_typed._sysdb._store_base import (
     has_global_limit,
     insert_params,
     inserted_from,
+    record_params,
 )
 from dbos_typed.errors import (
     InitializationError,
@@ -61,6 +66,8 @@ _MIGRATION_LOCK_KEY = 0x64626F73  # "dbos"
 # The first key of the two-key advisory locks that serialise dequeuers of one queue.
 _QUEUE_LOCK_CLASS = 0x64627175  # "dbqu"
 _DEDUP_INDEX = "uq_workflow_status_dedup_id"
+# At most this many checkpoint batches in flight at once (and at most half the pool).
+_LEADERS = 4
 
 # SQLSTATE classes and codes that mean "the server is unreachable or restarting".
 _OUTAGE_CLASSES = ("08",)
@@ -80,15 +87,11 @@ def is_outage(exc: BaseException) -> bool:
     return code.startswith(_OUTAGE_CLASSES) or code in _OUTAGE_CODES
 
 
-@contextlib.contextmanager
-def _translated_errors() -> Iterator[None]:
+def _translated(exc: psycopg.Error) -> SystemDatabaseError:
     # The one boundary where driver errors become the library's own.
-    try:
-        yield
-    except psycopg.Error as exc:
-        raise SystemDatabaseError(
-            f"the system database refused an operation: {exc}", sqlstate=exc.sqlstate
-        ) from exc
+    return SystemDatabaseError(
+        f"the system database refused an operation: {exc}", sqlstate=exc.sqlstate
+    )
 
 
 class _PgTransaction:
@@ -127,6 +130,8 @@ class PostgresStore(SystemStore):
         self._owns_pool = pool is None
         if pool is not None:
             self._pool: ConnectionPool[psycopg.Connection[Row]] = pool
+            self._lane = Lane(pool, keep=False)
+            self._group = self._group_commit(max(pool.max_size, 1))
             self._conninfo = _listen_conninfo(pool)
             _check_caller_pool(pool, connect_timeout)
             return
@@ -150,6 +155,8 @@ class PostgresStore(SystemStore):
             open=False,
             name="dbos_typed",
         )
+        self._lane = Lane(self._pool, keep=True)
+        self._group = self._group_commit(max_connections)
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
         except PoolTimeout as exc:
@@ -157,6 +164,70 @@ class PostgresStore(SystemStore):
             raise InitializationError(
                 f"cannot connect to the Postgres system database: {exc}"
             ) from exc
+
+    def _group_commit(self, max_connections: int) -> GroupCommit:
+        self._starts = BatchKind("start", alone=self._insert_one, key=lambda p: p["workflow_id"])
+        self._steps = BatchKind(
+            "step",
+            alone=lambda p: bool(self._query(q.RECORD_STEP, p)),
+            key=lambda p: (p["workflow_id"], p["step_id"]),
+        )
+        self._outcomes = BatchKind(
+            "outcome",
+            alone=lambda p: bool((rows := self._query(q.COMPLETE_WORKFLOW_PG, p)) and rows[0][0]),
+            key=lambda p: p["workflow_id"],
+        )
+        self._batched: dict[BatchKind[Any], BatchSql] = {
+            self._starts: batched.STARTS,
+            self._steps: batched.STEPS,
+            self._outcomes: batched.OUTCOMES,
+        }
+        self._batch_statements: dict[frozenset[str], bytes] = {}
+        # Some connections stay free for reads, claims and transactions beside the batches.
+        return GroupCommit(self._write_batch, leaders=max(1, min(_LEADERS, max_connections // 2)))
+
+    def _write_batch(
+        self, groups: list[tuple[BatchKind[Any], list[Mapping[str, Any]]]]
+    ) -> list[Sequence[Any]]:
+        """Write a batch of checkpoints as one statement (no retries: see GroupCommit)."""
+        parts = [self._batched[kind] for kind, _ in groups]
+        tags = frozenset(part.tag for part in parts)
+        compiled = self._batch_statements.get(tags)
+        if compiled is None:
+            compiled = self._compile(batched.statement(parts))
+            self._batch_statements[tags] = compiled
+        params: dict[str, Any] = {}
+        for part, (_, batch) in zip(parts, groups, strict=True):
+            params.update(part.params(batch))
+        written: dict[str, list[Row]] = {part.tag: [] for part in parts}
+        for row in self._run_once(compiled, params):
+            written[row[0]].append(row[1:])
+        results: list[Sequence[Any]] = []
+        for part, (_, batch) in zip(parts, groups, strict=True):
+            rows = written[part.tag]
+            if part is batched.STEPS:
+                keys = {(r[0], r[1]) for r in rows}
+                results.append([(p["workflow_id"], p["step_id"]) in keys for p in batch])
+            elif part is batched.OUTCOMES:
+                done = {r[0] for r in rows}
+                results.append([p["workflow_id"] in done for p in batch])
+            else:
+                found = {r[0]: r[2:] for r in rows}
+                results.append([found[p["workflow_id"]] for p in batch])
+        return results
+
+    def record_step(
+        self,
+        workflow_id: str,
+        step: StepRecord,
+        application_name: str | None,
+        owner_xid: str | None = None,
+    ) -> RecordResult:
+        """Checkpoint a step, in a batch with other workflows' checkpoints when they coincide."""
+        params = record_params(workflow_id, step, application_name, owner_xid)
+        if self._group.write(self._steps, params):
+            return RecordResult.WRITTEN
+        return self._why_not_recorded(workflow_id, step.step_id)
 
     def _compile(self, query: LiteralString) -> bytes:
         compiled = self._compiled.get(query)
@@ -167,46 +238,66 @@ class PostgresStore(SystemStore):
 
     def _query(self, query: LiteralString, params: Mapping[str, Any]) -> list[Row]:
         compiled = self._compile(query)
-        with _translated_errors():
+        try:
+            try:
+                return self._run_once(compiled, params)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                failed = exc
             return retry_outages(
                 lambda: self._run_once(compiled, params),
                 is_outage=is_outage,
                 closed=self._closed,
                 what="a query",
-                on_outage=self._pool.check,
+                on_outage=self._after_outage,
+                failed=failed,
             )
+        except psycopg.Error as exc:
+            raise _translated(exc) from exc
 
     def _check_open(self) -> None:
         if self._closed.is_set():
             raise StoreClosedError("the system database was closed (the context shut down)")
 
     def _run_once(self, compiled: bytes, params: Mapping[str, Any]) -> list[Row]:
-        # The hot path of every checkpoint: getconn/putconn directly, one autocommit
-        # statement, no transaction block (the pool's context manager costs more).
+        # The hot path of every checkpoint: a connection and cursor from the lane, one
+        # autocommit statement, no transaction block.
         self._check_open()
-        conn = self._pool.getconn()
+        lease = self._lane.take()
         try:
-            cur = conn.execute(compiled, params)
+            cur = lease[1]
+            cur.execute(compiled, params)
             return cur.fetchall() if cur.pgresult and cur.pgresult.ntuples else []
         finally:
-            self._pool.putconn(conn)
+            self._lane.give_back(lease)
 
     def _transaction(self, body: Callable[[Transaction], T]) -> T:
         def action() -> T:
             self._check_open()
-            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                return body(_PgTransaction(cur, self._compile))
+            lease = self._lane.take()
+            try:
+                with lease[0].transaction():
+                    return body(_PgTransaction(lease[1], self._compile))
+            finally:
+                self._lane.give_back(lease)
 
-        with _translated_errors():
+        try:
             return retry_outages(
                 action,
                 is_outage=is_outage,
                 closed=self._closed,
                 what="a transaction",
-                # After a restart every pooled connection is dead: drop them all at once
-                # rather than discovering them one failed attempt at a time.
-                on_outage=self._pool.check,
+                on_outage=self._after_outage,
             )
+        except psycopg.Error as exc:
+            raise _translated(exc) from exc
+
+    def _after_outage(self) -> None:
+        # After a restart every pooled connection is dead: drop them all at once rather
+        # than discovering them one failed attempt at a time.
+        self._lane.drain()
+        self._pool.check()
 
     def _version_in(self, tx: Transaction) -> int | None:
         found = tx.execute(
@@ -290,14 +381,23 @@ class PostgresStore(SystemStore):
         )
 
     def insert_workflow(self, row: NewWorkflow) -> InsertedWorkflow:
-        """Insert status and input in one statement."""
+        """Insert status and input in one statement (or one batch)."""
+        params = insert_params(row)
         try:
-            rows = self._query(q.INSERT_WORKFLOW_PG, insert_params(row))
+            if row.deduplication_id is not None:
+                # Refusals by the deduplication index are expected here; one would fail
+                # the batch around it, so such rows are written alone.
+                found = self._insert_one(params)
+            else:
+                found = self._group.write(self._starts, params)
         except SystemDatabaseError as exc:
             if self._is_deduplicated(exc):
                 raise Deduplicated(row.deduplication_id) from exc
             raise
-        return inserted_from(rows[0], row.creator_xid)
+        return inserted_from(found, row.creator_xid)
+
+    def _insert_one(self, params: Mapping[str, Any]) -> Row:
+        return self._query(q.INSERT_WORKFLOW_PG, params)[0]
 
     def complete_workflow(
         self,
@@ -308,19 +408,16 @@ class PostgresStore(SystemStore):
         now_ms: int,
         owner_xid: str | None = None,
     ) -> bool:
-        """Record the outcome and its payload in one statement."""
-        rows = self._query(
-            q.COMPLETE_WORKFLOW_PG,
-            {
-                "workflow_id": workflow_id,
-                "status": status.value,
-                "output": output,
-                "error": error,
-                "now_ms": now_ms,
-                "owner_xid": owner_xid,
-            },
-        )
-        return bool(rows and rows[0][0])
+        """Record the outcome and its payload in one statement (or one batch)."""
+        params = {
+            "workflow_id": workflow_id,
+            "status": status.value,
+            "output": output,
+            "error": error,
+            "now_ms": now_ms,
+            "owner_xid": owner_xid,
+        }
+        return self._group.write(self._outcomes, params)
 
     def claim_queued(self, request: ClaimRequest) -> list[ClaimedWorkflow]:
         """Claim with SKIP LOCKED so concurrent executors never take the same row.
@@ -501,6 +598,7 @@ class PostgresStore(SystemStore):
     def close(self) -> None:
         """Stop retrying and close the pool (unless the caller supplied it)."""
         self._closed.set()
+        self._lane.drain()
         if self._owns_pool:
             self._pool.close()
 

@@ -65,6 +65,7 @@ def retry_outages(
     what: str,
     on_outage: Callable[[], None] | None = None,
     database: str = "system database",
+    failed: BaseException | None = None,
 ) -> T:
     """Run `action`, retrying for as long as it fails with an outage.
 
@@ -72,10 +73,15 @@ def retry_outages(
     the caller waits for the database to come back. Other errors propagate at once. Once
     `closed` is set, the wait stops with `StoreClosedError`. `on_outage` runs before each
     retry (to drop dead pooled connections, say). `database` names the database in logs.
+    `failed` is the outage of a first attempt the caller already made itself (a hot path
+    that skips building `action` until it is needed): the retries start after it.
     """
     backoff = OutageBackoff(what, database)
     while True:
         try:
+            if failed is not None:
+                first, failed = failed, None
+                raise first
             return action()
         except Exception as exc:
             if not is_outage(exc):
