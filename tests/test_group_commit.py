@@ -193,3 +193,31 @@ def test_two_writes_of_one_row_are_not_batched_together(batches: _Batches) -> No
     assert first.result(10) is RecordResult.WRITTEN
     assert second.result(10) is RecordResult.ALREADY_RECORDED
     assert batches.written == []  # each went alone: the second waited for the first
+
+
+@pytest.mark.postgres_only
+def test_any_text_survives_a_batch_unchanged(batches: _Batches) -> None:
+    store = batches.store
+    texts = ['say "hi"', "back\\slash \\\\ twice", "{a,b}", "NULL", "", "naïve ✓ 雪", "new\nline"]
+    for n in range(len(texts)):
+        _pending(store, f"w{n}")
+    steps = [
+        StepRecord(
+            step_id=1,
+            name=text,
+            output=text,
+            error=None,
+            child_workflow_id=None,
+            completed_at_ms=5,
+        )
+        for text in texts
+    ]
+    futures = batches.queued(
+        *(
+            functools.partial(store.record_step, f"w{n}", step, "test-app")
+            for n, step in enumerate(steps)
+        )
+    )
+    assert [f.result(10) for f in futures] == [RecordResult.WRITTEN] * len(texts)
+    assert batches.written == [["step"] * len(texts)]
+    assert [store.get_step(f"w{n}", 1) for n in range(len(texts))] == steps

@@ -16,8 +16,13 @@ and its outcome after its steps.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, LiteralString
+
+_PARAM = re.compile(r"%\((\w+)\)s")
+Row = tuple[Any, ...]
+Batch = Sequence[Mapping[str, Any]]
 
 
 class BatchSql:
@@ -28,19 +33,58 @@ class BatchSql:
     where the kind has none.
     """
 
-    __slots__ = ("columns", "ctes", "result", "tag")
+    __slots__ = ("columns", "ctes", "read", "result", "tag")
 
     def __init__(
-        self, tag: str, columns: Sequence[str], ctes: LiteralString, result: LiteralString
+        self,
+        tag: str,
+        columns: Sequence[str],
+        ctes: LiteralString,
+        result: LiteralString,
+        read: Callable[[list[Row], Sequence[Mapping[str, Any]]], list[Any]],
     ) -> None:
         self.tag = tag  # also the prefix of its parameters and CTE names
         self.columns = tuple(columns)
         self.ctes = ctes
         self.result = result
+        # Each write's result, in the batch's order, from the rows returned with the tag.
+        self.read = read
 
-    def params(self, batch: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-        """This kind's parameters for `batch`: one list per column, in the batch's order."""
-        return {f"{self.tag}_{name}": [row[name] for row in batch] for name in self.columns}
+    def params(self, batch: Batch) -> dict[str, str]:
+        """This kind's parameters for `batch`: one array per column, in the batch's order."""
+        return {f"{self.tag}_{name}": _array([row[name] for row in batch]) for name in self.columns}
+
+
+def _array(values: list[Any]) -> str:
+    """`values` as a Postgres array literal (each text element quoted, so any text is safe).
+
+    Written here rather than by the driver, whose list adaptation inspects every element
+    to choose a type: this is a join, and the statement casts each array to its type.
+    """
+    elements = []
+    for value in values:
+        if value is None:
+            elements.append("NULL")
+        elif isinstance(value, bool):
+            elements.append("t" if value else "f")
+        elif isinstance(value, int):
+            elements.append(str(value))
+        else:
+            quoted = str(value).replace("\\", "\\\\").replace('"', '\\"')
+            elements.append(f'"{quoted}"')
+    return "{" + ",".join(elements) + "}"
+
+
+def _written(rows: list[Row], batch: Batch, key: tuple[str, ...]) -> list[Any]:
+    """Whether each write's row was written: its key is among the returned ones."""
+    keys = {row[: len(key)] for row in rows}
+    return [tuple(params[name] for name in key) in keys for params in batch]
+
+
+def _found(rows: list[Row], batch: Batch) -> list[Any]:
+    """The row each start found or created, as the single insert returns it."""
+    by_id = {row[0]: row[2:] for row in rows}
+    return [by_id[params["workflow_id"]] for params in batch]
 
 
 def _unnest(tag: str, fields: Sequence[tuple[str, str]]) -> str:
@@ -86,6 +130,7 @@ st_written AS (
     RETURNING workflow_uuid, function_id
 )""",
     "SELECT 'st', workflow_uuid, function_id, NULL, NULL, NULL, NULL, NULL::bigint FROM st_written",
+    lambda rows, batch: _written(rows, batch, ("workflow_id", "step_id")),
 )
 
 _OUTCOME_FIELDS: Final = (
@@ -118,6 +163,7 @@ oc_stored AS (
     ON CONFLICT (workflow_uuid) DO UPDATE SET output = EXCLUDED.output, error = EXCLUDED.error
 )""",
     "SELECT 'oc', workflow_uuid, NULL::int, NULL, NULL, NULL, NULL, NULL::bigint FROM oc_done",
+    lambda rows, batch: _written(rows, batch, ("workflow_id",)),
 )
 
 # (workflow_status column, parameter, array type) for each value a start writes.
@@ -183,12 +229,23 @@ sw_inp AS (
 )""",
     "SELECT 'sw', workflow_uuid, NULL::int, status, name, queue_name, creator_xid,"
     " workflow_deadline_epoch_ms FROM sw_ins",
+    _found,
 )
 
 
-def statement(parts: Iterable[BatchSql]) -> LiteralString:
-    """The one statement writing a batch of each of `parts` (in a fixed order)."""
+def statement(parts: Iterable[BatchSql]) -> tuple[LiteralString, list[str]]:
+    """The one statement writing a batch of each of `parts`, and its parameters' names.
+
+    The statement takes positional parameters (`$1`, ...) in the order of the names: it
+    is long, and the driver re-parses named parameters of long statements every time.
+    """
     chosen = sorted(parts, key=lambda part: part.tag)
     ctes = ",\n".join(part.ctes for part in chosen)
     results = "\nUNION ALL\n".join(part.result for part in chosen)
-    return f"WITH {ctes}\n{results}"
+    names: list[str] = []
+
+    def positional(match: re.Match[str]) -> str:
+        names.append(match.group(1))
+        return f"${len(names)}"
+
+    return _PARAM.sub(positional, f"WITH {ctes}\n{results}"), names

@@ -182,7 +182,7 @@ class PostgresStore(SystemStore):
             self._steps: batched.STEPS,
             self._outcomes: batched.OUTCOMES,
         }
-        self._batch_statements: dict[frozenset[str], bytes] = {}
+        self._batch_statements: dict[frozenset[str], tuple[bytes, list[str]]] = {}
         # Some connections stay free for reads, claims and transactions beside the batches.
         return GroupCommit(self._write_batch, leaders=max(1, min(_LEADERS, max_connections // 2)))
 
@@ -192,29 +192,30 @@ class PostgresStore(SystemStore):
         """Write a batch of checkpoints as one statement (no retries: see GroupCommit)."""
         parts = [self._batched[kind] for kind, _ in groups]
         tags = frozenset(part.tag for part in parts)
-        compiled = self._batch_statements.get(tags)
-        if compiled is None:
-            compiled = self._compile(batched.statement(parts))
-            self._batch_statements[tags] = compiled
-        params: dict[str, Any] = {}
+        prepared = self._batch_statements.get(tags)
+        if prepared is None:
+            text, names = batched.statement(parts)
+            prepared = self._compile(text), names
+            self._batch_statements[tags] = prepared
+        compiled, names = prepared
+        arrays: dict[str, str] = {}
         for part, (_, batch) in zip(parts, groups, strict=True):
-            params.update(part.params(batch))
+            arrays.update(part.params(batch))
+        self._check_open()
+        lease = self._lane.take()
+        try:
+            with psycopg.RawCursor(lease[0]) as cur:
+                cur.execute(compiled, [arrays[name] for name in names])
+                found = cur.fetchall()
+        finally:
+            self._lane.give_back(lease)
         written: dict[str, list[Row]] = {part.tag: [] for part in parts}
-        for row in self._run_once(compiled, params):
+        for row in found:
             written[row[0]].append(row[1:])
-        results: list[Sequence[Any]] = []
-        for part, (_, batch) in zip(parts, groups, strict=True):
-            rows = written[part.tag]
-            if part is batched.STEPS:
-                keys = {(r[0], r[1]) for r in rows}
-                results.append([(p["workflow_id"], p["step_id"]) in keys for p in batch])
-            elif part is batched.OUTCOMES:
-                done = {r[0] for r in rows}
-                results.append([p["workflow_id"] in done for p in batch])
-            else:
-                found = {r[0]: r[2:] for r in rows}
-                results.append([found[p["workflow_id"]] for p in batch])
-        return results
+        return [
+            part.read(written[part.tag], batch)
+            for part, (_, batch) in zip(parts, groups, strict=True)
+        ]
 
     def record_step(
         self,
