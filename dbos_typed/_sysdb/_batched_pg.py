@@ -1,11 +1,11 @@
 """The batched checkpoint statements of Postgres: any mix of starts, steps and outcomes.
 
 Group commit (`_group_commit`) writes the checkpoints that coincide as one statement:
-each kind contributes data-modifying CTEs that take one array per column (`unnest` pairs
-them up into rows) and a branch of the final `UNION ALL`, which returns the rows each
-kind wrote with the kind's tag, so that each caller learns its own outcome. One
-statement in autocommit is atomic, so a batch needs no `BEGIN` and `COMMIT` round trips,
-and all of it commits or none.
+each kind contributes data-modifying CTEs that take its rows as one JSON array of objects
+(`json_to_recordset` turns it into rows) and a branch of the final `UNION ALL`, which
+returns the rows each kind wrote with the kind's tag, so that each caller learns its own
+outcome. One statement in autocommit is atomic, so a batch needs no `BEGIN` and `COMMIT`
+round trips, and all of it commits or none.
 
 Each row is guarded exactly as the single statement of its kind is (`_queries`:
 `INSERT_WORKFLOW_PG`, `RECORD_STEP`, `COMPLETE_WORKFLOW_PG`). The CTEs of one statement
@@ -16,6 +16,7 @@ and its outcome after its steps.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, LiteralString
@@ -51,28 +52,12 @@ class BatchSql:
         self.read = read
 
     def params(self, batch: Batch) -> dict[str, str]:
-        """This kind's parameters for `batch`: one array per column, in the batch's order."""
-        return {f"{self.tag}_{name}": _array([row[name] for row in batch]) for name in self.columns}
+        """This kind's one parameter: the batch's rows as a JSON array of objects.
 
-
-def _array(values: list[Any]) -> str:
-    """`values` as a Postgres array literal (each text element quoted, so any text is safe).
-
-    Written here rather than by the driver, whose list adaptation inspects every element
-    to choose a type: this is a join, and the statement casts each array to its type.
-    """
-    elements = []
-    for value in values:
-        if value is None:
-            elements.append("NULL")
-        elif isinstance(value, bool):
-            elements.append("t" if value else "f")
-        elif isinstance(value, int):
-            elements.append(str(value))
-        else:
-            quoted = str(value).replace("\\", "\\\\").replace('"', '\\"')
-            elements.append(f'"{quoted}"')
-    return "{" + ",".join(elements) + "}"
+        The encoder is C and the server unpacks it (`json_to_recordset`) on its own core;
+        the driver's adaptation of one array per column costs more Python than that.
+        """
+        return {self.tag: json.dumps([{name: row[name] for name in self.columns} for row in batch])}
 
 
 def _written(rows: list[Row], batch: Batch, key: tuple[str, ...]) -> list[Any]:
@@ -87,10 +72,9 @@ def _found(rows: list[Row], batch: Batch) -> list[Any]:
     return [by_id[params["workflow_id"]] for params in batch]
 
 
-def _unnest(tag: str, fields: Sequence[tuple[str, str]]) -> str:
-    arrays = ", ".join(f"%({tag}_{name})s::{kind}[]" for name, kind in fields)
-    names = ", ".join(name for name, _ in fields)
-    return f"{tag}_u AS (SELECT * FROM unnest({arrays}) AS u({names}))"
+def _rows(tag: str, fields: Sequence[tuple[str, str]]) -> str:
+    columns = ", ".join(f"{name} {kind}" for name, kind in fields)
+    return f"{tag}_u AS (SELECT * FROM json_to_recordset(%({tag})s::json) AS u({columns}))"
 
 
 _STEP_FIELDS: Final = (
@@ -109,7 +93,7 @@ _STEP_FIELDS: Final = (
 STEPS: Final = BatchSql(
     "st",
     [name for name, _ in _STEP_FIELDS],
-    _unnest("st", _STEP_FIELDS)
+    _rows("st", _STEP_FIELDS)
     + """,
 st_written AS (
     INSERT INTO {s}.operation_outputs (
@@ -145,7 +129,7 @@ _OUTCOME_FIELDS: Final = (
 OUTCOMES: Final = BatchSql(
     "oc",
     [name for name, _ in _OUTCOME_FIELDS],
-    _unnest("oc", _OUTCOME_FIELDS)
+    _rows("oc", _OUTCOME_FIELDS)
     + """,
 oc_done AS (
     UPDATE {s}.workflow_status ws
@@ -191,7 +175,7 @@ _START_FIELDS: Final = (
     ("authenticated_user", "authenticated_user", "text"),
     ("assumed_role", "assumed_role", "text"),
     ("authenticated_roles", "authenticated_roles", "text"),
-    ("attributes", "attributes", "text"),  # cast to jsonb per row below
+    ("attributes", "attributes", "text"),  # JSON text, cast to jsonb per row below
     ("class_name", "class_name", "text"),
     ("config_name", "config_name", "text"),
     ("created_at", "now_ms", "bigint"),
@@ -208,7 +192,7 @@ def _start_values() -> str:
 STARTS: Final = BatchSql(
     "sw",
     [*(param for _, param, _ in _START_FIELDS), "inputs"],
-    _unnest("sw", [*((param, kind) for _, param, kind in _START_FIELDS), ("inputs", "text")])
+    _rows("sw", [*((param, kind) for _, param, kind in _START_FIELDS), ("inputs", "text")])
     + """,
 sw_ins AS (
     INSERT INTO {s}.workflow_status AS ws ("""

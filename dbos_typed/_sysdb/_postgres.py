@@ -67,7 +67,7 @@ _MIGRATION_LOCK_KEY = 0x64626F73  # "dbos"
 _QUEUE_LOCK_CLASS = 0x64627175  # "dbqu"
 _DEDUP_INDEX = "uq_workflow_status_dedup_id"
 # At most this many checkpoint batches in flight at once (and at most half the pool).
-_LEADERS = 4
+_LEADERS = 2
 
 # SQLSTATE classes and codes that mean "the server is unreachable or restarting".
 _OUTAGE_CLASSES = ("08",)
