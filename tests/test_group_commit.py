@@ -61,7 +61,9 @@ class _Batches:
         self.written.append([kind.name for kind, batch in groups for _ in batch])
         return self.store._write_batch(groups)
 
-    def queued(self, *calls: Callable[[], Any]) -> list[Future[Any]]:
+    def queued(
+        self, *calls: Callable[[], Any], before_release: Callable[[], object] = lambda: None
+    ) -> list[Future[Any]]:
         """Run `calls` on threads, all queued behind a held leader, then let them go."""
         leader = self.pool.submit(self.group.write, self.holding, {})
         wait_for(lambda: self.group._active == 1)
@@ -69,6 +71,7 @@ class _Batches:
         for n, call in enumerate(calls):
             futures.append(self.pool.submit(call))
             wait_for(functools.partial(_has_waiting, self.group, n + 1))
+        before_release()
         self.release.set()
         assert leader.result(10)
         return futures

@@ -187,3 +187,37 @@ def test_queues_messages_events_and_schedules_ride_through_a_restart(server: Ser
             assert len(ticks) == len(set(ticks))  # no tick ran twice
     finally:
         ctx.shutdown()
+
+
+@pytest.mark.postgres_only
+def test_a_batch_whose_connection_dies_is_written_by_each_caller_alone(server: Server) -> None:
+    from dbos_typed._sysdb._postgres import PostgresStore
+    from dbos_typed._sysdb._rows import RecordResult
+    from tests.test_group_commit import _Batches, _pending, _step
+
+    ctx = dbos.new_context(
+        dbos.Config(app_name="outage", database_url=server.url, database_schema="batch_case")
+    )
+    ctx.launch()
+    try:
+        store = ctx._runtime.store
+        assert isinstance(store, PostgresStore)
+        batches = _Batches(store)
+        for n in range(4):
+            _pending(store, f"b{n}")
+
+        def write(n: int) -> RecordResult:
+            return store.record_step(f"b{n}", _step(1), "outage")
+
+        def kill() -> None:
+            assert server.terminate_connections() > 0
+
+        # The connection the batch will take is killed while its writes wait in line.
+        futures = batches.queued(
+            *(functools.partial(write, n) for n in range(4)), before_release=kill
+        )
+        assert [f.result(60) for f in futures] == [RecordResult.WRITTEN] * 4
+        assert batches.written == [["step"] * 4]  # tried together first
+        assert [store.get_step(f"b{n}", 1) for n in range(4)] == [_step(1)] * 4
+    finally:
+        ctx.shutdown()
