@@ -130,7 +130,7 @@ class PostgresStore(SystemStore):
         self._owns_pool = pool is None
         if pool is not None:
             self._pool: ConnectionPool[psycopg.Connection[Row]] = pool
-            self._lane = Lane(pool, keep=False)
+            self._lane = Lane(pool, keep=False, timeout=connect_timeout)
             self._group = self._group_commit(max(pool.max_size, 1))
             self._conninfo = _listen_conninfo(pool)
             _check_caller_pool(pool, connect_timeout)
@@ -155,7 +155,7 @@ class PostgresStore(SystemStore):
             open=False,
             name="dbos_typed",
         )
-        self._lane = Lane(self._pool, keep=True)
+        self._lane = Lane(self._pool, keep=True, timeout=connect_timeout)
         self._group = self._group_commit(max_connections)
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
