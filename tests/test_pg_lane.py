@@ -48,13 +48,13 @@ def test_a_connection_left_in_a_transaction_goes_back_to_the_pool(
     pool: ConnectionPool[psycopg.Connection[Any]],
 ) -> None:
     lane = Lane(pool, keep=True, timeout=30)
-    conn, cursor = lane.take()
-    cursor.execute("BEGIN")
-    lane.give_back((conn, cursor))
+    lease = lane.take()
+    lease[1].execute("BEGIN")
+    lane.give_back(lease)
     assert lane._idle == [] and lane._owned == 0
-    again, _ = lane.take()
-    assert again.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
-    lane.give_back((again, _))
+    again = lane.take()
+    assert again[0].pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    lane.give_back(again)
 
 
 @pytest.mark.postgres_only
@@ -75,15 +75,15 @@ def test_many_threads_share_a_small_lane(pool: ConnectionPool[psycopg.Connection
     results: list[int] = []
 
     def query(n: int) -> None:
-        conn, cursor = lane.take()
+        lease = lane.take()
         try:
-            cursor.execute("SELECT %s::int", (n,))
-            row = cursor.fetchone()
+            lease[1].execute("SELECT %s::int", (n,))
+            row = lease[1].fetchone()
             assert row is not None
             with counted:
                 results.append(row[0])
         finally:
-            lane.give_back((conn, cursor))
+            lane.give_back(lease)
 
     with ThreadPoolExecutor(8) as threads:
         list(threads.map(query, range(200)))

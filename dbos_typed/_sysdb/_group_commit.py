@@ -110,27 +110,33 @@ class GroupCommit:
     def _lead(self, own: _Write) -> None:
         with self._lock:
             batch, self._waiting = self._waiting, []
-        batch.insert(0, own)
         later: list[_Write] = []
         try:
-            batch, later = _one_write_per_row(batch)
-            if len(batch) == 1:
+            if batch:
+                batch.insert(0, own)
+                batch, later = _one_write_per_row(batch)
+            if len(batch) <= 1:
                 own.result = own.kind.alone(own.params)
-                return
-            self._write_together(batch)
+            else:
+                self._write_together(batch)
         finally:
-            with self._lock:
-                # Repeats of a row go first in the next batch, behind its first write.
+            self._hand_on(own, batch, later)
+
+    def _hand_on(self, own: _Write, batch: list[_Write], later: list[_Write]) -> None:
+        """Wake the batch's callers, and pass the lead to the first caller still waiting."""
+        with self._lock:
+            # Repeats of a row go first in the next batch, behind its first write.
+            if later:
                 self._waiting[:0] = later
-                successor = self._waiting.pop(0) if self._waiting else None
-                if successor is None:
-                    self._active -= 1
-            for write in batch:
-                if write is not own:
-                    write.wake.release()
-            if successor is not None:
-                successor.leads = True
-                successor.wake.release()
+            successor = self._waiting.pop(0) if self._waiting else None
+            if successor is None:
+                self._active -= 1
+        for write in batch:
+            if write is not own:
+                write.wake.release()
+        if successor is not None:
+            successor.leads = True
+            successor.wake.release()
 
     def _write_together(self, batch: list[_Write]) -> None:
         by_kind: dict[BatchKind[Any], list[_Write]] = {}

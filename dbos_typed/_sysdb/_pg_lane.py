@@ -26,8 +26,11 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from dbos_typed._sysdb._pg_direct import Direct
+
 Row = tuple[Any, ...]
-Lease = tuple[psycopg.Connection[Row], psycopg.Cursor[Row]]
+# A connection, its cursor, and the statements prepared on it for the direct path.
+Lease = tuple[psycopg.Connection[Row], psycopg.Cursor[Row], Direct]
 
 
 class Lane:
@@ -58,8 +61,7 @@ class Lane:
         except IndexError:
             pass
         if not self._keep:
-            conn = self._pool.getconn()
-            return conn, conn.cursor()
+            return _lease(self._pool.getconn())
         with self._changed:
             # Counted before looking again, so a connection given back after this look
             # always finds this waiter to wake.
@@ -84,7 +86,7 @@ class Lane:
         except BaseException:
             self._release_slot()
             raise
-        return conn, conn.cursor()
+        return _lease(conn)
 
     def give_back(self, lease: Lease) -> None:
         """Keep `lease` for the next statement, or hand it to the pool if it is not clean.
@@ -124,3 +126,7 @@ class Lane:
         with self._changed:
             self._owned -= 1
             self._changed.notify()
+
+
+def _lease(conn: psycopg.Connection[Row]) -> Lease:
+    return conn, conn.cursor(), Direct(conn)

@@ -18,6 +18,7 @@ from dbos_typed._sysdb import _queries as q
 from dbos_typed._sysdb._batched_pg import BatchSql
 from dbos_typed._sysdb._create_database import ensure_database, libpq_connect_timeout
 from dbos_typed._sysdb._group_commit import BatchKind, GroupCommit
+from dbos_typed._sysdb._pg_direct import Positional, positional
 from dbos_typed._sysdb._pg_lane import Lane
 from dbos_typed._sysdb._retry import StoreClosedError, retry_outages
 from dbos_typed._sysdb._rows import (
@@ -125,6 +126,7 @@ class PostgresStore(SystemStore):
         self._schema = schema
         self._schema_id = sql.Identifier(schema)
         self._compiled: dict[str, bytes] = {}
+        self._positional: dict[bytes, Positional | None] = {}
         self._closed = threading.Event()
         # A pool the caller made is the caller's to close (Go's SystemDBPool).
         self._owns_pool = pool is None
@@ -182,7 +184,7 @@ class PostgresStore(SystemStore):
             self._steps: batched.STEPS,
             self._outcomes: batched.OUTCOMES,
         }
-        self._batch_statements: dict[frozenset[str], tuple[bytes, list[str]]] = {}
+        self._batch_statements: dict[frozenset[str], Positional] = {}
         # Some connections stay free for reads, claims and transactions beside the batches.
         return GroupCommit(self._write_batch, leaders=max(1, min(_LEADERS, max_connections // 2)))
 
@@ -192,23 +194,21 @@ class PostgresStore(SystemStore):
         """Write a batch of checkpoints as one statement (no retries: see GroupCommit)."""
         parts = [self._batched[kind] for kind, _ in groups]
         tags = frozenset(part.tag for part in parts)
-        prepared = self._batch_statements.get(tags)
-        if prepared is None:
+        statement = self._batch_statements.get(tags)
+        if statement is None:
             text, names = batched.statement(parts)
-            prepared = self._compile(text), names
-            self._batch_statements[tags] = prepared
-        compiled, names = prepared
-        arrays: dict[str, str] = {}
+            statement = Positional(self._compile(text), tuple(names))
+            self._batch_statements[tags] = statement
+        rows: dict[str, str] = {}
         for part, (_, batch) in zip(parts, groups, strict=True):
-            arrays.update(part.params(batch))
+            rows.update(part.params(batch))
         self._check_open()
         lease = self._lane.take()
         try:
-            with psycopg.RawCursor(lease[0]) as cur:
-                cur.execute(compiled, [arrays[name] for name in names])
-                found = cur.fetchall()
+            found = lease[2].run(statement, rows)
         finally:
             self._lane.give_back(lease)
+        assert found is not None  # every parameter is text
         written: dict[str, list[Row]] = {part.tag: [] for part in parts}
         for row in found:
             written[row[0]].append(row[1:])
@@ -262,11 +262,19 @@ class PostgresStore(SystemStore):
             raise StoreClosedError("the system database was closed (the context shut down)")
 
     def _run_once(self, compiled: bytes, params: Mapping[str, Any]) -> list[Row]:
-        # The hot path of every checkpoint: a connection and cursor from the lane, one
-        # autocommit statement, no transaction block.
+        # The hot path of every checkpoint: a connection from the lane, one autocommit
+        # statement (straight through libpq when its values allow), no transaction block.
         self._check_open()
+        try:
+            statement = self._positional[compiled]
+        except KeyError:
+            statement = self._positional[compiled] = positional(compiled)
         lease = self._lane.take()
         try:
+            if statement is not None:
+                rows = lease[2].run(statement, params)
+                if rows is not None:
+                    return rows
             cur = lease[1]
             cur.execute(compiled, params)
             return cur.fetchall() if cur.pgresult and cur.pgresult.ntuples else []
