@@ -13,6 +13,10 @@ psycopg connection, making as many single-row INSERT commits as dbos_typed makes
 workflow (start, each step, the outcome: 3 for one step, 12 for ten), with no library
 code at all.
 
+dbos_typed runs twice: as it is, with group commit (checkpoints that coincide share one
+statement), and with group commit off (`--single-commits`: every checkpoint its own
+commit, as the floor makes them), to show the statement path on its own.
+
 Then asyncio: 1,000 one-step workflows in flight at once, started and awaited from one
 event loop through `dbos_typed.aio` (the workflows are coroutines too), against the same
 1,000 started with the blocking calls and waited on one by one.
@@ -20,6 +24,7 @@ event loop through `dbos_typed.aio` (the workflows are coroutines too), against 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import queue
@@ -118,7 +123,14 @@ def _asyncio_figures(ctx: dbos.DBOSContext) -> dict[str, float]:
     return {"aio_per_s": on_loop, "threads_per_s": blocking}
 
 
-def run_ours(url: str, thread_counts: list[int], workflows: int) -> dict[str, Any]:
+def run_ours(
+    url: str, thread_counts: list[int], workflows: int, *, single_commits: bool = False
+) -> dict[str, Any]:
+    if single_commits:
+        # Every checkpoint leads its own write: no caller ever waits to join a batch.
+        from dbos_typed._sysdb import _postgres
+
+        _postgres._LEADERS = 1_000_000
     pool = max(thread_counts) + 6
     ctx = dbos.new_context(dbos.Config(app_name="bench", database_url=url, max_connections=pool))
     dbos.register_workflow(ctx, steps_wf)
@@ -189,16 +201,26 @@ def main() -> None:
     parser.add_argument("--threads", default="1,4,16,64")
     parser.add_argument("--workflows", type=int, default=800)
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--single-commits", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     thread_counts = [int(t) for t in args.threads.split(",")]
+    if args.child == "dbos_typed":
+        figures = run_ours(
+            args.url, thread_counts, args.workflows, single_commits=args.single_commits
+        )
+        print(json.dumps(figures))
+        return
     if args.child:
-        runner = run_ours if args.child == "dbos_typed" else run_official
-        print(json.dumps(runner(args.url, thread_counts, args.workflows)))
+        print(json.dumps(run_official(args.url, thread_counts, args.workflows)))
         return
     options = ("--threads", args.threads, "--workflows", str(args.workflows))
+    module = "benchmarks.concurrency"
     results: dict[str, Any] = {
-        impl: run_child("benchmarks.concurrency", impl, args.url, *options)
-        for impl in ("dbos_typed", "dbos")
+        "dbos_typed": run_child(module, "dbos_typed", args.url, *options),
+        "dbos_typed_single": run_child(
+            module, "dbos_typed", args.url, *options, "--single-commits"
+        ),
+        "dbos": run_child(module, "dbos", args.url, *options),
     }
     results["floor"] = run_floor(args.url, thread_counts, args.workflows)
     print(
@@ -208,16 +230,17 @@ def main() -> None:
     for steps in STEPS:
         print(f"{steps}-step workflows")
         print(
-            f"{'threads':>8}{'dbos_typed':>12}{'dbos 3.4.0':>12}{'floor':>10}{'vs dbos':>10}"
-            f"{'of floor':>10}"
+            f"{'threads':>8}{'dbos_typed':>12}{'no batches':>12}{'dbos 3.4.0':>12}{'floor':>10}"
+            f"{'vs dbos':>10}{'of floor':>10}{'unbatched':>11}"
         )
         for i, threads in enumerate(thread_counts):
             ours = results["dbos_typed"]["sweep"][str(steps)][i]
+            single = results["dbos_typed_single"]["sweep"][str(steps)][i]
             theirs = results["dbos"]["sweep"][str(steps)][i]
             floor = results["floor"]["sweep"][str(steps)][i]
             print(
-                f"{threads:>8}{ours:12.0f}{theirs:12.0f}{floor:10.0f}"
-                f"{ours / theirs:9.1f}x{ours / floor:9.0%}"
+                f"{threads:>8}{ours:12.0f}{single:12.0f}{theirs:12.0f}{floor:10.0f}"
+                f"{ours / theirs:9.1f}x{ours / floor:9.0%}{single / floor:10.0%}"
             )
         print()
     figures = results["dbos_typed"]["asyncio"]

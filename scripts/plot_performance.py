@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # after choosing the backend
 
 SERIES = (
     ("dbos_typed", "dbos_typed", "tab:blue", "o"),
+    ("dbos_typed_single", "dbos_typed, group commit off", "tab:cyan", "D"),
     ("dbos", "dbos 3.4.0", "tab:orange", "s"),
     ("floor", "floor: the same commits, plain psycopg", "tab:gray", "^"),
 )
@@ -34,6 +35,8 @@ def plot(figures: dict[str, Any], out: Path, note: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharex=True)
     for ax, steps in zip(axes, ("1", "10"), strict=True):
         for key, label, color, marker in SERIES:
+            if key not in figures:
+                continue  # figures from a run before that contender existed
             ax.plot(threads, figures[key]["sweep"][steps], label=label, color=color, marker=marker)
         ax.set_xscale("log", base=2)
         ax.set_xticks(threads, [str(t) for t in threads])
