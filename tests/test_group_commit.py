@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import threading
 import uuid
@@ -74,6 +75,8 @@ class _Batches:
         before_release()
         self.release.set()
         assert leader.result(10)
+        # Wait for every call: a batch is still being written when its leader returns.
+        concurrent.futures.wait(futures, timeout=60)
         return futures
 
 
