@@ -2,11 +2,11 @@
 
 The library behaves as an instrumentation library: it never configures an SDK or an
 exporter. It asks the API for the tracer and meter providers (`Config.tracer_provider` and
-`Config.meter_provider`, else the global ones) each time a workflow starts running, so a
-provider the application sets later is picked up. When `opentelemetry-api` is missing,
-`Config.instrumentation` is False, or no provider is set, a workflow's run carries no
-telemetry (`WorkflowState.telemetry` is None) and every hook below returns at its first
-attribute check.
+`Config.meter_provider`, else the global ones) each time a workflow starts running, until
+one is set, so a provider the application sets later is picked up. When
+`opentelemetry-api` is missing, `Config.instrumentation` is False, or no provider is set,
+a workflow's run carries no telemetry (`WorkflowState.telemetry` is None) and every hook
+below returns at its first attribute check.
 
 The W3C trace context of the span that started a workflow is stored in the workflow's
 `attributes` column under `TRACE_ATTRIBUTE`, the key DBOS's Python SDK uses, so every run
@@ -90,17 +90,24 @@ current_workflow: ContextVar[WorkflowState | None] = ContextVar(
 class Telemetry:
     """One context's instrumentation settings and the providers it resolved."""
 
-    __slots__ = ("_meter_provider", "_tracer_provider", "enabled")
+    __slots__ = ("_instruments", "_meter_provider", "_tracer", "_tracer_provider", "enabled")
 
     def __init__(self, tracer_provider: object, meter_provider: object, enabled: bool) -> None:
         self.enabled = enabled and AVAILABLE
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
+        # What a real provider resolved to, once one is seen. A provider in the config is
+        # fixed, and the API lets a global one be set only once, so neither changes after;
+        # until one is seen, every call asks again, so a provider set later is picked up.
+        self._tracer: Tracer | None = None
+        self._instruments: Instruments | None = None
 
     def tracer(self) -> Tracer | None:
         """The tracer of the provider in force, or None when no provider is set."""
         if not self.enabled:
             return None
+        if self._tracer is not None:
+            return self._tracer
         provider: Any = self._tracer_provider or otel_trace.get_tracer_provider()
         # The API's stand-ins until the application sets a provider: spans from them are
         # never recorded, so none are made at all.
@@ -109,12 +116,15 @@ class Telemetry:
         tracer: Tracer = _cached(
             _tracers, provider, lambda: provider.get_tracer(SCOPE, __version__)
         )
+        self._tracer = tracer
         return tracer
 
     def instruments(self) -> Instruments | None:
         """The metric instruments of the meter provider in force, or None when none is set."""
         if not self.enabled:
             return None
+        if self._instruments is not None:
+            return self._instruments
         provider: Any = self._meter_provider or otel_metrics.get_meter_provider()
         if isinstance(provider, otel_metrics.NoOpMeterProvider) or (
             type(provider).__name__ == "_ProxyMeterProvider"  # the API's stand-in
@@ -123,6 +133,7 @@ class Telemetry:
         instruments: Instruments = _cached(
             _instruments, provider, lambda: Instruments(provider.get_meter(SCOPE, __version__))
         )
+        self._instruments = instruments
         return instruments
 
     def active(self) -> bool:
