@@ -11,7 +11,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypedDict, TypeVar, Unpack, overload
+from typing import Any, Final, TypedDict, TypeVar, Unpack, overload
 
 from pydantic import TypeAdapter
 
@@ -169,13 +169,16 @@ def run_as_step(
     if recorded is not None:
         return plan.replay(recorded)
     started = plan.started(ctx)
-    with state.running_step(step_id, blocking=True):
-        try:
-            value = _call_with_retries(ctx, fn, plan)
-        except StepFailedError as failure:
-            outcome = plan.failed(failure)
-        else:
-            outcome = plan.succeeded(value)
+    # `state.running_step(step_id, blocking=True)`, spelt out: this runs once per step.
+    outer, state.blocking_step = state.blocking_step, step_id
+    try:
+        value = _call_with_retries(ctx, fn, plan)
+    except StepFailedError as failure:
+        outcome = plan.failed(failure)
+    else:
+        outcome = plan.succeeded(value)
+    finally:
+        state.blocking_step = outer
     return plan.finished(ctx, step_id, started, outcome)
 
 
@@ -202,7 +205,16 @@ def check_step_call(
         raise InvalidOptionError(
             "fn", f"expected a zero-argument callable, got {type(fn).__name__}"
         )
-    policy = RetryPolicy.checked(max_retries, base_interval, backoff_factor, max_interval)
+    if (
+        max_retries == 0
+        and type(max_retries) is int
+        and base_interval is BASE_INTERVAL
+        and backoff_factor is BACKOFF_FACTOR
+        and max_interval is MAX_INTERVAL
+    ):
+        policy = DEFAULT_POLICY  # the defaults, already checked
+    else:
+        policy = RetryPolicy.checked(max_retries, base_interval, backoff_factor, max_interval)
     if retry_if is not None and not callable(retry_if):
         raise InvalidOptionError("retry_if", "expected a callable taking an exception")
     return policy, optional_name(name, "name")
@@ -429,6 +441,10 @@ class RetryPolicy:
     def delay(self, retry: int) -> float:
         raw = min(self.base * self.factor ** (retry - 1), self.max_interval)
         return raw * random.uniform(0.95, 1.05)
+
+
+#: The policy of a step called with every retry option left at its default.
+DEFAULT_POLICY: Final = RetryPolicy.checked(0, BASE_INTERVAL, BACKOFF_FACTOR, MAX_INTERVAL)
 
 
 class TryAgain(Exception):
