@@ -38,7 +38,7 @@ from dbos_typed._core.registry import (
 )
 from dbos_typed._core.runtime import Runtime
 from dbos_typed._core.serialization import Codec, ErrorRecord, encode_inputs
-from dbos_typed._core.telemetry import Origin, StartScope, start_scope
+from dbos_typed._core.telemetry import NO_ORIGIN, Origin, StartScope, start_scope
 from dbos_typed._core.validate import optional_name
 from dbos_typed._queues.debouncer import DEBOUNCE_STEP, Burst, land
 from dbos_typed._queues.enqueue import (
@@ -538,7 +538,7 @@ def _land_row(
         return handle_to(ctx, workflow_id, codec)
     assert request.run is not None  # a direct start is of a workflow registered here
     spec, value = request.run
-    origin = Origin(carrier=trace.carrier)
+    origin = NO_ORIGIN if trace.carrier is None else Origin(carrier=trace.carrier)
     execution = launch_execution(
         runtime, spec, workflow_id, value, {}, inserted.deadline_ms, row.creator_xid, origin
     )
