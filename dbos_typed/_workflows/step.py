@@ -366,6 +366,8 @@ def _default_name(fn: Callable[[], Any]) -> str:
 def encode_result(codec: Codec[Any] | None, value: Any, step_name: str) -> str:
     if codec is not None:
         return codec.encode(value)
+    if value is None:
+        return "null"  # what the plain JSON codec writes for it, without the round trip
     if not is_json_native(value):
         raise SerializationError(
             f"step {step_name!r} returned a {type(value).__name__}, but its return type is "
