@@ -107,7 +107,9 @@ class LoopShelf:
             self._closed = True
             idle, self._idle = self._idle, []
         for loop, _ in idle:
-            _close_loop(loop)
+            # Nothing was left on an idle loop (`_clean`), so there is nothing to run: this
+            # may be called from inside a running loop (a shutdown from async code).
+            loop.close()
 
 
 def _clean(loop: asyncio.AbstractEventLoop, debug: bool) -> bool:

@@ -151,3 +151,14 @@ def test_a_worker_pool_closes_its_loops_when_it_stops() -> None:
 
 async def _running_loop() -> asyncio.AbstractEventLoop:
     return asyncio.get_running_loop()
+
+
+def test_closing_from_inside_a_running_loop_closes_the_idle_loops() -> None:
+    shelf = LoopShelf()
+    idle = shelf.run(_running_loop())
+
+    async def close_it() -> None:
+        shelf.close()
+
+    asyncio.run(close_it())
+    assert idle.is_closed()
