@@ -6,7 +6,6 @@ Both paths end here: a direct start (`_workflow._start`) and a claim by the queu
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from dbos_typed._core.context import WorkflowContext, WorkflowState
@@ -182,8 +181,9 @@ def call_body(spec: WorkflowSpec, ctx: WorkflowContext, value: Any) -> Any:
         return body
     # An async workflow gets an event loop of its own on this worker thread, for as long
     # as it runs: its steps and waits share it, and no other workflow can stall it. Tasks
-    # it leaves behind are cancelled when it returns, before its outcome is recorded.
-    return asyncio.run(body)
+    # it leaves behind are cancelled when it returns, before its outcome is recorded. The
+    # loop is kept for a later async workflow when the run left nothing on it (`LoopShelf`).
+    return ctx._runtime.workers.loops.run(body)
 
 
 def _reason(exc: BaseException) -> str:

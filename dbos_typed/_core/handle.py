@@ -11,6 +11,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, overload
 
@@ -140,8 +141,26 @@ class WorkflowHandle(Generic[R]):
         return self._codec.decode(text) if self._codec is not None else decode_any(text)
 
     def _wait(self, timeout: timedelta | None, waiter_ctx: WorkflowContext | None) -> R:
+        execution = self._execution
+        seconds = None if timeout is None else wait_seconds(timeout)
+        started = None if timeout is None else time.monotonic()
+        if (
+            execution is not None
+            and waiter_ctx is None
+            and (seconds is None or seconds <= threading.TIMEOUT_MAX)
+        ):
+            # A run in this process, awaited where no cancellation can interrupt the wait:
+            # its future is the whole wait, with no waker to make. An outcome left to the
+            # database is read below, as any other.
+            try:
+                kind = execution.future.result(seconds)[0]
+            except FutureTimeout:
+                assert timeout is not None
+                raise WaitTimeoutError(f"workflow {self.workflow_id!r}", timeout) from None
+            if kind != "database":
+                return finished_result(self, execution)  # type: ignore[no-any-return]
         waker = threading.Event()
-        watch = OutcomeWatch(self, timeout, waiter_ctx, waker)
+        watch = OutcomeWatch(self, timeout, waiter_ctx, waker, started=started)
         try:
             while True:
                 result = watch.local_result()
@@ -215,10 +234,16 @@ class OutcomeWatch:
         timeout: timedelta | None,
         waiter_ctx: WorkflowContext | None,
         waker: Waker,
+        *,
+        started: float | None = None,
     ) -> None:
         self._handle = handle
         self._timeout = timeout or timedelta(0)
-        self._give_up = None if timeout is None else time.monotonic() + wait_seconds(timeout)
+        # The timeout counts from `started` (the monotonic clock), by default from now.
+        self._give_up: float | None = None
+        if timeout is not None:
+            begun = time.monotonic() if started is None else started
+            self._give_up = begun + wait_seconds(timeout)
         self._waker = waker
         self._waiter = waiter_ctx
         self._interrupt = waiter_ctx._state.execution if waiter_ctx is not None else None
@@ -251,18 +276,7 @@ class OutcomeWatch:
         if not execution.future.done():
             self.local_pending = True
             return PENDING
-        kind, value = execution.future.result()
-        if kind == "ok":
-            stored = execution.stored_output
-            if stored is None or stored[0] is handle._codec:
-                return value
-            # Typed otherwise than the workflow returns (`resume_workflow[R]`, ...): the
-            # result as this handle would read it from the database.
-            return handle._decode(stored[1])
-        if kind == "error":
-            raise value
-        handle._execution = None  # the outcome is in the database
-        return PENDING
+        return finished_result(handle, execution)
 
     def settle(self, outcome: Outcome | None) -> Any:
         """The result the database holds (`PENDING` while unfinished); raises failures.
@@ -305,6 +319,26 @@ class OutcomeWatch:
                 raise WaitTimeoutError(f"workflow {self._handle.workflow_id!r}", self._timeout)
             wait = single_wait(remaining) if wait is None else min(wait, remaining)
         return wait
+
+
+def finished_result(handle: WorkflowHandle[Any], execution: Execution) -> Any:
+    """The result of a run in this process that has ended, or `PENDING` to read the database.
+
+    Raises:
+        WorkflowFailedError: that run raised.
+    """
+    kind, value = execution.future.result()
+    if kind == "ok":
+        stored = execution.stored_output
+        if stored is None or stored[0] is handle._codec:
+            return value
+        # Typed otherwise than the workflow returns (`resume_workflow[R]`, ...): the
+        # result as this handle would read it from the database.
+        return handle._decode(stored[1])
+    if kind == "error":
+        raise value
+    handle._execution = None  # the outcome is in the database
+    return PENDING
 
 
 def _raise_simulated_crash(runtime: Runtime, crashes: Crashes, workflow_id: str) -> None:

@@ -44,6 +44,10 @@ class Identity:
         object.__setattr__(self, "roles", tuple(self.roles))
 
 
+#: The identity of a workflow started for no one; immutable, so every such start shares it.
+NO_IDENTITY = Identity()
+
+
 def get_identity(ctx: WorkflowContext, /) -> Identity:
     """The identity the running workflow was started with (empty if none).
 
@@ -101,6 +105,17 @@ class Labels:
     def apply(self, row: NewWorkflow) -> NewWorkflow:
         """`row` with these labels."""
         identity = self.identity
+        if (
+            self.attributes is None
+            and identity.user is None
+            and identity.assumed_role is None
+            and not identity.roles
+            and row.attributes is None
+            and row.authenticated_user is None
+            and row.assumed_role is None
+            and row.authenticated_roles is None
+        ):
+            return row  # nothing to write: spare every plain start a copy of its row
         return replace(
             row,
             authenticated_user=identity.user,
@@ -122,5 +137,5 @@ def labels_for(
         raise InvalidOptionError("identity", "expected a dbos_typed.Identity or None")
     text = None if attributes is None else attributes_text(attributes)
     if identity is None:
-        identity = get_identity(ctx) if isinstance(ctx, WorkflowContext) else Identity()
+        identity = get_identity(ctx) if isinstance(ctx, WorkflowContext) else NO_IDENTITY
     return Labels(identity, text)

@@ -6,6 +6,8 @@ This module holds no workflow logic; `_lifecycle` wires the pieces together and
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import heapq
 import logging
 import queue
@@ -46,6 +48,121 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class LoopShelf:
+    """Event loops kept between async workflows, so that each run need not make its own.
+
+    `run` is `asyncio.run` without a new loop each time: it takes an idle loop from the
+    shelf (or makes one), runs the coroutine on it as a task in a copy of the caller's
+    context, and when it returns (or raises) cancels and awaits the tasks it left, before
+    its outcome is recorded. A run that leaves anything else on the loop (an async
+    generator to finalize, the default executor, a callback not yet due, a changed
+    handler, factory or debug mode) closes the loop as `asyncio.run` would; so does a
+    loop that is not an `asyncio.BaseEventLoop`, whose leftovers cannot be seen. At most
+    `keep` idle loops are kept (each holds a few file descriptors); `close` closes them,
+    and any loop handed back later. Between runs the thread has no current event loop,
+    as after `asyncio.run`.
+    """
+
+    __slots__ = ("_closed", "_idle", "_keep", "_lock")
+
+    def __init__(self, keep: int = 32) -> None:
+        self._keep = keep
+        self._idle: list[tuple[asyncio.AbstractEventLoop, bool]] = []  # (loop, its debug)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def run(self, coro: Any) -> Any:
+        """Run `coro` to its end on this thread and return its result."""
+        if not asyncio.iscoroutine(coro) or asyncio._get_running_loop() is not None:
+            return asyncio.run(coro)  # raises as asyncio.run does
+        with self._lock:
+            kept = self._idle.pop() if self._idle else None
+        if kept is None:
+            loop = asyncio.new_event_loop()
+            kept = (loop, loop.get_debug())
+        loop = kept[0]
+        asyncio.set_event_loop(loop)
+        try:
+            task = loop.create_task(coro, context=contextvars.copy_context())
+            return loop.run_until_complete(task)
+        finally:
+            try:
+                _cancel_leftovers(loop)
+            finally:
+                asyncio.set_event_loop(None)
+                self._put_back(kept)
+
+    def _put_back(self, kept: tuple[asyncio.AbstractEventLoop, bool]) -> None:
+        loop, debug = kept
+        if _clean(loop, debug):
+            with self._lock:
+                if not self._closed and len(self._idle) < self._keep:
+                    self._idle.append(kept)
+                    return
+        _close_loop(loop)
+
+    def close(self) -> None:
+        """Close the idle loops, and from now on every loop handed back."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for loop, _ in idle:
+            # Nothing was left on an idle loop (`_clean`), so there is nothing to run: this
+            # may be called from inside a running loop (a shutdown from async code).
+            loop.close()
+
+
+def _clean(loop: asyncio.AbstractEventLoop, debug: bool) -> bool:
+    """Whether nothing of the last run is left on `loop` for the next one to meet."""
+    if (
+        loop.is_closed()
+        or not isinstance(loop, asyncio.BaseEventLoop)
+        or loop.get_exception_handler() is not None
+        or loop.get_task_factory() is not None
+        or loop.get_debug() != debug
+    ):
+        return False
+    # Read only, and missing counts as left over: what `asyncio.run` would clear by
+    # closing the loop, which is what happens here whenever one of them is not empty.
+    if getattr(loop, "_asyncgens", True) or getattr(loop, "_ready", True):
+        return False
+    if getattr(loop, "_default_executor", True) is not None:
+        return False
+    scheduled: Any = getattr(loop, "_scheduled", None)
+    return scheduled is not None and all(handle.cancelled() for handle in scheduled)
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Close `loop` as `asyncio.run` closes its own."""
+    if loop.is_closed():
+        return
+    try:
+        _cancel_leftovers(loop)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
+
+
+def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks still on `loop` and wait for them, as `asyncio.run` does at its end."""
+    leftovers = asyncio.all_tasks(loop)
+    if not leftovers:
+        return
+    for task in leftovers:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+    for task in leftovers:
+        if not task.cancelled() and task.exception() is not None:
+            loop.call_exception_handler(
+                {
+                    "message": "unhandled exception during asyncio.run() shutdown",
+                    "exception": task.exception(),
+                    "task": task,
+                }
+            )
+
+
 class WorkerPool:
     """Daemon threads that run workflows, reused when idle and added when all are busy.
 
@@ -68,6 +185,8 @@ class WorkerPool:
         self._stopped = False
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        # The event loops async workflows run on, kept between runs.
+        self.loops = LoopShelf()
 
     def submit(self, task: Callable[[], None]) -> None:
         """Run `task` on an idle thread, on a new one, or on the next to come free."""
@@ -137,6 +256,7 @@ class WorkerPool:
             count = len(self._threads)
         for _ in range(count):
             self._tasks.put(None)
+        self.loops.close()
 
 
 class DeadlineWatcher:

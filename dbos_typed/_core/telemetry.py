@@ -2,11 +2,11 @@
 
 The library behaves as an instrumentation library: it never configures an SDK or an
 exporter. It asks the API for the tracer and meter providers (`Config.tracer_provider` and
-`Config.meter_provider`, else the global ones) each time a workflow starts running, so a
-provider the application sets later is picked up. When `opentelemetry-api` is missing,
-`Config.instrumentation` is False, or no provider is set, a workflow's run carries no
-telemetry (`WorkflowState.telemetry` is None) and every hook below returns at its first
-attribute check.
+`Config.meter_provider`, else the global ones) each time a workflow starts running, until
+one is set, so a provider the application sets later is picked up. When
+`opentelemetry-api` is missing, `Config.instrumentation` is False, or no provider is set,
+a workflow's run carries no telemetry (`WorkflowState.telemetry` is None) and every hook
+below returns at its first attribute check.
 
 The W3C trace context of the span that started a workflow is stored in the workflow's
 `attributes` column under `TRACE_ATTRIBUTE`, the key DBOS's Python SDK uses, so every run
@@ -90,39 +90,67 @@ current_workflow: ContextVar[WorkflowState | None] = ContextVar(
 class Telemetry:
     """One context's instrumentation settings and the providers it resolved."""
 
-    __slots__ = ("_meter_provider", "_tracer_provider", "enabled")
+    __slots__ = (
+        "_instruments",
+        "_meter_provider",
+        "_meter_standin",
+        "_tracer",
+        "_tracer_provider",
+        "_tracer_standin",
+        "enabled",
+    )
 
     def __init__(self, tracer_provider: object, meter_provider: object, enabled: bool) -> None:
         self.enabled = enabled and AVAILABLE
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
+        # What a real provider resolved to, once one is seen. A provider in the config is
+        # fixed, and the API lets a global one be set only once, so neither changes after;
+        # until one is seen, every call asks again, so a provider set later is picked up.
+        self._tracer: Tracer | None = None
+        self._instruments: Instruments | None = None
+        # The stand-in last found in force: seen again, it is known without a type check.
+        self._tracer_standin: object = None
+        self._meter_standin: object = None
 
     def tracer(self) -> Tracer | None:
         """The tracer of the provider in force, or None when no provider is set."""
         if not self.enabled:
             return None
+        if self._tracer is not None:
+            return self._tracer
         provider: Any = self._tracer_provider or otel_trace.get_tracer_provider()
+        if provider is self._tracer_standin:
+            return None
         # The API's stand-ins until the application sets a provider: spans from them are
         # never recorded, so none are made at all.
         if isinstance(provider, otel_trace.ProxyTracerProvider | otel_trace.NoOpTracerProvider):
+            self._tracer_standin = provider
             return None
         tracer: Tracer = _cached(
             _tracers, provider, lambda: provider.get_tracer(SCOPE, __version__)
         )
+        self._tracer = tracer
         return tracer
 
     def instruments(self) -> Instruments | None:
         """The metric instruments of the meter provider in force, or None when none is set."""
         if not self.enabled:
             return None
+        if self._instruments is not None:
+            return self._instruments
         provider: Any = self._meter_provider or otel_metrics.get_meter_provider()
+        if provider is self._meter_standin:
+            return None
         if isinstance(provider, otel_metrics.NoOpMeterProvider) or (
             type(provider).__name__ == "_ProxyMeterProvider"  # the API's stand-in
         ):
+            self._meter_standin = provider
             return None
         instruments: Instruments = _cached(
             _instruments, provider, lambda: Instruments(provider.get_meter(SCOPE, __version__))
         )
+        self._instruments = instruments
         return instruments
 
     def active(self) -> bool:
@@ -457,8 +485,22 @@ def operation_scope(
     application code) a child of the current span, when a provider is set. `name` is the
     step name the operation records (`DBOS.send`, ...).
     """
+    return _scope_in(_run_for(ctx), kind, name, step_id, attributes)
+
+
+def _run_for(ctx: object) -> WorkflowRun | None:
+    """The run whose spans an operation from `ctx` joins; None when nothing is traced."""
     state: WorkflowState | None = getattr(ctx, "_state", None)
-    run = state.telemetry if state is not None else _outside_run(ctx)
+    return state.telemetry if state is not None else _outside_run(ctx)
+
+
+def _scope_in(
+    run: WorkflowRun | None,
+    kind: str,
+    name: str,
+    step_id: int | None,
+    attributes: Mapping[str, Any] | None,
+) -> OperationScope | _NoScope:
     if run is None:
         return NO_SCOPE
     extra = {} if attributes is None else dict(attributes)
@@ -513,11 +555,18 @@ def start_scope(
     step_id: int | None = None,
 ) -> StartScope:
     """The span of a start (`start <name>`) or an enqueue (`enqueue <name>`) from `ctx`."""
+    run = _run_for(ctx)
+    if run is None:
+        return _UNTRACED_START  # nothing traced: no names or attributes to build
     kind = "start" if queue_name is None else "enqueue"
     attributes: dict[str, Any] = {TARGET_WORKFLOW_ID: workflow_id}
     if queue_name is not None:
         attributes[QUEUE_NAME] = queue_name
-    return StartScope(operation_scope(ctx, kind, f"{kind} {workflow_name}", step_id, attributes))
+    return StartScope(_scope_in(run, kind, f"{kind} {workflow_name}", step_id, attributes))
+
+
+#: The start span of a start nothing traces: it never enters a span, so it is never changed.
+_UNTRACED_START: Final = StartScope(NO_SCOPE)
 
 
 def with_carrier(attributes: str | None, carrier: Mapping[str, str]) -> str:

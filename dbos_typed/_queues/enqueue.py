@@ -104,6 +104,14 @@ def check_queue_options(
     if deduplication_policy not in _POLICIES:
         raise InvalidOptionError("deduplication_policy", "expected 'reject' or 'return_existing'")
     if queue is None:
+        if (
+            deduplication_id is None
+            and deduplication_policy == "reject"
+            and priority is None
+            and partition_key is None
+            and delay is None
+        ):
+            return None  # no queue option given: nothing to refuse
         given = (
             ("deduplication_id", deduplication_id is not None),
             ("deduplication_policy", deduplication_policy != "reject"),

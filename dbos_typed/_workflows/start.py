@@ -8,7 +8,7 @@ workflow is `_core.execution`'s job; queue options are checked in `_queues.enque
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -38,7 +38,7 @@ from dbos_typed._core.registry import (
 )
 from dbos_typed._core.runtime import Runtime
 from dbos_typed._core.serialization import Codec, ErrorRecord, encode_inputs
-from dbos_typed._core.telemetry import Origin, StartScope, start_scope
+from dbos_typed._core.telemetry import NO_ORIGIN, Origin, StartScope, start_scope
 from dbos_typed._core.validate import optional_name
 from dbos_typed._queues.debouncer import DEBOUNCE_STEP, Burst, land
 from dbos_typed._queues.enqueue import (
@@ -423,7 +423,7 @@ def start(ctx: AppContext, request: StartRequest, workflow_id: str | None) -> Wo
     if not runtime.launched or runtime.shutting_down.is_set():
         what = "debouncing" if request.burst is not None else "running"
         raise InitializationError(f"launch() the context before {what} workflows")
-    return land_start(ctx, request, workflow_id or str(uuid.uuid4()), step_id=None)
+    return land_start(ctx, request, workflow_id or random_uuid(), step_id=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -538,7 +538,7 @@ def _land_row(
         return handle_to(ctx, workflow_id, codec)
     assert request.run is not None  # a direct start is of a workflow registered here
     spec, value = request.run
-    origin = Origin(carrier=trace.carrier)
+    origin = NO_ORIGIN if trace.carrier is None else Origin(carrier=trace.carrier)
     execution = launch_execution(
         runtime, spec, workflow_id, value, {}, inserted.deadline_ms, row.creator_xid, origin
     )
@@ -623,12 +623,23 @@ def _row(ctx: Connected, request: StartRequest, workflow_id: str, child: bool) -
         application_version=request.application_version or runtime.application_version,
         application_name=runtime.app_name,
         application_id=None,
-        creator_xid=str(uuid.uuid4()),
+        creator_xid=random_uuid(),
         now_ms=now,
         timeout_ms=timeout_ms,
         deadline_ms=deadline,
         parent_workflow_id=None if parent is None else parent.workflow_id,
     )
+
+
+# The version and variant bits of a random (version 4) UUID, and the bits they replace.
+_UUID4_BITS = (0x4000 << 64) | (0x8000 << 48)
+_UUID4_KEPT = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+
+
+def random_uuid() -> str:
+    """`str(uuid.uuid4())`, without building a `UUID` object: two are made per start."""
+    digits = "%032x" % ((int.from_bytes(os.urandom(16)) & _UUID4_KEPT) | _UUID4_BITS)
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def _deduplicated(
