@@ -32,7 +32,6 @@ from dbos_typed._sysdb._rows import (
     NewWorkflow,
     RecordResult,
     StatusName,
-    StepRecord,
 )
 from dbos_typed._sysdb._schema_postgres import (
     SCHEMA_VERSION,
@@ -51,7 +50,7 @@ from dbos_typed._sysdb._store_base import (
     has_global_limit,
     insert_params,
     inserted_from,
-    record_params,
+    outcome_params,
 )
 from dbos_typed.errors import (
     InitializationError,
@@ -217,18 +216,9 @@ class PostgresStore(SystemStore):
             for part, (_, batch) in zip(parts, groups, strict=True)
         ]
 
-    def record_step(
-        self,
-        workflow_id: str,
-        step: StepRecord,
-        application_name: str | None,
-        owner_xid: str | None = None,
-    ) -> RecordResult:
-        """Checkpoint a step, in a batch with other workflows' checkpoints when they coincide."""
-        params = record_params(workflow_id, step, application_name, owner_xid)
-        if self._group.write(self._steps, params):
-            return RecordResult.WRITTEN
-        return self._why_not_recorded(workflow_id, step.step_id)
+    def _write_step(self, params: Mapping[str, Any]) -> bool:
+        """Write a step's row, in a batch with other workflows' checkpoints when they coincide."""
+        return bool(self._group.write(self._steps, params))
 
     def _compile(self, query: LiteralString) -> bytes:
         compiled = self._compiled.get(query)
@@ -418,14 +408,7 @@ class PostgresStore(SystemStore):
         owner_xid: str | None = None,
     ) -> bool:
         """Record the outcome and its payload in one statement (or one batch)."""
-        params = {
-            "workflow_id": workflow_id,
-            "status": status.value,
-            "output": output,
-            "error": error,
-            "now_ms": now_ms,
-            "owner_xid": owner_xid,
-        }
+        params = outcome_params(workflow_id, status, output, error, now_ms, owner_xid)
         return self._group.write(self._outcomes, params)
 
     def claim_queued(self, request: ClaimRequest) -> list[ClaimedWorkflow]:

@@ -30,6 +30,7 @@ from dbos_typed._sysdb._store_base import (
     claimed_from,
     driver_error,
     global_capacity,
+    outcome_params,
 )
 from dbos_typed.errors import InitializationError, SystemDatabaseError
 
@@ -204,14 +205,7 @@ class SqliteStore(SystemStore):
         owner_xid: str | None = None,
     ) -> bool:
         """Record the outcome, and its payload only if the workflow was still PENDING."""
-        params = {
-            "workflow_id": workflow_id,
-            "status": status.value,
-            "output": output,
-            "error": error,
-            "now_ms": now_ms,
-            "owner_xid": owner_xid,
-        }
+        params = outcome_params(workflow_id, status, output, error, now_ms, owner_xid)
 
         def body(tx: Transaction) -> bool:
             if not tx.execute(q.COMPLETE_STATUS, params):

@@ -137,16 +137,14 @@ class StoreBase(abc.ABC):
         owner_xid: str | None = None,
     ) -> RecordResult:
         """Checkpoint a step in one round trip; see `RecordResult` for the outcomes."""
-        rows = self._query(
-            q.RECORD_STEP,
-            record_params(workflow_id, step, application_name, owner_xid),
-        )
-        if rows:
+        if self._write_step(record_params(workflow_id, step, application_name, owner_xid)):
             return RecordResult.WRITTEN
         # Nothing written: either the step is already there or the workflow left PENDING.
-        if self.get_step(workflow_id, step.step_id) is not None:
-            return RecordResult.ALREADY_RECORDED
-        return RecordResult.NOT_PENDING
+        return self._why_not_recorded(workflow_id, step.step_id)
+
+    def _write_step(self, params: Mapping[str, Any]) -> bool:
+        """Write a step's row (`record_params`); whether the guard admitted it."""
+        return bool(self._query(q.RECORD_STEP, params))
 
     def _records_child(self, tx: Transaction, parent: Checkpoint, child_id: str) -> bool:
         rows = tx.execute(
@@ -212,6 +210,25 @@ def record_params(
         "started_at_ms": step.started_at_ms,
         "completed_at_ms": step.completed_at_ms,
         "application_name": application_name,
+    }
+
+
+def outcome_params(
+    workflow_id: str,
+    status: StatusName,
+    output: str | None,
+    error: str | None,
+    now_ms: int,
+    owner_xid: str | None,
+) -> dict[str, Any]:
+    """Statement parameters for recording a workflow's outcome."""
+    return {
+        "workflow_id": workflow_id,
+        "status": status.value,
+        "output": output,
+        "error": error,
+        "now_ms": now_ms,
+        "owner_xid": owner_xid,
     }
 
 
