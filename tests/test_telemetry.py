@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -448,6 +449,75 @@ ctx.shutdown()
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "2"
+
+
+def _run_script(script: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=None if env is None else {**os.environ, **env},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_global_provider_set_later_is_used_and_the_api_is_not_asked_per_workflow(
+    tmp_path: Path,
+) -> None:
+    # In a process of its own: the API lets the global provider be set only once.
+    script = f"""
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+import dbos_typed as dbos
+asked = []
+def counted(getter):
+    def ask():
+        asked.append(getter.__name__)
+        return getter()
+    return ask
+trace.get_tracer_provider = counted(trace.get_tracer_provider)
+metrics.get_meter_provider = counted(metrics.get_meter_provider)
+def wf(ctx: dbos.WorkflowContext, n: int) -> int:
+    return dbos.run_as_step(ctx, lambda: n + 1, name="inc")
+ctx = dbos.new_context(dbos.Config(app_name="late",
+    database_url="sqlite:///{tmp_path / "late.sqlite"}"))
+dbos.register_workflow(ctx, wf)
+ctx.launch()
+for n in range(20):
+    assert dbos.run_workflow(ctx, wf, n).get_result() == n + 1
+assert asked == [], asked
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+dbos.run_workflow(ctx, wf, 1).get_result()
+print(sorted({{span.name for span in exporter.get_finished_spans()}}))
+ctx.shutdown()
+"""
+    assert _run_script(script) == str(["inc", "start wf", "wf"])
+
+
+def test_a_provider_named_by_the_environment_is_loaded(tmp_path: Path) -> None:
+    script = f"""
+from opentelemetry import trace
+import dbos_typed as dbos
+def wf(ctx: dbos.WorkflowContext) -> None:
+    return None
+ctx = dbos.new_context(dbos.Config(app_name="env",
+    database_url="sqlite:///{tmp_path / "env.sqlite"}"))
+dbos.register_workflow(ctx, wf)
+ctx.launch()
+dbos.run_workflow(ctx, wf).get_result()
+print(type(trace.get_tracer_provider()).__module__, ctx._runtime.telemetry.tracer() is not None)
+ctx.shutdown()
+"""
+    out = _run_script(script, {"OTEL_PYTHON_TRACER_PROVIDER": "sdk_tracer_provider"})
+    assert out == "opentelemetry.sdk.trace True"
 
 
 def _otel_worker(backend: Backend, executor_id: str, mode: str) -> WorkerProcess:

@@ -377,8 +377,9 @@ class Codec(Generic[T]):
                 f"{_type_name(self.tp)}: {exc}"
             ) from exc
         # pydantic writes NaN and infinities as null (or, configured so, as NaN or "NaN").
-        # Only output holding one of those words can hide one, so the walk is rare.
-        if b"null" in raw or b"NaN" in raw or b"Infinity" in raw:
+        # Only output holding one of those words can hide one, so the walk is rare (and
+        # None, written as null, holds none).
+        if value is not None and (b"null" in raw or b"NaN" in raw or b"Infinity" in raw):
             problem = non_finite_problem(self._adapter.dump_python(value), "")
             if problem is not None:
                 raise self._refusal(what, problem)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 import weakref
@@ -36,6 +37,7 @@ try:
     from opentelemetry import context as otel_context
     from opentelemetry import metrics as otel_metrics
     from opentelemetry import trace as otel_trace
+    from opentelemetry.metrics import _internal as otel_metrics_internal
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     AVAILABLE = True
@@ -119,8 +121,10 @@ class Telemetry:
             return None
         if self._tracer is not None:
             return self._tracer
-        provider: Any = self._tracer_provider or otel_trace.get_tracer_provider()
-        if provider is self._tracer_standin:
+        provider: Any = self._tracer_provider or _global_provider(
+            otel_trace, "_TRACER_PROVIDER", otel_trace.get_tracer_provider
+        )
+        if provider is None or provider is self._tracer_standin:
             return None
         # The API's stand-ins until the application sets a provider: spans from them are
         # never recorded, so none are made at all.
@@ -139,8 +143,10 @@ class Telemetry:
             return None
         if self._instruments is not None:
             return self._instruments
-        provider: Any = self._meter_provider or otel_metrics.get_meter_provider()
-        if provider is self._meter_standin:
+        provider: Any = self._meter_provider or _global_provider(
+            otel_metrics_internal, "_METER_PROVIDER", otel_metrics.get_meter_provider
+        )
+        if provider is None or provider is self._meter_standin:
             return None
         if isinstance(provider, otel_metrics.NoOpMeterProvider) or (
             type(provider).__name__ == "_ProxyMeterProvider"  # the API's stand-in
@@ -163,6 +169,26 @@ class Telemetry:
         if instruments is not None:
             instruments.depth_sources.add(runtime)
 
+
+def _global_provider(module: Any, name: str, getter: Any) -> Any:
+    """The API's global provider, or None while none is set.
+
+    Until a provider is set, the API's getter looks an environment variable up on every
+    call (a few microseconds on every workflow); the module variable it returns is read
+    instead. The getter is asked where that variable is missing (another API version),
+    and when the environment named a provider at import, which the getter then loads.
+    """
+    provider = getattr(module, name, _MISSING)
+    if provider is None and not _PROVIDERS_FROM_ENVIRONMENT:
+        return None
+    return getter() if provider is None or provider is _MISSING else provider
+
+
+_MISSING: Final = object()
+# OTEL_PYTHON_TRACER_PROVIDER and OTEL_PYTHON_METER_PROVIDER name an entry point to load.
+_PROVIDERS_FROM_ENVIRONMENT: Final = any(
+    key in os.environ for key in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
+)
 
 _cache_lock = threading.Lock()
 _tracers: dict[int, tuple[object, Any]] = {}

@@ -95,6 +95,10 @@ class Waiters:
 
     def wake_workflow(self, channel: str, workflow_id: str) -> None:
         """Set the events waiting on any key of one workflow on `channel`."""
+        if not self._events.get(channel):
+            # Nobody waits on the channel (the common case when a workflow ends). A waiter
+            # registers before it reads what it waits for, which was written before this.
+            return
         prefix = payload_of(workflow_id, "")
         with self._lock:
             events = [
