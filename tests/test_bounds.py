@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import dbos_typed as dbos
 from dbos_typed._core.durable import MAX_CHILD_ID_LENGTH
-from tests.conftest import Backend, wait_for
+from tests.conftest import Backend, Gate, wait_for
 
 PATIENCE = timedelta(seconds=30)
 
@@ -55,3 +57,70 @@ def test_the_queue_runner_claims_only_what_it_has_threads_for(backend: Backend) 
     assert statuses == ["ENQUEUED"] * 3 + ["PENDING"] * 2  # the rest stay for other executors
     release.set()
     assert [h.get_result(timeout=PATIENCE) for h in handles] == [0, 1, 2, 3, 4]
+
+
+def _held_and_where(backend: Backend, gate: Gate) -> tuple[dbos.DBOSContext, Any]:
+    """A context with one workflow thread, held by a workflow until `gate` opens."""
+
+    def held(ctx: dbos.WorkflowContext) -> None:
+        dbos.run_as_step(ctx, gate, name="held")
+
+    ctx = backend.context_with(held, where, max_workflow_threads=1)
+    ctx.launch()
+    blocker = dbos.run_workflow(ctx, held)
+    gate.wait_entered()
+    return ctx, blocker
+
+
+def where(ctx: dbos.WorkflowContext) -> str:
+    """The name of the thread the workflow's body ran on."""
+    return threading.current_thread().name
+
+
+def _in_thread(call: Callable[[], object]) -> list[object]:
+    """Run `call` on a thread named "caller" and return what it returned or raised."""
+    done: list[object] = []
+
+    def caller() -> None:
+        try:
+            done.append(call())
+        except Exception as exc:
+            done.append(exc)
+
+    thread = threading.Thread(target=caller, name="caller")
+    thread.start()
+    thread.join(PATIENCE.total_seconds())
+    return done
+
+
+def test_a_caller_waiting_on_a_run_no_thread_has_taken_runs_it_itself(backend: Backend) -> None:
+    gate = Gate()
+    ctx, blocker = _held_and_where(backend, gate)
+    # The only workflow thread is held, yet the wait ends: the waiting thread ran the body.
+    assert _in_thread(lambda: dbos.run_workflow(ctx, where).get_result()) == ["caller"]
+    gate.released.set()
+    blocker.get_result(timeout=PATIENCE)
+    assert pool_threads(ctx) == 1
+
+
+def test_a_bounded_wait_leaves_the_run_to_the_workflow_threads(backend: Backend) -> None:
+    gate = Gate()
+    ctx, blocker = _held_and_where(backend, gate)
+    handle = dbos.run_workflow(ctx, where)
+    (timed_out,) = _in_thread(lambda: handle.get_result(timeout=timedelta(milliseconds=100)))
+    assert isinstance(timed_out, dbos.WaitTimeoutError)
+    gate.released.set()
+    assert handle.get_result(timeout=PATIENCE) != "caller"
+    blocker.get_result(timeout=PATIENCE)
+
+
+def test_a_run_awaited_from_the_main_thread_runs_on_a_workflow_thread(backend: Backend) -> None:
+    # An interrupt (Ctrl-C) on the main thread must reach the caller, not the body.
+    ctx = backend.context_with(where)
+    ctx.launch()
+    names = {dbos.run_workflow(ctx, where).get_result() for _ in range(20)}
+    assert threading.main_thread().name not in names
+
+
+def pool_threads(ctx: dbos.DBOSContext) -> int:
+    return ctx._runtime.workers.thread_count()

@@ -11,7 +11,7 @@ from typing import Any
 from dbos_typed._core.context import WorkflowContext, WorkflowState
 from dbos_typed._core.crash import SimulatedCrash
 from dbos_typed._core.registry import WorkflowSpec
-from dbos_typed._core.runtime import Execution, Runtime
+from dbos_typed._core.runtime import Execution, PendingRun, Runtime
 from dbos_typed._core.serialization import ErrorRecord, decode_inputs, safe_str
 from dbos_typed._core.telemetry import NO_ORIGIN, Origin, WorkflowScope, carrier_of, log_fields
 from dbos_typed._sysdb._listener import STREAMS_CHANNEL
@@ -47,11 +47,16 @@ def launch_execution(
     def start(execution: Execution) -> None:
         if deadline_ms is not None:
             runtime.deadlines.add(deadline_ms, lambda: _expire(runtime, workflow_id))
-        runtime.workers.submit(
-            lambda: _execute(
-                runtime, spec, execution, value, recorded, deadline_ms, owner_xid, origin
-            )
-        )
+
+        def run() -> None:
+            _execute(runtime, spec, execution, value, recorded, deadline_ms, owner_xid, origin)
+
+        if spec.is_async:
+            # An async run needs a worker's event loop; it is never run by a waiter.
+            runtime.workers.submit(run)
+            return
+        execution.pending = PendingRun(run)
+        runtime.workers.submit(execution.pending)
 
     with runtime.running_lock:
         existing = runtime.running.get(workflow_id)

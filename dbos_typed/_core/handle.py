@@ -20,7 +20,7 @@ from pydantic import TypeAdapter
 from dbos_typed._core.context import Connected, WorkflowContext
 from dbos_typed._core.crash import Crashes
 from dbos_typed._core.durable import OperationOutcome, rebuild_error, record_of, run_durably
-from dbos_typed._core.runtime import Execution, Runtime
+from dbos_typed._core.runtime import Execution, Runtime, run_if_pending
 from dbos_typed._core.serialization import (
     Codec,
     ErrorRecord,
@@ -151,7 +151,10 @@ class WorkflowHandle(Generic[R]):
         ):
             # A run in this process, awaited where no cancellation can interrupt the wait:
             # its future is the whole wait, with no waker to make. An outcome left to the
-            # database is read below, as any other.
+            # database is read below, as any other. An unbounded wait on a run that no
+            # worker has taken yet runs it here instead.
+            if seconds is None:
+                run_if_pending(execution)
             try:
                 kind = execution.future.result(seconds)[0]
             except FutureTimeout:

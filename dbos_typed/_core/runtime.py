@@ -309,6 +309,50 @@ class DeadlineWatcher:
         self._wakeup.set()
 
 
+class PendingRun:
+    """A workflow's run handed to the worker pool, executed once by whoever takes it first.
+
+    A thread that blocks on the workflow's outcome before any worker has taken the run
+    (`run_if_pending`) runs it itself: its wait would hold that thread anyway, the
+    hand-off to a worker and back costs more than the run of a short workflow, and a wait
+    cannot starve behind a pool whose threads are all busy.
+    """
+
+    __slots__ = ("_body",)
+
+    def __init__(self, body: Callable[[], None]) -> None:
+        self._body = [body]
+
+    def take(self) -> Callable[[], None] | None:
+        """The run, to the first caller only (`list.pop` is atomic); None afterwards."""
+        try:
+            return self._body.pop()
+        except IndexError:
+            return None
+
+    def __call__(self) -> None:
+        """A worker's turn: run it unless a waiting caller has taken it."""
+        body = self.take()
+        if body is not None:
+            body()
+
+
+def run_if_pending(execution: Execution) -> None:
+    """Run `execution` on this thread if no worker has started it yet.
+
+    Not on the main thread: an interrupt (Ctrl-C) there must reach the caller, not stop
+    the workflow's body as an interruption.
+    """
+    pending = execution.pending
+    if pending is None or threading.current_thread() is threading.main_thread():
+        return
+    body = pending.take()
+    if body is not None:
+        # In a context of its own, as on a worker: nothing of the caller's (its current
+        # span, its context variables) leaks into the run, nor the run's into the caller.
+        contextvars.Context().run(body)
+
+
 @dataclass(eq=False)
 class Execution:
     """A workflow running in this process.
@@ -328,6 +372,8 @@ class Execution:
     stored_output: tuple[Any, str] | None = None
     wakers: list[Waker] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # A synchronous run not yet taken by a worker, which a waiting caller may run itself.
+    pending: PendingRun | None = None
 
     def cancel(self, reason: str) -> None:
         """Ask the workflow to stop at its next durable operation, and wake its waits."""
