@@ -13,6 +13,7 @@ even then answers with no. The figures at a million rows are in docs/performance
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -316,3 +317,26 @@ def test_migrate_adds_a_missing_index_to_an_existing_schema(backend: Backend) ->
         )
     assert len(found) == 1 and "(name, created_at, workflow_uuid)" in str(found[0][0])
     assert backend.query("SELECT version FROM {s}.dbos_migrations") == [(125,)]
+
+
+def test_a_claim_walks_the_backlog_in_order_and_stops_at_its_limit(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = with_history(backend)
+    store = ctx._runtime.store
+    with recorded(store, monkeypatch) as seen:
+        assert dbos.run_workflow(ctx, hot, 7, queue="served").get_result(timeout=WAIT) == 7
+    query, params = next(s for s in seen if "SET status = 'PENDING'" in s[0])
+    # The same claim of 10 from the unserved queue's backlog of 500, as a server of it.
+    backlog = {
+        **params,
+        "queue_name": "unserved",
+        "names": json.dumps([["backlogged", ""]]),
+        "limit": 10,
+    }
+    text = plan(store, (query, backlog))
+    assert "idx_workflow_status_in_flight_v2" in text, text
+    # No node sorts the backlog: the index gives the order, so the scan ends at the limit
+    # rather than reading every waiting row at every claim.
+    sorts = "Sort" if backend.name == "postgres" else "TEMP B-TREE"
+    assert sorts not in text, text

@@ -447,11 +447,14 @@ SET status = 'PENDING', executor_id = %(executor_id)s,
 """
 
 # `status IN (...)` repeats the in-flight index's predicate for SQLite (see IN_FLIGHT).
-_CLAIM_WHERE: Final = """
+# Postgres infers it, and given it, takes it as a second condition on the index's status
+# column, after which the scan no longer yields rows in the index's order.
+_CLAIM_WHERE_PG: Final = """
 SELECT workflow_uuid FROM {s}.workflow_status
 WHERE queue_name = %(queue_name)s AND status = 'ENQUEUED'
-  AND status IN ('ENQUEUED', 'PENDING')
-  AND (application_version = %(application_version)s
+"""
+_CLAIM_WHERE_SQLITE: Final = _CLAIM_WHERE_PG + "  AND status IN ('ENQUEUED', 'PENDING')\n"
+_CLAIM_FILTER: Final = """  AND (application_version = %(application_version)s
        OR (application_version IS NULL AND %(accept_unversioned)s))
   AND (application_name = %(application_name)s OR application_name IS NULL)
   AND (queue_partition_key = %(partition_key)s OR %(partition_key)s IS NULL)
@@ -465,16 +468,27 @@ LIMIT %(limit)s
 # registered [name, config name] pairs, "" for a workflow registered without a configured
 # instance): another executor of the same version that registers more workflows takes the
 # rest, instead of each claiming what it must hand back.
+#
+# On Postgres the pair is compared as one key, its name's length first so that no two
+# pairs share it, against an array computed once: a plain filter on the in-flight index's
+# scan, which then stops at the limit. Written as `IN (SELECT ...)` it became a join that
+# read every ENQUEUED row of the queue and sorted them, at each claim (9 ms with 3,000
+# waiting, whenever the row estimate was low).
 _REGISTERED_PG: Final = (
-    "(name, COALESCE(config_name, '')) IN (SELECT e->>0, e->>1 FROM "
-    "json_array_elements(%(names)s::json) e)"
+    "length(name) || ':' || name || COALESCE(config_name, '') = ANY(ARRAY("
+    "SELECT length(e->>0) || ':' || (e->>0) || (e->>1) "
+    "FROM json_array_elements(%(names)s::json) e))"
 )
 _REGISTERED_SQLITE: Final = (
     "(name, COALESCE(config_name, '')) IN (SELECT json_extract(value, '$[0]'), "
     "json_extract(value, '$[1]') FROM json_each(%(names)s))"
 )
-_CLAIM_CANDIDATES_PG: Final = _CLAIM_WHERE + "  AND " + _REGISTERED_PG + "\n" + _CLAIM_ORDER
-_CLAIM_CANDIDATES_SQLITE: Final = _CLAIM_WHERE + "  AND " + _REGISTERED_SQLITE + "\n" + _CLAIM_ORDER
+_CLAIM_CANDIDATES_PG: Final = (
+    _CLAIM_WHERE_PG + _CLAIM_FILTER + "  AND " + _REGISTERED_PG + "\n" + _CLAIM_ORDER
+)
+_CLAIM_CANDIDATES_SQLITE: Final = (
+    _CLAIM_WHERE_SQLITE + _CLAIM_FILTER + "  AND " + _REGISTERED_SQLITE + "\n" + _CLAIM_ORDER
+)
 
 # ENQUEUED workflows of a queue, waiting since before a time, that no name in the list can
 # claim, counted by name: what waits for an executor that has registered its workflow.
