@@ -314,7 +314,7 @@ class PendingRun:
 
     A thread that blocks on the workflow's outcome before any worker has taken the run
     (`run_if_pending`) runs it itself: its wait would hold that thread anyway, the
-    hand-off to a worker and back costs more than the run of a short workflow, and a wait
+    hand-off to a worker and back is a good part of a short workflow's CPU, and a wait
     cannot starve behind a pool whose threads are all busy.
     """
 
