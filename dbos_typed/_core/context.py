@@ -10,9 +10,7 @@ inside one are type errors, not runtime surprises.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -157,6 +155,32 @@ _awaited_step: ContextVar[tuple[WorkflowState, int] | None] = ContextVar(
 )
 
 
+class InStep:
+    """The `with` of `WorkflowState.running_step`: a plain class, as it runs once per step."""
+
+    __slots__ = ("_blocking", "_outer", "_state", "_step_id", "_token")
+
+    def __init__(self, state: WorkflowState, step_id: int, blocking: bool) -> None:
+        self._state = state
+        self._step_id = step_id
+        self._blocking = blocking
+        self._outer: int | None = None
+        self._token: Token[tuple[WorkflowState, int] | None] | None = None
+
+    def __enter__(self) -> None:
+        if self._blocking:
+            self._outer = self._state.blocking_step
+            self._state.blocking_step = self._step_id
+        else:
+            self._token = _awaited_step.set((self._state, self._step_id))
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is None:
+            self._state.blocking_step = self._outer
+        else:
+            _awaited_step.reset(self._token)
+
+
 @dataclass(eq=False)
 class WorkflowState:
     """The private, mutable part of a running workflow."""
@@ -188,27 +212,14 @@ class WorkflowState:
         assert self.blocking_step is not None
         return self.blocking_step
 
-    @contextmanager
-    def running_step(self, step_id: int, *, blocking: bool) -> Iterator[None]:
-        """Mark what the calling code runs as running inside step `step_id`.
+    def running_step(self, step_id: int, *, blocking: bool) -> InStep:
+        """Mark what the calling code runs as running inside step `step_id` (a `with`).
 
         A blocking step marks the whole workflow: while it runs, nothing else of the
         workflow does, but its body may start threads of its own. An awaited step marks
         only its task (and what inherits the task's context), as other steps run beside it.
         """
-        if blocking:
-            outer = self.blocking_step
-            self.blocking_step = step_id
-            try:
-                yield
-            finally:
-                self.blocking_step = outer
-            return
-        token = _awaited_step.set((self, step_id))
-        try:
-            yield
-        finally:
-            _awaited_step.reset(token)
+        return InStep(self, step_id, blocking)
 
     def check_cancelled(self) -> None:
         """Raise `WorkflowCancelledError` if this workflow was asked to stop."""

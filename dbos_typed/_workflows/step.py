@@ -169,16 +169,13 @@ def run_as_step(
     if recorded is not None:
         return plan.replay(recorded)
     started = plan.started(ctx)
-    # `state.running_step(step_id, blocking=True)`, spelt out: this runs once per step.
-    outer, state.blocking_step = state.blocking_step, step_id
-    try:
-        value = _call_with_retries(ctx, fn, plan)
-    except StepFailedError as failure:
-        outcome = plan.failed(failure)
-    else:
-        outcome = plan.succeeded(value)
-    finally:
-        state.blocking_step = outer
+    with state.running_step(step_id, blocking=True):
+        try:
+            value = _call_with_retries(ctx, fn, plan)
+        except StepFailedError as failure:
+            outcome = plan.failed(failure)
+        else:
+            outcome = plan.succeeded(value)
     return plan.finished(ctx, step_id, started, outcome)
 
 
