@@ -1,7 +1,7 @@
 """Tracing and metrics through the OpenTelemetry API, and workflow fields on log records.
 
 The library behaves as an instrumentation library: it never configures an SDK or an
-exporter. It asks the API for the tracer and meter providers (`Config.tracer_provider` and
+exporter. It looks for the tracer and meter providers (`Config.tracer_provider` and
 `Config.meter_provider`, else the global ones) each time a workflow starts running, until
 one is set, so a provider the application sets later is picked up. When
 `opentelemetry-api` is missing, `Config.instrumentation` is False, or no provider is set,
@@ -95,10 +95,8 @@ class Telemetry:
     __slots__ = (
         "_instruments",
         "_meter_provider",
-        "_meter_standin",
         "_tracer",
         "_tracer_provider",
-        "_tracer_standin",
         "enabled",
     )
 
@@ -111,9 +109,6 @@ class Telemetry:
         # until one is seen, every call asks again, so a provider set later is picked up.
         self._tracer: Tracer | None = None
         self._instruments: Instruments | None = None
-        # The stand-in last found in force: seen again, it is known without a type check.
-        self._tracer_standin: object = None
-        self._meter_standin: object = None
 
     def tracer(self) -> Tracer | None:
         """The tracer of the provider in force, or None when no provider is set."""
@@ -124,12 +119,11 @@ class Telemetry:
         provider: Any = self._tracer_provider or _global_provider(
             otel_trace, "_TRACER_PROVIDER", otel_trace.get_tracer_provider
         )
-        if provider is None or provider is self._tracer_standin:
-            return None
-        # The API's stand-ins until the application sets a provider: spans from them are
-        # never recorded, so none are made at all.
-        if isinstance(provider, otel_trace.ProxyTracerProvider | otel_trace.NoOpTracerProvider):
-            self._tracer_standin = provider
+        # None, or the API's stand-ins until the application sets a provider: spans from
+        # them are never recorded, so none are made at all.
+        if provider is None or isinstance(
+            provider, otel_trace.ProxyTracerProvider | otel_trace.NoOpTracerProvider
+        ):
             return None
         tracer: Tracer = _cached(
             _tracers, provider, lambda: provider.get_tracer(SCOPE, __version__)
@@ -146,12 +140,11 @@ class Telemetry:
         provider: Any = self._meter_provider or _global_provider(
             otel_metrics_internal, "_METER_PROVIDER", otel_metrics.get_meter_provider
         )
-        if provider is None or provider is self._meter_standin:
-            return None
-        if isinstance(provider, otel_metrics.NoOpMeterProvider) or (
-            type(provider).__name__ == "_ProxyMeterProvider"  # the API's stand-in
+        if (
+            provider is None
+            or isinstance(provider, otel_metrics.NoOpMeterProvider)
+            or type(provider).__name__ == "_ProxyMeterProvider"  # the API's stand-in
         ):
-            self._meter_standin = provider
             return None
         instruments: Instruments = _cached(
             _instruments, provider, lambda: Instruments(provider.get_meter(SCOPE, __version__))
