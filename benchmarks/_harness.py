@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -94,3 +96,19 @@ def official_steps_workflow() -> Any:
         return steps
 
     return wf
+
+
+@contextmanager
+def group_commit_off() -> Iterator[None]:
+    """Contexts made inside write every checkpoint as its own commit, as the floor does.
+
+    Every write then leads a batch of its own, so no caller waits to join one.
+    """
+    from dbos_typed._sysdb import _postgres
+
+    leaders = _postgres._LEADERS
+    _postgres._LEADERS = 1_000_000
+    try:
+        yield
+    finally:
+        _postgres._LEADERS = leaders

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import queue
 import threading
@@ -42,6 +43,7 @@ from benchmarks._harness import (
     base_parser,
     drop_database,
     fresh_database,
+    group_commit_off,
     official_steps_workflow,
     run_child,
 )
@@ -126,13 +128,11 @@ def _asyncio_figures(ctx: dbos.DBOSContext) -> dict[str, float]:
 def run_ours(
     url: str, thread_counts: list[int], workflows: int, *, single_commits: bool = False
 ) -> dict[str, Any]:
-    if single_commits:
-        # Every checkpoint leads its own write: no caller ever waits to join a batch.
-        from dbos_typed._sysdb import _postgres
-
-        _postgres._LEADERS = 1_000_000
     pool = max(thread_counts) + 6
-    ctx = dbos.new_context(dbos.Config(app_name="bench", database_url=url, max_connections=pool))
+    with group_commit_off() if single_commits else contextlib.nullcontext():
+        ctx = dbos.new_context(
+            dbos.Config(app_name="bench", database_url=url, max_connections=pool)
+        )
     dbos.register_workflow(ctx, steps_wf)
     dbos.register_workflow(ctx, async_one_step)
     ctx.launch()

@@ -18,6 +18,7 @@ Two cores give 2 ms of CPU per millisecond; one interpreter lock at most 1 to th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -29,7 +30,13 @@ from typing import Any
 import psycopg
 
 import dbos_typed as dbos
-from benchmarks._harness import as_url, base_parser, drop_database, fresh_database
+from benchmarks._harness import (
+    as_url,
+    base_parser,
+    drop_database,
+    fresh_database,
+    group_commit_off,
+)
 from benchmarks.concurrency import _drive, steps_wf
 
 Run = Callable[[int], object]
@@ -61,15 +68,9 @@ def measure(threads: int, total: int, run: Run) -> tuple[float, float, float]:
 
 @contextmanager
 def _ours(url: str, threads: int, *, batched: bool, library_alone: bool) -> Iterator[Run]:
-    from dbos_typed._sysdb import _postgres
-
-    leaders = _postgres._LEADERS
-    if not batched:
-        _postgres._LEADERS = 1_000_000  # every checkpoint leads its own write
-    ctx = dbos.new_context(
-        dbos.Config(app_name="bench", database_url=url, max_connections=threads + 6)
-    )
-    _postgres._LEADERS = leaders
+    config = dbos.Config(app_name="bench", database_url=url, max_connections=threads + 6)
+    with contextlib.nullcontext() if batched else group_commit_off():
+        ctx = dbos.new_context(config)
     dbos.register_workflow(ctx, steps_wf)
     ctx.launch()
     if library_alone:
