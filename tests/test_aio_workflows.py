@@ -427,3 +427,19 @@ def test_concurrent_async_steps_each_see_their_own_step_id(backend: Backend) -> 
     assert dbos.run_workflow(ctx, both, workflow_id="both").get_result(
         timeout=timedelta(seconds=10)
     ) == [0, 1, 1]
+
+
+def test_an_awaited_start_goes_to_the_workers_at_once(backend: Backend) -> None:
+    # An awaited handle never runs the body itself, so its start is not held for a caller.
+    def plain(ctx: dbos.WorkflowContext) -> str:
+        return threading.current_thread().name
+
+    ctx = backend.context_with(plain)
+    ctx.launch()
+    ctx._runtime.late_hand_off.grace = 60
+
+    async def main() -> str:
+        handle = await aio.run_workflow(ctx, plain)
+        return await handle.get_result(timeout=timedelta(seconds=30))
+
+    assert asyncio.run(main()).startswith("dbos-")

@@ -103,6 +103,42 @@ def test_a_caller_waiting_on_a_run_no_thread_has_taken_runs_it_itself(backend: B
     assert pool_threads(ctx) == 1
 
 
+def _held_hand_off(ctx: dbos.DBOSContext) -> None:
+    """Make direct starts wait a minute for their callers before any worker gets them."""
+    ctx._runtime.late_hand_off.grace = 60
+
+
+def test_a_caller_that_waits_on_its_starts_wakes_no_workflow_thread(backend: Backend) -> None:
+    ctx = backend.context_with(where)
+    ctx.launch()
+    _held_hand_off(ctx)
+    ran = _in_thread(lambda: [dbos.run_workflow(ctx, where).get_result() for _ in range(5)])
+    assert ran == [["caller"] * 5]
+    # No worker was woken for runs their callers took: the pool never started a thread.
+    assert pool_threads(ctx) == 0
+
+
+def test_a_start_nobody_waits_on_still_reaches_a_workflow_thread(backend: Backend) -> None:
+    ctx = backend.context_with(where)
+    ctx.launch()
+    (handle,) = _in_thread(lambda: dbos.run_workflow(ctx, where))
+    assert isinstance(handle, dbos.WorkflowHandle)
+    assert handle.get_result(timeout=PATIENCE) not in ("caller", threading.main_thread().name)
+
+
+def test_shutdown_hands_untaken_runs_to_the_workflow_threads(backend: Backend) -> None:
+    ctx = backend.context_with(where)
+    ctx.launch()
+    _held_hand_off(ctx)
+    (handle,) = _in_thread(lambda: dbos.run_workflow(ctx, where))
+    assert isinstance(handle, dbos.WorkflowHandle)
+    execution = ctx._runtime.running_execution(handle.workflow_id)
+    assert execution is not None and not execution.future.done()
+    ctx.shutdown(timeout=PATIENCE)
+    # Within the shutdown's wait, not a minute later: the run went to a worker and ended.
+    assert execution.future.done()
+
+
 def test_a_bounded_wait_leaves_the_run_to_the_workflow_threads(backend: Backend) -> None:
     gate = Gate()
     ctx, blocker = _held_and_where(backend, gate)

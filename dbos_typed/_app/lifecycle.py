@@ -216,6 +216,8 @@ def _stop_workflows(runtime: Runtime, timeout: float) -> None:
         executions = list(runtime.running.values())
     for execution in executions:
         execution.cancel("interrupted by shutdown")
+    # Runs still held for their callers go to the workers now, to stop there like the rest.
+    runtime.late_hand_off.stop()
     deadline = time.monotonic() + timeout
     _, unfinished = wait(
         [e.future for e in executions], timeout=max(0.0, deadline - time.monotonic())

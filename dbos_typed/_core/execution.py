@@ -10,8 +10,9 @@ from typing import Any
 
 from dbos_typed._core.context import WorkflowContext, WorkflowState
 from dbos_typed._core.crash import SimulatedCrash
+from dbos_typed._core.hand_off import PendingRun
 from dbos_typed._core.registry import WorkflowSpec
-from dbos_typed._core.runtime import Execution, PendingRun, Runtime
+from dbos_typed._core.runtime import Execution, Runtime
 from dbos_typed._core.serialization import ErrorRecord, decode_inputs, safe_str
 from dbos_typed._core.telemetry import NO_ORIGIN, Origin, WorkflowScope, carrier_of, log_fields
 from dbos_typed._sysdb._listener import STREAMS_CHANNEL
@@ -35,10 +36,14 @@ def launch_execution(
     deadline_ms: int | None,
     owner_xid: str | None = None,
     origin: Origin = NO_ORIGIN,
+    *,
+    caller_may_run: bool = False,
 ) -> Execution:
     """Run a workflow on a worker thread, unless this process already runs it.
 
     `recorded` holds the steps to replay; None means load them from the database first.
+    `caller_may_run`: the starting thread may wait on the run and so run it itself; the
+    workers get it only if it is still untaken after a short grace (`LateHandOff`).
     A claim under a new owner token (the workflow was resumed and this process took it
     back) supersedes a run still going here: that run stops at its next checkpoint, which
     would be refused anyway, and the new one starts once it is gone.
@@ -56,7 +61,10 @@ def launch_execution(
             runtime.workers.submit(run)
             return
         execution.pending = PendingRun(run)
-        runtime.workers.submit(execution.pending)
+        if caller_may_run:
+            runtime.late_hand_off.add(execution.pending)
+        else:
+            runtime.workers.submit(execution.pending)
 
     with runtime.running_lock:
         existing = runtime.running.get(workflow_id)

@@ -21,6 +21,7 @@ from typing import Any
 from dbos_typed._core.clock import SYSTEM_CLOCK, Clock
 from dbos_typed._core.config import Config
 from dbos_typed._core.crash import Crashes
+from dbos_typed._core.hand_off import LateHandOff, PendingRun
 from dbos_typed._core.registry import Registry
 from dbos_typed._core.telemetry import Telemetry, install_log_fields
 from dbos_typed._sysdb._listener import (
@@ -309,34 +310,6 @@ class DeadlineWatcher:
         self._wakeup.set()
 
 
-class PendingRun:
-    """A workflow's run handed to the worker pool, executed once by whoever takes it first.
-
-    A thread that blocks on the workflow's outcome before any worker has taken the run
-    (`run_if_pending`) runs it itself: its wait would hold that thread anyway, the
-    hand-off to a worker and back is a good part of a short workflow's CPU, and a wait
-    cannot starve behind a pool whose threads are all busy.
-    """
-
-    __slots__ = ("_body",)
-
-    def __init__(self, body: Callable[[], None]) -> None:
-        self._body = [body]
-
-    def take(self) -> Callable[[], None] | None:
-        """The run, to the first caller only (`list.pop` is atomic); None afterwards."""
-        try:
-            return self._body.pop()
-        except IndexError:
-            return None
-
-    def __call__(self) -> None:
-        """A worker's turn: run it unless a waiting caller has taken it."""
-        body = self.take()
-        if body is not None:
-            body()
-
-
 def run_if_pending(execution: Execution) -> None:
     """Run `execution` on this thread if no worker has started it yet.
 
@@ -425,6 +398,8 @@ class Runtime:
         self.workers = WorkerPool(
             f"dbos-{config.app_name}"[:40], config.max_workflow_threads, self.logger
         )
+        # Direct starts whose callers may run them themselves reach the workers through this.
+        self.late_hand_off = LateHandOff(self.workers.submit, f"dbos-{config.app_name}"[:30])
         # Where every time the context decides by comes from (Config.clock).
         self.clock: Clock = config.clock or SYSTEM_CLOCK
         self.deadlines = DeadlineWatcher(self.logger, self.clock)

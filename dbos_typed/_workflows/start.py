@@ -26,6 +26,7 @@ from dbos_typed._core.durable import (
     refused,
 )
 from dbos_typed._core.execution import launch_execution
+from dbos_typed._core.hand_off import caller_may_run
 from dbos_typed._core.handle import WorkflowHandle, handle_to
 from dbos_typed._core.identity import Identity, Labels, labels_for
 from dbos_typed._core.registry import (
@@ -540,7 +541,16 @@ def _land_row(
     spec, value = request.run
     origin = NO_ORIGIN if trace.carrier is None else Origin(carrier=trace.carrier)
     execution = launch_execution(
-        runtime, spec, workflow_id, value, {}, inserted.deadline_ms, row.creator_xid, origin
+        runtime,
+        spec,
+        workflow_id,
+        value,
+        {},
+        inserted.deadline_ms,
+        row.creator_xid,
+        origin,
+        # A child's waits are its parent's durable ones, which never run it themselves.
+        caller_may_run=step_id is None and caller_may_run(),
     )
     return WorkflowHandle(ctx, workflow_id, codec, execution)
 

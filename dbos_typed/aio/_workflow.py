@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 
 from dbos_typed._app.client import Client, DebounceOptions, debounce_named, enqueue_named
 from dbos_typed._core.context import AppContext, WorkflowContext
+from dbos_typed._core.hand_off import awaited_starts
 from dbos_typed._core.registry import NO_INPUT
 from dbos_typed._core.serialization import Codec, JsonValue, TypedCall
 from dbos_typed._queues.enqueue import ClientEnqueueOptions
@@ -110,7 +111,8 @@ def run_workflow(
     """
 
     def start() -> AsyncWorkflowHandle[Any]:
-        return wrap(_workflow.run_workflow(ctx, fn, input, **options))
+        with awaited_starts():
+            return wrap(_workflow.run_workflow(ctx, fn, input, **options))
 
     return performed(ctx, start)
 
