@@ -39,6 +39,7 @@ CORE = [
     "telemetry",
     "serialization",
     "registry",
+    "hand_off",
     "runtime",
     "context",
     "identity",
