@@ -36,13 +36,21 @@ def awaited_starts() -> Iterator[None]:
         _AWAITED.reset(token)
 
 
+def off_the_main_thread() -> bool:
+    """Whether a waiter on this thread may run a workflow itself.
+
+    Never on the main thread, so that an interrupt (Ctrl-C) there reaches the caller
+    rather than stopping the workflow's body.
+    """
+    return threading.current_thread() is not threading.main_thread()
+
+
 def caller_may_run() -> bool:
     """Whether a start made here may later be run by its caller's own wait.
 
-    Not on the main thread (`run_if_pending` leaves its runs to the workers, so that Ctrl-C
-    reaches the caller) and not for a start that will be awaited.
+    Off the main thread (`off_the_main_thread`), and not for a start that will be awaited.
     """
-    return threading.current_thread() is not threading.main_thread() and not _AWAITED.get()
+    return off_the_main_thread() and not _AWAITED.get()
 
 
 class PendingRun:
@@ -80,9 +88,9 @@ class PendingRun:
 class LateHandOff:
     """Runs submitted to a pool after a grace, unless their callers took them meanwhile.
 
-    One daemon thread, started on first use, wakes when the oldest run comes due and
-    submits every run due by then. After `stop` (shutdown), runs go to the pool at once,
-    and those still waiting are submitted by `stop` itself.
+    One daemon thread, started on first use, wakes half a grace after the oldest run
+    comes due and submits every run due by then. After `stop` (shutdown), runs go to the
+    pool at once, and those still waiting are submitted by `stop` itself.
     """
 
     def __init__(

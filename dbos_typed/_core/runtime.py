@@ -21,7 +21,7 @@ from typing import Any
 from dbos_typed._core.clock import SYSTEM_CLOCK, Clock
 from dbos_typed._core.config import Config
 from dbos_typed._core.crash import Crashes
-from dbos_typed._core.hand_off import LateHandOff, PendingRun
+from dbos_typed._core.hand_off import LateHandOff, PendingRun, off_the_main_thread
 from dbos_typed._core.registry import Registry
 from dbos_typed._core.telemetry import Telemetry, install_log_fields
 from dbos_typed._sysdb._listener import (
@@ -317,7 +317,7 @@ def run_if_pending(execution: Execution) -> None:
     the workflow's body as an interruption.
     """
     pending = execution.pending
-    if pending is None or threading.current_thread() is threading.main_thread():
+    if pending is None or not off_the_main_thread():
         return
     body = pending.take()
     if body is not None:
@@ -395,11 +395,10 @@ class Runtime:
         # Everything this context logs goes here (Config.logger, else the dbos_typed logger).
         self.logger = config.logger or logger
         install_log_fields(self.logger)
-        self.workers = WorkerPool(
-            f"dbos-{config.app_name}"[:40], config.max_workflow_threads, self.logger
-        )
+        threads_name = f"dbos-{config.app_name}"[:40]
+        self.workers = WorkerPool(threads_name, config.max_workflow_threads, self.logger)
         # Direct starts whose callers may run them themselves reach the workers through this.
-        self.late_hand_off = LateHandOff(self.workers.submit, f"dbos-{config.app_name}"[:30])
+        self.late_hand_off = LateHandOff(self.workers.submit, threads_name)
         # Where every time the context decides by comes from (Config.clock).
         self.clock: Clock = config.clock or SYSTEM_CLOCK
         self.deadlines = DeadlineWatcher(self.logger, self.clock)
